@@ -1,0 +1,236 @@
+"""Shared pieces of both simulators: fault injection, call counters, running a server.
+
+Fault injection and counters are an ASGI middleware, so they see every request the way a client
+does. Both are controllable at run time: in-process through the :class:`FaultInjector` and
+:class:`CallCounter` objects, and over HTTP through ``/__sim/faults`` and ``/__sim/calls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_ID_SEGMENT = re.compile(r"^(?:[0-9a-f]{17}|\d+)$")
+
+
+def normalize_path(path: str) -> str:
+    """``/api/v1/CBeteiligte/6650f1a2b3c4d5e6f`` -> ``/api/v1/CBeteiligte/{id}``."""
+    return "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in path.split("/"))
+
+
+@dataclass
+class FaultRule:
+    """One fault. Matches requests by method and a regex on the path (``None`` = any).
+
+    ``status``: answer with this status instead of serving (500, 503, 429, ...).
+    ``delay``: seconds to wait before serving (a ``delay`` longer than the client's timeout is a
+    timeout). ``times``: how many matching requests it applies to (``None`` = until cleared).
+    ``probability``: chance that a matching request is hit.
+    """
+
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    delay: float = 0.0
+    retry_after: int | None = None
+    times: int | None = 1
+    probability: float = 1.0
+    body: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not (self.path and not re.search(self.path, path))
+
+
+class FaultInjector:
+    def __init__(self, seed: int | None = None) -> None:
+        self.rules: list[FaultRule] = []
+        self.latency: float = 0.0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def add(self, rule: FaultRule | None = None, **kw: Any) -> FaultRule:
+        r = rule or FaultRule(**kw)
+        with self._lock:
+            self.rules.append(r)
+        return r
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.latency = 0.0
+
+    def pick(self, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for r in list(self.rules):
+                if not r.matches(method, path):
+                    continue
+                if r.probability < 1.0 and self._rng.random() >= r.probability:
+                    continue
+                if r.times is not None:
+                    r.times -= 1
+                    if r.times <= 0:
+                        self.rules.remove(r)
+                return r
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"latency": self.latency, "rules": [asdict(r) for r in self.rules]}
+
+
+class CallCounter:
+    """Counts requests per ``METHOD /normalized/path`` (the /__sim control routes excluded)."""
+
+    def __init__(self) -> None:
+        self._c: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> None:
+        with self._lock:
+            self._c[key] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._c)
+
+    def total(self, prefix: str = "") -> int:
+        with self._lock:
+            return sum(v for k, v in self._c.items() if k.startswith(prefix))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._c.clear()
+
+
+async def _send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload).encode() if payload is not None else b""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            + headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class SimulatorMiddleware:
+    """Counts every request, applies faults, and serves ``/__sim/faults`` and ``/__sim/calls``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: FaultInjector,
+        calls: CallCounter,
+        fault_body: Any = None,
+    ) -> None:
+        self.app = app
+        self.faults = faults
+        self.calls = calls
+        # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
+        self.fault_body = fault_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if path.startswith("/__sim/"):
+            await self._control(scope, receive, send)
+            return
+        self.calls.hit(f"{method} {normalize_path(path)}")
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        rule = self.faults.pick(method, path)
+        if rule is not None:
+            if rule.delay:
+                await asyncio.sleep(rule.delay)
+            if rule.status:
+                headers: list[tuple[bytes, bytes]] = []
+                if rule.retry_after is not None:
+                    headers.append((b"retry-after", str(rule.retry_after).encode()))
+                if rule.body is not None:
+                    raw = rule.body.encode()
+                    await send({"type": "http.response.start", "status": rule.status,
+                                "headers": [(b"content-length", str(len(raw)).encode())] + headers})
+                    await send({"type": "http.response.body", "body": raw})
+                    return
+                payload = self.fault_body(rule.status) if callable(self.fault_body) else None
+                await _send_json(send, rule.status, payload, headers)
+                return
+        await self.app(scope, receive, send)
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            msg: Message = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        path, method = scope["path"], scope["method"]
+        if path == "/__sim/calls":
+            if method == "DELETE":
+                self.calls.reset()
+            await _send_json(send, 200, self.calls.snapshot(), [])
+        elif path == "/__sim/faults":
+            if method == "DELETE":
+                self.faults.clear()
+            elif method == "POST":
+                data = json.loads(body or b"{}")
+                if "latency" in data:
+                    self.faults.latency = float(data["latency"])
+                for r in data.get("rules", []):
+                    self.faults.add(FaultRule(**r))
+            await _send_json(send, 200, self.faults.to_json(), [])
+        else:
+            await _send_json(send, 404, {"error": "unknown control route"}, [])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerHandle:
+    """A uvicorn server running in a background thread (its own event loop)."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int | None = None) -> ServerHandle:
+    """Start ``app`` on ``host:port`` (a free port when ``None``) and wait until it accepts."""
+    port = port or free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"sim-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on {host}:{port} did not start")
+        time.sleep(0.01)
+    return ServerHandle(url=f"http://{host}:{port}", server=server, thread=thread)
