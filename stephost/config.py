@@ -1,0 +1,128 @@
+"""The step host's configuration: ``motia.config.json`` plus caller-supplied overrides.
+
+Example file::
+
+    {"steps": {"dirs": ["steps"]}, "flows": ["beteiligte-sync"],
+     "http": {"host": "127.0.0.1", "port": 3111, "maxBodyBytes": 4194304},
+     "queue": {"maxAttempts": 5, "backoffBaseSeconds": 1.0, "backoffMaxSeconds": 60.0,
+               "workers": 4, "maxSize": 10000},
+     "cron": {"enabled": true}, "redis": {"keyPrefix": "bsync"}}
+
+Every section and key is optional. Relative step directories are resolved against the folder that
+holds the file. The loader is pure: it reads no environment; the caller passes overrides such as
+``{"HOST": os.environ["HOST"]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigFileError(ValueError):
+    """The config file is missing, not JSON, or has a bad value (the message names the key)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+class StepsConfig(_Section):
+    dirs: list[Path] = Field(default_factory=lambda: [Path("steps")])
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=3111, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="maxBodyBytes", gt=0)
+
+
+class QueueConfig(_Section):
+    max_attempts: int = Field(default=5, alias="maxAttempts", ge=1)
+    backoff_base_seconds: float = Field(default=1.0, alias="backoffBaseSeconds", ge=0)
+    backoff_max_seconds: float = Field(default=60.0, alias="backoffMaxSeconds", ge=0)
+    workers: int = Field(default=4, ge=1)
+    max_size: int = Field(default=10_000, alias="maxSize", ge=1)
+    # Redis Streams bus only: an entry unacknowledged this long belongs to a dead worker.
+    claim_idle_seconds: float = Field(default=60.0, alias="claimIdleSeconds", gt=0)
+
+
+class CronConfig(_Section):
+    enabled: bool = True
+
+
+class RedisConfig(_Section):
+    key_prefix: str = Field(default="bsync", alias="keyPrefix", min_length=1)
+
+
+class HostConfig(_Section):
+    steps: StepsConfig = Field(default_factory=StepsConfig)
+    flows: list[str] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    cron: CronConfig = Field(default_factory=CronConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+
+    @property
+    def step_dirs(self) -> list[Path]:
+        return list(self.steps.dirs)
+
+
+# Shorthand override names (as the environment spells them) -> dotted paths in the file.
+_OVERRIDE_ALIASES = {"host": "http.host", "port": "http.port"}
+
+
+def _apply_override(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigFileError(f"override {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_host_config(
+    raw: dict[str, Any], overrides: dict[str, Any] | None = None, *, base_dir: Path | None = None
+) -> HostConfig:
+    """Validate an already-parsed config dict. ``overrides`` keys are ``HOST``/``PORT`` (any case)
+    or dotted paths in file spelling (``"queue.workers"``); ``None`` values are ignored."""
+    data: dict[str, Any] = json.loads(json.dumps(raw))  # deep copy, JSON types only
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        _apply_override(data, _OVERRIDE_ALIASES.get(key.lower(), key), value)
+    try:
+        config = HostConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigFileError(f"invalid host config: {problems}") from exc
+    if base_dir is not None:
+        dirs = [d if d.is_absolute() else (base_dir / d) for d in config.steps.dirs]
+        config = config.model_copy(update={"steps": StepsConfig(dirs=dirs)})
+    return config
+
+
+def load_host_config(path: Path, overrides: dict[str, Any] | None = None) -> HostConfig:
+    """Read ``motia.config.json`` at ``path`` and apply ``overrides`` (see :func:`parse_host_config`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read host config: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigFileError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"{path}: top level must be a JSON object")
+    try:
+        return parse_host_config(raw, overrides, base_dir=path.resolve().parent)
+    except ConfigFileError as exc:
+        raise ConfigFileError(f"{path}: {exc}") from exc

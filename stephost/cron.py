@@ -1,0 +1,116 @@
+"""Cron scheduler: runs each cron step on its schedule (croniter, UTC), never overlapping itself.
+
+Expressions have 5 fields, or 6 with seconds as the last field (``* * * * * *`` = every second).
+The clock and the sleep function are injectable so schedules can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from croniter import croniter
+
+from stephost.discovery import Step, validate_cron_expression
+
+log = logging.getLogger("stephost.cron")
+
+# Runs one cron step once with a fresh trace id; logs and re-raises what the handler raised.
+CronRunner = Callable[[Step], Awaitable[None]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CronScheduler:
+    def __init__(
+        self,
+        steps: list[Step],
+        runner: CronRunner,
+        overrides: dict[str, str] | None = None,
+        *,
+        now: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._steps = {s.name: s for s in steps if s.type == "cron"}
+        self._schedules: dict[str, str] = {n: s.cron or "" for n, s in self._steps.items()}
+        for name, expr in (overrides or {}).items():
+            if name not in self._steps:
+                raise ValueError(f"cron override for unknown cron step {name!r}")
+            if not validate_cron_expression(expr):
+                raise ValueError(f"cron override for {name!r}: invalid cron expression {expr!r}")
+            self._schedules[name] = expr
+        self._runner = runner
+        self._now = now
+        self._sleep = sleep
+        self._locks = {name: asyncio.Lock() for name in self._steps}
+        self._loops: list[asyncio.Task[None]] = []
+        self._runs: set[asyncio.Task[None]] = set()
+        self.skipped: dict[str, int] = dict.fromkeys(self._steps, 0)
+
+    @property
+    def schedules(self) -> dict[str, str]:
+        return dict(self._schedules)
+
+    @property
+    def running(self) -> bool:
+        """True while the schedule loops run (between start and stop)."""
+        return bool(self._loops)
+
+    def start(self) -> None:
+        if self._loops:
+            return
+        self._loops = [
+            asyncio.create_task(self._loop(name), name=f"stephost-cron-{name}") for name in self._steps
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling; wait up to ``grace`` seconds for running cron handlers, then cancel them."""
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        if self._runs:
+            _, late = await asyncio.wait(set(self._runs), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def run_now(self, name: str) -> None:
+        """Run a cron step once now, waiting for a scheduled run of it to finish first.
+        Raises KeyError for an unknown step and whatever the handler raised."""
+        step = self._steps.get(name)
+        if step is None:
+            raise KeyError(f"no cron step named {name!r}")
+        async with self._locks[name]:
+            await self._runner(step)
+
+    async def _loop(self, name: str) -> None:
+        itr = croniter(self._schedules[name], self._now())
+        while True:
+            fire_at: datetime = itr.get_next(datetime)
+            delay = (fire_at - self._now()).total_seconds()
+            if delay > 0:
+                await self._sleep(delay)
+            if self._locks[name].locked():
+                self.skipped[name] += 1
+                log.warning("cron step %s still running at %s; skipping this run", name, fire_at.isoformat())
+            else:
+                task = asyncio.create_task(self._guarded_run(name), name=f"stephost-cron-run-{name}")
+                self._runs.add(task)
+                task.add_done_callback(self._runs.discard)
+                await asyncio.sleep(0)  # let the run take its lock before the next tick is judged
+            # Never fire for a time already past (e.g. after a long sleep or clock jump).
+            now = self._now()
+            if itr.get_current(datetime) < now:
+                itr = croniter(self._schedules[name], now)
+
+    async def _guarded_run(self, name: str) -> None:
+        async with self._locks[name]:
+            try:
+                await self._runner(self._steps[name])
+            except Exception:  # the runner has logged it with the run's trace id
+                pass
