@@ -1,0 +1,129 @@
+"""Pure EspoCRM <-> Advoware transforms for CBeteiligte / Beteiligte.
+
+Both sides are reduced to one *canonical* form: a dict keyed by the EspoCRM attribute name, holding
+the EspoCRM representation of each mapped value (dates ``YYYY-MM-DD``), with empty strings and
+surrounding whitespace-only values folded to ``None``. Change detection and conflict decisions work on
+canonical values only, so a value means the same thing whichever side it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+Canonical = dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    espo: str
+    advo: str
+    group: str
+    kind: str = "str"  # "str" | "date"
+
+
+FIELDS: tuple[FieldMap, ...] = (
+    FieldMap("lastName", "name", "stammdaten"),
+    FieldMap("firstName", "vorname", "stammdaten"),
+    FieldMap("salutationName", "anrede", "stammdaten"),
+    FieldMap("titel", "titel", "stammdaten"),
+    FieldMap("rechtsform", "rechtsform", "stammdaten"),
+    FieldMap("dateOfBirth", "geburtsdatum", "stammdaten", "date"),
+    FieldMap("handelsregisterNummer", "handelsRegisterNummer", "stammdaten"),
+    FieldMap("registergericht", "registergericht", "stammdaten"),
+    FieldMap("emailAddress", "email", "kontakt"),
+    FieldMap("phoneNumber", "telefon", "kontakt"),
+    FieldMap("addressStreet", "strasse", "adresse"),
+    FieldMap("addressPostalCode", "plz", "adresse"),
+    FieldMap("addressCity", "ort", "adresse"),
+    FieldMap("addressCountry", "land", "adresse"),
+)
+
+GROUPS: tuple[str, ...] = ("stammdaten", "kontakt", "adresse")
+ESPO_FIELDS: frozenset[str] = frozenset(f.espo for f in FIELDS)
+FIELD_GROUP: dict[str, str] = {f.espo: f.group for f in FIELDS}
+_BY_ESPO: dict[str, FieldMap] = {f.espo: f for f in FIELDS}
+
+# Writable Advoware fields we do not map: carried through every PUT unchanged.
+ADVOWARE_UNMAPPED_WRITABLE: tuple[str, ...] = ("kurzname", "briefAnrede", "geburtsname", "zusatz")
+ADVOWARE_WRITABLE: tuple[str, ...] = tuple(f.advo for f in FIELDS) + ADVOWARE_UNMAPPED_WRITABLE
+# EspoCRM fields that reject null / empty (validation 400).
+ESPO_REQUIRED: frozenset[str] = frozenset({"lastName"})
+
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+
+
+class MappingError(ValueError):
+    """A value cannot be represented on the other side (message is readable by a person)."""
+
+
+def _norm_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    return value if value.strip() else None
+
+
+def _norm_date(value: Any, field: str) -> str | None:
+    s = _norm_str(value)
+    if s is None:
+        return None
+    m = _DATE.match(s)
+    if not m:
+        raise MappingError(f"{field}: '{s}' is not a date")
+    return m.group(1)
+
+
+def espo_to_canonical(record: dict[str, Any]) -> Canonical:
+    """Mapped values of an EspoCRM record, canonical."""
+    out: Canonical = {}
+    for f in FIELDS:
+        raw = record.get(f.espo)
+        out[f.espo] = _norm_date(raw, f.espo) if f.kind == "date" else _norm_str(raw)
+    return out
+
+
+def advoware_to_canonical(obj: dict[str, Any]) -> Canonical:
+    """Mapped values of an Advoware Beteiligter, canonical (dates as ``YYYY-MM-DD``)."""
+    out: Canonical = {}
+    for f in FIELDS:
+        raw = obj.get(f.advo)
+        out[f.espo] = _norm_date(raw, f.advo) if f.kind == "date" else _norm_str(raw)
+    return out
+
+
+def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Full ``PUT``/``POST`` body: mapped fields from ``values``, every other writable field carried
+    over from ``current`` (Advoware's PUT is a full replacement), plus ``rowId`` when known."""
+    current = current or {}
+    body: dict[str, Any] = {k: current.get(k) for k in ADVOWARE_UNMAPPED_WRITABLE}
+    for f in FIELDS:
+        v = values.get(f.espo, current.get(f.advo) if f.espo not in values else None)
+        if f.kind == "date" and v is not None:
+            v = f"{_norm_date(v, f.espo)}T00:00:00"
+        body[f.advo] = v
+    if not body.get("name"):
+        raise MappingError("lastName is empty: Advoware requires a name")
+    if current.get("rowId"):
+        body["rowId"] = current["rowId"]
+    return body
+
+
+def canonical_to_espo(values: Canonical) -> dict[str, Any]:
+    """EspoCRM write body for the given canonical fields. ``None`` is never sent for a field EspoCRM
+    requires: that is a mapping error the caller reports instead of a 400 from EspoCRM."""
+    body: dict[str, Any] = {}
+    for field, v in values.items():
+        if field not in _BY_ESPO:
+            continue
+        if v is None and field in ESPO_REQUIRED:
+            raise MappingError(f"{field} would become empty: EspoCRM requires it")
+        body[field] = v
+    return body
+
+
+def mapped_changes(update_item: dict[str, Any]) -> set[str]:
+    """Mapped attributes named in an EspoCRM update webhook item."""
+    return {k for k in update_item if k in ESPO_FIELDS}

@@ -1,0 +1,197 @@
+"""The pure sync decision: given both sides and the state of the last sync, what to write where.
+
+No I/O here. Change detection is three-way: each side is compared with the fingerprint it had at the
+last successful sync (``Base``), never with the other side's clock. Advoware's ``rowId`` is the fast
+path: an unchanged ``rowId`` means Advoware was not written since our last sync, whatever its
+``geaendertAm`` says. Timestamps only matter for the ``newest_wins`` strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mappers.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
+from services.conflict_policy import ConflictPolicy
+
+ESPO, ADVO = "espocrm", "advoware"
+
+
+def fingerprint_value(value: str | None) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
+def fingerprint(values: Canonical) -> dict[str, str]:
+    """Per-field fingerprints: enough to tell a change, without copying client data into Redis."""
+    return {f.espo: fingerprint_value(values.get(f.espo)) for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Base:
+    """Both sides as of the last successful sync."""
+
+    espo: dict[str, str]
+    advo: dict[str, str]
+    row_id: str | None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    group: str
+    field: str
+    espo_value: str | None
+    advo_value: str | None
+    winner: str
+    strategy: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "create" | "update" | "noop" | "advoware_missing"
+    to_advoware: dict[str, str | None] = field(default_factory=dict)
+    to_espo: dict[str, str | None] = field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
+    espo_changed: frozenset[str] = frozenset()
+    advo_changed: frozenset[str] = frozenset()
+    reason: str = ""
+
+    @property
+    def writes_advoware(self) -> bool:
+        return self.action == "create" or bool(self.to_advoware)
+
+    def summary(self) -> str:
+        parts = [self.action]
+        if self.to_advoware:
+            parts.append("->advoware:" + ",".join(sorted(self.to_advoware)))
+        if self.to_espo:
+            parts.append("->espocrm:" + ",".join(sorted(self.to_espo)))
+        if self.conflicts:
+            parts.append(f"conflicts:{len(self.conflicts)}")
+        if self.reason:
+            parts.append(f"({self.reason})")
+        return " ".join(parts)
+
+
+def _changed(values: Canonical, base_fp: dict[str, str] | None) -> set[str] | None:
+    if base_fp is None:
+        return None  # unknown
+    return {f for f, v in values.items() if fingerprint_value(v) != base_fp.get(f)}
+
+
+def _newer(espo_modified: datetime | None, advo_modified: datetime | None) -> str:
+    if espo_modified and advo_modified and advo_modified > espo_modified:
+        return ADVO
+    return ESPO
+
+
+def _group_winner(strategy: str, espo_modified: datetime | None, advo_modified: datetime | None) -> str:
+    if strategy == "advoware_wins":
+        return ADVO
+    if strategy == "newest_wins":
+        return _newer(espo_modified, advo_modified)
+    return ESPO
+
+
+def decide(
+    espo: Canonical,
+    advo: Canonical | None,
+    base: Base | None,
+    *,
+    policy: ConflictPolicy,
+    linked: bool,
+    advo_row_id: str | None = None,
+    known_row_id: str | None = None,
+    espo_modified: datetime | None = None,
+    advo_modified: datetime | None = None,
+) -> Decision:
+    """Decide one record.
+
+    ``linked``: the EspoCRM record carries a ``betnr``. ``advo`` is ``None`` when the linked Advoware
+    record does not exist. ``known_row_id``: the ``rowId`` as of the last sync (from the base, or the
+    record's ``advowareRowId`` when the base is lost).
+    """
+    if not linked:
+        return Decision("create", to_advoware=dict(espo), reason="not linked yet")
+    if advo is None:
+        return Decision("advoware_missing", reason="linked Beteiligter no longer exists in Advoware")
+
+    e_changed = _changed(espo, base.espo if base else None)
+    row_id_known = known_row_id if known_row_id is not None else (base.row_id if base else None)
+    if row_id_known is not None and advo_row_id == row_id_known:
+        a_changed: set[str] | None = set()  # fast path: Advoware not written since our last sync
+    else:
+        a_changed = _changed(advo, base.advo if base else None)
+
+    differing = {f for f in espo if espo[f] != advo.get(f)}
+    # Unknown change sets (no base) degrade to "every differing field may have changed there".
+    e_set = differing if e_changed is None else e_changed
+    a_set = differing if a_changed is None else a_changed
+
+    to_advo: dict[str, str | None] = {}
+    to_espo: dict[str, str | None] = {}
+    conflicts: list[Conflict] = []
+
+    for group in GROUPS:
+        fields = [f.espo for f in FIELDS if f.group == group]
+        e_g = [f for f in fields if f in e_set]
+        a_g = [f for f in fields if f in a_set]
+        gp = policy.for_group(group)
+        both = bool(e_g) and bool(a_g) and any(espo[f] != advo[f] for f in set(e_g) | set(a_g))
+        if not both:
+            for f in e_g:
+                if espo[f] != advo[f]:
+                    to_advo[f] = espo[f]
+            for f in a_g:
+                if espo[f] != advo[f]:
+                    to_espo[f] = advo[f]
+            continue
+        if gp.strategy == "field_merge":
+            for f in fields:
+                in_e, in_a = f in e_set, f in a_set
+                if espo[f] == advo[f] or not (in_e or in_a):
+                    continue
+                if in_e and not in_a:
+                    to_advo[f] = espo[f]
+                elif in_a and not in_e:
+                    to_espo[f] = advo[f]
+                else:
+                    winner = _group_winner(gp.tiebreak, espo_modified, advo_modified)
+                    _apply(f, winner, espo, advo, to_advo, to_espo)
+                    conflicts.append(Conflict(group, f, espo[f], advo[f], winner, "field_merge"))
+            continue
+        winner = _group_winner(gp.strategy, espo_modified, advo_modified)
+        loser_changed = a_g if winner == ESPO else e_g
+        for f in sorted(set(e_g) | set(a_g), key=fields.index):
+            if espo[f] == advo[f]:
+                continue
+            _apply(f, winner, espo, advo, to_advo, to_espo)
+            if f in loser_changed:
+                conflicts.append(Conflict(group, f, espo[f], advo[f], winner, gp.strategy))
+
+    reason = "" if base else "no base: full compare"
+    action = "update" if (to_advo or to_espo) else "noop"
+    return Decision(
+        action,
+        to_advoware=to_advo,
+        to_espo=to_espo,
+        conflicts=tuple(conflicts),
+        espo_changed=frozenset(e_set & set(FIELD_GROUP)),
+        advo_changed=frozenset(a_set & set(FIELD_GROUP)),
+        reason=reason,
+    )
+
+
+def _apply(
+    f: str,
+    winner: str,
+    espo: Canonical,
+    advo: Canonical,
+    to_advo: dict[str, str | None],
+    to_espo: dict[str, str | None],
+) -> None:
+    if winner == ESPO:
+        to_advo[f] = espo[f]
+    else:
+        to_espo[f] = advo[f]
