@@ -136,10 +136,14 @@ class SimulatorMiddleware:
         faults: FaultInjector,
         calls: CallCounter,
         fault_body: Any = None,
+        records: Any = None,
     ) -> None:
         self.app = app
         self.faults = faults
         self.calls = calls
+        # callable(record_id | None) -> list | dict | None: an uncounted, unauthenticated look at the
+        # simulator's data under /__sim/records[/<id>] (sandbox and debugging only)
+        self.records = records
         # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
         self.fault_body = fault_body
 
@@ -196,6 +200,10 @@ class SimulatorMiddleware:
                 for r in data.get("rules", []):
                     self.faults.add(FaultRule(**r))
             await _send_json(send, 200, self.faults.to_json(), [])
+        elif path.startswith("/__sim/records") and self.records is not None:
+            rid = path.removeprefix("/__sim/records").strip("/") or None
+            found = self.records(rid)
+            await _send_json(send, 200 if found is not None else 404, found, [])
         else:
             await _send_json(send, 404, {"error": "unknown control route"}, [])
 

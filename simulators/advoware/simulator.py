@@ -102,8 +102,14 @@ class AdvowareSimulator:
         self.timezone = timezone
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
-        inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem)
+        inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem,
+                                    records=self._records_view)
         self.app: ASGIApp = _ProblemJsonContentType(inner)
+
+    def _records_view(self, rid: str | None) -> Any:
+        if rid is None:
+            return self.all()
+        return self.get(int(rid)) if rid.isdigit() else None
 
     # -- direct methods: an Advoware user / the test ------------------------------------------
     def seed(self, **fields: Any) -> dict[str, Any]:

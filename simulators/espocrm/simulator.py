@@ -76,8 +76,11 @@ class EspoCRMSimulator:
         clock: Callable[[], datetime] | None = None,
         seed: int | None = None,
         webhook_timeout_s: float = 10.0,
+        staff_api_key: str | None = "sandbox-staff-key",
     ) -> None:
         self.api_key = api_key
+        # A second API key that acts as a person (the UI user): its changes DO fire webhooks.
+        self.staff_api_key = staff_api_key
         self.hmac_secret = hmac_secret
         self.api_user_id = api_user_id
         self.ui_user_id = ui_user_id
@@ -93,7 +96,8 @@ class EspoCRMSimulator:
         )
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
-        self.app = SimulatorMiddleware(self._build_app(), self.faults, self.calls)
+        self.app = SimulatorMiddleware(self._build_app(), self.faults, self.calls,
+                                       records=lambda rid: self.all() if rid is None else self.get(rid))
 
     # -- helpers -------------------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -114,12 +118,19 @@ class EspoCRMSimulator:
             now = now.astimezone(UTC)
         return now.strftime("%Y-%m-%d %H:%M:%S")
 
-    def _authenticated(self, request: Request) -> bool:
+    def _user_for(self, request: Request) -> str | None:
+        """The acting user's id, or ``None`` when the request does not authenticate."""
         signed = request.headers.get("x-hmac-authorization")
         if signed is not None:
-            return self._hmac_ok(request, signed)
+            return self.api_user_id if self._hmac_ok(request, signed) else None
         key = request.headers.get("x-api-key")
-        return key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
+        if key is None:
+            return None
+        if hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return self.api_user_id
+        if self.staff_api_key and hmac.compare_digest(key.encode(), self.staff_api_key.encode()):
+            return self.ui_user_id
+        return None
 
     def _hmac_ok(self, request: Request, signed: str) -> bool:
         if self.hmac_secret is None:
@@ -189,8 +200,10 @@ class EspoCRMSimulator:
     # -- HTTP ----------------------------------------------------------------------------------
     def _guard(self, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            if not self._authenticated(request):
+            user_id = self._user_for(request)
+            if user_id is None:
                 return Response(b"", status_code=401)
+            request.state.user_id = user_id
             try:
                 return await handler(request)
             except EspoValidationError as exc:
@@ -232,7 +245,7 @@ class EspoCRMSimulator:
     async def _create(self, request: Request) -> Response:
         data = await _json_object(request)
         with self._lock:
-            record, change = self._records.create(data, self.api_user_id)
+            record, change = self._records.create(data, request.state.user_id)
             self._apply(change)
         return JSONResponse(record)
 
@@ -254,14 +267,14 @@ class EspoCRMSimulator:
                 raise _BadRequest("Bad X-Version-Number.") from None
         with self._lock:
             record, change = self._records.update(
-                request.path_params["id"], data, self.api_user_id, version_number=version
+                request.path_params["id"], data, request.state.user_id, version_number=version
             )
             self._apply(change)
         return JSONResponse(record)
 
     async def _delete(self, request: Request) -> Response:
         with self._lock:
-            self._apply(self._records.delete(request.path_params["id"], self.api_user_id))
+            self._apply(self._records.delete(request.path_params["id"], request.state.user_id))
         return JSONResponse(True)
 
     async def _list_notes(self, request: Request) -> Response:
@@ -276,7 +289,7 @@ class EspoCRMSimulator:
         with self._lock:
             if data.get("parentType") == ENTITY and self._records.get(str(data.get("parentId"))) is None:
                 raise RecordNotFound(str(data.get("parentId")))
-            note = self._notes.create(data, self.api_user_id)
+            note = self._notes.create(data, request.state.user_id)
         return JSONResponse(note)
 
     async def _forbidden(self, request: Request) -> Response:
@@ -296,7 +309,7 @@ class EspoCRMSimulator:
         skip_own = data.get("skipOwn", False)
         if not isinstance(skip_own, bool):
             raise EspoValidationError("Webhook", "skipOwn", "valid")
-        return JSONResponse(self._dispatcher.register(data["event"], url, skip_own, self.api_user_id))
+        return JSONResponse(self._dispatcher.register(data["event"], url, skip_own, request.state.user_id))
 
     async def _delete_webhook(self, request: Request) -> Response:
         webhook_id = request.path_params["id"]

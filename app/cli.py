@@ -1,0 +1,158 @@
+"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from app.runtime import build_host, configure_logging
+from app.sandbox import Sandbox, banner, start_sandbox
+from config.settings import Settings
+from services.sync_check import describe_plan, enqueue_plan
+from services.wiring import Services, build_services
+
+FAILED = ("failed", "permanently_failed")
+
+
+def _prepare(settings: Settings, *, service_url: str | None = None) -> tuple[Services, Sandbox | None]:
+    """Real services from the environment, or both simulators when nothing is configured."""
+    sandbox: Sandbox | None = None
+    if settings.sandbox:
+        sandbox = start_sandbox(seed_samples=False)
+        secrets: dict[str, str] = {}
+        if service_url:
+            secrets = asyncio.run(sandbox.register_webhooks(service_url))
+        sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
+        settings = sandbox.settings(settings, secrets)
+    return build_services(settings), sandbox
+
+
+@click.group()
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LOG_LEVEL or INFO)")
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
+    """Keeps Beteiligte in sync between EspoCRM and Advoware."""
+    settings = Settings()
+    configure_logging(log_level or settings.log_level)
+    ctx.obj = settings
+
+
+@main.command()
+@click.pass_obj
+def serve(settings: Settings) -> None:
+    """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
+    from stephost.host import serve as serve_host
+
+    url = f"http://{settings.host}:{settings.port}"
+    services, sandbox = _prepare(settings, service_url=url)
+    host = build_host(services)
+    if sandbox:
+        sandbox.espo.start_webhook_job(2.0)
+        click.echo(banner(sandbox, url))
+    else:
+        click.echo(f"beteiligte-sync listening on {url}")
+    try:
+        asyncio.run(serve_host(host))
+    finally:
+        if sandbox:
+            sandbox.stop()
+
+
+async def _with_host(services: Services, body: Callable[[Any], Awaitable[int]]) -> int:
+    host = build_host(services, cron=False)
+    await host.start()
+    try:
+        return await body(host)
+    finally:
+        await host.stop()
+        await services.aclose()
+
+
+@main.command("sync-check")
+@click.option("--dry-run", is_flag=True, help="Show what would be done per record and field; write nothing.")
+@click.option("--confirm-mass-change", is_flag=True, help="Go ahead although the mass-change guard holds.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the queued records.")
+@click.pass_obj
+def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, timeout: float) -> None:
+    """Run one sync check now and wait until every record it found has been handled."""
+    services, sandbox = _prepare(settings)
+
+    async def body(host: Any) -> int:
+        plan = await services.checker.plan(confirm=confirm_mass_change)
+        if dry_run or plan.held:
+            click.echo("\n".join(describe_plan(plan)))
+            return 2 if plan.held else 0
+        await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
+        drained = await host.drain(timeout)
+        ids = [w.espo_id for w in plan.work]
+        statuses: dict[str, str] = {}
+        for espo_id in ids:
+            try:
+                statuses[espo_id] = str((await services.espo.get("CBeteiligte", espo_id)).get("syncStatus"))
+            except Exception as exc:  # report, do not hide
+                statuses[espo_id] = f"unreadable ({exc})"
+        failed = {i: s for i, s in statuses.items() if s in FAILED}
+        counts: dict[str, int] = {}
+        for s in statuses.values():
+            counts[s] = counts.get(s, 0) + 1
+        click.echo(f"sync check: scanned {plan.scanned}, queued {len(ids)} records and {len(plan.deletes)} deletes;"
+                   f" statuses {json.dumps(counts, sort_keys=True)}")
+        for espo_id, s in failed.items():
+            click.echo(f"  {espo_id}: {s}")
+        if not drained:
+            click.echo(f"timed out after {timeout} s with {host.queue_depth()} events still queued", err=True)
+            return 1
+        return 1 if failed else 0
+
+    try:
+        code = asyncio.run(_with_host(services, body))
+    finally:
+        if sandbox:
+            sandbox.stop()
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("espo_id")
+@click.pass_obj
+def sync(settings: Settings, espo_id: str) -> None:
+    """Sync one record now and print the decision taken."""
+    services, sandbox = _prepare(settings)
+
+    async def body(_host: Any) -> int:
+        result = await services.sync.sync(espo_id, trigger="cli")
+        click.echo(result.describe())
+        return 1 if result.status in FAILED else 0
+
+    try:
+        code = asyncio.run(_with_host(services, body))
+    finally:
+        if sandbox:
+            sandbox.stop()
+    sys.exit(code)
+
+
+@main.command("dead-letters")
+@click.pass_obj
+def dead_letters(settings: Settings) -> None:
+    """List events that failed every attempt (kept for operators)."""
+    services, sandbox = _prepare(settings)
+
+    async def body(host: Any) -> int:
+        letters = await host.dead_letters()
+        for letter in letters:
+            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
+        click.echo(f"{len(letters)} dead letters")
+        return 0
+
+    try:
+        code = asyncio.run(_with_host(services, body))
+    finally:
+        if sandbox:
+            sandbox.stop()
+    sys.exit(code)

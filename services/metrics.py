@@ -1,0 +1,46 @@
+"""Prometheus metrics of the service (one registry per service instance, served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class SyncMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.syncs = Counter(
+            "beteiligte_sync_total", "Finished record syncs by action and outcome",
+            ["action", "outcome"], registry=r,
+        )
+        self.failures = Counter(
+            "beteiligte_sync_failures_total", "Failed record syncs by error class",
+            ["kind"], registry=r,
+        )
+        self.conflicts = Counter(
+            "beteiligte_sync_conflicts_total", "Fields both sides changed, by group and winner",
+            ["group", "winner"], registry=r,
+        )
+        self.writes = Counter(
+            "beteiligte_sync_writes_total", "Writes the sync made, by system", ["system"], registry=r,
+        )
+        self.webhooks = Counter(
+            "beteiligte_webhook_requests_total", "Webhook requests by event and answer",
+            ["event", "status"], registry=r,
+        )
+        self.sync_check_found = Counter(
+            "beteiligte_sync_check_records_total", "Records a sync check queued, by reason",
+            ["reason"], registry=r,
+        )
+        self.duration = Histogram(
+            "beteiligte_sync_duration_seconds", "Wall time of one record sync", registry=r,
+        )
+        self.queue_depth = Gauge(
+            "beteiligte_queue_depth", "Events queued or in flight", registry=r,
+        )
+        self.dead_letters = Gauge(
+            "beteiligte_dead_letters", "Events that failed every attempt", registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,249 @@
+"""Reconciliation: find every record that needs a sync, with paged reads and without writing.
+
+EspoCRM is read in pages of up to 200 (only the fields needed); Advoware through its list endpoint
+when it has one (``rowId`` of every Beteiligter in pages of 200), otherwise one ``GET`` per linked
+record. A record needs work when it was never synced, failed and is due, is stuck in ``syncing``
+without a lock, or when either side's mapped values moved away from the base of the last sync
+(lost webhooks, and every Advoware change: Advoware has no webhooks). Links whose EspoCRM record is
+gone are lost deletes. The mass-change guard holds a check that would touch too many linked records
+destructively (deletes, vanished Advoware twins, mapped fields emptied) until an operator confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mappers.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical
+from services.conflict_policy import ConflictPolicy
+from services.errors import NotFoundError
+from services.sync_decision import Decision, decide, fingerprint
+from services.sync_failure_writer import espo_fingerprint
+from services.sync_state_store import Link, RetryState, SyncStateStore
+from services.timestamps import parse_advoware, parse_espo
+
+if TYPE_CHECKING:
+    from services.advoware_api import AdvowareAPI
+    from services.espocrm_api import EspoCRMAPI
+
+ENTITY = "CBeteiligte"
+SELECT = ["id", "modifiedAt", "betnr", "advowareRowId", "syncStatus", "syncRetryCount"] + [
+    f.espo for f in FIELDS
+]
+
+
+@dataclass
+class WorkItem:
+    espo_id: str
+    betnr: int | None
+    reason: str
+    decision: Decision | None = None  # what a sync would do, as far as the list data tells
+
+
+@dataclass
+class CheckPlan:
+    work: list[WorkItem] = field(default_factory=list)
+    deletes: list[WorkItem] = field(default_factory=list)
+    scanned: int = 0
+    linked: int = 0
+    advoware_source: str = "list"
+    held: str | None = None  # mass-change guard: why the check stopped
+
+    def risky(self) -> list[WorkItem]:
+        out = list(self.deletes)
+        for w in self.work:
+            d = w.decision
+            if d is None:
+                continue
+            if d.action == "advoware_missing" or _empties(d):
+                out.append(w)
+        return out
+
+
+def _empties(d: Decision) -> bool:
+    return any(v is None for v in d.to_advoware.values()) or any(v is None for v in d.to_espo.values())
+
+
+class SyncChecker:
+    def __init__(
+        self,
+        espo: EspoCRMAPI,
+        advo: AdvowareAPI,
+        store: SyncStateStore,
+        *,
+        policy: ConflictPolicy,
+        clock: Callable[[], float],
+        timezone: str = "Europe/Berlin",
+        guard_share: float = 0.2,
+        guard_min: int = 3,
+        get_concurrency: int = 8,
+    ) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.timezone = timezone
+        self.guard_share = guard_share
+        self.guard_min = guard_min
+        self.get_concurrency = get_concurrency
+
+    async def plan(self, *, confirm: bool = False) -> CheckPlan:
+        records = [r async for r in self.espo.iter_list(ENTITY, select=SELECT, page_size=200)]
+        ids = [r["id"] for r in records]
+        links = await self.store.get_links(ids)
+        retries = await self.store.get_retries(ids)
+        locked = await self.store.locked_ids([r["id"] for r in records if r.get("syncStatus") == "syncing"])
+        plan = CheckPlan(scanned=len(records))
+        advo, plan.advoware_source = await self._advoware_twins(records, links)
+        now = self.clock()
+        for rec in records:
+            item = self._needs(rec, links.get(rec["id"]), retries.get(rec["id"]), rec["id"] in locked,
+                               advo, plan.advoware_source, now)
+            if rec.get("betnr"):
+                plan.linked += 1
+            if item is not None:
+                plan.work.append(item)
+        known = set(ids)
+        async for espo_id, link in self._all_links():
+            if espo_id not in known:
+                plan.deletes.append(WorkItem(espo_id, link.betnr, "deleted in EspoCRM, delete webhook lost"))
+                plan.linked += 1
+        risky = plan.risky()
+        if not confirm and len(risky) >= self.guard_min and len(risky) > self.guard_share * max(plan.linked, 1):
+            plan.held = (f"{len(risky)} of {plan.linked} linked records would be deleted, lose their "
+                         f"Advoware twin or have mapped fields emptied (limit {self.guard_share:.0%}); "
+                         "nothing was written. Check both systems, then run "
+                         "'beteiligte-sync sync-check --confirm-mass-change'.")
+        return plan
+
+    async def _advoware_twins(
+        self, records: list[dict[str, Any]], links: dict[str, Link | None]
+    ) -> tuple[dict[int, dict[str, Any] | None], str]:
+        if await self.advo.supports_list():
+            twins: dict[int, dict[str, Any] | None] = {}
+            async for obj in self.advo.iter_beteiligte(page_size=200):
+                twins[int(obj["betNr"])] = obj
+            return twins, "list"
+        sem = asyncio.Semaphore(self.get_concurrency)
+        betnrs = {int(r["betnr"]) for r in records if r.get("betnr")}
+
+        async def one(b: int) -> tuple[int, dict[str, Any] | None]:
+            async with sem:
+                try:
+                    return b, await self.advo.get_beteiligter(b)
+                except NotFoundError:
+                    return b, None
+
+        return dict(await asyncio.gather(*(one(b) for b in betnrs))), "get"
+
+    async def _all_links(self) -> Any:
+        pattern = f"{self.store.prefix}:link:*"
+        async for key in self.store.redis.scan_iter(match=pattern, count=500):
+            k = key.decode() if isinstance(key, bytes) else key
+            espo_id = k.rsplit(":", 1)[1]
+            link = await self.store.get_link(espo_id)
+            if link is not None:
+                yield espo_id, link
+
+    def _needs(
+        self,
+        rec: dict[str, Any],
+        link: Link | None,
+        retry: RetryState | None,
+        locked: bool,
+        twins: dict[int, dict[str, Any] | None],
+        source: str,
+        now: float,
+    ) -> WorkItem | None:
+        espo_id = rec["id"]
+        betnr = int(rec["betnr"]) if rec.get("betnr") else None
+        status = rec.get("syncStatus")
+        twin = twins.get(betnr) if betnr else None
+
+        def item(reason: str) -> WorkItem:
+            return WorkItem(espo_id, betnr, reason, self._preview(rec, link, twin))
+
+        if status == "syncing":
+            return None if locked else item("stuck in syncing without a lock")
+        if retry is not None:
+            if retry.fatal or status == "permanently_failed":
+                changed = espo_fingerprint(rec) != retry.espo_fp or (
+                    twin is not None and twin.get("rowId") != retry.advo_row_id)
+                if changed:
+                    return item("changed since it failed")
+                if retry.fatal or retry.next_at > now:
+                    return None
+                return item("slow retry after giving up")
+            if retry.next_at > now:
+                return None
+            return item(f"retry due ({status})")
+        if status in ("pending_sync", "failed", "permanently_failed"):
+            return item(f"status {status}")
+        if betnr is None:
+            return item("never synced")
+        if link is None:
+            return item("no base of the last sync")
+        if link.betnr != betnr:
+            return item("relinked to another betnr")
+        try:
+            if fingerprint(espo_to_canonical(rec)) != link.espo:
+                return item("changed in EspoCRM")
+        except MappingError:
+            return item("unreadable EspoCRM values")
+        if twin is None:
+            return item("missing in Advoware")
+        if twin.get("rowId") != link.row_id and fingerprint(advoware_to_canonical(twin)) != link.advo:
+            return item("changed in Advoware")
+        return None
+
+    def _preview(self, rec: dict[str, Any], link: Link | None, twin: dict[str, Any] | None) -> Decision | None:
+        try:
+            return decide(
+                espo_to_canonical(rec),
+                advoware_to_canonical(twin) if twin else None,
+                link.base() if link else None,
+                policy=self.policy,
+                linked=bool(rec.get("betnr")),
+                advo_row_id=twin.get("rowId") if twin else None,
+                known_row_id=link.row_id if link else rec.get("advowareRowId"),
+                espo_modified=parse_espo(rec.get("modifiedAt")),
+                advo_modified=parse_advoware(twin.get("geaendertAm"), self.timezone) if twin else None,
+            )
+        except MappingError:
+            return None
+
+
+async def enqueue_plan(plan: CheckPlan, emit: Callable[[dict[str, Any]], Any]) -> int:
+    """Queues the plan's records for the central sync step. Returns how many were queued."""
+    for w in plan.work:
+        await emit({"topic": "vmh.beteiligte.sync_check",
+                    "data": {"id": w.espo_id, "reason": w.reason, "trigger": "sync_check"}})
+    for w in plan.deletes:
+        await emit({"topic": "vmh.beteiligte.delete",
+                    "data": {"id": w.espo_id, "deleted": True, "trigger": "sync_check"}})
+    return len(plan.work) + len(plan.deletes)
+
+
+def describe_plan(plan: CheckPlan) -> list[str]:
+    """One line per record, with fields and sides: the ``--dry-run`` output."""
+    lines = [f"scanned {plan.scanned} EspoCRM records, {plan.linked} linked, Advoware read via "
+             f"{'list endpoint' if plan.advoware_source == 'list' else 'single GETs'}"]
+    for w in plan.work:
+        d = w.decision
+        detail = d.summary() if d else "decided when synced"
+        lines.append(f"  {w.espo_id} betnr={w.betnr}: {w.reason} -> {detail}")
+        if d:
+            for f, val in sorted(d.to_advoware.items()):
+                lines.append(f"      advoware.{f} := {val!r}")
+            for f, val in sorted(d.to_espo.items()):
+                lines.append(f"      espocrm.{f} := {val!r}")
+    for w in plan.deletes:
+        lines.append(f"  {w.espo_id} betnr={w.betnr}: {w.reason} -> delete policy")
+    if plan.held:
+        lines.append(f"HELD: {plan.held}")
+    lines.append(f"{len(plan.work)} to sync, {len(plan.deletes)} deletes")
+    return lines
+

@@ -1,0 +1,144 @@
+"""What the sync keeps in Redis: per-record lock, the base of the last sync, retry schedule.
+
+Keys (prefix ``bsync``):
+- ``lock:<espoId>``   the writer lock: ``SET NX PX`` with a token, 15 minutes TTL, released only by
+                      its owner (compare-and-delete)
+- ``dirty:<espoId>``  a change arrived while the lock was held: the holder runs once more
+- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
+Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
+``syncing`` status check, a missing retry record to an immediate retry.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.redis_ops import delete_if_equals
+from services.sync_decision import Base
+
+LOCK_TTL_MS = 15 * 60 * 1000
+
+
+@dataclass
+class Link:
+    betnr: int
+    row_id: str | None
+    espo: dict[str, str]
+    advo: dict[str, str]
+    synced_at: float
+
+    def base(self) -> Base:
+        return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
+
+
+@dataclass
+class RetryState:
+    count: int
+    next_at: float  # epoch seconds; 0 = now
+    fatal: bool
+    espo_fp: str  # fingerprint of EspoCRM's mapped values when it failed
+    advo_row_id: str | None
+    message: str
+
+
+class SyncStateStore:
+    def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _k(self, kind: str, espo_id: str) -> str:
+        return f"{self.prefix}:{kind}:{espo_id}"
+
+    # -- lock ---------------------------------------------------------------------------------
+    async def acquire(self, espo_id: str, ttl_ms: int = LOCK_TTL_MS) -> str | None:
+        token = secrets.token_hex(8)
+        ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
+        return token if ok else None
+
+    async def release(self, espo_id: str, token: str) -> bool:
+        return await delete_if_equals(self.redis, self._k("lock", espo_id), token)
+
+    async def is_locked(self, espo_id: str) -> bool:
+        return bool(await self.redis.exists(self._k("lock", espo_id)))
+
+    async def mark_dirty(self, espo_id: str) -> None:
+        await self.redis.set(self._k("dirty", espo_id), "1", px=LOCK_TTL_MS)
+
+    async def take_dirty(self, espo_id: str) -> bool:
+        return bool(await self.redis.getdel(self._k("dirty", espo_id)))
+
+    # -- base ---------------------------------------------------------------------------------
+    async def get_link(self, espo_id: str) -> Link | None:
+        raw = await self.redis.get(self._k("link", espo_id))
+        if not raw:
+            return None
+        try:
+            return Link(**json.loads(raw))
+        except (TypeError, ValueError):
+            return None  # unreadable base: degrade to a full compare
+
+    async def get_links(self, espo_ids: list[str]) -> dict[str, Link | None]:
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
+        out: dict[str, Link | None] = {}
+        for i, raw in zip(espo_ids, raws, strict=True):
+            try:
+                out[i] = Link(**json.loads(raw)) if raw else None
+            except (TypeError, ValueError):
+                out[i] = None
+        return out
+
+    async def save_link(self, espo_id: str, link: Link) -> None:
+        await self.redis.set(self._k("link", espo_id), json.dumps(asdict(link)))
+
+    async def drop_link(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("link", espo_id))
+
+    # -- retries ------------------------------------------------------------------------------
+    async def get_retry(self, espo_id: str) -> RetryState | None:
+        raw = await self.redis.get(self._k("retry", espo_id))
+        if not raw:
+            return None
+        try:
+            return RetryState(**json.loads(raw))
+        except (TypeError, ValueError):
+            return None
+
+    async def get_retries(self, espo_ids: list[str]) -> dict[str, RetryState | None]:
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k("retry", i) for i in espo_ids])
+        out: dict[str, RetryState | None] = {}
+        for i, raw in zip(espo_ids, raws, strict=True):
+            try:
+                out[i] = RetryState(**json.loads(raw)) if raw else None
+            except (TypeError, ValueError):
+                out[i] = None
+        return out
+
+    async def save_retry(self, espo_id: str, state: RetryState) -> None:
+        await self.redis.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+
+    async def clear_retry(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("retry", espo_id))
+
+    async def locked_ids(self, espo_ids: list[str]) -> set[str]:
+        if not espo_ids:
+            return set()
+        pipe = self.redis.pipeline()
+        for i in espo_ids:
+            pipe.exists(self._k("lock", i))
+        res: list[Any] = await pipe.execute()
+        return {i for i, r in zip(espo_ids, res, strict=True) if r}
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,141 @@
+"""EspoCRM webhook intake: signature, body validation, de-duplication, emit, answer.
+
+Answers per the service contract: 401 bad/missing signature, 400 malformed or too large, 503 when
+the queue cannot take the events, 200 once every id is queued. Nothing is queued from a 4xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mappers.beteiligte_mapper import mapped_changes
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_ITEMS = 1000
+MAX_ID_LEN = 64
+
+
+class WebhookRejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def raw_bytes(req: Mapping[str, Any]) -> bytes:
+    raw = req.get("rawBytes")
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    text = req.get("rawBody")
+    if isinstance(text, bytes | bytearray):
+        return bytes(text)
+    if isinstance(text, str):
+        return text.encode("utf-8", errors="surrogateescape")
+    return b""
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    for k, v in headers.items():
+        if k.lower() == name.lower():
+            return str(v)
+    return None
+
+
+def verify_signature(raw: bytes, headers: Mapping[str, Any], secrets: Mapping[str, str]) -> str:
+    """Returns the webhook id whose secret signed ``raw``; raises ``WebhookRejected(401)``.
+
+    ``Signature: base64(webhookId + ":" + hex(HMAC_SHA256(secret, raw)))``, or the legacy
+    ``X-Signature`` with the raw 32-byte digest instead of hex.
+    """
+    for name, as_hex in (("Signature", True), ("X-Signature", False)):
+        value = _header(headers, name)
+        if not value:
+            continue
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise WebhookRejected(401, "signature is not base64") from None
+        hook_id, sep, digest = decoded.partition(b":")
+        if not sep:
+            raise WebhookRejected(401, "signature has no webhook id")
+        secret = secrets.get(hook_id.decode("utf-8", errors="replace"))
+        if secret is None:
+            raise WebhookRejected(401, "signature names an unknown webhook")
+        mac = hmac.new(secret.encode(), raw, hashlib.sha256)
+        expected = mac.hexdigest().encode() if as_hex else mac.digest()
+        if not hmac.compare_digest(expected, digest):
+            raise WebhookRejected(401, "signature does not match the body")
+        return hook_id.decode()
+    raise WebhookRejected(401, "missing Signature header")
+
+
+def parse_batch(raw: bytes) -> list[dict[str, Any]]:
+    """A JSON array of objects with a non-empty string ``id``; anything else is a 400."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise WebhookRejected(400, "body too large")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WebhookRejected(400, "body is not JSON") from None
+    if not isinstance(body, list):
+        raise WebhookRejected(400, "body must be a JSON array")
+    if len(body) > MAX_ITEMS:
+        raise WebhookRejected(400, f"more than {MAX_ITEMS} items")
+    for i, item in enumerate(body):
+        if not isinstance(item, dict):
+            raise WebhookRejected(400, f"item {i} is not an object")
+        rid = item.get("id")
+        if not isinstance(rid, str) or not rid or len(rid) > MAX_ID_LEN:
+            raise WebhookRejected(400, f"item {i} has no valid string id")
+    return body
+
+
+def collapse(items: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Unique ids in first-seen order, with the union of attributes each item named."""
+    out: dict[str, set[str]] = {}
+    for item in items:
+        out.setdefault(item["id"], set()).update(k for k in item if k != "id")
+    return out
+
+
+async def intake(event: str, req: Mapping[str, Any], context: Any, services: Any) -> dict[str, Any]:
+    """The whole webhook API step: ``event`` is create, update or delete."""
+    metrics = services.metrics
+    raw = raw_bytes(req)
+    try:
+        if len(raw) > MAX_BODY_BYTES:
+            raise WebhookRejected(400, "body too large")
+        hook_id = verify_signature(raw, req.get("headers") or {}, services.webhook_secrets())
+        ids = collapse(parse_batch(raw))
+    except WebhookRejected as rej:
+        metrics.webhooks.labels(event, str(rej.status)).inc()
+        context.logger.warn("webhook rejected", {"event": event, "status": rej.status, "why": rej.message})
+        return {"status": rej.status, "body": {"error": rej.message}}
+    queued, skipped = [], []
+    try:
+        for espo_id, attrs in ids.items():
+            if event == "update" and not mapped_changes(dict.fromkeys(attrs)):
+                skipped.append(espo_id)  # only unmapped attributes changed: nothing to sync
+                continue
+            data: dict[str, Any] = {"id": espo_id, "trigger": f"webhook_{event}"}
+            if event == "update":
+                data["changed"] = sorted(attrs)
+            if event == "delete":
+                data["deleted"] = True
+            await context.emit({"topic": f"vmh.beteiligte.{event}", "data": data})
+            queued.append(espo_id)
+    except Exception as exc:  # the queue could not take them: EspoCRM retries the whole batch
+        metrics.webhooks.labels(event, "503").inc()
+        context.logger.error("webhook events could not be queued",
+                             {"event": event, "error": str(exc), "queued": len(queued)})
+        return {"status": 503, "body": {"error": "queue unavailable, retry later"}}
+    metrics.webhooks.labels(event, "200").inc()
+    context.logger.info("webhook accepted", {"event": event, "webhook": hook_id, "queued": len(queued),
+                                             "skipped_unmapped": len(skipped)})
+    return {"status": 200, "body": {"queued": queued, "skipped": skipped}}

@@ -1,0 +1,111 @@
+"""The composition root: builds the real services from settings, once per process.
+
+Steps call :func:`get_services`; the ``beteiligte-sync`` command (and tests) install a ready set
+with :func:`set_services` first. Under Motia, the first step call builds it from the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from config.settings import Settings, get_settings
+from services.advoware_api import AdvowareAPI
+from services.beteiligte_sync import BeteiligteSync
+from services.conflict_policy import ConflictPolicy, load_policy
+from services.espocrm_api import EspoCRMAPI
+from services.metrics import SyncMetrics
+from services.sync_check import SyncChecker
+from services.sync_state_store import SyncStateStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    espo: EspoCRMAPI
+    advo: AdvowareAPI
+    store: SyncStateStore
+    sync: BeteiligteSync
+    checker: SyncChecker
+    metrics: SyncMetrics
+    policy: ConflictPolicy
+
+    def webhook_secrets(self) -> dict[str, str]:
+        return self.settings.webhook_secrets()
+
+    async def aclose(self) -> None:
+        await self.espo.aclose()
+        await self.advo.aclose()
+
+
+_current: Services | None = None
+
+
+def make_redis(settings: Settings) -> Redis:
+    """Real Redis when REDIS_URL is set; an in-process fakeredis (single process only) otherwise."""
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url)
+    import fakeredis
+
+    return fakeredis.FakeAsyncRedis()
+
+
+def _secret(v: Any) -> str:
+    return v.get_secret_value() if v is not None else ""
+
+
+def build_services(
+    settings: Settings,
+    *,
+    redis: Redis | None = None,
+    clock: Any = time.time,
+    policy: ConflictPolicy | None = None,
+) -> Services:
+    missing = settings.missing_for_production()
+    if missing:
+        raise RuntimeError("missing configuration: " + ", ".join(missing))
+    redis = redis if redis is not None else make_redis(settings)
+    timeout = settings.http_timeout_seconds
+    espo = EspoCRMAPI(
+        str(settings.espocrm_url),
+        _secret(settings.espocrm_api_key),
+        hmac_secret=_secret(settings.espocrm_hmac_secret) or None,
+        timeout=timeout,
+    )
+    advo = AdvowareAPI(
+        str(settings.advoware_url),
+        str(settings.advoware_token_url),
+        app_id=str(settings.advoware_app_id),
+        api_key=_secret(settings.advoware_api_key),
+        kanzlei=str(settings.advoware_kanzlei),
+        database=str(settings.advoware_database),
+        user=str(settings.advoware_user),
+        password=_secret(settings.advoware_password),
+        redis=redis,
+        timeout=timeout,
+    )
+    store = SyncStateStore(redis)
+    metrics = SyncMetrics()
+    policy = policy or load_policy(settings.conflict_policy_file)
+    sync = BeteiligteSync(
+        espo, advo, store, policy=policy, metrics=metrics, timezone=settings.advoware_timezone,
+        delete_policy=settings.delete_policy, clock=clock,
+    )
+    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy)
+
+
+def get_services() -> Services:
+    global _current
+    if _current is None:
+        _current = build_services(get_settings())
+    return _current
+
+
+def set_services(services: Services | None) -> None:
+    global _current
+    _current = services

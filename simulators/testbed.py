@@ -1,0 +1,165 @@
+"""A whole installation in one process: both simulators, the service, the step host on a real port.
+
+Tests and benchmarks use it the same way: edit records through the simulators as people would,
+``flush()`` EspoCRM's webhook queue into the service, ``sync_check()``, then read the simulators'
+records and call counters. Everything the service does goes over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr
+
+from app.runtime import build_host
+from config.settings import Settings
+from services.conflict_policy import ConflictPolicy
+from services.espocrm_api import EspoCRMAPI
+from services.wiring import Services, build_services, make_redis
+from simulators.advoware.simulator import AdvowareSimulator
+from simulators.common import ServerHandle, free_port, serve_in_thread
+from simulators.espocrm.simulator import EspoCRMSimulator
+from stephost.host import StepHost
+
+
+class FakeClock:
+    """Wall clock for the sync's retry schedule that tests can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Testbed:
+    __test__ = False  # not a pytest test class
+
+    espo: EspoCRMSimulator
+    advo: AdvowareSimulator
+    espo_server: ServerHandle
+    advo_server: ServerHandle
+    services: Services
+    host: StepHost
+    url: str
+    clock: FakeClock
+    server: uvicorn.Server | None = None
+    server_task: asyncio.Task[None] | None = None
+    webhook_ids: dict[str, str] = field(default_factory=dict)
+
+    async def flush(self, wait_s: float = 30.0) -> list[Any]:
+        """Deliver EspoCRM's queued webhooks now and wait until the service has handled them."""
+        results = await self.espo.flush_webhooks()
+        await self.host.drain(wait_s)
+        return results
+
+    async def sync_check(self, wait_s: float = 60.0) -> None:
+        await self.host.run_cron("beteiligte_sync_cron")
+        await self.host.drain(wait_s)
+
+    def espo_record(self, espo_id: str) -> dict[str, Any]:
+        rec = self.espo.get(espo_id)
+        assert rec is not None, f"EspoCRM record {espo_id} does not exist"
+        return rec
+
+    def advo_record(self, betnr: int) -> dict[str, Any]:
+        obj = self.advo.get(betnr)
+        assert obj is not None, f"Advoware Beteiligter {betnr} does not exist"
+        return obj
+
+    def calls(self) -> dict[str, int]:
+        out = {f"espocrm {k}": v for k, v in self.espo.calls.snapshot().items()}
+        out.update({f"advoware {k}": v for k, v in self.advo.calls.snapshot().items()})
+        return out
+
+    def api_calls(self, *, include_token: bool = False, include_notes: bool = True) -> int:
+        n = 0
+        for k, v in self.calls().items():
+            if not include_token and k.endswith("/api/v1/Token"):
+                continue
+            if not include_notes and "/Note" in k:
+                continue
+            if "/Webhook" in k:  # the testbed's own setup
+                continue
+            n += v
+        return n
+
+    def writes(self) -> int:
+        """Writes to either system (token requests and Notes excluded)."""
+        return sum(v for k, v in self.calls().items()
+                   if k.split()[1] in ("POST", "PUT", "PATCH", "DELETE")
+                   and not k.endswith("/Token") and "/Note" not in k and "/Webhook" not in k)
+
+    def reset_calls(self) -> None:
+        self.espo.calls.reset()
+        self.advo.calls.reset()
+
+    async def close(self) -> None:
+        await self.host.stop()
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.server_task is not None:
+            await self.server_task
+        await self.services.aclose()
+        self.espo.stop_webhook_job()
+        self.espo_server.stop()
+        self.advo_server.stop()
+
+
+async def start_testbed(
+    *,
+    redis_url: str | None = None,
+    policy: ConflictPolicy | None = None,
+    delete_policy: str = "unlink",
+    post_returns_rowid: bool = True,
+    list_endpoint: bool = True,
+    workers: int = 4,
+    token_lifetime: int = 3600,
+    http_timeout: float = 5.0,
+    seed: int | None = 1,
+) -> Testbed:
+    espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout)
+    advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint,
+                             token_lifetime=token_lifetime, seed=seed)
+    espo_server, advo_server = serve_in_thread(espo.app), serve_in_thread(advo.app)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    secrets: dict[str, str] = {}
+    webhook_ids: dict[str, str] = {}
+    async with EspoCRMAPI(espo_server.url, espo.api_key) as api:
+        for ev in ("create", "update", "delete"):
+            hook = await api.register_webhook(f"CBeteiligte.{ev}", f"{url}/vmh/webhook/beteiligte/{ev}")
+            secrets[hook["id"]] = hook["secretKey"]
+            webhook_ids[ev] = hook["id"]
+    creds = advo.client_settings()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        espocrm_url=espo_server.url, espocrm_api_key=SecretStr(espo.api_key),
+        espocrm_webhook_secrets={k: SecretStr(v) for k, v in secrets.items()},
+        advoware_url=advo_server.url, advoware_token_url=advo_server.url,
+        advoware_app_id=creds["app_id"], advoware_api_key=SecretStr(creds["api_key"]),
+        advoware_kanzlei=creds["kanzlei"], advoware_database=creds["database"],
+        advoware_user=creds["user"], advoware_password=SecretStr(creds["password"]),
+        redis_url=redis_url, host="127.0.0.1", port=port, delete_policy=delete_policy,
+        http_timeout_seconds=http_timeout,
+    )
+    clock = FakeClock()
+    services = build_services(settings, redis=make_redis(settings), clock=clock, policy=policy)
+    host = build_host(services, cron=False, workers=workers)
+    await host.start()
+    server = uvicorn.Server(uvicorn.Config(host.http_app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return Testbed(espo, advo, espo_server, advo_server, services, host, url, clock, server, task, webhook_ids)

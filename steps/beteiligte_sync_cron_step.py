@@ -1,0 +1,32 @@
+"""Scheduled sync check: queues every record that needs a sync (Advoware has no webhooks)."""
+
+import os
+from typing import Any
+
+from services.sync_check import enqueue_plan
+from services.wiring import get_services
+
+config = {
+    "type": "cron",
+    "name": "beteiligte_sync_cron",
+    "description": "Finds records that need a sync and queues them",
+    "cron": os.environ.get("SYNC_CHECK_CRON", "*/15 * * * *"),
+    "emits": ["vmh.beteiligte.sync_check", "vmh.beteiligte.delete"],
+    "flows": ["beteiligte-sync"],
+}
+
+
+async def handler(context: Any) -> None:
+    services = get_services()
+    plan = await services.checker.plan()
+    for item in plan.work:
+        services.metrics.sync_check_found.labels(item.reason).inc()
+    if plan.held:
+        services.metrics.sync_check_found.labels("held_by_mass_change_guard").inc()
+        context.logger.error("sync check held by the mass-change guard", {"why": plan.held})
+        return
+    queued = await enqueue_plan(plan, context.emit)
+    context.logger.info("sync check queued records", {
+        "scanned": plan.scanned, "queued": queued, "deletes": len(plan.deletes),
+        "advoware_source": plan.advoware_source,
+    })

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from simulators.testbed import Testbed, start_testbed
+from tests.redis_server import redis_server
+
+
+@pytest.fixture
+async def tb() -> AsyncIterator[Testbed]:
+    """The whole installation on fakeredis (embedded mode)."""
+    bed = await start_testbed()
+    try:
+        yield bed
+    finally:
+        await bed.close()
+
+
+@pytest.fixture(scope="session")
+def real_redis_url() -> Iterator[str]:
+    """A throwaway real redis-server on a free port for this test session."""
+    with redis_server() as url:
+        yield url
+
+
+SAMPLE = {
+    "salutationName": "Frau",
+    "firstName": "Anna",
+    "lastName": "Müller",
+    "titel": "Dr.",
+    "rechtsform": "natürliche Person",
+    "dateOfBirth": "1980-04-12",
+    "emailAddress": "anna@example.org",
+    "phoneNumber": "+49 30 1234567",
+    "addressStreet": "Hauptstraße 1",
+    "addressPostalCode": "10115",
+    "addressCity": "Berlin",
+    "addressCountry": "Deutschland",
+    "description": "Mandantin seit 2020",
+}
