@@ -156,3 +156,5 @@ def dead_letters(settings: Settings) -> None:
         if sandbox:
             sandbox.stop()
     sys.exit(code)
+if __name__ == "__main__":
+    main()

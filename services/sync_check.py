@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from services.espocrm_api import EspoCRMAPI
 
 ENTITY = "CBeteiligte"
+ADVO_NAME = {f.espo: f.advo for f in FIELDS}
 SELECT = ["id", "modifiedAt", "betnr", "advowareRowId", "syncStatus", "syncRetryCount"] + [
     f.espo for f in FIELDS
 ]
@@ -40,6 +41,7 @@ class WorkItem:
     betnr: int | None
     reason: str
     decision: Decision | None = None  # what a sync would do, as far as the list data tells
+    empties: bool = False  # it would empty a mapped field that holds a value on the other side
 
 
 @dataclass
@@ -57,13 +59,16 @@ class CheckPlan:
             d = w.decision
             if d is None:
                 continue
-            if d.action == "advoware_missing" or _empties(d):
+            if d.action == "advoware_missing" or w.empties:
                 out.append(w)
         return out
 
 
-def _empties(d: Decision) -> bool:
-    return any(v is None for v in d.to_advoware.values()) or any(v is None for v in d.to_espo.values())
+def _empties(d: Decision, espo: dict[str, Any], advo: dict[str, Any] | None) -> bool:
+    if advo is None:
+        return False
+    return any(v is None and advo.get(f) is not None for f, v in d.to_advoware.items()) or any(
+        v is None and espo.get(f) is not None for f, v in d.to_espo.items())
 
 
 class SyncChecker:
@@ -164,7 +169,7 @@ class SyncChecker:
         twin = twins.get(betnr) if betnr else None
 
         def item(reason: str) -> WorkItem:
-            return WorkItem(espo_id, betnr, reason, self._preview(rec, link, twin))
+            return self._preview(WorkItem(espo_id, betnr, reason), rec, link, twin)
 
         if status == "syncing":
             return None if locked else item("stuck in syncing without a lock")
@@ -199,11 +204,13 @@ class SyncChecker:
             return item("changed in Advoware")
         return None
 
-    def _preview(self, rec: dict[str, Any], link: Link | None, twin: dict[str, Any] | None) -> Decision | None:
+    def _preview(self, w: WorkItem, rec: dict[str, Any], link: Link | None, twin: dict[str, Any] | None) -> WorkItem:
         try:
-            return decide(
-                espo_to_canonical(rec),
-                advoware_to_canonical(twin) if twin else None,
+            espo = espo_to_canonical(rec)
+            advo = advoware_to_canonical(twin) if twin else None
+            w.decision = decide(
+                espo,
+                advo,
                 link.base() if link else None,
                 policy=self.policy,
                 linked=bool(rec.get("betnr")),
@@ -212,8 +219,10 @@ class SyncChecker:
                 espo_modified=parse_espo(rec.get("modifiedAt")),
                 advo_modified=parse_advoware(twin.get("geaendertAm"), self.timezone) if twin else None,
             )
+            w.empties = _empties(w.decision, espo, advo)
         except MappingError:
-            return None
+            pass  # the sync itself reports it on the record
+        return w
 
 
 async def enqueue_plan(plan: CheckPlan, emit: Callable[[dict[str, Any]], Any]) -> int:
@@ -237,7 +246,8 @@ def describe_plan(plan: CheckPlan) -> list[str]:
         lines.append(f"  {w.espo_id} betnr={w.betnr}: {w.reason} -> {detail}")
         if d:
             for f, val in sorted(d.to_advoware.items()):
-                lines.append(f"      advoware.{f} := {val!r}")
+                if d.action != "create" or val is not None:
+                    lines.append(f"      advoware.{ADVO_NAME[f]} := {val!r}")
             for f, val in sorted(d.to_espo.items()):
                 lines.append(f"      espocrm.{f} := {val!r}")
     for w in plan.deletes:

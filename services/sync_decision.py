@@ -63,7 +63,7 @@ class Decision:
 
     def summary(self) -> str:
         parts = [self.action]
-        if self.to_advoware:
+        if self.to_advoware and self.action != "create":
             parts.append("->advoware:" + ",".join(sorted(self.to_advoware)))
         if self.to_espo:
             parts.append("->espocrm:" + ",".join(sorted(self.to_espo)))

@@ -1,0 +1,84 @@
+"""The Redis code proven on a real redis-server (started by the test session on a free port)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from services.sync_state_store import Link, SyncStateStore
+from simulators.testbed import Testbed, start_testbed
+from tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def redis(real_redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(real_redis_url)
+    await client.flushdb()  # our own throwaway server
+    yield client
+    await client.aclose()
+
+
+async def test_lock_is_exclusive_across_clients_and_released_only_by_its_owner(redis: Redis, real_redis_url: str):
+    other = Redis.from_url(real_redis_url)
+    try:
+        a, b = SyncStateStore(redis), SyncStateStore(other)
+        token = await a.acquire("rec1")
+        assert token is not None
+        assert await b.acquire("rec1") is None
+        assert 0 < await redis.pttl("bsync:lock:rec1") <= 15 * 60 * 1000
+        assert await b.release("rec1", "not-the-token") is False
+        assert await b.is_locked("rec1")
+        assert await a.release("rec1", token) is True
+        assert await b.acquire("rec1") is not None
+    finally:
+        await other.aclose()
+
+
+async def test_lock_expires_after_its_ttl(redis: Redis):
+    store = SyncStateStore(redis)
+    assert await store.acquire("rec2", ttl_ms=100) is not None
+    await asyncio.sleep(0.25)
+    assert await store.acquire("rec2") is not None
+
+
+async def test_dirty_flag_and_link_round_trip(redis: Redis):
+    store = SyncStateStore(redis)
+    await store.mark_dirty("rec3")
+    assert await store.take_dirty("rec3") is True
+    assert await store.take_dirty("rec3") is False
+    link = Link(betnr=5, row_id="r", espo={"lastName": "a"}, advo={"lastName": "b"}, synced_at=1.0)
+    await store.save_link("rec3", link)
+    assert await store.get_links(["rec3", "nope"]) == {"rec3": link, "nope": None}
+    await redis.set("bsync:link:broken", "{not json")
+    assert await store.get_link("broken") is None  # unreadable base degrades to a full compare
+
+
+@pytest.fixture
+async def tb_redis(redis: Redis, real_redis_url: str) -> AsyncIterator[Testbed]:
+    bed = await start_testbed(redis_url=real_redis_url)
+    try:
+        yield bed
+    finally:
+        await bed.close()
+
+
+async def test_whole_sync_on_real_redis_with_the_durable_bus(tb_redis: Testbed, redis: Redis):
+    tb = tb_redis
+    assert await redis.exists("bsync:bus:step:beteiligte_sync_event")  # events go through Redis Streams
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    assert rec["syncStatus"] == "clean" and rec["betnr"]
+    assert await redis.exists(f"bsync:link:{rec['id']}")
+    assert await redis.exists("beteiligte-sync:advoware:token")  # token shared through Redis
+    tb.advo.edit(rec["betnr"], ort="Köln")
+    await tb.sync_check()
+    assert tb.espo_record(rec["id"])["addressCity"] == "Köln"
+    tb.reset_calls()
+    await tb.sync_check()
+    assert tb.writes() == 0
