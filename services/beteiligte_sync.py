@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 ENTITY = "CBeteiligte"
 MAX_REDECIDE = 3
+PENDING = "pending"  # fingerprint that matches no value: "this side changed, not yet applied"
 QUICK_RETRY_S = 0.5
 MAX_INLINE_WAIT_S = 5.0
 
@@ -178,7 +179,7 @@ class BeteiligteSync:
             policy=self.policy,
             linked=bool(betnr),
             advo_row_id=advo_obj.get("rowId") if advo_obj else None,
-            known_row_id=link.row_id if link else record.get("advowareRowId"),
+            known_row_id=record.get("advowareRowId"),
             espo_modified=parse_espo(record.get("modifiedAt")),
             advo_modified=parse_advoware(advo_obj.get("geaendertAm"), self.timezone) if advo_obj else None,
         )
@@ -197,6 +198,15 @@ class BeteiligteSync:
             final_advo = await self.advo.update_beteiligter(int(betnr or 0),
                                                             canonical_to_advoware(merged, advo_obj))
             self.metrics.writes.labels("advoware").inc()
+            # Account for our Advoware write at once: if the release below fails or meets a newer
+            # EspoCRM edit, the next decision must not take our own write for a person's change.
+            # Values still owed to EspoCRM stay marked as Advoware changes, so they are not lost.
+            advo_fp = fingerprint(advoware_to_canonical(final_advo))
+            advo_fp.update(dict.fromkeys(decision.to_espo, PENDING))
+            await self.store.save_link(espo_id, Link(
+                betnr=int(betnr or 0), row_id=final_advo.get("rowId"),
+                espo=link.espo if link else fingerprint(espo_vals), advo=advo_fp, synced_at=self.clock(),
+            ))
         assert final_advo is not None and betnr is not None
 
         release: dict[str, Any] = {

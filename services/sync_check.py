@@ -215,7 +215,7 @@ class SyncChecker:
                 policy=self.policy,
                 linked=bool(rec.get("betnr")),
                 advo_row_id=twin.get("rowId") if twin else None,
-                known_row_id=link.row_id if link else rec.get("advowareRowId"),
+                known_row_id=rec.get("advowareRowId"),
                 espo_modified=parse_espo(rec.get("modifiedAt")),
                 advo_modified=parse_advoware(twin.get("geaendertAm"), self.timezone) if twin else None,
             )

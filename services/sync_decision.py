@@ -1,9 +1,10 @@
 """The pure sync decision: given both sides and the state of the last sync, what to write where.
 
 No I/O here. Change detection is three-way: each side is compared with the fingerprint it had at the
-last successful sync (``Base``), never with the other side's clock. Advoware's ``rowId`` is the fast
-path: an unchanged ``rowId`` means Advoware was not written since our last sync, whatever its
-``geaendertAm`` says. Timestamps only matter for the ``newest_wins`` strategy.
+last successful sync (``Base``), never with the other side's clock, so ``geaendertAm`` moving means
+nothing by itself. Advoware's ``rowId`` is the fast path of the sync check (an unchanged ``rowId``
+needs no compare) and the safe path when the base is lost: a ``rowId`` equal to the one recorded at
+the last sync means Advoware was not written since. Timestamps only matter for ``newest_wins``.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def decide(
     """Decide one record.
 
     ``linked``: the EspoCRM record carries a ``betnr``. ``advo`` is ``None`` when the linked Advoware
-    record does not exist. ``known_row_id``: the ``rowId`` as of the last sync (from the base, or the
-    record's ``advowareRowId`` when the base is lost).
+    record does not exist. ``known_row_id``: the ``rowId`` recorded at the last sync (the record's
+    ``advowareRowId``), used only when ``base`` is lost.
     """
     if not linked:
         return Decision("create", to_advoware=dict(espo), reason="not linked yet")
@@ -118,11 +119,9 @@ def decide(
         return Decision("advoware_missing", reason="linked Beteiligter no longer exists in Advoware")
 
     e_changed = _changed(espo, base.espo if base else None)
-    row_id_known = known_row_id if known_row_id is not None else (base.row_id if base else None)
-    if row_id_known is not None and advo_row_id == row_id_known:
-        a_changed: set[str] | None = set()  # fast path: Advoware not written since our last sync
-    else:
-        a_changed = _changed(advo, base.advo if base else None)
+    a_changed = _changed(advo, base.advo if base else None)
+    if a_changed is None and known_row_id is not None and advo_row_id == known_row_id:
+        a_changed = set()  # base lost, but Advoware was not written since our last sync
 
     differing = {f for f in espo if espo[f] != advo.get(f)}
     # Unknown change sets (no base) degrade to "every differing field may have changed there".

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from simulators.testbed import Testbed, start_testbed
@@ -212,3 +213,23 @@ async def test_lost_webhook_is_found_by_sync_check(tb: Testbed):
     # the update webhook stays queued in EspoCRM and is never delivered
     await tb.sync_check()
     assert tb.advo_record(advo["betNr"])["plz"] == "14467"
+
+
+async def test_release_write_failing_after_the_advoware_write_loses_nothing(tb: Testbed):
+    rec, advo = await created(tb)
+    tb.advo.edit(advo["betNr"], ort="Köln")  # owed to EspoCRM
+    tb.espo.user_edit(rec["id"], firstName="Anne")  # owed to Advoware
+    # Let the mark through, then fail the release and its quick retry.
+    tb.advo.faults.add(method="GET", path="/advonet/Beteiligte/", delay=0.3, times=1)
+    task = asyncio.create_task(tb.services.sync.sync(rec["id"], "webhook"))
+    await asyncio.sleep(0.15)
+    tb.espo.faults.add(method="PUT", path="/CBeteiligte/", status=500, times=2)
+    result = await task
+    assert result.status == "failed"
+    assert tb.advo_record(advo["betNr"])["vorname"] == "Anne"  # the Advoware write did land
+    tb.clock.advance(3600)
+    await tb.sync_check()
+    after = tb.espo_record(rec["id"])
+    assert after["syncStatus"] == "clean" and after["addressCity"] == "Köln" and after["firstName"] == "Anne"
+    assert tb.advo_record(advo["betNr"])["ort"] == "Köln"
+    assert tb.espo.notes_for(rec["id"]) == []
