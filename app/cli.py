@@ -63,14 +63,25 @@ def serve(settings: Settings) -> None:
             sandbox.stop()
 
 
-async def _with_host(services: Services, body: Callable[[Any], Awaitable[int]]) -> int:
-    host = build_host(services, cron=False)
-    await host.start()
+def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
+    """Build the services, start the host without HTTP or cron, run ``body``, exit with its code."""
+    services, sandbox = _prepare(settings)
+
+    async def main() -> int:
+        host = build_host(services, cron=False)
+        await host.start()
+        try:
+            return await body(services, host)
+        finally:
+            await host.stop()
+            await services.aclose()
+
     try:
-        return await body(host)
+        code = asyncio.run(main())
     finally:
-        await host.stop()
-        await services.aclose()
+        if sandbox:
+            sandbox.stop()
+    sys.exit(code)
 
 
 @main.command("sync-check")
@@ -80,9 +91,8 @@ async def _with_host(services: Services, body: Callable[[Any], Awaitable[int]]) 
 @click.pass_obj
 def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, timeout: float) -> None:
     """Run one sync check now and wait until every record it found has been handled."""
-    services, sandbox = _prepare(settings)
 
-    async def body(host: Any) -> int:
+    async def body(services: Services, host: Any) -> int:
         plan = await services.checker.plan(confirm=confirm_mass_change)
         if dry_run or plan.held:
             click.echo("\n".join(describe_plan(plan)))
@@ -109,12 +119,7 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
             return 1
         return 1 if failed else 0
 
-    try:
-        code = asyncio.run(_with_host(services, body))
-    finally:
-        if sandbox:
-            sandbox.stop()
-    sys.exit(code)
+    _run_once(settings, body)
 
 
 @main.command()
@@ -122,39 +127,27 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
 @click.pass_obj
 def sync(settings: Settings, espo_id: str) -> None:
     """Sync one record now and print the decision taken."""
-    services, sandbox = _prepare(settings)
 
-    async def body(_host: Any) -> int:
+    async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
         click.echo(result.describe())
         return 1 if result.status in FAILED else 0
 
-    try:
-        code = asyncio.run(_with_host(services, body))
-    finally:
-        if sandbox:
-            sandbox.stop()
-    sys.exit(code)
+    _run_once(settings, body)
 
 
 @main.command("dead-letters")
 @click.pass_obj
 def dead_letters(settings: Settings) -> None:
     """List events that failed every attempt (kept for operators)."""
-    services, sandbox = _prepare(settings)
 
-    async def body(host: Any) -> int:
+    async def body(_services: Services, host: Any) -> int:
         letters = await host.dead_letters()
         for letter in letters:
             click.echo(json.dumps(letter, ensure_ascii=False, default=str))
         click.echo(f"{len(letters)} dead letters")
         return 0
 
-    try:
-        code = asyncio.run(_with_host(services, body))
-    finally:
-        if sandbox:
-            sandbox.stop()
-    sys.exit(code)
+    _run_once(settings, body)
 if __name__ == "__main__":
     main()

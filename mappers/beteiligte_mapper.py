@@ -76,22 +76,23 @@ def _norm_date(value: Any, field: str) -> str | None:
     return m.group(1)
 
 
-def espo_to_canonical(record: dict[str, Any]) -> Canonical:
-    """Mapped values of an EspoCRM record, canonical."""
+def _to_canonical(obj: dict[str, Any], side: str) -> Canonical:
     out: Canonical = {}
     for f in FIELDS:
-        raw = record.get(f.espo)
-        out[f.espo] = _norm_date(raw, f.espo) if f.kind == "date" else _norm_str(raw)
+        name = f.espo if side == "espo" else f.advo
+        raw = obj.get(name)
+        out[f.espo] = _norm_date(raw, name) if f.kind == "date" else _norm_str(raw)
     return out
+
+
+def espo_to_canonical(record: dict[str, Any]) -> Canonical:
+    """Mapped values of an EspoCRM record, canonical."""
+    return _to_canonical(record, "espo")
 
 
 def advoware_to_canonical(obj: dict[str, Any]) -> Canonical:
     """Mapped values of an Advoware Beteiligter, canonical (dates as ``YYYY-MM-DD``)."""
-    out: Canonical = {}
-    for f in FIELDS:
-        raw = obj.get(f.advo)
-        out[f.espo] = _norm_date(raw, f.advo) if f.kind == "date" else _norm_str(raw)
-    return out
+    return _to_canonical(obj, "advo")
 
 
 def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = No
     current = current or {}
     body: dict[str, Any] = {k: current.get(k) for k in ADVOWARE_UNMAPPED_WRITABLE}
     for f in FIELDS:
-        v = values.get(f.espo, current.get(f.advo) if f.espo not in values else None)
+        v = values[f.espo] if f.espo in values else current.get(f.advo)
         if f.kind == "date" and v is not None:
             v = f"{_norm_date(v, f.espo)}T00:00:00"
         body[f.advo] = v

@@ -32,12 +32,12 @@ from services.errors import (
     StaleWriteError,
 )
 from services.metrics import SyncMetrics
-from services.sync_decision import Decision, decide, fingerprint
+from services.sync_decision import Decision, decide_records, fingerprint
 from services.sync_failure_writer import FailureWriter
 from services.sync_failures import classify
 from services.sync_log import log_record
 from services.sync_state_store import Link, SyncStateStore
-from services.timestamps import format_espo, parse_advoware, parse_espo, utc_now
+from services.timestamps import format_espo, utc_now
 
 if TYPE_CHECKING:
     from services.advoware_api import AdvowareAPI
@@ -132,32 +132,33 @@ class BeteiligteSync:
         betnr = record.get("betnr")
         transient_left = 1  # one quick in-call retry for a short wait or a passing fault
         stale_left = MAX_REDECIDE
+        seen: dict[str, Any] = {}  # the Advoware rowId last read: a failure remembers it
         while True:
             try:
-                return await self._run(record, trigger)
+                return await self._run(record, trigger, seen)
             except StaleWriteError as exc:
                 stale_left -= 1
                 if stale_left <= 0:
-                    return await self.failures.record(record, exc, trigger)
+                    return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
                 log_record(logging.INFO, f"stale write, re-reading and deciding again: {exc}",
                            espo_id=espo_id, betnr=betnr, decision="redecide", trigger=trigger)
                 try:
                     record = await self.espo.get(ENTITY, espo_id)
                 except ApiError as exc2:
-                    return await self.failures.record(record, exc2, trigger)
+                    return await self.failures.record(record, exc2, trigger, advo_row_id=seen.get("rowId"))
             except (DeferredError, RetryableError) as exc:
                 wait = exc.retry_after if isinstance(exc, DeferredError) else QUICK_RETRY_S
                 if transient_left <= 0 or wait > MAX_INLINE_WAIT_S:
-                    return await self.failures.record(record, exc, trigger)
+                    return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
                 transient_left -= 1
                 log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}",
                            espo_id=espo_id, betnr=betnr, decision="retry_inline", trigger=trigger)
                 await asyncio.sleep(wait)
             except Exception as exc:  # every failure ends on the record, readable
-                return await self.failures.record(record, exc, trigger)
+                return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
 
     # -- one pass -----------------------------------------------------------------------------
-    async def _run(self, record: dict[str, Any], trigger: str) -> SyncResult:
+    async def _run(self, record: dict[str, Any], trigger: str, seen: dict[str, Any]) -> SyncResult:
         espo_id = record["id"]
         espo_vals = espo_to_canonical(record)
         betnr: int | None = record.get("betnr")
@@ -170,19 +171,11 @@ class BeteiligteSync:
         if betnr:
             try:
                 advo_obj = await self.advo.get_beteiligter(int(betnr))
+                seen["rowId"] = advo_obj.get("rowId")
             except NotFoundError:
                 advo_obj = None
-        decision = decide(
-            espo_vals,
-            advoware_to_canonical(advo_obj) if advo_obj else None,
-            link.base() if link else None,
-            policy=self.policy,
-            linked=bool(betnr),
-            advo_row_id=advo_obj.get("rowId") if advo_obj else None,
-            known_row_id=record.get("advowareRowId"),
-            espo_modified=parse_espo(record.get("modifiedAt")),
-            advo_modified=parse_advoware(advo_obj.get("geaendertAm"), self.timezone) if advo_obj else None,
-        )
+        decision = decide_records(record, advo_obj, link.base() if link else None, policy=self.policy,
+                                  linked=bool(betnr), timezone=self.timezone)
         if decision.action == "advoware_missing":
             return await self.failures.advoware_missing(record, int(betnr or 0), decision, trigger)
 
@@ -208,6 +201,7 @@ class BeteiligteSync:
                 espo=link.espo if link else fingerprint(espo_vals), advo=advo_fp, synced_at=self.clock(),
             ))
         assert final_advo is not None and betnr is not None
+        seen["rowId"] = final_advo.get("rowId")
 
         release: dict[str, Any] = {
             **canonical_to_espo(decision.to_espo),

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 from mappers.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical
 from services.conflict_policy import ConflictPolicy
 from services.errors import NotFoundError
-from services.sync_decision import Decision, decide, fingerprint
+from services.sync_decision import Decision, decide_records, fingerprint
 from services.sync_failure_writer import espo_fingerprint
 from services.sync_state_store import Link, RetryState, SyncStateStore
-from services.timestamps import parse_advoware, parse_espo
 
 if TYPE_CHECKING:
     from services.advoware_api import AdvowareAPI
@@ -208,17 +207,8 @@ class SyncChecker:
         try:
             espo = espo_to_canonical(rec)
             advo = advoware_to_canonical(twin) if twin else None
-            w.decision = decide(
-                espo,
-                advo,
-                link.base() if link else None,
-                policy=self.policy,
-                linked=bool(rec.get("betnr")),
-                advo_row_id=twin.get("rowId") if twin else None,
-                known_row_id=rec.get("advowareRowId"),
-                espo_modified=parse_espo(rec.get("modifiedAt")),
-                advo_modified=parse_advoware(twin.get("geaendertAm"), self.timezone) if twin else None,
-            )
+            w.decision = decide_records(rec, twin, link.base() if link else None, policy=self.policy,
+                                        linked=bool(rec.get("betnr")), timezone=self.timezone)
             w.empties = _empties(w.decision, espo, advo)
         except MappingError:
             pass  # the sync itself reports it on the record

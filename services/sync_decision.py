@@ -13,9 +13,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from mappers.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
+from mappers.beteiligte_mapper import (
+    FIELD_GROUP,
+    FIELDS,
+    GROUPS,
+    Canonical,
+    advoware_to_canonical,
+    espo_to_canonical,
+)
 from services.conflict_policy import ConflictPolicy
+from services.timestamps import parse_advoware, parse_espo
 
 ESPO, ADVO = "espocrm", "advoware"
 
@@ -194,3 +203,28 @@ def _apply(
         to_advo[f] = espo[f]
     else:
         to_espo[f] = advo[f]
+
+
+def decide_records(
+    record: dict[str, Any],
+    advo_obj: dict[str, Any] | None,
+    base: Base | None,
+    *,
+    policy: ConflictPolicy,
+    linked: bool,
+    timezone: str = "Europe/Berlin",
+) -> Decision:
+    """:func:`decide` on the raw records of both systems (mapping and time conversion included).
+    Raises ``MappingError`` for values one side cannot represent."""
+    return decide(
+        espo_to_canonical(record),
+        advoware_to_canonical(advo_obj) if advo_obj else None,
+        base,
+        policy=policy,
+        linked=linked,
+        advo_row_id=advo_obj.get("rowId") if advo_obj else None,
+        known_row_id=record.get("advowareRowId"),
+        espo_modified=parse_espo(record.get("modifiedAt")),
+        advo_modified=parse_advoware(advo_obj.get("geaendertAm"), timezone) if advo_obj else None,
+    )
+

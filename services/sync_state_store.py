@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -24,6 +24,7 @@ from services.redis_ops import delete_if_equals
 from services.sync_decision import Base
 
 LOCK_TTL_MS = 15 * 60 * 1000
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,25 +77,10 @@ class SyncStateStore:
 
     # -- base ---------------------------------------------------------------------------------
     async def get_link(self, espo_id: str) -> Link | None:
-        raw = await self.redis.get(self._k("link", espo_id))
-        if not raw:
-            return None
-        try:
-            return Link(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None  # unreadable base: degrade to a full compare
+        return (await self.get_links([espo_id]))[espo_id]
 
     async def get_links(self, espo_ids: list[str]) -> dict[str, Link | None]:
-        if not espo_ids:
-            return {}
-        raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
-        out: dict[str, Link | None] = {}
-        for i, raw in zip(espo_ids, raws, strict=True):
-            try:
-                out[i] = Link(**json.loads(raw)) if raw else None
-            except (TypeError, ValueError):
-                out[i] = None
-        return out
+        return await self._mget("link", espo_ids, Link)
 
     async def save_link(self, espo_id: str, link: Link) -> None:
         await self.redis.set(self._k("link", espo_id), json.dumps(asdict(link)))
@@ -104,31 +90,29 @@ class SyncStateStore:
 
     # -- retries ------------------------------------------------------------------------------
     async def get_retry(self, espo_id: str) -> RetryState | None:
-        raw = await self.redis.get(self._k("retry", espo_id))
-        if not raw:
-            return None
-        try:
-            return RetryState(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None
+        return (await self.get_retries([espo_id]))[espo_id]
 
     async def get_retries(self, espo_ids: list[str]) -> dict[str, RetryState | None]:
-        if not espo_ids:
-            return {}
-        raws = await self.redis.mget([self._k("retry", i) for i in espo_ids])
-        out: dict[str, RetryState | None] = {}
-        for i, raw in zip(espo_ids, raws, strict=True):
-            try:
-                out[i] = RetryState(**json.loads(raw)) if raw else None
-            except (TypeError, ValueError):
-                out[i] = None
-        return out
+        return await self._mget("retry", espo_ids, RetryState)
 
     async def save_retry(self, espo_id: str, state: RetryState) -> None:
         await self.redis.set(self._k("retry", espo_id), json.dumps(asdict(state)))
 
     async def clear_retry(self, espo_id: str) -> None:
         await self.redis.delete(self._k("retry", espo_id))
+
+    async def _mget(self, kind: str, espo_ids: list[str], cls: type[T]) -> dict[str, T | None]:
+        """Read many JSON records at once; an unreadable one counts as missing (safe fallback)."""
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k(kind, i) for i in espo_ids])
+        out: dict[str, T | None] = {}
+        for i, raw in zip(espo_ids, raws, strict=True):
+            try:
+                out[i] = cls(**json.loads(raw)) if raw else None
+            except (TypeError, ValueError):
+                out[i] = None
+        return out
 
     async def locked_ids(self, espo_ids: list[str]) -> set[str]:
         if not espo_ids:

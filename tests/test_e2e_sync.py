@@ -233,3 +233,22 @@ async def test_release_write_failing_after_the_advoware_write_loses_nothing(tb: 
     assert after["syncStatus"] == "clean" and after["addressCity"] == "Köln" and after["firstName"] == "Anne"
     assert tb.advo_record(advo["betNr"])["ort"] == "Köln"
     assert tb.espo.notes_for(rec["id"]) == []
+
+
+async def test_fatal_failure_waits_for_a_change_of_the_record(tb: Testbed):
+    tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", status=400, times=None)
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    failed = tb.espo_record(rec["id"])
+    assert failed["syncStatus"] == "failed" and failed["syncRetryCount"] == 1
+    assert "no retry until the record changes" in failed["syncErrorMessage"]
+    for _ in range(2):
+        tb.clock.advance(24 * 3600)
+        await tb.sync_check()
+    assert tb.espo_record(rec["id"])["syncRetryCount"] == 1  # not retried: nothing changed
+    tb.advo.faults.clear()
+    tb.espo.user_edit(rec["id"], lastName="Müller-Lüdenscheidt")
+    # the edit's webhook is never delivered: the sync check sees the change
+    await tb.sync_check()
+    healed = tb.espo_record(rec["id"])
+    assert healed["syncStatus"] == "clean" and tb.advo_record(healed["betnr"])["name"] == "Müller-Lüdenscheidt"
