@@ -35,6 +35,18 @@ async def apply_delete(sync: BeteiligteSync, espo_id: str) -> SyncResult:
         raise TimeoutError(f"record {espo_id} stayed locked; delete will be retried")
     try:
         link = await store.get_link(espo_id)
+        # A delete URL accepts any correctly signed batch (the secret names no event): act only on a
+        # record that is really gone, never on one a misrouted or replayed batch names.
+        try:
+            await sync.espo.get("CBeteiligte", espo_id)
+        except NotFoundError:
+            pass
+        else:
+            betnr_known = link.betnr if link else None
+            log_record(logging.WARNING, "delete event for a record that still exists in EspoCRM: ignored",
+                       espo_id=espo_id, betnr=betnr_known, decision="delete_ignored_record_exists")
+            sync.metrics.syncs.labels("delete_ignored", "record_exists").inc()
+            return SyncResult(espo_id, betnr_known, "delete_ignored_record_exists", "clean")
         if link is None:
             log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
                        espo_id=espo_id, betnr=None, decision="delete_unknown_link")

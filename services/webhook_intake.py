@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ from mappers.beteiligte_mapper import mapped_changes
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 1000
-MAX_ID_LEN = 64
+ESPO_ID = re.compile(r"[0-9a-f]{17}")
 
 
 class WebhookRejected(Exception):
@@ -80,8 +81,8 @@ def parse_batch(raw: bytes) -> list[dict[str, Any]]:
     if len(raw) > MAX_BODY_BYTES:
         raise WebhookRejected(400, "body too large")
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
         raise WebhookRejected(400, "body is not JSON") from None
     if not isinstance(body, list):
         raise WebhookRejected(400, "body must be a JSON array")
@@ -91,9 +92,13 @@ def parse_batch(raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise WebhookRejected(400, f"item {i} is not an object")
         rid = item.get("id")
-        if not isinstance(rid, str) or not rid or len(rid) > MAX_ID_LEN:
-            raise WebhookRejected(400, f"item {i} has no valid string id")
+        if not isinstance(rid, str) or not ESPO_ID.fullmatch(rid):
+            raise WebhookRejected(400, f"item {i} has no valid id (17 lowercase hex characters)")
     return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def collapse(items: list[dict[str, Any]]) -> dict[str, set[str]]:

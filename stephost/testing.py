@@ -129,7 +129,7 @@ def make_request(
     if body is None and raw.strip():
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
     return {
         "body": body,

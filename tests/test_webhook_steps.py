@@ -1,0 +1,301 @@
+"""The step handlers called directly: the three webhook API steps (with a test double for the services),
+the central event step and the cron step (against the whole testbed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, cast
+
+import pytest
+
+import services.wiring as wiring
+from services.metrics import SyncMetrics
+from simulators.espocrm.webhooks import php_json_encode
+from simulators.testbed import Testbed, start_testbed
+from stephost.testing import RecordingContext, make_request
+from steps import beteiligte_create_api_step as create_step
+from steps import beteiligte_delete_api_step as delete_step
+from steps import beteiligte_sync_cron_step as cron_step
+from steps import beteiligte_sync_event_step as event_step
+from steps import beteiligte_update_api_step as update_step
+from tests.conftest import SAMPLE
+
+HOOK = "hookid0000000001"
+SECRET = "0123456789abcdef0123456789abcdef"
+ID1, ID2 = "6650f1a2b3c4d5e6f", "6650f1a2b3c4d5e70"
+
+
+class FakeServices:
+    def __init__(self) -> None:
+        self.metrics = SyncMetrics()
+
+    def webhook_secrets(self) -> dict[str, str]:
+        return {HOOK: SECRET}
+
+    def count(self, event: str, status: int) -> float:
+        labels = {"event": event, "status": str(status)}
+        return self.metrics.registry.get_sample_value("beteiligte_webhook_requests_total", labels) or 0.0
+
+
+@pytest.fixture
+def services() -> Iterator[FakeServices]:
+    fake = FakeServices()
+    wiring.set_services(cast(wiring.Services, fake))
+    try:
+        yield fake
+    finally:
+        wiring.set_services(None)
+
+
+def sign(raw: bytes, hook: str = HOOK, secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "Signature": base64.b64encode(f"{hook}:{digest}".encode()).decode()}
+
+
+def sign_legacy(raw: bytes, hook: str = HOOK, secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
+    return {"X-Signature": base64.b64encode(hook.encode() + b":" + digest).decode()}
+
+
+async def call(step: ModuleType, raw: bytes, headers: dict[str, str] | None = None,
+               ctx: RecordingContext | None = None) -> tuple[dict[str, Any], RecordingContext]:
+    ctx = ctx or RecordingContext(emits=step.config["emits"])
+    headers = sign(raw) if headers is None else headers
+    result = await step.handler(make_request(raw=raw, headers=headers), ctx)
+    assert result["status"] != 410
+    return result, ctx
+
+
+async def test_valid_create_batch_emits_one_event_per_id(services: FakeServices) -> None:
+    raw = php_json_encode([{"id": ID1, **SAMPLE}, {"id": ID2, "lastName": "Meier"}, {"id": ID1, **SAMPLE}])
+    result, ctx = await call(create_step, raw)
+    assert result["status"] == 200
+    assert ctx.topics() == ["vmh.beteiligte.create"] * 2
+    assert [e["data"]["id"] for e in ctx.emitted] == [ID1, ID2]
+    assert all(e["data"]["trigger"] == "webhook_create" for e in ctx.emitted)
+    assert services.count("create", 200) == 1
+    assert not any(SECRET in e.line for e in ctx.logs())
+
+
+async def test_update_batch_collapses_duplicates_with_the_union_of_changes(services: FakeServices) -> None:
+    raw = php_json_encode([{"addressCity": "Köln", "id": ID1}, {"firstName": "Jana", "id": ID2},
+                           {"phoneNumber": None, "description": "x", "id": ID1}])
+    result, ctx = await call(update_step, raw)
+    assert result["status"] == 200
+    assert ctx.topics() == ["vmh.beteiligte.update"] * 2
+    by_id = {e["data"]["id"]: e["data"] for e in ctx.emitted}
+    assert set(by_id[ID1]["changed"]) == {"addressCity", "phoneNumber", "description"}
+    assert by_id[ID2]["changed"] == ["firstName"]
+
+
+async def test_update_of_unmapped_attributes_only_is_accepted_without_emit(services: FakeServices) -> None:
+    raw = php_json_encode([{"description": "neu", "id": ID1}, {"syncStatus": "clean", "betnr": 7, "id": ID1},
+                           {"beteiligtenRolle": "Gegner", "id": ID2}])
+    result, ctx = await call(update_step, raw)
+    assert result["status"] == 200 and ctx.emitted == []
+    assert services.count("update", 200) == 1
+
+
+async def test_delete_emits_deleted_events(services: FakeServices) -> None:
+    result, ctx = await call(delete_step, php_json_encode([{"id": ID1}, {"id": ID2}, {"id": ID1}]))
+    assert result["status"] == 200
+    assert ctx.emitted == [
+        {"topic": "vmh.beteiligte.delete", "data": {"id": i, "trigger": "webhook_delete", "deleted": True}}
+        for i in (ID1, ID2)
+    ]
+
+
+RAW = php_json_encode([{"id": ID1, "lastName": "Müller"}])
+BAD_SIGNATURES = {
+    "missing": {},
+    "empty": {"Signature": ""},
+    "not base64": {"Signature": "!!!not-base64!!!"},
+    "no webhook id": {"Signature": base64.b64encode(b"deadbeef").decode()},
+    "wrong secret": sign(RAW, secret="f" * 32),
+    "unknown webhook": sign(RAW, hook="hookid0000000002"),
+    "hex digest in legacy header": {"X-Signature": sign(RAW)["Signature"]},
+    "raw digest in Signature header": {"Signature": sign_legacy(RAW)["X-Signature"]},
+    "other body": sign(php_json_encode([{"id": ID2, "lastName": "Müller"}])),
+    "re-serialised JSON": sign(json.dumps(json.loads(RAW), ensure_ascii=False).encode()),
+}
+
+
+@pytest.mark.parametrize("step", [create_step, update_step, delete_step], ids=["create", "update", "delete"])
+@pytest.mark.parametrize("headers", BAD_SIGNATURES.values(), ids=BAD_SIGNATURES.keys())
+async def test_bad_signature_is_401_and_emits_nothing(
+    services: FakeServices, step: ModuleType, headers: dict[str, str]
+) -> None:
+    result, ctx = await call(step, RAW, headers)
+    assert result["status"] == 401 and ctx.emitted == []
+    assert not any(SECRET in e.line for e in ctx.logs())
+
+
+async def test_legacy_x_signature_is_accepted(services: FakeServices) -> None:
+    result, ctx = await call(create_step, RAW, sign_legacy(RAW))
+    assert result["status"] == 200 and ctx.topics() == ["vmh.beteiligte.create"]
+
+
+async def test_php_escaped_json_is_verified_against_the_raw_bytes(services: FakeServices) -> None:
+    raw = php_json_encode([{"id": ID1, "lastName": "Müller", "addressStreet": "Hauptstraße 1/2"}])
+    assert b"\\u00fc" in raw and b"\\/" in raw
+    result, ctx = await call(create_step, raw)
+    assert result["status"] == 200 and [e["data"]["id"] for e in ctx.emitted] == [ID1]
+
+
+MALFORMED = {
+    "not JSON": b"[{\"id\": ",
+    "not UTF-8": b"[{\"id\": \"\xff\xfe\"}]",
+    "empty body": b"",
+    "object, not array": php_json_encode({"id": ID1}),
+    "array of strings": php_json_encode([ID1]),
+    "item without id": php_json_encode([{"id": ID1}, {"lastName": "x"}]),
+    "id is a number": php_json_encode([{"id": 17}]),
+    "id is null": php_json_encode([{"id": None}]),
+    "id is empty": php_json_encode([{"id": ""}]),
+    "id is an object": php_json_encode([{"id": {"id": ID1}}]),
+    "id far too long": php_json_encode([{"id": "a" * 500}]),
+    "too many items": php_json_encode([{"id": f"{i:017x}"} for i in range(5000)]),
+}
+
+
+@pytest.mark.parametrize("step", [create_step, update_step, delete_step], ids=["create", "update", "delete"])
+@pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_signed_body_is_400_and_emits_nothing(
+    services: FakeServices, step: ModuleType, raw: bytes
+) -> None:
+    result, ctx = await call(step, raw)
+    assert result["status"] == 400 and ctx.emitted == []
+
+
+async def test_body_over_4_mib_is_400(services: FakeServices) -> None:
+    raw = php_json_encode([{"id": ID1, "description": "x" * (4 * 1024 * 1024)}])
+    result, ctx = await call(create_step, raw)
+    assert result["status"] == 400 and ctx.emitted == []
+    assert services.count("create", 400) == 1
+
+
+@pytest.mark.parametrize("raw", [b"[" * 5000, b'[{"id": "x", "a": ' + b"[" * 5000 + b"]" * 5000 + b"}]"],
+                         ids=["unclosed", "valid but deep"])
+async def test_deeply_nested_signed_body_is_400(services: FakeServices, raw: bytes) -> None:
+    ctx = RecordingContext(emits=create_step.config["emits"])
+    result = await create_step.handler(make_request(body=[], raw=raw, headers=sign(raw)), ctx)
+    assert result["status"] == 400 and ctx.emitted == []
+
+
+async def test_empty_array_is_accepted(services: FakeServices) -> None:
+    result, ctx = await call(create_step, b"[]")
+    assert result["status"] == 200 and ctx.emitted == []
+
+
+class FullQueueContext(RecordingContext):
+    """Takes ``room`` events, then fails like a full queue."""
+
+    def __init__(self, room: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.room = room
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        if len(self.emitted) >= self.room:
+            raise RuntimeError("queue full (maxSize reached)")
+        await super().emit(event)
+
+
+@pytest.mark.parametrize("room", [0, 1])
+@pytest.mark.parametrize("step", [create_step, update_step, delete_step], ids=["create", "update", "delete"])
+async def test_queue_full_answers_503_so_espocrm_retries(services: FakeServices, step: ModuleType, room: int) -> None:
+    raw = php_json_encode([{"lastName": "A", "id": ID1}, {"lastName": "B", "id": ID2}])
+    ctx = FullQueueContext(room, emits=step.config["emits"])
+    result, _ = await call(step, raw, ctx=ctx)
+    assert result["status"] == 503
+    assert services.count(step.config["path"].rsplit("/", 1)[1], 503) == 1
+
+
+# -- the event and cron steps against the whole installation (tb fixture: real HTTP, fakeredis) --------
+
+
+async def test_event_step_creates_and_links_then_unlinks_on_delete(tb: Testbed) -> None:
+    rec = tb.espo.seed(**SAMPLE)  # webhook queued in EspoCRM, never delivered: the step is called directly
+    ctx = RecordingContext(emits=event_step.config["emits"])
+    await event_step.handler({"id": rec["id"], "trigger": "webhook_create"}, ctx)
+    rec = tb.espo_record(rec["id"])
+    assert rec["betnr"] and rec["syncStatus"] == "clean"
+    advo = tb.advo_record(rec["betnr"])
+    assert advo["name"] == SAMPLE["lastName"] and advo["rowId"] == rec["advowareRowId"]
+    assert ctx.emitted == [] and any(e.msg == "sync finished" for e in ctx.logs("info"))
+
+    tb.reset_calls()
+    await event_step.handler({"id": rec["id"], "trigger": "webhook_update"}, ctx)  # a duplicate delivery
+    advo_writes = {k: v for k, v in tb.calls().items() if k.startswith("advoware") and " GET " not in k}
+    assert advo_writes == {}, tb.calls()  # already in sync: nothing echoed to Advoware
+    assert tb.advo_record(rec["betnr"])["rowId"] == advo["rowId"]
+    assert tb.espo_record(rec["id"])["syncStatus"] == "clean"
+
+    tb.espo.user_delete(rec["id"])
+    await event_step.handler({"id": rec["id"], "trigger": "webhook_delete", "deleted": True}, ctx)
+    assert await tb.services.store.get_link(rec["id"]) is None
+    assert tb.advo.get(rec["betnr"]) is not None  # delete policy "unlink" keeps Advoware untouched
+
+
+async def test_event_step_ignores_an_event_without_id(tb: Testbed) -> None:
+    ctx = RecordingContext(emits=event_step.config["emits"])
+    await event_step.handler({"trigger": "webhook_create"}, ctx)
+    assert [e.msg for e in ctx.logs("error")] == ["event without id ignored"]
+    assert tb.writes() == 0
+
+
+async def test_cron_step_queues_unsynced_records_and_then_nothing(tb: Testbed) -> None:
+    a, b = tb.espo.seed(**SAMPLE), tb.espo.seed(**{**SAMPLE, "lastName": "Meier"})
+    ctx = RecordingContext(emits=cron_step.config["emits"])
+    await cron_step.handler(ctx)
+    assert ctx.topics() == ["vmh.beteiligte.sync_check"] * 2
+    assert {e["data"]["id"] for e in ctx.emitted} == {a["id"], b["id"]}
+    for e in ctx.emitted:
+        await event_step.handler(e["data"], RecordingContext(emits=[]))
+    assert tb.espo_record(a["id"])["betnr"] and tb.espo_record(b["id"])["betnr"]
+
+    tb.reset_calls()
+    again = RecordingContext(emits=cron_step.config["emits"])
+    await cron_step.handler(again)
+    assert again.emitted == [] and tb.writes() == 0, tb.calls()
+
+
+async def test_cron_step_queues_a_lost_delete(tb: Testbed) -> None:
+    rec = tb.espo.seed(**SAMPLE)
+    await event_step.handler({"id": rec["id"]}, RecordingContext(emits=[]))
+    tb.espo.user_delete(rec["id"])  # the delete webhook is never delivered
+    ctx = RecordingContext(emits=cron_step.config["emits"])
+    await cron_step.handler(ctx)
+    assert ctx.emitted == [{"topic": "vmh.beteiligte.delete",
+                            "data": {"id": rec["id"], "deleted": True, "trigger": "sync_check"}}]
+
+
+async def test_cron_step_holds_a_mass_delete(tb: Testbed) -> None:
+    ids = [tb.espo.seed(**{**SAMPLE, "lastName": f"N{i}"})["id"] for i in range(3)]
+    for i in ids:
+        await event_step.handler({"id": i}, RecordingContext(emits=[]))
+    for i in ids:
+        tb.espo.user_delete(i)
+    ctx = RecordingContext(emits=cron_step.config["emits"])
+    await cron_step.handler(ctx)
+    assert ctx.emitted == []
+    assert [e.msg for e in ctx.logs("error")] == ["sync check held by the mass-change guard"]
+
+
+async def test_delete_event_for_a_record_that_still_exists_keeps_its_advoware_twin() -> None:
+    bed = await start_testbed(delete_policy="delete")
+    try:
+        rec = bed.espo.seed(**SAMPLE)
+        await event_step.handler({"id": rec["id"]}, RecordingContext(emits=[]))
+        betnr = bed.espo_record(rec["id"])["betnr"]
+        # e.g. the create webhook's batch arriving at the delete URL: the signature is valid there too
+        await event_step.handler({"id": rec["id"], "trigger": "webhook_delete", "deleted": True},
+                                 RecordingContext(emits=[]))
+        assert bed.advo.get(betnr) is not None
+        assert await bed.services.store.get_link(rec["id"]) is not None
+    finally:
+        await bed.close()
