@@ -188,6 +188,11 @@ class EspoCRMSimulator:
     async def flush_webhooks(self) -> list[DeliveryResult]:
         return await self._dispatcher.flush()
 
+    def take_webhook_events(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Hands out everything queued (subscription with its secret, items) instead of sending it:
+        for tests that deliver webhooks themselves - lost, duplicated or out of order."""
+        return [(sub, list(batch.items)) for sub, batch in self._dispatcher._claim_due()]
+
     def pending_webhook_events(self) -> int:
         return self._dispatcher.pending()
 
