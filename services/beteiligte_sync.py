@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mappers.beteiligte_mapper import (
@@ -181,10 +182,17 @@ class BeteiligteSync:
 
         final_advo = advo_obj
         if decision.action == "create":
-            final_advo = await self.advo.create_beteiligter(canonical_to_advoware(espo_vals))
+            body = canonical_to_advoware(espo_vals)
+            final_advo = await self._adopt_lost_create(espo_id, body)
+            if final_advo is None:
+                # Noted BEFORE the POST: if its answer is lost (timeout, 5xx after the commit), the
+                # next attempt looks for the object instead of creating a second one.
+                await self.store.mark_create_attempt(espo_id, utc_now())
+                final_advo = await self.advo.create_beteiligter(body)
             betnr = int(final_advo["betNr"])
             # Remember the link at once: a lost release write must not lead to a second create.
             await self._save_link(espo_id, betnr, espo_vals, final_advo)
+            await self.store.clear_create_attempt(espo_id)
             self.metrics.writes.labels("advoware").inc()
         elif decision.to_advoware and advo_obj is not None:
             merged = {**advoware_to_canonical(advo_obj), **decision.to_advoware}
@@ -221,6 +229,20 @@ class BeteiligteSync:
         log_record(logging.INFO, "synced", espo_id=espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
         return SyncResult(espo_id, betnr, decision.action, "clean", decision)
+
+    async def _adopt_lost_create(self, espo_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The Beteiligter an earlier create of this record made although its answer was lost: one
+        changed since that attempt with exactly the mapped values we are about to send."""
+        since = await self.store.create_attempt(espo_id)
+        if since is None or not await self.advo.supports_list():
+            return None  # without the list endpoint it cannot be found: the create is repeated
+        want = advoware_to_canonical(body)
+        async for obj in self.advo.iter_beteiligte(geaendert_seit=since - timedelta(minutes=1)):
+            if advoware_to_canonical(obj) == want:
+                log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
+                           espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
+                return obj
+        return None
 
     async def _save_link(self, espo_id: str, betnr: int, espo_vals: dict[str, Any],
                          advo_obj: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -87,6 +88,22 @@ class SyncStateStore:
 
     async def drop_link(self, espo_id: str) -> None:
         await self.redis.delete(self._k("link", espo_id))
+
+    # -- creates whose answer may be lost ---------------------------------------------------------
+    async def mark_create_attempt(self, espo_id: str, at: datetime) -> None:
+        await self.redis.set(self._k("create", espo_id), at.isoformat(), ex=7 * 24 * 3600)
+
+    async def create_attempt(self, espo_id: str) -> datetime | None:
+        raw = await self.redis.get(self._k("create", espo_id))
+        if not raw:
+            return None
+        try:
+            return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+        except ValueError:
+            return None
+
+    async def clear_create_attempt(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("create", espo_id))
 
     # -- retries ------------------------------------------------------------------------------
     async def get_retry(self, espo_id: str) -> RetryState | None:

@@ -35,7 +35,9 @@ class FaultRule:
 
     ``status``: answer with this status instead of serving (500, 503, 429, ...).
     ``delay``: seconds to wait before serving (a ``delay`` longer than the client's timeout is a
-    timeout). ``times``: how many matching requests it applies to (``None`` = until cleared).
+    timeout). ``lose_answer``: serve the request first (a write is applied) and then hold the answer
+    back for ``delay`` seconds: the "timed out, but it happened" case.
+    ``times``: how many matching requests it applies to (``None`` = until cleared).
     ``probability``: chance that a matching request is hit.
     """
 
@@ -47,6 +49,7 @@ class FaultRule:
     times: int | None = 1
     probability: float = 1.0
     body: str | None = None
+    lose_answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -160,6 +163,9 @@ class SimulatorMiddleware:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         rule = self.faults.pick(method, path)
+        if rule is not None and rule.lose_answer:
+            await self._serve_then_hold(rule.delay, scope, receive, send)
+            return
         if rule is not None:
             if rule.delay:
                 await asyncio.sleep(rule.delay)
@@ -177,6 +183,20 @@ class SimulatorMiddleware:
                 await _send_json(send, rule.status, payload, headers)
                 return
         await self.app(scope, receive, send)
+
+    async def _serve_then_hold(self, delay: float, scope: Scope, receive: Receive, send: Send) -> None:
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        await asyncio.sleep(delay)
+        try:
+            for message in held:
+                await send(message)
+        except OSError:
+            pass  # the client gave up long ago: that is the point
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""

@@ -252,3 +252,19 @@ async def test_fatal_failure_waits_for_a_change_of_the_record(tb: Testbed):
     await tb.sync_check()
     healed = tb.espo_record(rec["id"])
     assert healed["syncStatus"] == "clean" and tb.advo_record(healed["betnr"])["name"] == "Müller-Lüdenscheidt"
+
+
+async def test_create_whose_answer_was_lost_is_adopted_not_repeated():
+    tb = await start_testbed(http_timeout=1.0)
+    try:
+        tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", delay=1.5, lose_answer=True, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        await asyncio.sleep(0.6)  # let the held answer go nowhere
+        tb.clock.advance(3600)
+        await tb.sync_check()
+        after = tb.espo_record(rec["id"])
+        assert after["syncStatus"] == "clean"
+        assert [b["betNr"] for b in tb.advo.all()] == [after["betnr"]]  # one Beteiligter, linked
+    finally:
+        await tb.close()
