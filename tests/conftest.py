@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import fakeredis
 import pytest
 
 from simulators.testbed import Testbed, start_testbed
+from stephost.host import StepHost
 from tests.redis_server import redis_server
+from tests.stephost_fixtures.support import fast_config
 
 
 @pytest.fixture
@@ -16,6 +19,15 @@ async def tb() -> AsyncIterator[Testbed]:
         yield bed
     finally:
         await bed.close()
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[StepHost]:
+    """A started step host over the test fixture steps, on fakeredis."""
+    h = StepHost(fast_config(), fakeredis.FakeAsyncRedis())
+    await h.start()
+    yield h
+    await h.stop()
 
 
 @pytest.fixture(scope="session")

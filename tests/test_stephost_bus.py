@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import fakeredis
@@ -17,14 +16,6 @@ from stephost.discovery import Step
 from stephost.host import StepHost
 from stephost.state import DeadLetterStore
 from tests.stephost_fixtures.support import fast_config, http_server
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[StepHost]:
-    h = StepHost(fast_config(), fakeredis.FakeAsyncRedis())
-    await h.start()
-    yield h
-    await h.stop()
 
 
 async def test_every_subscriber_gets_its_own_copy(host: StepHost) -> None:

@@ -1,6 +1,6 @@
 """Durable Redis Streams bus, proven on a real redis-server started by the test."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -9,17 +9,14 @@ import redis.asyncio as aioredis
 from stephost.bus_common import QueueFullError
 from stephost.config import HostConfig
 from stephost.host import StepHost
-from tests.stephost_fixtures.support import fast_config, redis_available, redis_server
+from tests.stephost_fixtures.support import fast_config
 
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not redis_available():
-        pytest.skip("redis-server binary not installed")
-    with redis_server() as url:
-        yield url
+@pytest.fixture
+def redis_url(real_redis_url: str) -> str:
+    return real_redis_url
 
 
 @pytest.fixture

@@ -3,21 +3,12 @@
 import json
 from collections.abc import AsyncIterator
 
-import fakeredis
 import httpx
 import pytest
 
 from stephost.host import StepHost
 from stephost.http_app import starlette_path
 from tests.stephost_fixtures.support import fast_config, http_server
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[StepHost]:
-    h = StepHost(fast_config(), fakeredis.FakeAsyncRedis())
-    await h.start()
-    yield h
-    await h.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """context.state and dead letters on fakeredis and on a real redis-server started by the test."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import fakeredis
@@ -9,15 +9,12 @@ import redis.asyncio as aioredis
 
 from stephost.host import StepHost
 from stephost.state import RedisState
-from tests.stephost_fixtures.support import fast_config, redis_available, redis_server
+from tests.stephost_fixtures.support import fast_config
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not redis_available():
-        pytest.skip("redis-server binary not installed")
-    with redis_server() as url:
-        yield url
+@pytest.fixture
+def redis_url(real_redis_url: str) -> str:
+    return real_redis_url
 
 
 @pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.redis)])
