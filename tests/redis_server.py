@@ -3,7 +3,7 @@
     url, stop = start_redis_server()      # plain helper
     with redis_server() as url: ...        # context manager
 
-Skip a test when the binary is missing with ``pytest.mark.skipif(not redis_server_available(), ...)``.
+A missing binary makes the test fail: the Redis code must be proven on a real server.
 """
 
 from __future__ import annotations

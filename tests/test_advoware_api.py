@@ -30,7 +30,7 @@ from services.errors import (
 )
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, free_port, serve_in_thread
-from tests.redis_server import redis_server, redis_server_available
+from tests.redis_server import redis_server
 
 TOKEN = "POST /api/v1/Token"
 GET_ONE = "GET /api/v1/advonet/Beteiligte/{id}"
@@ -273,7 +273,6 @@ async def test_garbage_answer_is_bad_response(sim: AdvowareSimulator, api: Advow
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(not redis_server_available(), reason="redis-server binary missing")
 async def test_token_shared_between_clients_via_real_redis(sim: AdvowareSimulator,
                                                            server: ServerHandle) -> None:
     row = sim.seed(name="Geteilt")
