@@ -25,11 +25,13 @@ ENTITY = "CBeteiligte"
 
 
 def espo_fingerprint(record: dict[str, Any]) -> str:
-    """One hash over the mapped EspoCRM values: tells whether a person changed the record since."""
+    """One hash over the mapped EspoCRM values and the link (``betnr``): tells whether a person
+    changed the record since it failed (clearing ``betnr`` counts: it asks for a new Beteiligter)."""
     try:
         fp = fingerprint(espo_to_canonical(record))
     except MappingError:
         fp = {"raw": json.dumps(record, sort_keys=True, default=str)}
+    fp["betnr"] = str(record.get("betnr"))
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -105,8 +107,11 @@ class FailureWriter:
     ) -> SyncResult:
         msg = (f"Advoware-Beteiligter {betnr} existiert nicht mehr. Der EspoCRM-Datensatz wurde nicht "
                "gelöscht; bitte prüfen (betnr leeren legt ihn in Advoware neu an)")
-        previous = await self.store.get_retry(str(record.get("id")))
+        espo_id = str(record.get("id"))
+        previous = await self.store.get_retry(espo_id)
         first_time = previous is None or "existiert nicht mehr" not in previous.message
+        # The twin is gone for good: forget the link, so that clearing betnr creates a new one.
+        await self.store.drop_link(espo_id)
         exc = NotFoundError(msg, system="advoware", status=404)
         return await self.record(record, exc, trigger, note=msg if first_time else None)
 

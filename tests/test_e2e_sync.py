@@ -268,3 +268,16 @@ async def test_create_whose_answer_was_lost_is_adopted_not_repeated():
         assert [b["betNr"] for b in tb.advo.all()] == [after["betnr"]]  # one Beteiligter, linked
     finally:
         await tb.close()
+
+
+async def test_clearing_betnr_after_the_twin_vanished_creates_a_new_one(tb: Testbed):
+    rec, advo = await created(tb)
+    tb.advo.remove(advo["betNr"])
+    await tb.sync_check()
+    assert tb.espo_record(rec["id"])["syncStatus"] == "failed"
+    tb.espo.user_edit(rec["id"], betnr=None)  # staff ask for a new Beteiligter
+    await tb.flush()  # betnr is not mapped: the webhook queues nothing, the sync check sees it
+    await tb.sync_check()
+    after = tb.espo_record(rec["id"])
+    assert after["syncStatus"] == "clean" and after["betnr"] not in (None, advo["betNr"])
+    assert tb.advo_record(after["betnr"])["name"] == SAMPLE["lastName"]
