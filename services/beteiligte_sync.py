@@ -279,5 +279,3 @@ class BeteiligteSync:
 
         return await apply_delete(self, espo_id)
 
-
-__all__ = ["BeteiligteSync", "SyncResult", "DeferredError"]

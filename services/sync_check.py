@@ -110,10 +110,10 @@ class SyncChecker:
                 plan.linked += 1
             if item is not None:
                 plan.work.append(item)
-        known = set(ids)
-        async for espo_id, link in self._all_links():
-            if espo_id not in known:
-                plan.deletes.append(WorkItem(espo_id, link.betnr, "deleted in EspoCRM, delete webhook lost"))
+        gone = sorted(await self.store.linked_ids() - set(ids))
+        for espo_id, gone_link in (await self.store.get_links(gone)).items():
+            if gone_link is not None:
+                plan.deletes.append(WorkItem(espo_id, gone_link.betnr, "deleted in EspoCRM, delete webhook lost"))
                 plan.linked += 1
         risky = plan.risky()
         if not confirm and len(risky) >= self.guard_min and len(risky) > self.guard_share * max(plan.linked, 1):
@@ -142,15 +142,6 @@ class SyncChecker:
                     return b, None
 
         return dict(await asyncio.gather(*(one(b) for b in betnrs))), "get"
-
-    async def _all_links(self) -> Any:
-        pattern = f"{self.store.prefix}:link:*"
-        async for key in self.store.redis.scan_iter(match=pattern, count=500):
-            k = key.decode() if isinstance(key, bytes) else key
-            espo_id = k.rsplit(":", 1)[1]
-            link = await self.store.get_link(espo_id)
-            if link is not None:
-                yield espo_id, link
 
     def _needs(
         self,

@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from mappers.beteiligte_mapper import MappingError
 from services.errors import (
     ApiError,
-    AuthenticationError,
     DeferredError,
     FatalError,
     NotFoundError,
-    RetryableError,
 )
 
 MAX_FAILURES = 5
@@ -36,13 +34,11 @@ class FailurePlan:
 def classify(exc: BaseException) -> str:
     if isinstance(exc, DeferredError):
         return "deferred"
-    if isinstance(exc, RetryableError | AuthenticationError):
-        return "retryable"
     if isinstance(exc, FatalError | MappingError | NotFoundError):
         return "fatal"
-    if isinstance(exc, ApiError):
-        return "retryable"
-    return "retryable"  # a bug or an unexpected answer: retry with backoff, visible to operators
+    # RetryableError, AuthenticationError (a new token may help later), and anything unexpected
+    # (a bug): retry with backoff, visible to operators on the record.
+    return "retryable"
 
 
 def backoff_seconds(count: int, rng: random.Random | None = None) -> float:

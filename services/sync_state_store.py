@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from services.redis_ops import delete_if_equals
+from services.redis_ops import as_text, delete_if_equals
 from services.sync_decision import Base
 
 LOCK_TTL_MS = 15 * 60 * 1000
@@ -86,6 +85,11 @@ class SyncStateStore:
     async def save_link(self, espo_id: str, link: Link) -> None:
         await self.redis.set(self._k("link", espo_id), json.dumps(asdict(link)))
 
+    async def linked_ids(self) -> set[str]:
+        """Every EspoCRM id we hold a link for (SCAN, so a large keyspace does not block Redis)."""
+        prefix = self._k("link", "")
+        return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
+
     async def drop_link(self, espo_id: str) -> None:
         await self.redis.delete(self._k("link", espo_id))
 
@@ -139,7 +143,3 @@ class SyncStateStore:
             pipe.exists(self._k("lock", i))
         res: list[Any] = await pipe.execute()
         return {i for i, r in zip(espo_ids, res, strict=True) if r}
-
-
-def now() -> float:
-    return time.time()

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from pydantic import SecretStr
 
 from app.runtime import build_host
+from app.sandbox import Sandbox
 from config.settings import Settings
 from services.conflict_policy import ConflictPolicy
-from services.espocrm_api import EspoCRMAPI
 from services.wiring import Services, build_services, make_redis
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, free_port, serve_in_thread
@@ -132,25 +131,14 @@ async def start_testbed(
     espo_server, advo_server = serve_in_thread(espo.app), serve_in_thread(advo.app)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    secrets: dict[str, str] = {}
-    webhook_ids: dict[str, str] = {}
-    async with EspoCRMAPI(espo_server.url, espo.api_key) as api:
-        for ev in ("create", "update", "delete"):
-            hook = await api.register_webhook(f"CBeteiligte.{ev}", f"{url}/vmh/webhook/beteiligte/{ev}")
-            secrets[hook["id"]] = hook["secretKey"]
-            webhook_ids[ev] = hook["id"]
-    creds = advo.client_settings()
-    settings = Settings(
+    sandbox = Sandbox(espo, advo, espo_server, advo_server)
+    secrets = await sandbox.register_webhooks(url)
+    base = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        espocrm_url=espo_server.url, espocrm_api_key=SecretStr(espo.api_key),
-        espocrm_webhook_secrets={k: SecretStr(v) for k, v in secrets.items()},
-        advoware_url=advo_server.url, advoware_token_url=advo_server.url,
-        advoware_app_id=creds["app_id"], advoware_api_key=SecretStr(creds["api_key"]),
-        advoware_kanzlei=creds["kanzlei"], advoware_database=creds["database"],
-        advoware_user=creds["user"], advoware_password=SecretStr(creds["password"]),
         redis_url=redis_url, host="127.0.0.1", port=port, delete_policy=delete_policy,
         http_timeout_seconds=http_timeout,
     )
+    settings = sandbox.settings(base, secrets).model_copy(update={"sandbox_mode": False})
     clock = FakeClock()
     services = build_services(settings, redis=make_redis(settings), clock=clock, policy=policy)
     host = build_host(services, cron=False, workers=workers)
@@ -162,4 +150,5 @@ async def start_testbed(
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    return Testbed(espo, advo, espo_server, advo_server, services, host, url, clock, server, task, webhook_ids)
+    return Testbed(espo, advo, espo_server, advo_server, services, host, url, clock, server, task,
+                   dict(sandbox.webhook_ids))

@@ -72,6 +72,21 @@ def backoff_delay(attempt: int, base: float, maximum: float, rng: random.Random 
     return max(0.0, min(maximum, exp + rng.uniform(0, base)))
 
 
+def retry_delay(
+    delivery: Delivery, error: str, cfg: Any, rng: random.Random | None, exc: BaseException | None = None
+) -> float | None:
+    """The backoff before the next attempt (logged), or ``None`` when the attempts are used up and
+    the delivery becomes a dead letter. ``cfg`` is the host's ``QueueConfig``."""
+    if delivery.attempt >= cfg.max_attempts:
+        return None
+    delay = backoff_delay(delivery.attempt, cfg.backoff_base_seconds, cfg.backoff_max_seconds, rng)
+    log.warning(
+        "[step=%s trace=%s] handler failed (attempt %d/%d), retrying in %.2fs: %s",
+        delivery.step, delivery.trace_id, delivery.attempt, cfg.max_attempts, delay, error, exc_info=exc,
+    )
+    return delay
+
+
 def subscribers_by_topic(steps: list[Step]) -> dict[str, list[Step]]:
     table: dict[str, list[Step]] = {}
     for step in steps:

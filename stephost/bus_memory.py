@@ -18,10 +18,10 @@ from stephost.bus_common import (
     Delivery,
     DeliveryRunner,
     QueueFullError,
-    backoff_delay,
     copy_data,
     dead_letter,
     describe_error,
+    retry_delay,
     subscribers_by_topic,
 )
 from stephost.config import QueueConfig
@@ -156,24 +156,12 @@ class InProcessBus:
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         error = describe_error(exc)
-        if delivery.attempt >= self._cfg.max_attempts or self._stopped:
+        delay = None if self._stopped else retry_delay(delivery, error, self._cfg, self._rng, exc)
+        if delay is None:
             self._counters.dead_lettered += 1
             await dead_letter(self._dead_letters, delivery, error)
             self._done()
             return
-        delay = backoff_delay(
-            delivery.attempt, self._cfg.backoff_base_seconds, self._cfg.backoff_max_seconds, self._rng
-        )
-        log.warning(
-            "[step=%s trace=%s] handler failed (attempt %d/%d), retrying in %.2fs: %s",
-            delivery.step,
-            delivery.trace_id,
-            delivery.attempt,
-            self._cfg.max_attempts,
-            delay,
-            error,
-            exc_info=exc,
-        )
         loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 

@@ -31,10 +31,10 @@ from stephost.bus_common import (
     Delivery,
     DeliveryRunner,
     QueueFullError,
-    backoff_delay,
     copy_data,
     dead_letter,
     describe_error,
+    retry_delay,
     subscribers_by_topic,
 )
 from stephost.config import QueueConfig
@@ -225,23 +225,12 @@ class RedisStreamBus:
             await pipe.execute()
 
     async def _failed(self, stream: str, entry_id: Any, delivery: Delivery, error: str) -> None:
-        if delivery.attempt >= self._cfg.max_attempts:
+        delay = retry_delay(delivery, error, self._cfg, self._rng)
+        if delay is None:
             self._counters.dead_lettered += 1
             await dead_letter(self._dead_letters, delivery, error)
             await self._finish(stream, entry_id)
             return
-        delay = backoff_delay(
-            delivery.attempt, self._cfg.backoff_base_seconds, self._cfg.backoff_max_seconds, self._rng
-        )
-        log.warning(
-            "[step=%s trace=%s] handler failed (attempt %d/%d), retrying in %.2fs: %s",
-            delivery.step,
-            delivery.trace_id,
-            delivery.attempt,
-            self._cfg.max_attempts,
-            delay,
-            error,
-        )
         member = json.dumps(
             {
                 "id": uuid.uuid4().hex,
