@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # Not in the contract; documented in the README.
     delete_policy: str = Field(default="unlink", pattern="^(unlink|delete)$")
     conflict_policy_file: str | None = None
+    value_maps_file: str | None = None
     http_timeout_seconds: float = 10.0
     log_level: str = "INFO"
     # Set by the sandbox after it has pointed the URLs at its simulators.

@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING
 
 from services.errors import ApiError, DeferredError, NotFoundError, RetryableError
 from services.sync_log import log_record
+from services.sync_status import SyncResult
 
 if TYPE_CHECKING:
-    from services.beteiligte_sync import BeteiligteSync, SyncResult
+    from services.beteiligte_sync import BeteiligteSync
 
 LOCK_WAIT_S = 30.0
 
 
 async def apply_delete(sync: BeteiligteSync, espo_id: str) -> SyncResult:
-    from services.beteiligte_sync import SyncResult
-
     store = sync.store
     token = await store.acquire(espo_id)
     waited = 0.0

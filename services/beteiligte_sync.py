@@ -1,9 +1,13 @@
-"""BeteiligteSync: one record at a time, under a Redis lock, decided by :func:`decide`.
+"""BeteiligteSync: one record at a time, under a Redis lease, decided by :func:`decide`.
 
-Per record: take the lock (``SET NX``, 15 min), mark ``syncStatus=syncing`` with a ``PUT`` whose
-answer doubles as the fetch, read the Advoware twin, decide, write Advoware if needed, and release
-with ONE EspoCRM write carrying status, ``advowareLastSync``, ``advowareRowId``, ``betnr`` and any
-values taken from Advoware. The base of the next three-way compare is stored only after that.
+Per record: skip at once when the webhook's values are the stored state (an echo of our own write,
+a late or duplicated delivery); otherwise take the record's lease, run one pass
+(:mod:`services.sync_pass`), and hand off atomically: a change that arrived while we held the lease
+makes us run once more before we let go (:meth:`SyncStateStore.release_unless_dirty`). An event that
+meets a held lease flags the change and waits until the holder has taken the flag (its next pass
+covers the change) or the lease has lapsed (the holder died: we take over); it is never acknowledged
+and forgotten. A heartbeat extends the lease while a pass runs, so a dead worker's records are free
+again within :data:`~services.sync_state_store.LEASE_MS`.
 """
 
 from __future__ import annotations
@@ -12,17 +16,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mappers.beteiligte_mapper import (
-    advoware_to_canonical,
-    canonical_to_advoware,
-    canonical_to_espo,
-    espo_to_canonical,
-)
+from services.advoware_create import AdvowareCreator
 from services.conflict_policy import ConflictPolicy
 from services.errors import (
     ApiError,
@@ -32,38 +31,33 @@ from services.errors import (
     RetryableError,
     StaleWriteError,
 )
+from services.espocrm_facts import EspoFacts
 from services.metrics import SyncMetrics
-from services.sync_decision import Decision, decide_records, fingerprint
+from services.sync_decision import Decision
 from services.sync_failure_writer import FailureWriter
 from services.sync_failures import classify
 from services.sync_log import log_record
-from services.sync_state_store import Link, SyncStateStore
-from services.timestamps import format_espo, utc_now
+from services.sync_pass import PassState, RecordMoved, SyncPass
+from services.sync_state_store import LEASE_MS, SyncStateStore
+from services.sync_status import ENTITY, Action, SyncResult, SyncStatus
+from services.timestamps import parse_espo
 
 if TYPE_CHECKING:
     from services.advoware_api import AdvowareAPI
     from services.espocrm_api import EspoCRMAPI
 
-ENTITY = "CBeteiligte"
+__all__ = ["BeteiligteSync", "SyncResult", "LockBusyError"]
+
 MAX_REDECIDE = 3
-PENDING = "pending"  # fingerprint that matches no value: "this side changed, not yet applied"
+MAX_PASSES = 10  # hand-off passes; after that the flag stays for the waiting event to take over
 QUICK_RETRY_S = 0.5
 MAX_INLINE_WAIT_S = 5.0
+LOCK_WAIT_S = 120.0
+HEARTBEAT_S = LEASE_MS / 1000 / 3
 
 
-@dataclass
-class SyncResult:
-    espo_id: str
-    betnr: int | None
-    action: str
-    status: str
-    decision: Decision | None = None
-    message: str = ""
-
-    def describe(self) -> str:
-        d = self.decision.summary() if self.decision else self.action
-        extra = f" - {self.message}" if self.message else ""
-        return f"{self.espo_id} betnr={self.betnr} status={self.status} decision={d}{extra}"
+class LockBusyError(RetryableError):
+    """The record's lease stayed held for longer than an event may wait: the host retries it."""
 
 
 class BeteiligteSync:
@@ -79,7 +73,7 @@ class BeteiligteSync:
         delete_policy: str = "unlink",
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        max_passes: int = 3,
+        lock_wait_s: float = LOCK_WAIT_S,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -89,172 +83,161 @@ class BeteiligteSync:
         self.timezone = timezone
         self.delete_policy = delete_policy
         self.clock = clock
-        self.max_passes = max_passes
+        self.lock_wait_s = lock_wait_s
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock)
+        self.espo_facts = EspoFacts(espo)
+        self._pass = SyncPass(self)
 
-    # -- entry points -------------------------------------------------------------------------
-    async def sync(self, espo_id: str, trigger: str = "webhook") -> SyncResult:
-        token = await self.store.acquire(espo_id)
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- entry point ----------------------------------------------------------------------------
+    async def sync(self, espo_id: str, trigger: str = "webhook", seen: dict[str, str] | None = None) -> SyncResult:
+        """Sync one record. ``seen``: fingerprints of the mapped values (and ``betnr``) a webhook item
+        carried; when they are the stored state of the last sync, nothing is read or written."""
+        if seen and await self._proved_in_sync(espo_id, seen):
+            self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
+            log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
+                       decision=Action.SKIP_IN_SYNC, trigger=trigger)
+            return SyncResult(espo_id, None, Action.SKIP_IN_SYNC, SyncStatus.CLEAN)
+        token = await self._take_lease(espo_id, trigger)
         if token is None:
-            # Someone holds the lock: tell them to look again before they let go.
-            await self.store.mark_dirty(espo_id)
-            log_record(logging.INFO, "lock held, change queued behind it", espo_id=espo_id, betnr=None,
-                       decision="deferred_to_lock_holder", trigger=trigger)
-            return SyncResult(espo_id, None, "queued_behind_lock", "syncing")
+            return SyncResult(espo_id, None, Action.COVERED_BY_HOLDER, SyncStatus.SYNCING)
         started = time.monotonic()
         try:
-            result = await self._sync_locked(espo_id, trigger)
-            for _ in range(self.max_passes - 1):
-                if not await self.store.take_dirty(espo_id):
-                    break
-                result = await self._sync_locked(espo_id, "changed_during_sync")
-            return result
+            async with self._heartbeat(espo_id, token):
+                for n in range(MAX_PASSES):
+                    result = await self._sync_locked(espo_id, trigger if n == 0 else "changed_during_sync")
+                    if n + 1 < MAX_PASSES and await self.store.release_unless_dirty(espo_id, token):
+                        token = ""
+                        return result
+                return result
         finally:
-            await self.store.release(espo_id, token)
+            if token:
+                await self.store.release(espo_id, token)
             self.metrics.duration.observe(time.monotonic() - started)
 
+    async def _proved_in_sync(self, espo_id: str, seen: dict[str, str]) -> bool:
+        link = await self.store.get_link(espo_id)
+        if link is None or await self.store.get_retry(espo_id) is not None:
+            return False  # never synced, or failed: the webhook may carry the fix
+        if "betnr" in seen and seen["betnr"] != str(link.betnr):
+            return False
+        return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")
+
+    async def _take_lease(self, espo_id: str, trigger: str) -> str | None:
+        """Our lease token, or ``None`` when the holder took our change's flag (it runs once more)."""
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            token = await self.store.acquire(espo_id)
+            if token is not None:
+                await self.store.clear_dirty(espo_id)  # this pass reads after every flag set so far
+                return token
+            await self.store.mark_dirty(espo_id)
+            log_record(logging.INFO, "lease held, change flagged for the holder", espo_id=espo_id,
+                       betnr=None, decision="deferred_to_lock_holder", trigger=trigger)
+            delay = 0.02
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                if not await self.store.is_dirty(espo_id):
+                    return None  # the holder took the flag: its next pass reads our change
+                if not await self.store.is_locked(espo_id):
+                    break  # released or lapsed with the flag still set: take over
+                if time.monotonic() > deadline:
+                    raise LockBusyError(f"record {espo_id} stayed locked for {self.lock_wait_s:.0f} s",
+                                        system="redis")
+
+    @asynccontextmanager
+    async def _heartbeat(self, espo_id: str, token: str) -> AsyncIterator[None]:
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_S)
+                try:
+                    kept = await self.store.extend(espo_id, token)
+                except Exception as exc:  # Redis away: keep trying while the pass runs
+                    log_record(logging.WARNING, f"lease heartbeat failed: {exc}", espo_id=espo_id,
+                               betnr=None, decision="lease_heartbeat_failed")
+                    continue
+                if not kept:
+                    log_record(logging.ERROR, "lease lost while syncing", espo_id=espo_id, betnr=None,
+                               decision="lease_lost")
+                    return
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    # -- one record, under the lease ------------------------------------------------------------
     async def _sync_locked(self, espo_id: str, trigger: str) -> SyncResult:
         try:
-            record = await self.espo.update(ENTITY, espo_id, {"syncStatus": "syncing"})
+            record = await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
-                       betnr=None, decision="skip_deleted", trigger=trigger)
-            self.metrics.syncs.labels("skip_deleted", "ok").inc()
-            return SyncResult(espo_id, None, "skip_deleted", "deleted")
+                       betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
+            self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
+            return SyncResult(espo_id, None, Action.SKIP_DELETED, SyncStatus.DELETED)
         except ApiError as exc:
             # EspoCRM itself is unreachable: nothing can be marked. The event is retried by the
             # host; the sync check finds the record again if every retry fails.
             self.metrics.failures.labels(classify(exc)).inc()
-            log_record(logging.ERROR, f"cannot mark record syncing: {exc}", espo_id=espo_id, betnr=None,
-                       decision="error", trigger=trigger)
+            log_record(logging.ERROR, f"cannot read record: {exc}", espo_id=espo_id, betnr=None,
+                       decision=Action.ERROR, trigger=trigger)
             if isinstance(exc, FatalError):
-                return SyncResult(espo_id, None, "error", "unknown", message=str(exc))
+                return SyncResult(espo_id, None, Action.ERROR, SyncStatus.UNKNOWN, message=str(exc))
             raise
-        betnr = record.get("betnr")
+        await self.espo_facts.load()
+        st = PassState(record, await self.edit_time(record))
+        return await self._run_with_retries(st, trigger)
+
+    async def _run_with_retries(self, st: PassState, trigger: str) -> SyncResult:
         transient_left = 1  # one quick in-call retry for a short wait or a passing fault
-        stale_left = MAX_REDECIDE
-        seen: dict[str, Any] = {}  # the Advoware rowId last read: a failure remembers it
+        redecide_left = MAX_REDECIDE
         while True:
             try:
-                return await self._run(record, trigger, seen)
-            except StaleWriteError as exc:
-                stale_left -= 1
-                if stale_left <= 0:
-                    return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
-                log_record(logging.INFO, f"stale write, re-reading and deciding again: {exc}",
-                           espo_id=espo_id, betnr=betnr, decision="redecide", trigger=trigger)
-                try:
-                    record = await self.espo.get(ENTITY, espo_id)
-                except ApiError as exc2:
-                    return await self.failures.record(record, exc2, trigger, advo_row_id=seen.get("rowId"))
+                return await self._pass.run(st, trigger)
+            except (StaleWriteError, RecordMoved) as exc:
+                redecide_left -= 1
+                if redecide_left <= 0:
+                    return await self.failures.record(st.record, _as_error(exc), trigger, advo_row_id=st.advo_row_id)
+                log_record(logging.INFO, f"record moved, deciding again: {_as_error(exc)}", espo_id=st.espo_id,
+                           betnr=st.record.get("betnr"), decision="redecide", trigger=trigger)
+                if isinstance(exc, StaleWriteError):
+                    try:
+                        st.record = await self.espo.get(ENTITY, st.espo_id)
+                    except ApiError as exc2:
+                        return await self.failures.record(st.record, exc2, trigger, advo_row_id=st.advo_row_id)
+                    st.espo_edited_at = await self.edit_time(st.record, fallback=True)
             except (DeferredError, RetryableError) as exc:
                 wait = exc.retry_after if isinstance(exc, DeferredError) else QUICK_RETRY_S
                 if transient_left <= 0 or wait > MAX_INLINE_WAIT_S:
-                    return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
+                    return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
                 transient_left -= 1
-                log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}",
-                           espo_id=espo_id, betnr=betnr, decision="retry_inline", trigger=trigger)
+                log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}", espo_id=st.espo_id,
+                           betnr=st.record.get("betnr"), decision="retry_inline", trigger=trigger)
                 await asyncio.sleep(wait)
             except Exception as exc:  # every failure ends on the record, readable
-                return await self.failures.record(record, exc, trigger, advo_row_id=seen.get("rowId"))
+                return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
 
-    # -- one pass -----------------------------------------------------------------------------
-    async def _run(self, record: dict[str, Any], trigger: str, seen: dict[str, Any]) -> SyncResult:
-        espo_id = record["id"]
-        espo_vals = espo_to_canonical(record)
-        betnr: int | None = record.get("betnr")
-        link = await self.store.get_link(espo_id)
-        if link and betnr and link.betnr != betnr:
-            link = None  # relinked by an operator: the old base says nothing about the new pair
-        if not betnr and link:
-            betnr = link.betnr  # a create whose release write never landed: do not create twice
-        advo_obj: dict[str, Any] | None = None
-        if betnr:
-            try:
-                advo_obj = await self.advo.get_beteiligter(int(betnr))
-                seen["rowId"] = advo_obj.get("rowId")
-            except NotFoundError:
-                advo_obj = None
-        decision = decide_records(record, advo_obj, link.base() if link else None, policy=self.policy,
-                                  linked=bool(betnr), timezone=self.timezone)
-        if decision.action == "advoware_missing":
-            return await self.failures.advoware_missing(record, int(betnr or 0), decision, trigger)
+    async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None:
+        """When a person last changed the record. Our own writes move ``modifiedAt`` too: then the
+        edit time stored when we last saw a person's change counts (``fallback``: a change found in
+        the answer to our own write happened just before it, so that write's time is the best guess)."""
+        espo_id = str(record["id"])
+        modified_at = record.get("modifiedAt")
+        ours = self.espo_facts.user_id is not None and record.get("modifiedById") == self.espo_facts.user_id
+        if modified_at and (not ours or fallback):
+            if await self.store.espo_edited_at(espo_id) != modified_at:
+                await self.store.save_espo_edited_at(espo_id, modified_at)
+            return parse_espo(modified_at)
+        return parse_espo(await self.store.espo_edited_at(espo_id))
 
-        final_advo = advo_obj
-        if decision.action == "create":
-            body = canonical_to_advoware(espo_vals)
-            final_advo = await self._adopt_lost_create(espo_id, body)
-            if final_advo is None:
-                # Noted BEFORE the POST: if its answer is lost (timeout, 5xx after the commit), the
-                # next attempt looks for the object instead of creating a second one.
-                await self.store.mark_create_attempt(espo_id, utc_now())
-                final_advo = await self.advo.create_beteiligter(body)
-            betnr = int(final_advo["betNr"])
-            # Remember the link at once: a lost release write must not lead to a second create.
-            await self._save_link(espo_id, betnr, espo_vals, final_advo)
-            await self.store.clear_create_attempt(espo_id)
-            self.metrics.writes.labels("advoware").inc()
-        elif decision.to_advoware and advo_obj is not None:
-            merged = {**advoware_to_canonical(advo_obj), **decision.to_advoware}
-            final_advo = await self.advo.update_beteiligter(int(betnr or 0),
-                                                            canonical_to_advoware(merged, advo_obj))
-            self.metrics.writes.labels("advoware").inc()
-            # Account for our Advoware write at once: if the release below fails or meets a newer
-            # EspoCRM edit, the next decision must not take our own write for a person's change.
-            # Values still owed to EspoCRM stay marked as Advoware changes, so they are not lost.
-            advo_fp = fingerprint(advoware_to_canonical(final_advo))
-            advo_fp.update(dict.fromkeys(decision.to_espo, PENDING))
-            await self.store.save_link(espo_id, Link(
-                betnr=int(betnr or 0), row_id=final_advo.get("rowId"),
-                espo=link.espo if link else fingerprint(espo_vals), advo=advo_fp, synced_at=self.clock(),
-            ))
-        assert final_advo is not None and betnr is not None
-        seen["rowId"] = final_advo.get("rowId")
-
-        release: dict[str, Any] = {
-            **canonical_to_espo(decision.to_espo),
-            "syncStatus": "clean",
-            "advowareLastSync": format_espo(utc_now()),
-            "advowareRowId": final_advo.get("rowId"),
-            "betnr": betnr,
-            "syncRetryCount": 0,
-            "syncErrorMessage": None,
-        }
-        updated = await self.espo.update(ENTITY, espo_id, release, version_number=record.get("versionNumber"))
-        self.metrics.writes.labels("espocrm").inc()
-        await self._save_link(espo_id, betnr, espo_to_canonical(updated), final_advo)
-        await self.store.clear_retry(espo_id)
-        await self._report_conflicts(espo_id, betnr, decision)
-        self.metrics.syncs.labels(decision.action, "ok").inc()
-        log_record(logging.INFO, "synced", espo_id=espo_id, betnr=betnr, decision=decision.summary(),
-                   trigger=trigger)
-        return SyncResult(espo_id, betnr, decision.action, "clean", decision)
-
-    async def _adopt_lost_create(self, espo_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The Beteiligter an earlier create of this record made although its answer was lost: one
-        changed since that attempt with exactly the mapped values we are about to send."""
-        since = await self.store.create_attempt(espo_id)
-        if since is None or not await self.advo.supports_list():
-            return None  # without the list endpoint it cannot be found: the create is repeated
-        want = advoware_to_canonical(body)
-        async for obj in self.advo.iter_beteiligte(geaendert_seit=since - timedelta(minutes=1)):
-            if advoware_to_canonical(obj) == want:
-                log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
-                           espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
-                return obj
-        return None
-
-    async def _save_link(self, espo_id: str, betnr: int, espo_vals: dict[str, Any],
-                         advo_obj: dict[str, Any]) -> None:
-        await self.store.save_link(espo_id, Link(
-            betnr=betnr,
-            row_id=advo_obj.get("rowId"),
-            espo=fingerprint(espo_vals),
-            advo=fingerprint(advoware_to_canonical(advo_obj)),
-            synced_at=self.clock(),
-        ))
-
-    async def _report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None:
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None:
         if not decision.conflicts:
             return
         lines = []
@@ -279,3 +262,8 @@ class BeteiligteSync:
 
         return await apply_delete(self, espo_id)
 
+
+def _as_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, RecordMoved):
+        return StaleWriteError("the record kept changing while it was synced; will retry", system="espocrm")
+    return exc

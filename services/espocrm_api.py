@@ -128,6 +128,10 @@ class EspoCRMAPI:
         return value
 
     # -- records -------------------------------------------------------------------------------
+    async def get_raw(self, path: str) -> Any:
+        """``GET`` of a fixed API path without ids in it (``App/user``, ``Metadata``)."""
+        return await self._request("GET", path)
+
     async def get(self, entity: str, id: str) -> dict[str, Any]:
         return self._expect_dict(await self._request("GET", f"{entity}/{id}"), f"GET {entity}")
 

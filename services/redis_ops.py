@@ -27,3 +27,19 @@ async def delete_if_equals(redis: Any, key: str, expected: str) -> bool:
             return True
         except WatchError:
             return False
+
+
+async def extend_if_equals(redis: Any, key: str, expected: str, ttl_ms: int) -> bool:
+    """Compare-and-pexpire with WATCH/MULTI: extends a lease only for its owner."""
+    async with redis.pipeline(transaction=True) as pipe:
+        try:
+            await pipe.watch(key)
+            if as_text(await pipe.get(key)) != expected:
+                await pipe.unwatch()
+                return False
+            pipe.multi()
+            pipe.pexpire(key, ttl_ms)
+            await pipe.execute()
+            return True
+        except WatchError:
+            return False

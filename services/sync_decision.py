@@ -21,12 +21,16 @@ from mappers.beteiligte_mapper import (
     GROUPS,
     Canonical,
     advoware_to_canonical,
+    espo_item_canonical,
     espo_to_canonical,
 )
 from services.conflict_policy import ConflictPolicy
+from services.sync_status import Action
 from services.timestamps import parse_advoware, parse_espo
 
 ESPO, ADVO = "espocrm", "advoware"
+# A base fingerprint that matches no value: "this side changed, not yet applied to the other".
+PENDING = "pending"
 
 
 def fingerprint_value(value: str | None) -> str:
@@ -36,6 +40,19 @@ def fingerprint_value(value: str | None) -> str:
 def fingerprint(values: Canonical) -> dict[str, str]:
     """Per-field fingerprints: enough to tell a change, without copying client data into Redis."""
     return {f.espo: fingerprint_value(values.get(f.espo)) for f in FIELDS}
+
+
+def item_fingerprints(item: dict[str, Any]) -> dict[str, str]:
+    """Fingerprints of the mapped values (and ``betnr``) one EspoCRM webhook item carries: the sync
+    compares them with the stored base and skips a delivery whose values are already synced."""
+    seen = fingerprint_subset(espo_item_canonical(item))
+    if "betnr" in item:
+        seen["betnr"] = str(item["betnr"])
+    return seen
+
+
+def fingerprint_subset(values: Canonical) -> dict[str, str]:
+    return {f: fingerprint_value(v) for f, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -59,7 +76,7 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "create" | "update" | "noop" | "advoware_missing"
+    action: Action  # CREATE | UPDATE | NOOP | ADVOWARE_MISSING
     to_advoware: dict[str, str | None] = field(default_factory=dict)
     to_espo: dict[str, str | None] = field(default_factory=dict)
     conflicts: tuple[Conflict, ...] = ()
@@ -69,11 +86,11 @@ class Decision:
 
     @property
     def writes_advoware(self) -> bool:
-        return self.action == "create" or bool(self.to_advoware)
+        return self.action == Action.CREATE or bool(self.to_advoware)
 
     def summary(self) -> str:
-        parts = [self.action]
-        if self.to_advoware and self.action != "create":
+        parts: list[str] = [self.action]
+        if self.to_advoware and self.action != Action.CREATE:
             parts.append("->advoware:" + ",".join(sorted(self.to_advoware)))
         if self.to_espo:
             parts.append("->espocrm:" + ",".join(sorted(self.to_espo)))
@@ -123,9 +140,9 @@ def decide(
     ``advowareRowId``), used only when ``base`` is lost.
     """
     if not linked:
-        return Decision("create", to_advoware=dict(espo), reason="not linked yet")
+        return Decision(Action.CREATE, to_advoware=dict(espo), reason="not linked yet")
     if advo is None:
-        return Decision("advoware_missing", reason="linked Beteiligter no longer exists in Advoware")
+        return Decision(Action.ADVOWARE_MISSING, reason="linked Beteiligter no longer exists in Advoware")
 
     e_changed = _changed(espo, base.espo if base else None)
     a_changed = _changed(advo, base.advo if base else None)
@@ -179,7 +196,7 @@ def decide(
                 conflicts.append(Conflict(group, f, espo[f], advo[f], winner, gp.strategy))
 
     reason = "" if base else "no base: full compare"
-    action = "update" if (to_advo or to_espo) else "noop"
+    action = Action.UPDATE if (to_advo or to_espo) else Action.NOOP
     return Decision(
         action,
         to_advoware=to_advo,
@@ -213,9 +230,19 @@ def decide_records(
     policy: ConflictPolicy,
     linked: bool,
     timezone: str = "Europe/Berlin",
+    espo_edited_at: datetime | None = None,
+    advo_edited_at: datetime | None = None,
 ) -> Decision:
     """:func:`decide` on the raw records of both systems (mapping and time conversion included).
+
+    ``espo_edited_at``/``advo_edited_at``: when a person last changed each side, for
+    ``newest_wins``. Our own writes move ``modifiedAt``/``geaendertAm`` too, so the sync passes the
+    edit times it knows; without them the records' own timestamps are used (the sync check's preview).
     Raises ``MappingError`` for values one side cannot represent."""
+    if espo_edited_at is None:
+        espo_edited_at = parse_espo(record.get("modifiedAt"))
+    if advo_edited_at is None and advo_obj:
+        advo_edited_at = parse_advoware(advo_obj.get("geaendertAm"), timezone)
     return decide(
         espo_to_canonical(record),
         advoware_to_canonical(advo_obj) if advo_obj else None,
@@ -224,7 +251,6 @@ def decide_records(
         linked=linked,
         advo_row_id=advo_obj.get("rowId") if advo_obj else None,
         known_row_id=record.get("advowareRowId"),
-        espo_modified=parse_espo(record.get("modifiedAt")),
-        advo_modified=parse_advoware(advo_obj.get("geaendertAm"), timezone) if advo_obj else None,
+        espo_modified=espo_edited_at,
+        advo_modified=advo_edited_at,
     )
-

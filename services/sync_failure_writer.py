@@ -16,12 +16,10 @@ from services.sync_decision import Decision, fingerprint
 from services.sync_failures import MAX_FAILURES, plan_failure
 from services.sync_log import log_record
 from services.sync_state_store import RetryState, SyncStateStore
+from services.sync_status import ENTITY, SyncResult
 
 if TYPE_CHECKING:
-    from services.beteiligte_sync import SyncResult
     from services.espocrm_api import EspoCRMAPI
-
-ENTITY = "CBeteiligte"
 
 
 def espo_fingerprint(record: dict[str, Any]) -> str:
@@ -60,8 +58,6 @@ class FailureWriter:
         note: str | None = None,
         advo_row_id: str | None = None,
     ) -> SyncResult:
-        from services.beteiligte_sync import SyncResult
-
         espo_id = str(record.get("id"))
         betnr = record.get("betnr")
         count_before = int(record.get("syncRetryCount") or 0)

@@ -1,9 +1,12 @@
 """What the sync keeps in Redis: per-record lock, the base of the last sync, retry schedule.
 
 Keys (prefix ``bsync``):
-- ``lock:<espoId>``   the writer lock: ``SET NX PX`` with a token, 15 minutes TTL, released only by
-                      its owner (compare-and-delete)
+- ``lock:<espoId>``   the writer lease: ``SET NX PX`` with a token and a short TTL that the holder's
+                      heartbeat extends; released only by its owner, and only when no change is
+                      waiting (:meth:`release_unless_dirty`, one atomic step)
 - ``dirty:<espoId>``  a change arrived while the lock was held: the holder runs once more
+- ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
+                      writes move ``modifiedAt`` too)
 - ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
 Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
@@ -19,11 +22,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
-from services.redis_ops import as_text, delete_if_equals
+from services.redis_ops import as_text, delete_if_equals, extend_if_equals
 from services.sync_decision import Base
 
-LOCK_TTL_MS = 15 * 60 * 1000
+LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
+DIRTY_TTL_MS = 60 * 60 * 1000
 T = TypeVar("T")
 
 
@@ -34,6 +39,9 @@ class Link:
     espo: dict[str, str]
     advo: dict[str, str]
     synced_at: float
+    # Advoware's edit time of the values still owed to EspoCRM, when our own Advoware write has
+    # moved ``geaendertAm`` since (ISO, UTC); ``None`` when nothing is owed.
+    advo_edited_at: str | None = None
 
     def base(self) -> Base:
         return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
@@ -58,22 +66,60 @@ class SyncStateStore:
         return f"{self.prefix}:{kind}:{espo_id}"
 
     # -- lock ---------------------------------------------------------------------------------
-    async def acquire(self, espo_id: str, ttl_ms: int = LOCK_TTL_MS) -> str | None:
+    async def acquire(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
         token = secrets.token_hex(8)
         ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
         return token if ok else None
 
+    async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
+        """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""
+        return await extend_if_equals(self.redis, self._k("lock", espo_id), token, ttl_ms)
+
     async def release(self, espo_id: str, token: str) -> bool:
         return await delete_if_equals(self.redis, self._k("lock", espo_id), token)
+
+    async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
+        """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
+        and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
+        between can be missed: the transaction fails and is retried when either key moves."""
+        lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(lock, dirty)
+                    if as_text(await pipe.get(lock)) != token:
+                        await pipe.unwatch()
+                        return True  # lease lost: the new holder (or the waiter) covers the change
+                    waiting = bool(await pipe.exists(dirty))
+                    pipe.multi()
+                    if waiting:
+                        pipe.delete(dirty)
+                        pipe.pexpire(lock, ttl_ms)
+                    else:
+                        pipe.delete(lock)
+                    await pipe.execute()
+                    return not waiting
+                except WatchError:
+                    continue
 
     async def is_locked(self, espo_id: str) -> bool:
         return bool(await self.redis.exists(self._k("lock", espo_id)))
 
     async def mark_dirty(self, espo_id: str) -> None:
-        await self.redis.set(self._k("dirty", espo_id), "1", px=LOCK_TTL_MS)
+        await self.redis.set(self._k("dirty", espo_id), "1", px=DIRTY_TTL_MS)
 
-    async def take_dirty(self, espo_id: str) -> bool:
-        return bool(await self.redis.getdel(self._k("dirty", espo_id)))
+    async def is_dirty(self, espo_id: str) -> bool:
+        return bool(await self.redis.exists(self._k("dirty", espo_id)))
+
+    async def clear_dirty(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("dirty", espo_id))
+
+    # -- a person's last EspoCRM edit ---------------------------------------------------------------
+    async def espo_edited_at(self, espo_id: str) -> str | None:
+        return as_text(await self.redis.get(self._k("edited", espo_id)))
+
+    async def save_espo_edited_at(self, espo_id: str, modified_at: str) -> None:
+        await self.redis.set(self._k("edited", espo_id), modified_at)
 
     # -- base ---------------------------------------------------------------------------------
     async def get_link(self, espo_id: str) -> Link | None:
@@ -91,7 +137,7 @@ class SyncStateStore:
         return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
 
     async def drop_link(self, espo_id: str) -> None:
-        await self.redis.delete(self._k("link", espo_id))
+        await self.redis.delete(self._k("link", espo_id), self._k("edited", espo_id))
 
     # -- creates whose answer may be lost ---------------------------------------------------------
     async def mark_create_attempt(self, espo_id: str, at: datetime) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from config.settings import Settings, get_settings
+from mappers.beteiligte_mapper import configure_value_maps
 from services.advoware_api import AdvowareAPI
 from services.beteiligte_sync import BeteiligteSync
 from services.conflict_policy import ConflictPolicy, load_policy
@@ -68,6 +69,7 @@ def build_services(
     missing = settings.missing_for_production()
     if missing:
         raise RuntimeError("missing configuration: " + ", ".join(missing))
+    configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
     timeout = settings.http_timeout_seconds
     espo = EspoCRMAPI(
@@ -87,6 +89,7 @@ def build_services(
         password=_secret(settings.advoware_password),
         redis=redis,
         timeout=timeout,
+        timezone=settings.advoware_timezone,
     )
     store = SyncStateStore(redis)
     metrics = SyncMetrics()

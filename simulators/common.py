@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ class FaultRule:
     back for ``delay`` seconds: the "timed out, but it happened" case.
     ``times``: how many matching requests it applies to (``None`` = until cleared).
     ``probability``: chance that a matching request is hit.
+    ``skip``: let this many matching requests through first (hit the second PUT, say).
+    ``before``/``after``: called just before the request is served / after its answer went out: a
+    person acting at that exact moment (races without timing margins).
     """
 
     method: str | None = None
@@ -50,6 +54,9 @@ class FaultRule:
     probability: float = 1.0
     body: str | None = None
     lose_answer: bool = False
+    skip: int = 0
+    before: Callable[[], None] | None = field(default=None, compare=False)
+    after: Callable[[], None] | None = field(default=None, compare=False)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -82,6 +89,9 @@ class FaultInjector:
                     continue
                 if r.probability < 1.0 and self._rng.random() >= r.probability:
                     continue
+                if r.skip > 0:
+                    r.skip -= 1
+                    continue
                 if r.times is not None:
                     r.times -= 1
                     if r.times <= 0:
@@ -90,7 +100,8 @@ class FaultInjector:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"latency": self.latency, "rules": [asdict(r) for r in self.rules]}
+        rules = [{k: v for k, v in asdict(r).items() if k not in ("before", "after")} for r in self.rules]
+        return {"latency": self.latency, "rules": rules}
 
 
 class CallCounter:
@@ -163,6 +174,8 @@ class SimulatorMiddleware:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         rule = self.faults.pick(method, path)
+        if rule is not None and rule.before is not None:
+            rule.before()
         if rule is not None and rule.lose_answer:
             await self._serve_then_hold(rule.delay, scope, receive, send)
             return
@@ -183,6 +196,8 @@ class SimulatorMiddleware:
                 await _send_json(send, rule.status, payload, headers)
                 return
         await self.app(scope, receive, send)
+        if rule is not None and rule.after is not None:
+            rule.after()
 
     async def _serve_then_hold(self, delay: float, scope: Scope, receive: Receive, send: Send) -> None:
         held: list[Message] = []
@@ -218,7 +233,7 @@ class SimulatorMiddleware:
                 if "latency" in data:
                     self.faults.latency = float(data["latency"])
                 for r in data.get("rules", []):
-                    self.faults.add(FaultRule(**r))
+                    self.faults.add(FaultRule(**{k: v for k, v in r.items() if k not in ("before", "after")}))
             await _send_json(send, 200, self.faults.to_json(), [])
         elif path.startswith("/__sim/records") and self.records is not None:
             rid = path.removeprefix("/__sim/records").strip("/") or None

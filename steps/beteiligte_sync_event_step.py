@@ -28,7 +28,9 @@ async def handler(data: Any, context: Any) -> None:
     if data.get("deleted"):
         result = await services.sync.delete(espo_id)
     else:
-        result = await services.sync.sync(espo_id, trigger=str(data.get("trigger") or "event"))
+        seen = data.get("seen")
+        result = await services.sync.sync(espo_id, trigger=str(data.get("trigger") or "event"),
+                                          seen=seen if isinstance(seen, dict) else None)
     context.logger.info("sync finished", {
         "espo_id": result.espo_id, "betnr": result.betnr, "decision": result.describe(),
         "status": result.status,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from services.sync_state_store import Link, SyncStateStore
+from services.sync_state_store import LEASE_MS, Link, SyncStateStore
 from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
 
@@ -30,7 +30,8 @@ async def test_lock_is_exclusive_across_clients_and_released_only_by_its_owner(r
         token = await a.acquire("rec1")
         assert token is not None
         assert await b.acquire("rec1") is None
-        assert 0 < await redis.pttl("bsync:lock:rec1") <= 15 * 60 * 1000
+        assert 0 < await redis.pttl("bsync:lock:rec1") <= LEASE_MS
+        assert await a.extend("rec1", token) and not await b.extend("rec1", "not-the-token")
         assert await b.release("rec1", "not-the-token") is False
         assert await b.is_locked("rec1")
         assert await a.release("rec1", token) is True
@@ -46,11 +47,34 @@ async def test_lock_expires_after_its_ttl(redis: Redis):
     assert await store.acquire("rec2") is not None
 
 
+async def test_release_hands_off_a_flagged_change_atomically(redis: Redis, real_redis_url: str):
+    other = Redis.from_url(real_redis_url)
+    try:
+        holder, waiter = SyncStateStore(redis), SyncStateStore(other)
+        token = await holder.acquire("rec4")
+        assert token is not None
+        await waiter.mark_dirty("rec4")
+        # A flagged change: the holder keeps the lease, takes the flag and must run once more.
+        assert await holder.release_unless_dirty("rec4", token) is False
+        assert await waiter.is_locked("rec4") and not await waiter.is_dirty("rec4")
+        # Nothing flagged: released.
+        assert await holder.release_unless_dirty("rec4", token) is True
+        assert not await waiter.is_locked("rec4")
+        # A lease lost to another holder is not released by the old one.
+        token2 = await waiter.acquire("rec4")
+        assert token2 is not None
+        assert await holder.release_unless_dirty("rec4", token) is True
+        assert await waiter.is_locked("rec4")
+    finally:
+        await other.aclose()
+
+
 async def test_dirty_flag_and_link_round_trip(redis: Redis):
     store = SyncStateStore(redis)
     await store.mark_dirty("rec3")
-    assert await store.take_dirty("rec3") is True
-    assert await store.take_dirty("rec3") is False
+    assert await store.is_dirty("rec3") is True
+    await store.clear_dirty("rec3")
+    assert await store.is_dirty("rec3") is False
     link = Link(betnr=5, row_id="r", espo={"lastName": "a"}, advo={"lastName": "b"}, synced_at=1.0)
     await store.save_link("rec3", link)
     assert await store.get_links(["rec3", "nope"]) == {"rec3": link, "nope": None}

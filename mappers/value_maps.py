@@ -1,0 +1,117 @@
+"""Value maps of enum fields whose options differ between EspoCRM and Advoware.
+
+A real EspoCRM's ``salutationName`` is an enum with the stock options ``Mr.``, ``Ms.``, ``Mrs.``,
+``Dr.`` (admins often change them to ``Herr``/``Frau``/``Divers``/``Firma``); Advoware's ``anrede``
+takes ``Herr``, ``Frau``, ``Divers``, ``Firma``. ``config/value_maps.toml`` lists, per EspoCRM field,
+each Advoware value with the EspoCRM values that mean it::
+
+    [salutationName]
+    Herr = ["Herr", "Mr."]
+
+The canonical form of a mapped enum value is the Advoware value. Reading EspoCRM maps every listed
+value; writing EspoCRM takes the first listed value the field's options offer (read from EspoCRM's
+metadata; without them, the first listed one). A value with no mapping is a :class:`MappingError`
+naming the value and the file, so the record fails readably instead of looping on ``400``.
+Fields without a table pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "value_maps.toml"
+
+
+class MappingError(ValueError):
+    """A value cannot be represented on the other side (message is readable by a person)."""
+
+
+class ValueMapError(ValueError):
+    """The value map file itself is wrong (message names the file and the fix)."""
+
+
+@dataclass
+class EnumMap:
+    espo_field: str
+    advo_field: str
+    to_espo: dict[str, list[str]]  # Advoware value -> EspoCRM values, preferred first
+    source: str
+    espo_options: list[str] | None = None  # the options EspoCRM offers, once known
+    _to_advo: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for advo_value, espo_values in self.to_espo.items():
+            for v in espo_values:
+                self._to_advo.setdefault(v, advo_value)
+
+    def from_espo(self, value: str) -> str:
+        try:
+            return self._to_advo[value]
+        except KeyError:
+            raise MappingError(
+                f"{self.espo_field} '{value}' has no Advoware {self.advo_field}: add it to {self.source} "
+                f"(known: {', '.join(sorted(self._to_advo))})") from None
+
+    def from_advoware(self, value: str) -> str:
+        if value not in self.to_espo:
+            raise MappingError(
+                f"Advoware {self.advo_field} '{value}' has no EspoCRM {self.espo_field}: add it to "
+                f"{self.source} (known: {', '.join(sorted(self.to_espo))})")
+        return value
+
+    def espo_value(self, canonical: str) -> str:
+        candidates = self.to_espo.get(canonical)
+        if not candidates:
+            raise MappingError(f"Advoware {self.advo_field} '{canonical}' has no EspoCRM {self.espo_field}: "
+                               f"add it to {self.source}")
+        if self.espo_options is None:
+            return candidates[0]
+        for v in candidates:
+            if v in self.espo_options:
+                return v
+        raise MappingError(
+            f"none of {', '.join(candidates)} (for Advoware {self.advo_field} '{canonical}') is an option "
+            f"of EspoCRM's {self.espo_field} ({', '.join(o for o in self.espo_options if o)}): add the "
+            f"option in EspoCRM's Entity Manager or the value to {self.source}")
+
+    def uncovered_options(self, options: Iterable[str]) -> list[str]:
+        """EspoCRM options that map to no Advoware value (``''`` means empty and needs none)."""
+        return [o for o in options if o and o not in self._to_advo]
+
+
+@dataclass
+class ValueMaps:
+    maps: dict[str, EnumMap] = field(default_factory=dict)
+
+    def get(self, espo_field: str) -> EnumMap | None:
+        return self.maps.get(espo_field)
+
+
+def load_value_maps(path: str | Path | None, advo_names: dict[str, str]) -> ValueMaps:
+    """Read the file; ``advo_names`` maps each mapped EspoCRM field to its Advoware field."""
+    p = Path(path) if path else DEFAULT_FILE
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueMapError(f"value map file not found: {p} (set VALUE_MAPS_FILE or restore it)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueMapError(f"value map file {p} is not valid TOML: {exc}") from None
+    maps: dict[str, EnumMap] = {}
+    for espo_field, table in data.items():
+        if espo_field not in advo_names:
+            raise ValueMapError(f"{p}: [{espo_field}] is not a mapped EspoCRM field "
+                                f"(mapped: {', '.join(sorted(advo_names))})")
+        if not isinstance(table, dict):
+            raise ValueMapError(f"{p}: [{espo_field}] must be a table of Advoware value = [EspoCRM values]")
+        to_espo: dict[str, list[str]] = {}
+        for advo_value, espo_values in table.items():
+            values = [espo_values] if isinstance(espo_values, str) else espo_values
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+                raise ValueMapError(f"{p}: [{espo_field}] {advo_value} must list EspoCRM values, "
+                                    'e.g. Herr = ["Herr", "Mr."]')
+            to_espo[advo_value] = values
+        maps[espo_field] = EnumMap(espo_field, advo_names[espo_field], to_espo, str(p))
+    return ValueMaps(maps)

@@ -1,0 +1,76 @@
+"""What the sync learns once from EspoCRM itself: its own user id and the options of enum fields.
+
+- ``GET App/user``: the API user's id. A record whose ``modifiedById`` is ours was last written by
+  the sync, so its ``modifiedAt`` is not a person's edit time (``newest_wins`` needs that).
+- ``GET Metadata``: the options of mapped enum fields, so a value written to EspoCRM is one it
+  offers (stock ``Mr.``/``Ms.`` or German ``Herr``/``Frau``; see ``config/value_maps.toml``), and
+  whether optimistic concurrency is on (logged; the sync itself reads it off each record).
+Either may be unavailable (older versions, restricted roles): the sync then works without it and
+``beteiligte-sync doctor`` says what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mappers.beteiligte_mapper import FIELDS, value_maps
+from services.errors import ApiError, FatalError, NotFoundError
+from services.sync_status import ENTITY
+
+if TYPE_CHECKING:
+    from services.espocrm_api import EspoCRMAPI
+
+log = logging.getLogger("beteiligte_sync")
+
+
+class EspoFacts:
+    def __init__(self, espo: EspoCRMAPI) -> None:
+        self.espo = espo
+        self.user_id: str | None = None
+        self.occ: bool | None = None
+        self.loaded = False
+
+    async def load(self) -> None:
+        """Once per process; a passing fault is tried again on the next sync."""
+        if self.loaded:
+            return
+        try:
+            user = await self.espo.get_raw("App/user")
+            meta = await self.espo.get_raw("Metadata")
+        except (FatalError, NotFoundError) as exc:
+            log.warning("EspoCRM does not tell its user or metadata (%s): newest_wins uses modifiedAt "
+                        "as is, enum values are written as first listed in the value map", exc)
+            self.loaded = True
+            return
+        except ApiError:
+            return
+        self.user_id = _user_id(user)
+        self.apply_metadata(meta)
+        self.loaded = True
+
+    def apply_metadata(self, meta: Any) -> None:
+        defs = _dig(meta, "entityDefs", ENTITY)
+        if not isinstance(defs, dict):
+            return
+        occ = defs.get("optimisticConcurrencyControl")
+        self.occ = bool(occ) if occ is not None else None
+        fields = defs.get("fields") if isinstance(defs.get("fields"), dict) else {}
+        for f in FIELDS:
+            table = value_maps().get(f.espo)
+            options = _dig(fields, f.espo, "options")
+            if table is not None and isinstance(options, list):
+                table.espo_options = [str(o) for o in options]
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+def _user_id(user: Any) -> str | None:
+    uid = _dig(user, "user", "id")
+    return uid if isinstance(uid, str) and uid else None

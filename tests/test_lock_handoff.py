@@ -1,0 +1,109 @@
+"""A change that arrives at any point of a running sync reaches Advoware without a sync check.
+
+A person's edit (and its update webhook, run as a concurrent sync of the same record) is fired at
+every request of a running sync and right after its release write: the lease hand-off must either
+let the holder run once more or let the newcomer sync. The simulators call the test's hook at the
+exact moment a request is served, so there are no timing margins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from services.beteiligte_sync import LockBusyError
+from services.sync_decision import item_fingerprints
+from simulators.common import FaultRule
+from simulators.testbed import Testbed
+from tests.conftest import SAMPLE
+
+# (simulator, method, path, matching requests to let through first, "before" | "after")
+POINTS: dict[str, tuple[str, str, str, int, str]] = {
+    "before_espo_read": ("espo", "GET", r"/CBeteiligte/[0-9a-f]{17}$", 0, "before"),
+    "before_advoware_read": ("advo", "GET", r"/advonet/Beteiligte/\d+$", 0, "before"),
+    "before_mark": ("espo", "PUT", r"/CBeteiligte/", 0, "before"),
+    "before_advoware_write": ("advo", "PUT", r"/advonet/Beteiligte/\d+$", 0, "before"),
+    "before_release": ("espo", "PUT", r"/CBeteiligte/", 1, "before"),
+    "after_release": ("espo", "PUT", r"/CBeteiligte/", 1, "after"),
+}
+_counter = itertools.count()
+
+
+async def linked_record(tb: Testbed) -> dict[str, Any]:
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    assert rec["syncStatus"] == "clean"
+    return rec
+
+
+def fire_at(tb: Testbed, point: str, action: Callable[[], None]) -> FaultRule:
+    sim, method, path, skip, when = POINTS[point]
+    target = tb.espo if sim == "espo" else tb.advo
+    rule = FaultRule(method=method, path=path, skip=skip, times=1)
+    if when == "before":
+        rule.before = action
+    else:
+        rule.after = action
+    target.faults.add(rule)
+    return rule
+
+
+async def race_once(tb: Testbed, point: str) -> tuple[str, list[Any]]:
+    rec = await linked_record(tb)
+    espo_id = rec["id"]
+    loop = asyncio.get_running_loop()
+    late_value = f"Spät {next(_counter)}"
+    concurrent: list[Any] = []  # concurrent.futures.Future of the webhook's sync
+
+    def person_edits_and_webhook_arrives() -> None:  # runs in the simulator's server thread
+        tb.espo.user_edit(espo_id, firstName=late_value)
+        seen = item_fingerprints({"firstName": late_value, "id": espo_id})
+        fut = asyncio.run_coroutine_threadsafe(tb.services.sync.sync(espo_id, "webhook_update", seen), loop)
+        concurrent.append(fut)
+
+    tb.espo.user_edit(espo_id, firstName="Erste")  # the change the running sync is about
+    rule = fire_at(tb, point, person_edits_and_webhook_arrives)
+    holder = await tb.services.sync.sync(espo_id, "webhook_update")
+    assert rule.times == 0, f"{point}: the race was never fired"
+    others = [await asyncio.wrap_future(f) for f in concurrent]
+    tb.espo.faults.clear()
+    tb.advo.faults.clear()
+    return late_value, [holder, *others]
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+async def test_a_change_at_any_point_of_a_sync_reaches_advoware(tb: Testbed, point: str):
+    for _ in range(4):
+        late_value, results = await race_once(tb, point)
+        espo_id = results[0].espo_id
+        rec = tb.espo_record(espo_id)
+        assert rec["firstName"] == late_value
+        assert tb.advo_record(rec["betnr"])["vorname"] == late_value, (point, [r.describe() for r in results])
+        assert rec["syncStatus"] == "clean"
+        assert not await tb.services.store.is_locked(espo_id)
+
+
+async def test_a_waiting_event_takes_over_a_dead_holders_lapsed_lease(tb: Testbed):
+    rec = await linked_record(tb)
+    store = tb.services.store
+    dead_token = await store.acquire(rec["id"], ttl_ms=300)  # a worker that died holding the lease
+    assert dead_token is not None
+    tb.espo.user_edit(rec["id"], firstName="Nach dem Absturz")
+    result = await tb.services.sync.sync(rec["id"], "webhook_update")
+    assert result.action == "update", result.describe()
+    assert tb.advo_record(rec["betnr"])["vorname"] == "Nach dem Absturz"
+
+
+async def test_an_event_never_waits_forever_behind_a_live_holder(tb: Testbed):
+    rec = await linked_record(tb)
+    token = await tb.services.store.acquire(rec["id"])
+    assert token is not None
+    tb.services.sync.lock_wait_s = 0.2
+    with pytest.raises(LockBusyError):  # the host retries the event later: it is not acknowledged
+        await tb.services.sync.sync(rec["id"], "webhook_update")
+    assert await tb.services.store.is_dirty(rec["id"])  # and the holder would run once more
