@@ -61,7 +61,8 @@ def test_equivalent_values_are_no_difference_so_nothing_is_rewritten():
 
 
 def test_unmapped_values_fail_with_the_value_and_the_file_to_edit():
-    with pytest.raises(MappingError, match=r"salutationName 'Dr\.' has no Advoware anrede: add it to .*value_maps\.toml"):
+    dr = r"salutationName 'Dr\.' has no Advoware anrede: add it to .*value_maps\.toml"
+    with pytest.raises(MappingError, match=dr):
         espo_to_canonical({"lastName": "X", "salutationName": "Dr."})
     with pytest.raises(MappingError, match=r"Advoware anrede 'Professor' has no EspoCRM salutationName"):
         advoware_to_canonical({"name": "X", "anrede": "Professor"})
@@ -90,8 +91,8 @@ def test_uncovered_options_are_listed_for_the_setup_check():
 
 def test_a_file_can_map_another_enum_and_bad_files_name_the_problem(tmp_path: Path):
     good = tmp_path / "maps.toml"
-    good.write_text(DEFAULT_FILE.read_text(encoding="utf-8") + '\n[rechtsform]\n"GmbH" = ["GmbH", "Gesellschaft mbH"]\n',
-                    encoding="utf-8")
+    extra = '\n[rechtsform]\n"GmbH" = ["GmbH", "Gesellschaft mbH"]\n'
+    good.write_text(DEFAULT_FILE.read_text(encoding="utf-8") + extra, encoding="utf-8")
     configure_value_maps(good)
     assert espo_to_canonical({"lastName": "X", "rechtsform": "Gesellschaft mbH"})["rechtsform"] == "GmbH"
     with pytest.raises(MappingError, match="rechtsform 'AG'"):
