@@ -53,6 +53,7 @@ class EspoCRMSimulator:
         self.admin_api_key = admin_api_key
         self.api_user_id = api_user_id
         self.ui_user_id = ui_user_id
+        self.admin_user_id = admin_user_id
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = random.Random(seed)
         self._used_ids: set[str] = set()
