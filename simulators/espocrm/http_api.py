@@ -16,7 +16,7 @@ from simulators.espocrm.fields import ENTITY, EspoValidationError
 from simulators.espocrm.list_query import BadListRequest, MaxSizeExceeded, run_list_query
 from simulators.espocrm.records import NOTE_ATTRIBUTES, RecordNotFound, VersionConflict
 from simulators.espocrm.users import User
-from simulators.espocrm.webhooks import WEBHOOK_EVENTS
+from simulators.espocrm.webhooks import SKIP_OWN, WEBHOOK_EVENTS
 
 if TYPE_CHECKING:
     from simulators.espocrm.simulator import EspoCRMSimulator
@@ -180,9 +180,9 @@ class EspoHTTP:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise EspoValidationError("Webhook", "url", "valid")
         behaviour = self.sim.behaviour
-        skip_own = data.get("skipOwn", False)
+        skip_own = data.get(SKIP_OWN, False)
         if behaviour.supports_skip_own and not isinstance(skip_own, bool):
-            raise EspoValidationError("Webhook", "skipOwn", "valid")
+            raise EspoValidationError("Webhook", SKIP_OWN, "valid")
         hook = self.sim.register_webhook(data["event"], url, skip_own is True, _user(request).id)
         return JSONResponse(hook, status_code=behaviour.webhook_created_status)
 

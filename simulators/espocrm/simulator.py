@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulators.common import CallCounter, FaultInjector, SimulatorMiddleware
-from simulators.espocrm.fields import STOCK_SALUTATIONS, FieldRules, entity_defs, list_attributes
+from simulators.espocrm.fields import ENTITY, STOCK_SALUTATIONS, FieldRules, entity_defs, list_attributes
 from simulators.espocrm.http_api import build_app
 from simulators.espocrm.profiles import BATCH_SIZE, EVENT_PORTION_SIZE, Behaviour, Profile, behaviour_of
 from simulators.espocrm.records import BeteiligteStore, Change, EntitySettings, NoteStore
@@ -47,28 +47,23 @@ class EspoCRMSimulator:
         event_portion_size: int = EVENT_PORTION_SIZE,
         phone_normalization: bool = True,
     ) -> None:
-        self.api_key = api_key
-        # A second API key that acts as a person (the UI user): its changes DO fire webhooks.
-        self.staff_api_key = staff_api_key
-        self.admin_api_key = admin_api_key
-        self.api_user_id = api_user_id
-        self.ui_user_id = ui_user_id
-        self.admin_user_id = admin_user_id
+        # The staff key acts as a person (the UI user): its changes DO fire webhooks.
+        self.api_key, self.staff_api_key, self.admin_api_key = api_key, staff_api_key, admin_api_key
+        self.api_user_id, self.ui_user_id, self.admin_user_id = api_user_id, ui_user_id, admin_user_id
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = random.Random(seed)
         self._used_ids: set[str] = set()
         self.lock = threading.RLock()
         rules = FieldRules(tuple(salutation_options), phone_normalization)
         self._settings = EntitySettings(behaviour_of(profile), occ, rules)
-        api_user = User(api_user_id, "sync-api", "Beteiligte Sync", UserType.API, api_key)
         self.users = [
-            api_user,
+            User(api_user_id, "sync-api", "Beteiligte Sync", UserType.API, api_key),
             User(ui_user_id, "sachbearbeitung", "Sachbearbeitung", UserType.REGULAR, staff_api_key),
             User(admin_user_id, "admin", "Admin", UserType.ADMIN, admin_api_key),
         ]
-        self.auth = Authenticator(self.users, api_user, hmac_secret, lambda: self.behaviour.hmac_accepts_hex)
+        self.auth = Authenticator(self.users, self.users[0], hmac_secret, lambda: self.behaviour.hmac_accepts_hex)
         self.store = BeteiligteStore(new_id=self._new_id, now=self._now, settings=self._settings,
-                                        user_name=self._user_name)
+                                     user_name=self._user_name)
         self.note_store = NoteStore(new_id=self._new_id, now=self._now)
         self._dispatcher = WebhookDispatcher(
             new_id=self._new_id, new_secret=self._new_secret, now=self._now, behaviour=lambda: self.behaviour,
@@ -121,8 +116,8 @@ class EspoCRMSimulator:
         """What ``GET /Metadata`` answers (the part of it the sync can use)."""
         with self.lock:
             defs = entity_defs(self.salutation_options, self.occ)
-        return {"entityDefs": {"CBeteiligte": defs},
-                "scopes": {"CBeteiligte": {"entity": True, "object": True, "type": "Person", "stream": True}}}
+        return {"entityDefs": {ENTITY: defs},
+                "scopes": {ENTITY: {"entity": True, "object": True, "type": "Person", "stream": True}}}
 
     def list_attributes(self) -> dict[str, str]:
         return {k: str(v) for k, v in list_attributes(self.occ).items()}
