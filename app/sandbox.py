@@ -12,6 +12,7 @@ from config.settings import Settings
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from simulators.espocrm.demo_data import seed_demo
+from simulators.espocrm.fields import GERMAN_SALUTATIONS
 from simulators.espocrm.simulator import EspoCRMSimulator
 
 EVENTS = ("create", "update", "delete")
@@ -70,7 +71,9 @@ def _secret(value: str) -> Any:
 
 
 def start_sandbox(*, seed_samples: bool = True) -> Sandbox:
-    espo = EspoCRMSimulator()
+    # OCC on, German salutations, phone numbers kept as typed: what the sync still assumes (issue 6);
+    # a real EspoCRM differs in all three (the simulator's defaults). Profile 9: a current EspoCRM.
+    espo = EspoCRMSimulator(occ=True, salutation_options=GERMAN_SALUTATIONS, phone_normalization=False)
     advo = AdvowareSimulator()
     sandbox = Sandbox(espo, advo, serve_in_thread(espo.app), serve_in_thread(advo.app))
     if seed_samples:

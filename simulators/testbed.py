@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from services.conflict_policy import ConflictPolicy
 from services.wiring import Services, build_services, make_redis
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, free_port, serve_in_thread
+from simulators.espocrm.fields import GERMAN_SALUTATIONS
+from simulators.espocrm.profiles import Profile
 from simulators.espocrm.simulator import EspoCRMSimulator
 from stephost.host import StepHost
 
@@ -55,10 +58,18 @@ class Testbed:
     webhook_ids: dict[str, str] = field(default_factory=dict)
 
     async def flush(self, wait_s: float = 30.0) -> list[Any]:
-        """Deliver EspoCRM's queued webhooks now and wait until the service has handled them."""
-        results = await self.espo.flush_webhooks()
-        await self.host.drain(wait_s)
-        return results
+        """Deliver every webhook event queued now and wait until the service has handled them.
+
+        Like EspoCRM's job: one run moves at most 20 events, and the service handles each run's
+        batches before the next run. Events queued meanwhile (on 8.x also the echoes of the sync's
+        own writes) wait for the next ``flush``."""
+        mark = self.espo.webhook_mark()
+        results: list[Any] = []
+        while True:
+            results.extend(await self.espo.flush_webhooks(up_to=mark))
+            await self.host.drain(wait_s)
+            if not self.espo.webhook_events_waiting(mark):
+                return results
 
     async def sync_check(self, wait_s: float = 60.0) -> None:
         await self.host.run_cron("beteiligte_sync_cron")
@@ -124,8 +135,19 @@ async def start_testbed(
     token_lifetime: int = 3600,
     http_timeout: float = 5.0,
     seed: int | None = 1,
+    espo_profile: Profile | str = Profile.V9,
+    occ: bool = True,
+    salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
+    phone_normalization: bool = False,
 ) -> Testbed:
-    espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout)
+    """A started installation. The EspoCRM side: ``espo_profile`` ("8" = 8.1.5, "9" = current),
+    ``occ`` (optimistic concurrency control on CBeteiligte) and the ``salutationName`` options.
+    ``occ=True``, German salutations and no phone normalisation are what the sync and its tests still
+    assume (issue 6); the simulator's own defaults are a real EspoCRM's (OCC off, stock options,
+    phone numbers normalised). Switch them at run time through ``tb.espo`` (``set_occ``,
+    ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``)."""
+    espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
+                            salutation_options=salutation_options, phone_normalization=phone_normalization)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint,
                              token_lifetime=token_lifetime, seed=seed)
     espo_server, advo_server = serve_in_thread(espo.app), serve_in_thread(advo.app)

@@ -28,7 +28,7 @@ E = "CBeteiligte"
 
 @pytest.fixture
 def sim() -> EspoCRMSimulator:
-    return EspoCRMSimulator(api_key=KEY, hmac_secret=SECRET, seed=11)
+    return EspoCRMSimulator(api_key=KEY, hmac_secret=SECRET, seed=11, occ=True)
 
 
 @pytest.fixture(params=["api_key", "hmac"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulators.espocrm.fields import SALUTATION
 from simulators.espocrm.simulator import EspoCRMSimulator
 
 DEMO_BETEILIGTE: list[dict[str, Any]] = [
@@ -31,6 +32,18 @@ DEMO_BETEILIGTE: list[dict[str, Any]] = [
 ]
 
 
+# The stock option a German salutation stands for, when the simulator has EspoCRM's stock options.
+STOCK_EQUIVALENT = {"Herr": "Mr.", "Frau": "Ms.", "Divers": "", "Firma": ""}
+
+
+def _fitting(fields: dict[str, Any], options: tuple[str, ...]) -> dict[str, Any]:
+    salutation = fields.get(SALUTATION)
+    if salutation is None or salutation in options:
+        return fields
+    return {**fields, SALUTATION: STOCK_EQUIVALENT.get(salutation, "")}
+
+
 def seed_demo(sim: EspoCRMSimulator) -> list[dict[str, Any]]:
-    """Create the sample records (as a UI user, so they are queued for webhooks too)."""
-    return [sim.seed(**fields) for fields in DEMO_BETEILIGTE]
+    """Create the sample records (as a UI user, so they are queued for webhooks too); salutations
+    follow the simulator's options (German ones, or their stock equivalents)."""
+    return [sim.seed(**_fitting(fields, sim.salutation_options)) for fields in DEMO_BETEILIGTE]

@@ -1,83 +1,35 @@
-"""EspoCRM simulator: the CBeteiligte and Note stores with EspoCRM's validation rules (spec §1.1).
+"""EspoCRM simulator: the CBeteiligte and Note stores with EspoCRM's save rules (spec §1.1, §1.3).
 
 Not thread-safe on its own; :class:`~simulators.espocrm.simulator.EspoCRMSimulator` holds the lock.
-Every write returns a :class:`Change` that the webhook dispatcher turns into queued events.
+Every write returns a :class:`Change` that the webhook dispatcher turns into a queued event.
+Deleting is soft, as in EspoCRM: the record is kept with ``deleted`` set, hidden from everyone but
+an admin (:meth:`BeteiligteStore.get_deleted`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
-ENTITY = "CBeteiligte"
-SYNC_STATUSES = ("pending_sync", "syncing", "clean", "failed", "permanently_failed")
+from simulators.espocrm.fields import (
+    DEFAULTS,
+    ENTITY,
+    FIELDS,
+    REQUIRED_FIELD,
+    SYSTEM_ATTRIBUTES,
+    VERSION_NUMBER,
+    EspoValidationError,
+    FieldRules,
+)
+from simulators.espocrm.profiles import Behaviour
 
-# Writable attributes in record order, with their kind. Order matters: it is the attribute order of
-# every record and webhook item, and the order in which validation reports the first failure.
-ATTRIBUTE_KINDS: dict[str, str] = {
-    "salutationName": "str",
-    "firstName": "str",
-    "lastName": "str",
-    "titel": "str",
-    "rechtsform": "str",
-    "dateOfBirth": "date",
-    "handelsregisterNummer": "str",
-    "registergericht": "str",
-    "emailAddress": "str",
-    "phoneNumber": "str",
-    "addressStreet": "str",
-    "addressPostalCode": "str",
-    "addressCity": "str",
-    "addressCountry": "str",
-    "description": "str",
-    "beteiligtenRolle": "str",
-    "betnr": "int",
-    "advowareRowId": "str",
-    "syncStatus": "enum",
-    "advowareLastSync": "datetime",
-    "syncRetryCount": "int",
-    "syncErrorMessage": "str",
-}
-SYSTEM_ATTRIBUTES = ("createdAt", "modifiedAt", "createdById", "modifiedById", "versionNumber")
-# Everything a record carries, for select/orderBy/where.
-ALL_ATTRIBUTES: dict[str, str] = {
-    "id": "str",
-    "name": "str",
-    **ATTRIBUTE_KINDS,
-    "createdAt": "datetime",
-    "modifiedAt": "datetime",
-    "createdById": "str",
-    "modifiedById": "str",
-    "versionNumber": "int",
-}
-DEFAULTS: dict[str, Any] = {"syncStatus": "pending_sync", "syncRetryCount": 0}
+__all__ = ["ENTITY", "BeteiligteStore", "Change", "EntitySettings", "EspoValidationError", "NoteStore",
+           "RecordNotFound", "VersionConflict"]
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
-
-
-class EspoValidationError(ValueError):
-    """400 ``Field validation failure``; ``type`` is EspoCRM's validation type (required, valid)."""
-
-    def __init__(self, entity: str, field: str, type_: str) -> None:
-        self.entity, self.field, self.type = entity, field, type_
-        super().__init__(self.reason)
-
-    @property
-    def reason(self) -> str:
-        return f"Field validation failure; entityType: {self.entity}, field: {self.field}, type: {self.type}."
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "messageTranslation": {
-                "label": "validationFailure",
-                "scope": None,
-                "data": {"field": self.field, "type": self.type},
-            }
-        }
+CREATE, UPDATE, DELETE = (f"{ENTITY}.{e}" for e in ("create", "update", "delete"))
+FOLLOWERS = "followersIds"
+DELETED = "deleted"
 
 
 class RecordNotFound(LookupError):
@@ -103,142 +55,129 @@ class Change:
     actor: str  # user id that made the change
 
 
-def _valid_date(value: str) -> bool:
-    if not _DATE.match(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+@dataclass
+class EntitySettings:
+    """The entity's settings an admin (or a test) can change at run time."""
 
-
-def _normalize_datetime(value: str) -> str | None:
-    if not _DATETIME.match(value):
-        return None
-    full = value if len(value) == 19 else value + ":00"
-    try:
-        datetime.strptime(full, "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    return full
-
-
-def clean_value(entity: str, field: str, kind: str, value: Any) -> Any:
-    """Validate one incoming value; returns the value to store or raises EspoValidationError."""
-    if value is None:
-        if field == "lastName":
-            raise EspoValidationError(entity, field, "required")
-        if kind == "enum":
-            raise EspoValidationError(entity, field, "valid")
-        return None
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise EspoValidationError(entity, field, "valid")
-        return value
-    if not isinstance(value, str):
-        raise EspoValidationError(entity, field, "valid")
-    if field == "lastName" and value == "":
-        raise EspoValidationError(entity, field, "required")
-    if kind == "date" and value != "" and not _valid_date(value):
-        raise EspoValidationError(entity, field, "valid")
-    if kind == "date" and value == "":
-        return None
-    if kind == "datetime":
-        if value == "":
-            return None
-        normalized = _normalize_datetime(value)
-        if normalized is None:
-            raise EspoValidationError(entity, field, "valid")
-        return normalized
-    if kind == "enum" and value not in SYNC_STATUSES:
-        raise EspoValidationError(entity, field, "valid")
-    return value
+    behaviour: Behaviour
+    occ: bool
+    rules: FieldRules
 
 
 def _derived_name(rec: dict[str, Any]) -> str:
     return " ".join(p for p in (rec.get("firstName"), rec.get("lastName")) if p)
 
 
-def _record_view(rec: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": rec["id"], "name": rec["name"]}
-    for attr in ATTRIBUTE_KINDS:
-        out[attr] = rec.get(attr)
-    for attr in SYSTEM_ATTRIBUTES:
-        out[attr] = rec[attr]
-    return out
-
-
 class BeteiligteStore:
     """CBeteiligte records in creation order, keyed by id."""
 
-    def __init__(self, *, new_id: Callable[[], str], now: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        *,
+        new_id: Callable[[], str],
+        now: Callable[[], str],
+        settings: EntitySettings,
+        user_name: Callable[[str], str],
+    ) -> None:
         self._new_id = new_id
         self._now = now
+        self._settings = settings
+        self._user_name = user_name
         self._records: dict[str, dict[str, Any]] = {}
+        self._deleted: dict[str, dict[str, Any]] = {}
 
-    def _clean(self, data: dict[str, Any]) -> dict[str, Any]:
-        # Unknown and system attributes are ignored silently, like EspoCRM does.
-        return {
-            field: clean_value(ENTITY, field, kind, data[field])
-            for field, kind in ATTRIBUTE_KINDS.items()
-            if field in data
-        }
+    def _view(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The record as the API shows it: ``versionNumber`` only while OCC is on (EspoCRM's column
+        default is 0 for records saved while it was off)."""
+        out: dict[str, Any] = {"id": rec["id"], "name": rec["name"]}
+        out.update({attr: rec.get(attr) for attr in FIELDS})
+        out.update({attr: rec[attr] for attr in SYSTEM_ATTRIBUTES})
+        if self._settings.occ:
+            out[VERSION_NUMBER] = rec.get(VERSION_NUMBER, 0)
+        return out
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         rec = self._records.get(record_id)
-        return _record_view(rec) if rec is not None else None
+        return self._view(rec) if rec is not None else None
+
+    def get_deleted(self, record_id: str) -> dict[str, Any] | None:
+        rec = self._deleted.get(record_id)
+        return {**self._view(rec), DELETED: True} if rec is not None else None
 
     def all(self) -> list[dict[str, Any]]:
-        return [_record_view(r) for r in self._records.values()]
+        return [self._view(r) for r in self._records.values()]
 
     def create(self, data: dict[str, Any], actor: str) -> tuple[dict[str, Any], Change]:
-        if "lastName" not in data:
-            raise EspoValidationError(ENTITY, "lastName", "required")
-        values = {**DEFAULTS, **self._clean(data)}
+        if REQUIRED_FIELD not in data:
+            raise EspoValidationError(ENTITY, REQUIRED_FIELD, "required")
+        values = {**DEFAULTS, **self._settings.rules.clean(self._settings.rules.sanitize(data))}
         now = self._now()
         rec: dict[str, Any] = {"id": self._new_id(), **values}
         rec["name"] = _derived_name(rec)
-        rec.update(createdAt=now, modifiedAt=now, createdById=actor, modifiedById=actor, versionNumber=1)
+        rec.update(createdAt=now, modifiedAt=now, createdById=actor, modifiedById=actor)
+        rec[FOLLOWERS] = [actor]  # a stream entity: the creator follows the record
+        if self._settings.occ:
+            rec[VERSION_NUMBER] = 1
         self._records[rec["id"]] = rec
-        view = _record_view(rec)
-        return view, Change(f"{ENTITY}.create", dict(view), actor)
+        view = self._view(rec)
+        return view, Change(CREATE, dict(view), actor)
+
+    def _check_version(self, rec: dict[str, Any], data: dict[str, Any], version_number: int | None) -> None:
+        """EspoCRM's OCC check: only with OCC on, a stale header and a field whose stored value differs."""
+        if not self._settings.occ or version_number is None:
+            return
+        current = rec.get(VERSION_NUMBER, 0)
+        if version_number == current:
+            return
+        differing = {f: rec.get(f) for f in FIELDS if f in data and data[f] != rec.get(f)}
+        if differing:
+            raise VersionConflict(differing, current)
 
     def update(
-        self,
-        record_id: str,
-        data: dict[str, Any],
-        actor: str,
-        *,
-        version_number: int | None = None,
+        self, record_id: str, data: dict[str, Any], actor: str, *, version_number: int | None = None
     ) -> tuple[dict[str, Any], Change | None]:
         rec = self._records.get(record_id)
         if rec is None:
             raise RecordNotFound(record_id)
-        if version_number is not None and version_number != rec["versionNumber"]:
-            differing = {
-                f: rec.get(f) for f in ATTRIBUTE_KINDS if f in data and data[f] != rec.get(f)
-            }
-            if differing:
-                raise VersionConflict(differing, rec["versionNumber"])
-        values = self._clean(data)
+        data = self._settings.rules.sanitize(data)
+        self._check_version(rec, data, version_number)
+        values = self._settings.rules.clean(data)
         changed = {f: v for f, v in values.items() if rec.get(f) != v}
-        if not changed:
-            return _record_view(rec), None
-        new_name = _derived_name({**rec, **changed})
+        if not changed and not self._settings.behaviour.noop_save_counts:
+            return self._view(rec), None
+        old_name = rec["name"]
         rec.update(changed)
-        item: dict[str, Any] = {f: rec[f] for f in ATTRIBUTE_KINDS if f in changed}
-        if new_name != rec["name"]:
-            rec["name"] = new_name
-            item = {"name": new_name, **item}
-        rec.update(modifiedAt=self._now(), modifiedById=actor, versionNumber=rec["versionNumber"] + 1)
+        rec["name"] = _derived_name(rec)
+        rec.update(modifiedAt=self._now(), modifiedById=actor)
+        if self._settings.occ:
+            rec[VERSION_NUMBER] = rec.get(VERSION_NUMBER, 0) + 1
+        item: dict[str, Any] = {"name": rec["name"]} if rec["name"] != old_name else {}
+        item.update({f: rec[f] for f in FIELDS if f in changed})
+        item.update(self._item_extras(rec))
         item["id"] = record_id
-        return _record_view(rec), Change(f"{ENTITY}.update", item, actor)
+        return self._view(rec), Change(UPDATE, item, actor)
+
+    def _item_extras(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The attributes the profile adds to every update item (8.x: system and stream ones)."""
+        available: dict[str, Any] = {
+            "modifiedAt": rec["modifiedAt"],
+            "modifiedById": rec["modifiedById"],
+            "modifiedByName": self._user_name(rec["modifiedById"]),
+            "teamsNames": {},
+            FOLLOWERS: list(rec[FOLLOWERS]),
+            "followersNames": {uid: self._user_name(uid) for uid in rec[FOLLOWERS]},
+        }
+        if self._settings.occ:
+            available[VERSION_NUMBER] = rec.get(VERSION_NUMBER, 0)
+        return {a: available[a] for a in self._settings.behaviour.update_item_extras if a in available}
 
     def delete(self, record_id: str, actor: str) -> Change:
-        if self._records.pop(record_id, None) is None:
+        rec = self._records.pop(record_id, None)
+        if rec is None:
             raise RecordNotFound(record_id)
-        return Change(f"{ENTITY}.delete", {"id": record_id}, actor)
+        rec.update(modifiedAt=self._now(), modifiedById=actor)
+        self._deleted[record_id] = rec
+        return Change(DELETE, {"id": record_id}, actor)
 
 
 NOTE_ATTRIBUTES: dict[str, str] = {

@@ -1,18 +1,17 @@
-"""EspoCRM simulator: outgoing webhooks (spec §1.2) — subscriptions, queue, signing, delivery.
+"""EspoCRM simulator: outgoing webhooks (spec §1.2) — subscriptions, queues, delivery.
 
-Every change is queued per matching subscription (``skipOwn`` drops the owner's own changes).
-:meth:`WebhookDispatcher.flush` sends everything due now: queued items in batches of up to
-``batch_size`` per subscription, plus batches that failed on an earlier flush (retries are due on
-the very next flush; EspoCRM would wait 10 minutes). The receiver's answer decides per spec's table.
+Like EspoCRM's ``Webhook\\Queue``: a change is queued as one *event* when an active webhook for its
+event type exists. One job run (:meth:`WebhookDispatcher.run`) first moves at most ``portion_size``
+events (20, ``webhookQueueEventPortionSize``) to the matching subscriptions (``skipOwn`` drops the
+owner's own changes here), then sends, per subscription, its failed batches (due again on the very
+next run; EspoCRM waits 10 minutes) and one new batch of up to ``batch_size`` (50) items. The
+receiver's answer decides per the spec's table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,40 +19,26 @@ from typing import Any
 
 import httpx
 
-from simulators.espocrm.records import ENTITY, Change
+from simulators.espocrm.fields import ENTITY
+from simulators.espocrm.profiles import BATCH_SIZE, EVENT_PORTION_SIZE, Behaviour
+from simulators.espocrm.records import Change
+from simulators.espocrm.signing import (
+    Verdict,
+    classify_answer,
+    delivery_headers,
+    legacy_signature_header,
+    php_json_encode,
+    signature_header,
+)
+
+__all__ = ["WEBHOOK_EVENTS", "DeliveryResult", "WebhookDispatcher", "legacy_signature_header",
+           "php_json_encode", "signature_header"]
 
 WEBHOOK_EVENTS = (f"{ENTITY}.create", f"{ENTITY}.update", f"{ENTITY}.delete")
 MAX_ATTEMPTS = 4
-RETRY_STATUSES = frozenset({401, 403, 404, 405, 408, 500, 503})
-
-
-def php_json_encode(payload: Any) -> bytes:
-    """Serialize like PHP ``json_encode``: compact, non-ASCII as ``\\u00fc``, ``/`` as ``\\/``."""
-    text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
-    return text.replace("/", "\\/").encode("ascii")
-
-
-def signature_header(webhook_id: str, secret_key: str, raw_body: bytes) -> str:
-    """``Signature``: base64(webhookId + ":" + hex HMAC-SHA256(secretKey, raw body))."""
-    digest = hmac.new(secret_key.encode(), raw_body, hashlib.sha256).hexdigest()
-    return base64.b64encode(f"{webhook_id}:{digest}".encode()).decode()
-
-
-def legacy_signature_header(webhook_id: str, secret_key: str, raw_body: bytes) -> str:
-    """``X-Signature``: base64(webhookId + ":" + raw 32-byte HMAC-SHA256 digest)."""
-    digest = hmac.new(secret_key.encode(), raw_body, hashlib.sha256).digest()
-    return base64.b64encode(webhook_id.encode() + b":" + digest).decode()
-
-
-def classify_answer(status: int | None) -> str:
-    """Receiver answer -> "done" | "retry" | "drop" | "delete" (``None`` = timeout/no answer)."""
-    if status is None or status in RETRY_STATUSES:
-        return "retry"
-    if status == 410:
-        return "delete"
-    if 200 <= status < 400:
-        return "done"
-    return "drop"
+SKIP_OWN = "skipOwn"
+_OUTCOMES = {Verdict.DONE: "done", Verdict.DROP: "dropped", Verdict.DELETE: "webhook_deleted",
+             Verdict.RETRY: "retry"}
 
 
 @dataclass
@@ -77,10 +62,23 @@ class _Batch:
 
 
 @dataclass
+class _Event:
+    seq: int
+    change: Change
+
+
+@dataclass
 class _Subscription:
     record: dict[str, Any]
+    skip_own: bool
     queue: list[dict[str, Any]] = field(default_factory=list)
     retry_batches: list[_Batch] = field(default_factory=list)
+
+    def wants(self, change: Change) -> bool:
+        rec = self.record
+        if rec["event"] != change.event or not rec["isActive"]:
+            return False
+        return not (self.skip_own and rec["userId"] == change.actor)
 
 
 class WebhookDispatcher:
@@ -90,34 +88,36 @@ class WebhookDispatcher:
         new_id: Callable[[], str],
         new_secret: Callable[[], str],
         now: Callable[[], str],
-        batch_size: int = 50,
+        behaviour: Callable[[], Behaviour],
+        batch_size: int = BATCH_SIZE,
+        portion_size: int = EVENT_PORTION_SIZE,
         timeout_s: float = 10.0,
     ) -> None:
         self._new_id, self._new_secret, self._now = new_id, new_secret, now
+        self._behaviour = behaviour
         self.batch_size = batch_size
+        self.portion_size = portion_size
         self.timeout_s = timeout_s
         self._subs: dict[str, _Subscription] = {}
+        self._events: list[_Event] = []
+        self._seq = itertools.count(1)
+        self._last_seq = 0
         self._lock = threading.Lock()
         self._job: threading.Thread | None = None
         self._job_stop = threading.Event()
 
     # -- subscriptions -------------------------------------------------------------------------
     def register(self, event: str, url: str, skip_own: bool, owner_id: str) -> dict[str, Any]:
+        """Without ``skipOwn`` support (8.x) the option is dropped: not stored, never applied."""
         now = self._now()
-        webhook_id = self._new_id()
-        record: dict[str, Any] = {
-            "id": webhook_id,
-            "event": event,
-            "url": url,
-            "skipOwn": skip_own,
-            "isActive": True,
-            "secretKey": self._new_secret(),
-            "userId": owner_id,
-            "createdAt": now,
-            "modifiedAt": now,
-        }
+        supported = self._behaviour().supports_skip_own
+        record: dict[str, Any] = {"id": self._new_id(), "event": event, "url": url}
+        if supported:
+            record[SKIP_OWN] = skip_own
+        record.update(isActive=True, secretKey=self._new_secret(), userId=owner_id, createdAt=now,
+                      modifiedAt=now)
         with self._lock:
-            self._subs[webhook_id] = _Subscription(record)
+            self._subs[record["id"]] = _Subscription(record, skip_own and supported)
         return dict(record)
 
     def remove(self, webhook_id: str) -> bool:
@@ -131,60 +131,86 @@ class WebhookDispatcher:
     # -- queue ---------------------------------------------------------------------------------
     def enqueue(self, change: Change) -> None:
         with self._lock:
-            for sub in self._subs.values():
-                rec = sub.record
-                if rec["event"] != change.event or not rec["isActive"]:
-                    continue
-                if rec["skipOwn"] and rec["userId"] == change.actor:
-                    continue
-                sub.queue.append(dict(change.item))
+            if any(s.record["event"] == change.event and s.record["isActive"] for s in self._subs.values()):
+                self._last_seq = next(self._seq)
+                self._events.append(_Event(self._last_seq, change))
+
+    def mark(self) -> int:
+        """Sequence number of the newest queued event (for "send what is queued now")."""
+        with self._lock:
+            return self._last_seq
 
     def pending(self) -> int:
-        """Events waiting to be sent (queued or in a batch kept for retry)."""
+        """Items waiting to be sent: per subscription, queued or in a batch kept for retry."""
         with self._lock:
-            return sum(
+            queued = sum(1 for e in self._events for s in self._subs.values() if s.wants(e.change))
+            return queued + sum(
                 len(s.queue) + sum(len(b.items) for b in s.retry_batches) for s in self._subs.values()
             )
 
-    def _claim_due(self) -> list[tuple[dict[str, Any], _Batch]]:
+    def waiting(self, up_to: int) -> int:
+        """Events up to ``up_to`` not yet moved, plus moved items not yet sent (retries excluded)."""
+        with self._lock:
+            return sum(1 for e in self._events if e.seq <= up_to) + sum(len(s.queue) for s in self._subs.values())
+
+    def _move_events(self, limit: int | None, up_to: int | None) -> None:
+        moving = [e for e in self._events if up_to is None or e.seq <= up_to][:limit]
+        moved = {e.seq for e in moving}
+        self._events = [e for e in self._events if e.seq not in moved]
+        for event in moving:
+            for sub in self._subs.values():
+                if sub.wants(event.change):
+                    sub.queue.append(dict(event.change.item))
+
+    def _claim(self, *, one_run: bool, up_to: int | None = None) -> list[tuple[dict[str, Any], _Batch]]:
+        """Batches to send: one job run's worth, or (``one_run=False``) everything queued."""
         due: list[tuple[dict[str, Any], _Batch]] = []
         with self._lock:
+            self._move_events(self.portion_size if one_run else None, up_to)
             for sub in self._subs.values():
-                for batch in sub.retry_batches:
-                    due.append((dict(sub.record), batch))
+                due.extend((dict(sub.record), batch) for batch in sub.retry_batches)
                 sub.retry_batches = []
                 while sub.queue:
                     items, sub.queue = sub.queue[: self.batch_size], sub.queue[self.batch_size:]
                     due.append((dict(sub.record), _Batch(items)))
+                    if one_run:
+                        break
         return due
+
+    def take_all(self) -> list[tuple[dict[str, Any], _Batch]]:
+        """Everything queued and due, at once, ignoring the portion size (for tests that deliver)."""
+        return self._claim(one_run=False)
 
     def _is_subscribed(self, webhook_id: str) -> bool:
         with self._lock:
             return webhook_id in self._subs
 
     # -- delivery ------------------------------------------------------------------------------
-    async def flush(self) -> list[DeliveryResult]:
-        """Send every batch due now; returns one result per POST."""
-        due = self._claim_due()
+    async def run(self, *, up_to: int | None = None) -> list[DeliveryResult]:
+        """One job run; ``up_to`` leaves events queued after that mark for a later run."""
+        due = self._claim(one_run=True, up_to=up_to)
         if not due:
             return []
         results: list[DeliveryResult] = []
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             for record, batch in due:
-                if not self._is_subscribed(record["id"]):  # deleted by a 410 earlier in this flush
+                if not self._is_subscribed(record["id"]):  # deleted by a 410 earlier in this run
                     continue
                 results.append(await self._deliver(client, record, batch))
         return results
 
-    async def _deliver(
-        self, client: httpx.AsyncClient, record: dict[str, Any], batch: _Batch
-    ) -> DeliveryResult:
+    async def run_until_sent(self) -> list[DeliveryResult]:
+        """Job runs until every event queued before the call is sent (later ones wait)."""
+        mark = self.mark()
+        results: list[DeliveryResult] = []
+        while self.waiting(mark):
+            results.extend(await self.run(up_to=mark))
+        return results
+
+    async def _deliver(self, client: httpx.AsyncClient, record: dict[str, Any], batch: _Batch) -> DeliveryResult:
         body = php_json_encode(batch.items)
-        headers = {
-            "Content-Type": "application/json",
-            "Signature": signature_header(record["id"], record["secretKey"], body),
-            "X-Signature": legacy_signature_header(record["id"], record["secretKey"], body),
-        }
+        headers = delivery_headers(record["id"], record["secretKey"], body,
+                                   with_signature=self._behaviour().sends_signature_header)
         batch.attempts += 1
         status: int | None = None
         error: str | None = None
@@ -196,27 +222,29 @@ class WebhookDispatcher:
         except httpx.TransportError as exc:
             error = f"connection error: {type(exc).__name__}"
         verdict = classify_answer(status)
-        outcome = {"done": "done", "drop": "dropped", "delete": "webhook_deleted"}.get(verdict, "retry")
-        if verdict == "retry":
-            if batch.attempts >= MAX_ATTEMPTS:
-                outcome = "dropped"
-            else:
-                with self._lock:
-                    sub = self._subs.get(record["id"])
-                    if sub is not None:
-                        sub.retry_batches.append(batch)
-                    else:
-                        outcome = "dropped"
-        elif verdict == "delete":
+        outcome = _OUTCOMES[verdict]
+        if verdict == Verdict.RETRY and not self._keep_for_retry(record["id"], batch):
+            outcome = _OUTCOMES[Verdict.DROP]
+        elif verdict == Verdict.DELETE:
             self.remove(record["id"])
         return DeliveryResult(
             webhook_id=record["id"], event=record["event"], url=record["url"], status=status,
             outcome=outcome, attempt=batch.attempts, item_count=len(batch.items), error=error,
         )
 
+    def _keep_for_retry(self, webhook_id: str, batch: _Batch) -> bool:
+        if batch.attempts >= MAX_ATTEMPTS:
+            return False
+        with self._lock:
+            sub = self._subs.get(webhook_id)
+            if sub is None:
+                return False
+            sub.retry_batches.append(batch)
+            return True
+
     # -- background job ------------------------------------------------------------------------
     def start_job(self, interval_s: float) -> None:
-        """Flush every ``interval_s`` seconds from a daemon thread with its own event loop."""
+        """One job run every ``interval_s`` seconds from a daemon thread with its own event loop."""
         if self._job is not None and self._job.is_alive():
             return
         self._job_stop.clear()
@@ -226,7 +254,7 @@ class WebhookDispatcher:
             try:
                 while not self._job_stop.wait(interval_s):
                     try:
-                        loop.run_until_complete(self.flush())
+                        loop.run_until_complete(self.run())
                     except Exception:  # noqa: BLE001 - the job must survive a bad delivery
                         continue
             finally:

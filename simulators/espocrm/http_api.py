@@ -1,0 +1,209 @@
+"""EspoCRM simulator: the ASGI app — auth and the REST routes of spec §1.1, plus ``GET /App/user`` and
+``GET /Metadata`` (what a client reads to check its setup)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulators.espocrm.fields import ENTITY, EspoValidationError
+from simulators.espocrm.list_query import BadListRequest, MaxSizeExceeded, run_list_query
+from simulators.espocrm.records import NOTE_ATTRIBUTES, RecordNotFound, VersionConflict
+from simulators.espocrm.users import User
+from simulators.espocrm.webhooks import SKIP_OWN, WEBHOOK_EVENTS
+
+if TYPE_CHECKING:
+    from simulators.espocrm.simulator import EspoCRMSimulator
+
+API_PREFIX = "/api/v1"
+VERSION_HEADER = "x-version-number"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _reason(status: int, reason: str, body: Any = None) -> Response:
+    content = json.dumps(body).encode() if body is not None else b""
+    headers = {"X-Status-Reason": reason}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return Response(content, status_code=status, headers=headers)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        raise _BadRequest("Bad request body.") from None
+    if not isinstance(data, dict):
+        raise _BadRequest("Bad request body.")
+    return data
+
+
+def _user(request: Request) -> User:
+    user: User = request.state.user
+    return user
+
+
+def _version_header(request: Request) -> int | None:
+    raw = request.headers.get(VERSION_HEADER)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _BadRequest("Bad X-Version-Number.") from None
+
+
+class EspoHTTP:
+    def __init__(self, sim: EspoCRMSimulator) -> None:
+        self.sim = sim
+
+    def guard(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            path = request.url.path.removeprefix(API_PREFIX)
+            user = self.sim.auth.user_for(request.headers, request.method, path)
+            if user is None:
+                return Response(b"", status_code=401)
+            request.state.user = user
+            try:
+                return await handler(request)
+            except EspoValidationError as exc:
+                return _reason(400, exc.reason, exc.body())
+            except RecordNotFound as exc:
+                return _reason(404, str(exc))
+            except VersionConflict as exc:
+                return _reason(409, "modified", {"values": exc.values, "versionNumber": exc.version_number})
+            except (BadListRequest, _BadRequest) as exc:
+                return _reason(400, str(exc))
+            except MaxSizeExceeded as exc:
+                return _reason(403, str(exc))
+
+        return endpoint
+
+    def routes(self) -> list[Route]:
+        base = f"{API_PREFIX}/{ENTITY}"
+        table: list[tuple[str, Handler, list[str]]] = [
+            (base, self.list_records, ["GET"]),
+            (base, self.create, ["POST"]),
+            (base + "/{id}", self.read, ["GET"]),
+            (base + "/{id}", self.update, ["PUT", "PATCH"]),
+            (base + "/{id}", self.delete, ["DELETE"]),
+            (f"{API_PREFIX}/Note", self.list_notes, ["GET"]),
+            (f"{API_PREFIX}/Note", self.create_note, ["POST"]),
+            (f"{API_PREFIX}/Notification", self.forbidden, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            (f"{API_PREFIX}/Webhook", self.list_webhooks, ["GET"]),
+            (f"{API_PREFIX}/Webhook", self.create_webhook, ["POST"]),
+            (f"{API_PREFIX}/Webhook/{{id}}", self.delete_webhook, ["DELETE"]),
+            (f"{API_PREFIX}/App/user", self.app_user, ["GET"]),
+            (f"{API_PREFIX}/Metadata", self.metadata, ["GET"]),
+        ]
+        return [Route(path, self.guard(handler), methods=methods) for path, handler, methods in table]
+
+    # -- CBeteiligte ---------------------------------------------------------------------------
+    async def list_records(self, request: Request) -> Response:
+        with self.sim.lock:
+            records = self.sim.store.all()
+            kinds = self.sim.list_attributes()
+        return JSONResponse(run_list_query(records, request.query_params.multi_items(), kinds))
+
+    async def create(self, request: Request) -> Response:
+        data = await _json_object(request)
+        with self.sim.lock:
+            record, change = self.sim.store.create(data, _user(request).id)
+            self.sim.apply(change)
+        return JSONResponse(record)
+
+    async def read(self, request: Request) -> Response:
+        """A deleted record: ``404`` for everyone but an admin, who sees it with ``"deleted": true``."""
+        record_id = request.path_params["id"]
+        record = self.sim.get(record_id)
+        if record is None and _user(request).is_admin:
+            record = self.sim.get_deleted(record_id)
+        if record is None:
+            raise RecordNotFound(record_id)
+        return JSONResponse(record)
+
+    async def update(self, request: Request) -> Response:
+        data = await _json_object(request)
+        version = _version_header(request)
+        with self.sim.lock:
+            record, change = self.sim.store.update(
+                request.path_params["id"], data, _user(request).id, version_number=version
+            )
+            self.sim.apply(change)
+        return JSONResponse(record)
+
+    async def delete(self, request: Request) -> Response:
+        with self.sim.lock:
+            self.sim.apply(self.sim.store.delete(request.path_params["id"], _user(request).id))
+        return JSONResponse(True)
+
+    # -- Note, Notification --------------------------------------------------------------------
+    async def list_notes(self, request: Request) -> Response:
+        with self.sim.lock:
+            notes = self.sim.note_store.all()
+        return JSONResponse(run_list_query(notes, request.query_params.multi_items(), NOTE_ATTRIBUTES))
+
+    async def create_note(self, request: Request) -> Response:
+        data = await _json_object(request)
+        if data.get("type", "Post") != "Post":
+            return _reason(403, "Only notes of type Post can be created.")
+        with self.sim.lock:
+            if data.get("parentType") == ENTITY and self.sim.store.get(str(data.get("parentId"))) is None:
+                raise RecordNotFound(str(data.get("parentId")))
+            note = self.sim.note_store.create(data, _user(request).id)
+        return JSONResponse(note)
+
+    async def forbidden(self, request: Request) -> Response:
+        return _reason(403, "Forbidden.")
+
+    # -- Webhook -------------------------------------------------------------------------------
+    async def list_webhooks(self, request: Request) -> Response:
+        subs = self.sim.webhooks
+        return JSONResponse({"total": len(subs), "list": subs})
+
+    async def create_webhook(self, request: Request) -> Response:
+        data = await _json_object(request)
+        if data.get("event") not in WEBHOOK_EVENTS:
+            raise EspoValidationError("Webhook", "event", "valid")
+        url = data.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise EspoValidationError("Webhook", "url", "valid")
+        behaviour = self.sim.behaviour
+        skip_own = data.get(SKIP_OWN, False)
+        if behaviour.supports_skip_own and not isinstance(skip_own, bool):
+            raise EspoValidationError("Webhook", SKIP_OWN, "valid")
+        hook = self.sim.register_webhook(data["event"], url, skip_own is True, _user(request).id)
+        return JSONResponse(hook, status_code=behaviour.webhook_created_status)
+
+    async def delete_webhook(self, request: Request) -> Response:
+        webhook_id = request.path_params["id"]
+        if not self.sim.remove_webhook(webhook_id):
+            raise RecordNotFound(webhook_id)
+        return JSONResponse(True)
+
+    # -- setup checks --------------------------------------------------------------------------
+    async def app_user(self, request: Request) -> Response:
+        return JSONResponse(_user(request).app_user())
+
+    async def metadata(self, request: Request) -> Response:
+        """All of it, like EspoCRM; ``?key=entityDefs.CBeteiligte`` narrows it to one part."""
+        data: Any = self.sim.metadata()
+        key = request.query_params.get("key")
+        for part in key.split(".") if key else []:
+            data = data.get(part) if isinstance(data, dict) else None
+        return JSONResponse(data)
+
+
+def build_app(sim: EspoCRMSimulator) -> Starlette:
+    return Starlette(routes=EspoHTTP(sim).routes())
