@@ -136,16 +136,15 @@ async def start_testbed(
     http_timeout: float = 5.0,
     seed: int | None = 1,
     espo_profile: Profile | str = Profile.V9,
-    occ: bool = True,
+    occ: bool = False,
     salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
-    phone_normalization: bool = False,
+    phone_normalization: bool = True,
 ) -> Testbed:
     """A started installation. The EspoCRM side: ``espo_profile`` ("8" = 8.1.5, "9" = current),
-    ``occ`` (optimistic concurrency control on CBeteiligte) and the ``salutationName`` options.
-    ``occ=True``, German salutations and no phone normalisation are what the sync and its tests still
-    assume (issue 6); the simulator's own defaults are a real EspoCRM's (OCC off, stock options,
-    phone numbers normalised). Switch them at run time through ``tb.espo`` (``set_occ``,
-    ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``)."""
+    ``occ`` (optimistic concurrency control on CBeteiligte, off as the Entity Manager leaves it),
+    the ``salutationName`` options (German by default, as firms configure them; the stock ones are
+    ``STOCK_SALUTATIONS``) and phone normalisation. Switch them at run time through ``tb.espo``
+    (``set_occ``, ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``)."""
     espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
                             salutation_options=salutation_options, phone_normalization=phone_normalization)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint,

@@ -11,10 +11,13 @@ from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
 
 
-@pytest.fixture
-async def tb() -> AsyncIterator[Testbed]:
-    """The whole installation on fakeredis (embedded mode)."""
-    bed = await start_testbed()
+@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+async def tb(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
+    """The whole installation on fakeredis, against EspoCRM 8.1.5 as the Entity Manager leaves it
+    (optimistic concurrency off, phone numbers normalised, every write of ours echoed as a webhook)
+    and against a current EspoCRM with optimistic concurrency on."""
+    profile, occ = request.param
+    bed = await start_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
     try:
         yield bed
     finally:

@@ -69,8 +69,8 @@ async def test_advoware_update_reaches_espo_in_four_calls(tb: Testbed):
     rec = tb.espo_record(rec["id"])
     assert rec["addressCity"] == "Köln" and rec["emailAddress"] == "neu@example.org"
     assert rec["description"] == SAMPLE["description"]
-    # GET both, mark, release (with optimistic concurrency on: no re-read before the release)
-    assert tb.api_calls() <= 4, tb.calls()
+    # GET both, mark, release; without optimistic concurrency one more GET right before the release
+    assert tb.api_calls() <= (4 if tb.espo.occ else 5), tb.calls()
 
 
 async def test_sync_check_finds_advoware_change_and_then_writes_nothing(tb: Testbed):

@@ -9,10 +9,14 @@ from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
 
 
-async def test_defaults_are_what_the_sync_still_assumes(tb: Testbed) -> None:
-    assert str(tb.espo.profile) == "9" and tb.espo.occ is True
-    assert tb.espo.salutation_options == GERMAN_SALUTATIONS
-    assert tb.espo.seed(lastName="X", phoneNumber="+49 30 1")["phoneNumber"] == "+49 30 1"
+async def test_defaults_are_a_real_espocrm_with_german_salutations() -> None:
+    tb = await start_testbed()
+    try:
+        assert str(tb.espo.profile) == "9" and tb.espo.occ is False
+        assert tb.espo.salutation_options == GERMAN_SALUTATIONS
+        assert tb.espo.seed(lastName="X", phoneNumber="+49 30 1")["phoneNumber"] == "+49301"
+    finally:
+        await tb.close()
 
 
 async def test_flush_delivers_more_than_one_job_run(tb: Testbed) -> None:

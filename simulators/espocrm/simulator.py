@@ -108,6 +108,11 @@ class EspoCRMSimulator:
         with self.lock:
             self._settings.rules.salutation_options = tuple(options)
 
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """The time EspoCRM stamps on saves (``modifiedAt``), for tests that order edits exactly."""
+        with self.lock:
+            self._clock = clock
+
     def set_phone_normalization(self, enabled: bool) -> None:
         with self.lock:
             self._settings.rules.phone_normalization = enabled
