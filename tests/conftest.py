@@ -13,7 +13,7 @@ from tests.stephost_fixtures.support import fast_config
 
 @pytest.fixture
 async def tb() -> AsyncIterator[Testbed]:
-    """The whole installation on fakeredis (embedded mode)."""
+    """The whole installation on fakeredis, injected explicitly (fast, in-process: tests only)."""
     bed = await start_testbed()
     try:
         yield bed
