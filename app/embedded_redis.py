@@ -17,6 +17,7 @@ One server per state folder (``STATE_DIR``), shared by ``serve`` and every CLI c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -120,13 +121,17 @@ class EmbeddedRedis:
     def sync_client(self) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket_path))
 
+    def _send(self, command: bytes) -> bytes:
+        """One inline command over the socket, no client library (no retries, no pool); raises OSError."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(PING_TIMEOUT_S)
+            conn.connect(str(self.socket_path))
+            conn.sendall(command + b"\r\n")
+            return conn.recv(64)
+
     def probe(self) -> Probe:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(PING_TIMEOUT_S)
-                conn.connect(str(self.socket_path))
-                conn.sendall(b"PING\r\n")
-                reply = conn.recv(64)
+            reply = self._send(b"PING")
         except OSError:
             return Probe.DOWN
         if reply.startswith(b"+PONG"):
@@ -168,11 +173,8 @@ class EmbeddedRedis:
         """``SHUTDOWN`` (the append-only file is flushed first); False when no server was running."""
         if self._lock_is_free():
             return False
-        try:
-            with self.sync_client() as client:
-                client.shutdown()
-        except redis.ConnectionError:
-            pass  # gone already, or went away while answering
+        with contextlib.suppress(OSError):  # it closes the connection instead of answering
+            self._send(b"SHUTDOWN")
         deadline = time.monotonic() + timeout
         while not self._lock_is_free():
             if time.monotonic() > deadline:
@@ -204,7 +206,10 @@ class EmbeddedRedis:
             raise EmbeddedRedisError(f"cannot create STATE_DIR {self.folder}: {exc.strerror}") from exc
 
     def _start_if_free(self, binary: str) -> subprocess.Popen[bytes] | None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot use STATE_DIR {self.folder}: {exc.strerror}") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -43,8 +43,11 @@ class SandboxOwner:
 
     @classmethod
     def try_acquire(cls, folder: Path) -> SandboxOwner | None:
-        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        fd = os.open(folder / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            fd = os.open(folder / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise SandboxBusy(f"cannot use the sandbox folder {folder}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
