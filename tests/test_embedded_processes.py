@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -200,7 +201,7 @@ def _crash_and_recover(root: Path, espo: str, advo: str) -> None:
         wait_for("every record to be synced or held by the dead worker's lock",
                  lambda: _settled(espo, store, first | later))
         assert {k: v for k, v in _links(store).items() if k in links} == links
-        clean = all_clean_ids(espo)
+        clean = _clean_ids(espo)
         assert len(clean & later) >= len(later) - 4  # at most the 4 syncs in flight at the kill are held
         names = Counter(r["name"] for r in advo_records(advo))
         assert max(names.values()) == 1, names  # nothing created twice
@@ -216,7 +217,7 @@ def _status(espo: str, espo_id: str) -> str | None:
     return next((r.get("syncStatus") for r in espo_records(espo) if r["id"] == espo_id), None)
 
 
-def _health(port: int) -> dict[str, int]:
+def _health(port: int) -> dict[str, Any]:
     return dict(httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json())
 
 
@@ -233,10 +234,10 @@ def _links(store: EmbeddedRedis) -> dict[str, bytes]:
 def _settled(espo: str, store: EmbeddedRedis, ids: set[str]) -> bool:
     with store.sync_client() as client:
         locked = {k.decode().rsplit(":", 1)[1] for k in client.scan_iter("bsync:lock:*")}
-    return all_clean_ids(espo) | locked >= ids
+    return _clean_ids(espo) | locked >= ids
 
 
-def all_clean_ids(espo: str) -> set[str]:
+def _clean_ids(espo: str) -> set[str]:
     return {r["id"] for r in espo_records(espo) if r.get("syncStatus") == "clean" and r.get("betnr")}
 
 
