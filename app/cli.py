@@ -10,26 +10,27 @@ from typing import Any
 
 import click
 
+from app.cli_store import store
+from app.embedded_redis import EmbeddedRedis, StartupError
 from app.runtime import build_host, configure_logging
-from app.sandbox import Sandbox, banner, start_sandbox
+from app.sandbox import banner
+from app.startup import Prepared, prepare
+from app.store_guard import store_route
 from config.settings import Settings
 from services.sync_check import describe_plan, enqueue_plan
-from services.wiring import Services, build_services
+from services.wiring import Services
 
 FAILED = ("failed", "permanently_failed")
+REFUSED_EXIT_CODE = 2
 
 
-def _prepare(settings: Settings, *, service_url: str | None = None) -> tuple[Services, Sandbox | None]:
-    """Real services from the environment, or both simulators when nothing is configured."""
-    sandbox: Sandbox | None = None
-    if settings.sandbox:
-        sandbox = start_sandbox(seed_samples=False)
-        secrets: dict[str, str] = {}
-        if service_url:
-            secrets = asyncio.run(sandbox.register_webhooks(service_url))
-        sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
-        settings = sandbox.settings(settings, secrets)
-    return build_services(settings), sandbox
+def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
+    """The store and services for this process; one line and exit code 2 when it must not run."""
+    try:
+        return prepare(settings, service_url=service_url)
+    except StartupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(REFUSED_EXIT_CODE)
 
 
 @click.group()
@@ -46,26 +47,39 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @click.pass_obj
 def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
-    from stephost.host import serve as serve_host
-
     url = f"http://{settings.host}:{settings.port}"
-    services, sandbox = _prepare(settings, service_url=url)
-    host = build_host(services)
-    if sandbox:
-        sandbox.espo.start_webhook_job(2.0)
-        click.echo(banner(sandbox, url))
+    prepared = _prepare(settings, service_url=url)
+    services = prepared.services
+    host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
+    if prepared.sandbox:
+        prepared.sandbox.espo.start_webhook_job(2.0)
+        click.echo(banner(prepared.sandbox, url))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
+    if prepared.embedded:
+        click.echo(f"state: {prepared.embedded.describe()}")
     try:
-        asyncio.run(serve_host(host))
+        asyncio.run(_serve(host, prepared.embedded))
     finally:
-        if sandbox:
-            sandbox.stop()
+        prepared.close()
+
+
+async def _serve(host: Any, embedded: EmbeddedRedis | None) -> None:
+    """The host, plus (embedded store) a supervisor that starts the redis-server again if it dies."""
+    from stephost.host import serve as serve_host
+
+    supervisor = asyncio.create_task(embedded.supervise()) if embedded else None
+    try:
+        await serve_host(host)
+    finally:
+        if supervisor:
+            supervisor.cancel()
 
 
 def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
     """Build the services, start the host without HTTP or cron, run ``body``, exit with its code."""
-    services, sandbox = _prepare(settings)
+    prepared = _prepare(settings)
+    services = prepared.services
 
     async def main() -> int:
         host = build_host(services, cron=False)
@@ -79,8 +93,7 @@ def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]
     try:
         code = asyncio.run(main())
     finally:
-        if sandbox:
-            sandbox.stop()
+        prepared.close()
     sys.exit(code)
 
 
@@ -149,5 +162,9 @@ def dead_letters(settings: Settings) -> None:
         return 0
 
     _run_once(settings, body)
+
+
+main.add_command(store)
+
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,9 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
     return [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
 
 
-def build_host(services: Services, *, cron: bool = True, workers: int | None = None) -> StepHost:
+def build_host(
+    services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
+) -> StepHost:
     """The step host over the project's steps, with the service's extra routes."""
     import services.wiring as wiring
 
@@ -74,10 +77,11 @@ def build_host(services: Services, *, cron: bool = True, workers: int | None = N
     host = StepHost(
         host_config(services, cron=cron, workers=workers),
         services.redis,
-        extra_routes=health_routes(services, ref),
+        extra_routes=[*health_routes(services, ref), *extra_routes],
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
-        # With REDIS_URL the events live in Redis Streams: durable, shared by many worker processes.
-        durable_bus=bool(services.settings.redis_url),
+        # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
+        # shared by every worker process; only fakeredis in tests keeps them in-process.
+        durable_bus=wiring.is_real_redis(services.redis),
     )
     ref.append(host)
     return host

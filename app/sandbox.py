@@ -73,7 +73,7 @@ def _secret(value: str) -> Any:
 def start_sandbox(*, seed_samples: bool = True) -> Sandbox:
     # OCC on, German salutations, phone numbers kept as typed: what the sync still assumes (issue 6);
     # a real EspoCRM differs in all three (the simulator's defaults). Profile 9: a current EspoCRM.
-    espo = EspoCRMSimulator(occ=True, salutation_options=GERMAN_SALUTATIONS, phone_normalization=False)
+    espo = EspoCRMSimulator(salutation_options=GERMAN_SALUTATIONS)  # OCC off, as the Entity Manager leaves it
     advo = AdvowareSimulator()
     sandbox = Sandbox(espo, advo, serve_in_thread(espo.app), serve_in_thread(advo.app))
     if seed_samples:

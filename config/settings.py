@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = ".state"
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,10 @@ class Settings(BaseSettings):
     value_maps_file: str | None = None
     http_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
+    # relative paths taken from the project folder; and the redis-server binary (default: from PATH).
+    state_dir: str = DEFAULT_STATE_DIR
+    redis_server_bin: str | None = None
     # Set by the sandbox after it has pointed the URLs at its simulators.
     sandbox_mode: bool = False
 
@@ -62,6 +70,10 @@ class Settings(BaseSettings):
     def sandbox(self) -> bool:
         """Neither system configured: run both simulators in-process."""
         return self.sandbox_mode or (not self.espocrm_url and not self.advoware_url)
+
+    def state_path(self) -> Path:
+        """STATE_DIR as an absolute path, the same for every process whatever its working directory."""
+        return (PROJECT_ROOT / Path(self.state_dir).expanduser()).resolve()
 
     def webhook_secrets(self) -> dict[str, str]:
         return {k: v.get_secret_value() for k, v in self.espocrm_webhook_secrets.items()}

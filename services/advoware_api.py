@@ -57,6 +57,9 @@ def _join(base: str, suffix: str) -> str:
 
 
 class AdvowareAPI:
+    """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
+    no built-in fallback: an in-process store would hide that the processes do not share it)."""
+
     def __init__(
         self,
         base_url: str,
@@ -68,17 +71,13 @@ class AdvowareAPI:
         database: str,
         user: str,
         password: str,
-        redis: Any = None,
+        redis: Any,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         token_margin: float = 60,
         timezone: str = "Europe/Berlin",
         token_key: str = DEFAULT_KEY,
     ) -> None:
-        if redis is None:  # single process without Redis: an in-process store
-            import fakeredis
-
-            redis = fakeredis.FakeAsyncRedis()
         self._api = _join(base_url, "/api/v1/advonet") + "/"
         self._token_endpoint = _join(token_url, "/api/v1/Token")
         self._app_id = app_id

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.embedded_redis import EmbeddedRedis
 from config.settings import Settings, get_settings
 from mappers.beteiligte_mapper import configure_value_maps
 from services.advoware_api import AdvowareAPI
@@ -44,15 +45,22 @@ class Services:
 
 
 _current: Services | None = None
+FAKE_REDIS_MODULE = "fakeredis"
 
 
 def make_redis(settings: Settings) -> Redis:
-    """Real Redis when REDIS_URL is set; an in-process fakeredis (single process only) otherwise."""
+    """Always a real Redis: REDIS_URL when set, otherwise the embedded redis-server of STATE_DIR
+    (started on first use, shared by ``serve`` and every CLI command). Tests inject fakeredis themselves."""
     if settings.redis_url:
         return Redis.from_url(settings.redis_url)
-    import fakeredis
+    store = EmbeddedRedis.for_settings(settings)
+    store.ensure_running()
+    return store.client()
 
-    return fakeredis.FakeAsyncRedis()
+
+def is_real_redis(client: Any) -> bool:
+    """False for fakeredis (tests only): it lives in one process and cannot carry the durable bus."""
+    return not type(client).__module__.startswith(FAKE_REDIS_MODULE)
 
 
 def _secret(v: Any) -> str:

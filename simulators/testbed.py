@@ -14,18 +14,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
 
 from app.runtime import build_host
 from app.sandbox import Sandbox
 from config.settings import Settings
 from services.conflict_policy import ConflictPolicy
-from services.wiring import Services, build_services, make_redis
+from services.wiring import Services, build_services
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, free_port, serve_in_thread
 from simulators.espocrm.fields import GERMAN_SALUTATIONS
 from simulators.espocrm.profiles import Profile
 from simulators.espocrm.simulator import EspoCRMSimulator
 from stephost.host import StepHost
+
+
+def _store(redis_url: str | None) -> Any:
+    """The given real Redis, or fakeredis: the fast in-process suite (a test dependency only)."""
+    if redis_url:
+        return Redis.from_url(redis_url)
+    import fakeredis
+
+    return fakeredis.FakeAsyncRedis()
 
 
 class FakeClock:
@@ -161,7 +171,7 @@ async def start_testbed(
     )
     settings = sandbox.settings(base, secrets).model_copy(update={"sandbox_mode": False})
     clock = FakeClock()
-    services = build_services(settings, redis=make_redis(settings), clock=clock, policy=policy)
+    services = build_services(settings, redis=_store(redis_url), clock=clock, policy=policy)
     host = build_host(services, cron=False, workers=workers)
     await host.start()
     server = uvicorn.Server(uvicorn.Config(host.http_app, host="127.0.0.1", port=port, log_level="warning",

@@ -7,8 +7,20 @@ import pytest
 
 from simulators.testbed import Testbed, start_testbed
 from stephost.host import StepHost
+from tests.embedded_support import state_root
 from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _throwaway_state_dir() -> Iterator[None]:
+    """No test touches the project's .state/: anything that starts an embedded store without its own
+    STATE_DIR gets a throwaway one, and its servers are stopped at the end."""
+    with state_root() as root:
+        patch = pytest.MonkeyPatch()
+        patch.setenv("STATE_DIR", str(root / "state"))
+        yield
+        patch.undo()
 
 
 @pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])

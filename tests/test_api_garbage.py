@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fakeredis
 import httpx
 import pytest
 import respx
@@ -19,7 +20,7 @@ TOKEN = {"token_type": "bearer", "expires_in": 3600, "expiration_utc": "2026-11-
 
 def advo_client() -> AdvowareAPI:
     return AdvowareAPI(ADVO, ADVO, app_id="a", api_key="dGVzdC1zZWNyZXQta2V5", kanzlei="k", database="d",
-                       user="u", password="very-secret-pw")
+                       user="u", password="very-secret-pw", redis=fakeredis.FakeAsyncRedis())
 
 
 @respx.mock

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from services.sync_check import describe_plan
+from simulators.common import free_port
 from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.embedded_support import env_for, state_root
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,7 +106,11 @@ async def test_without_the_advoware_list_endpoint_single_gets_find_changes():
 
 
 def test_cli_sync_check_in_sandbox_mode_syncs_the_samples_and_exits_zero():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESPOCRM_", "ADVOWARE_", "REDIS_URL"))}
+    with state_root() as root:  # its own embedded store, stopped afterwards; never the project's .state/
+        _cli_sync_check_in_sandbox_mode(env_for(root / "state", free_port()))
+
+
+def _cli_sync_check_in_sandbox_mode(env: dict[str, str]) -> None:
     cli = [sys.executable, "-m", "app.cli"]
     dry = subprocess.run([*cli, "sync-check", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
