@@ -109,6 +109,7 @@ class StepHost:
             trace_id=trace_id or str(uuid.uuid4()),
             state=self.state,
             publish=self.bus.publish,
+            publish_many=self.bus.publish_many,
         )
 
     async def emit(self, topic: str, data: Any, trace_id: str | None = None) -> str:
