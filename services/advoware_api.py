@@ -27,6 +27,7 @@ from services.errors import (
     BadResponseError,
     NotFoundError,
     RetryableError,
+    ValidationError,
     error_for_status,
 )
 
@@ -36,6 +37,7 @@ SYSTEM = "advoware"
 ROLE = 2
 PRODUCT = 64
 MAX_TAKE = 200
+BETEILIGTE = "Beteiligte"
 
 
 def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
@@ -49,6 +51,13 @@ def request_timestamp(now: datetime | None = None) -> str:
     """ISO 8601 UTC with 7 fractional digits, e.g. ``2026-11-29T10:04:26.7955547Z``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def beteiligter_path(betnr: Any) -> str:
+    """``Beteiligte/<betNr>``; ``ValidationError`` (fatal, nothing sent) unless ``betnr`` is a positive int."""
+    if not isinstance(betnr, int) or isinstance(betnr, bool) or betnr <= 0:
+        raise ValidationError(f"invalid betNr {repr(betnr)[:80]}: must be a positive integer", system=SYSTEM)
+    return f"{BETEILIGTE}/{betnr}"
 
 
 def _join(base: str, suffix: str) -> str:
@@ -105,7 +114,7 @@ class AdvowareAPI:
 
     # -- Beteiligte ---------------------------------------------------------------------------
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
-        return self._object(await self._call("GET", f"Beteiligte/{int(betnr)}"), "GET Beteiligte/{betNr}")
+        return self._object(await self._call("GET", beteiligter_path(betnr)), "GET Beteiligte/{betNr}")
 
     async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it)."""
@@ -119,7 +128,7 @@ class AdvowareAPI:
 
     async def update_beteiligter(self, betnr: int, body: dict[str, Any]) -> dict[str, Any]:
         """PUT the full body (must carry the current ``rowId``); returns the updated object."""
-        data = await self._call("PUT", f"Beteiligte/{int(betnr)}", json=body)
+        data = await self._call("PUT", beteiligter_path(betnr), json=body)
         what = "PUT Beteiligte/{betNr}"
         if not (isinstance(data, list) and len(data) == 1):
             raise BadResponseError(f"{what}: expected an array with one object", system=SYSTEM)
@@ -129,7 +138,7 @@ class AdvowareAPI:
         return updated
 
     async def delete_beteiligter(self, betnr: int) -> None:
-        await self._call("DELETE", f"Beteiligte/{int(betnr)}", expect_json=False)
+        await self._call("DELETE", beteiligter_path(betnr), expect_json=False)
 
     async def list_beteiligte(
         self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE

@@ -11,14 +11,54 @@ import builtins
 import hashlib
 import hmac
 import json
+import re
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from services.errors import BadResponseError, RetryableError, error_for_status
+from services.errors import BadResponseError, RetryableError, ValidationError, error_for_status
 
 SYSTEM = "espocrm"
+ENTITY_NAME = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
+# Record ids are 17 lowercase hex characters; other installations use UUIDs or longer ids, so any id
+# is accepted that cannot leave its path segment: no separators, escapes, dot segments, blanks.
+MAX_ID_LENGTH = 64
+ID_FORBIDDEN_CHARS = frozenset("/\\?#%")
+DOT_SEGMENT = ".."
+
+
+def _is_blank_or_control(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char).startswith("C")
+
+
+def check_id(value: Any, what: str = "record id") -> str:
+    """``value`` if it is a usable EspoCRM id, else ``ValidationError`` (fatal; nothing is sent)."""
+    problem = None
+    if not isinstance(value, str) or not value:
+        problem = "must be a non-empty string"
+    elif len(value) > MAX_ID_LENGTH:
+        problem = f"is longer than {MAX_ID_LENGTH} characters"
+    elif any(c in ID_FORBIDDEN_CHARS or _is_blank_or_control(c) for c in value):
+        problem = "contains / \\ ? # % or blank or control characters"
+    elif DOT_SEGMENT in value or value == ".":
+        problem = "contains a dot segment"
+    if problem is not None:
+        raise ValidationError(f"invalid {what} {repr(value)[:80]}: {problem}", system=SYSTEM)
+    return str(value)
+
+
+def check_entity(value: Any) -> str:
+    if not isinstance(value, str) or not ENTITY_NAME.fullmatch(value):
+        raise ValidationError(f"invalid entity type {repr(value)[:80]}", system=SYSTEM)
+    return value
+
+
+def record_path(entity: str, record_id: Any) -> str:
+    """``Entity/<id>`` with the id checked and percent-encoded as one path segment."""
+    return f"{check_entity(entity)}/{quote(check_id(record_id), safe='')}"
 
 
 def encode_bracket_params(prefix: str, value: Any) -> list[tuple[str, str]]:
@@ -129,20 +169,21 @@ class EspoCRMAPI:
 
     # -- records -------------------------------------------------------------------------------
     async def get(self, entity: str, id: str) -> dict[str, Any]:
-        return self._expect_dict(await self._request("GET", f"{entity}/{id}"), f"GET {entity}")
+        return self._expect_dict(await self._request("GET", record_path(entity, id)), f"GET {entity}")
 
     async def create(self, entity: str, data: dict[str, Any]) -> dict[str, Any]:
-        return self._expect_dict(await self._request("POST", entity, json_body=data), f"POST {entity}")
+        path = check_entity(entity)
+        return self._expect_dict(await self._request("POST", path, json_body=data), f"POST {entity}")
 
     async def update(
         self, entity: str, id: str, data: dict[str, Any], *, version_number: int | None = None
     ) -> dict[str, Any]:
         headers = {"X-Version-Number": str(version_number)} if version_number is not None else None
-        result = await self._request("PUT", f"{entity}/{id}", json_body=data, headers=headers)
+        result = await self._request("PUT", record_path(entity, id), json_body=data, headers=headers)
         return self._expect_dict(result, f"PUT {entity}")
 
     async def delete(self, entity: str, id: str) -> None:
-        await self._request("DELETE", f"{entity}/{id}")
+        await self._request("DELETE", record_path(entity, id))
 
     async def list(
         self,
@@ -162,7 +203,8 @@ class EspoCRMAPI:
             params.append(("select", ",".join(select)))
         params += encode_bracket_params("where", where)
         query = httpx.QueryParams(tuple(params))
-        result = self._expect_dict(await self._request("GET", entity, params=query), f"GET {entity} list")
+        result = self._expect_dict(await self._request("GET", check_entity(entity), params=query),
+                                   f"GET {entity} list")
         if not isinstance(result.get("list"), list) or not isinstance(result.get("total"), int):
             raise BadResponseError(f"GET {entity} list: missing total/list", system=SYSTEM)
         return result
@@ -190,7 +232,8 @@ class EspoCRMAPI:
 
     # -- stream and webhooks -------------------------------------------------------------------
     async def post_note(self, parent_type: str, parent_id: str, text: str) -> dict[str, Any]:
-        body = {"type": "Post", "parentType": parent_type, "parentId": parent_id, "post": text}
+        body = {"type": "Post", "parentType": check_entity(parent_type), "parentId": check_id(parent_id),
+                "post": text}
         return self._expect_dict(await self._request("POST", "Note", json_body=body), "POST Note")
 
     async def register_webhook(self, event: str, url: str, skip_own: bool = True) -> dict[str, Any]:
