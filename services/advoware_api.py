@@ -21,14 +21,15 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from services.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache
+from services.api_ids import beteiligter_path
 from services.errors import (
     ApiError,
     AuthenticationError,
     BadResponseError,
     NotFoundError,
     RetryableError,
-    ValidationError,
     error_for_status,
+    without_personal_data,
 )
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ SYSTEM = "advoware"
 ROLE = 2
 PRODUCT = 64
 MAX_TAKE = 200
-BETEILIGTE = "Beteiligte"
+PROBLEM_KEYS = ("type", "title", "detail")
+MAX_FIELD_ERRORS = 5
 
 
 def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
@@ -51,13 +53,6 @@ def request_timestamp(now: datetime | None = None) -> str:
     """ISO 8601 UTC with 7 fractional digits, e.g. ``2026-11-29T10:04:26.7955547Z``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
-
-
-def beteiligter_path(betnr: Any) -> str:
-    """``Beteiligte/<betNr>``; ``ValidationError`` (fatal, nothing sent) unless ``betnr`` is a positive int."""
-    if not isinstance(betnr, int) or isinstance(betnr, bool) or betnr <= 0:
-        raise ValidationError(f"invalid betNr {repr(betnr)[:80]}: must be a positive integer", system=SYSTEM)
-    return f"{BETEILIGTE}/{betnr}"
 
 
 def _join(base: str, suffix: str) -> str:
@@ -283,16 +278,30 @@ class AdvowareAPI:
         return text
 
     def _error(self, resp: httpx.Response, method: str) -> ApiError:
+        """The error for a 4xx/5xx answer; its text keeps field names and drops the values it quotes."""
         reason, details = resp.reason_phrase, {}
         try:
             data = resp.json()
         except ValueError:
             data = None
         if isinstance(data, dict):
-            text = data.get("detail") or data.get("title")
-            if isinstance(text, str) and text:
-                reason = text
-            details = {k: self._scrub(str(v)) for k, v in data.items() if k in ("type", "title", "detail")}
+            reason = _problem_text(data) or reason
+            details = {k: without_personal_data(self._scrub(str(v)))
+                       for k, v in data.items() if k in PROBLEM_KEYS}
         where = self._template(str(resp.request.url))
-        return error_for_status(SYSTEM, resp.status_code, self._scrub(f"{method} {where}: {reason}"),
-                                method=method, headers=resp.headers, details=details)
+        text = f"{method} {where}: {without_personal_data(self._scrub(reason))}"
+        log.info("advoware answered HTTP %d: %s", resp.status_code, text)
+        return error_for_status(SYSTEM, resp.status_code, text, method=method, headers=resp.headers,
+                                details=details)
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    """problem+json ``detail`` (or ``title``), plus the first message per field of an ``errors`` map."""
+    text = problem.get("detail") or problem.get("title")
+    parts = [text] if isinstance(text, str) and text else []
+    errors = problem.get("errors")
+    if isinstance(errors, dict):
+        for field, messages in list(errors.items())[:MAX_FIELD_ERRORS]:
+            first = messages[0] if isinstance(messages, list) and messages else messages
+            parts.append(f"{field}: {first}")
+    return "; ".join(str(p) for p in parts)

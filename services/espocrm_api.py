@@ -11,54 +11,26 @@ import builtins
 import hashlib
 import hmac
 import json
+import logging
 import re
-import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from services.errors import BadResponseError, RetryableError, ValidationError, error_for_status
+from services.api_ids import check_entity, check_id, record_path
+from services.errors import BadResponseError, RetryableError, error_for_status, without_personal_data
 
+log = logging.getLogger(__name__)
 SYSTEM = "espocrm"
-ENTITY_NAME = re.compile(r"[A-Z][A-Za-z0-9]{0,63}")
-# Record ids are 17 lowercase hex characters; other installations use UUIDs or longer ids, so any id
-# is accepted that cannot leave its path segment: no separators, escapes, dot segments, blanks.
-MAX_ID_LENGTH = 64
-ID_FORBIDDEN_CHARS = frozenset("/\\?#%")
-DOT_SEGMENT = ".."
-
-
-def _is_blank_or_control(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char).startswith("C")
-
-
-def check_id(value: Any, what: str = "record id") -> str:
-    """``value`` if it is a usable EspoCRM id, else ``ValidationError`` (fatal; nothing is sent)."""
-    problem = None
-    if not isinstance(value, str) or not value:
-        problem = "must be a non-empty string"
-    elif len(value) > MAX_ID_LENGTH:
-        problem = f"is longer than {MAX_ID_LENGTH} characters"
-    elif any(c in ID_FORBIDDEN_CHARS or _is_blank_or_control(c) for c in value):
-        problem = "contains / \\ ? # % or blank or control characters"
-    elif DOT_SEGMENT in value or value == ".":
-        problem = "contains a dot segment"
-    if problem is not None:
-        raise ValidationError(f"invalid {what} {repr(value)[:80]}: {problem}", system=SYSTEM)
-    return str(value)
-
-
-def check_entity(value: Any) -> str:
-    if not isinstance(value, str) or not ENTITY_NAME.fullmatch(value):
-        raise ValidationError(f"invalid entity type {repr(value)[:80]}", system=SYSTEM)
-    return value
-
-
-def record_path(entity: str, record_id: Any) -> str:
-    """``Entity/<id>`` with the id checked and percent-encoded as one path segment."""
-    return f"{check_entity(entity)}/{quote(check_id(record_id), safe='')}"
+VALIDATION_REASON = re.compile(r"Field validation failure; entityType: (\w+), field: (\w+), type: (\w+)")
+def status_reason(header: str) -> str:
+    """``X-Status-Reason`` for messages and logs: a validation failure is rebuilt from its entity,
+    field and type; any other reason loses the values it quotes (:func:`without_personal_data`)."""
+    found = VALIDATION_REASON.search(header)
+    if found:
+        return "Field validation failure; entityType: {}, field: {}, type: {}.".format(*found.groups())
+    return without_personal_data(header)
 
 
 def encode_bracket_params(prefix: str, value: Any) -> list[tuple[str, str]]:
@@ -156,7 +128,8 @@ class EspoCRMAPI:
             parsed = None
         if isinstance(parsed, dict):
             details = parsed
-        reason = resp.headers.get("X-Status-Reason", "")
+        reason = status_reason(resp.headers.get("X-Status-Reason", ""))
+        log.info("espocrm answered HTTP %d to %s: %s", resp.status_code, method, reason or "(no reason)")
         return error_for_status(
             SYSTEM, resp.status_code, reason, method=method, headers=resp.headers, details=details
         )
