@@ -152,7 +152,7 @@ def _refusal(step: Step, trace_id: str, refusal: EdgeRefusal) -> Response:
     headers = {"x-trace-id": trace_id}
     if refusal.status == 503:
         headers["retry-after"] = RETRY_AFTER_SECONDS
-    if refusal.status == 408:
+    if refusal.close:
         headers["connection"] = "close"
     return JSONResponse({"error": refusal.reason, "traceId": trace_id}, status_code=refusal.status,
                         headers=headers)

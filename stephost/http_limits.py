@@ -19,12 +19,14 @@ from starlette.requests import Request
 
 
 class EdgeRefusal(Exception):
-    """The request is not served; ``status`` and ``reason`` are the answer."""
+    """The request is not served; ``status`` and ``reason`` are the answer. ``close``: end the
+    connection after the answer instead of receiving (and discarding) the rest of a large body."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, close: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.close = close
 
 
 class BodyTooLargeError(EdgeRefusal):
@@ -35,24 +37,36 @@ class BodyTooLargeError(EdgeRefusal):
 
 class BodyTimeoutError(EdgeRefusal):
     def __init__(self, seconds: float) -> None:
-        super().__init__(408, f"body not received within {seconds:g} s")
+        super().__init__(408, f"body not received within {seconds:g} s", close=True)
 
 
 class OverBudgetError(EdgeRefusal):
-    def __init__(self, what: str) -> None:
-        super().__init__(503, f"server busy ({what}), retry later")
+    def __init__(self, what: str, *, close: bool = False) -> None:
+        super().__init__(503, f"server busy ({what}), retry later", close=close)
 
 
 class BodyBudget:
-    """Bytes reserved by request bodies being read or handled, against one ceiling."""
+    """Bytes reserved by request bodies being read or handled, against one ceiling.
+
+    A quarter of it is kept for small bodies (up to ``SMALL_BODY_BYTES``, which every EspoCRM batch
+    is): large bodies, say a flood of unsigned 4 MiB ones, cannot crowd out the webhook deliveries.
+    """
+
+    SMALL_BODY_BYTES = 512 * 1024
+    SMALL_SHARE = 4
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling
         self.in_use = 0
 
-    def take(self, n: int) -> None:
-        if self.in_use + n > self.ceiling:
-            raise OverBudgetError("request bodies in memory")
+    def take(self, n: int, body_total: int) -> None:
+        """Reserve ``n`` more bytes for a body that is then ``body_total`` bytes long."""
+        large = body_total > self.SMALL_BODY_BYTES
+        limit = self.ceiling - (self.ceiling // self.SMALL_SHARE if large else 0)
+        if self.in_use + n > limit:
+            # Not worth receiving a large body only to discard it. Small ones (every EspoCRM batch)
+            # are drained, so their sender always reads the 503 and never meets a reset.
+            raise OverBudgetError("request bodies in memory", close=large)
         self.in_use += n
 
     def give_back(self, n: int) -> None:
@@ -103,16 +117,17 @@ async def read_body(request: Request, limit: int, timeout_s: float, budget: Body
     reserved = 0
     try:
         if declared:
-            budget.take(declared)
+            budget.take(declared, declared)
             reserved = declared
         body = bytearray()
         async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
                 if len(body) + len(chunk) > limit:
                     raise BodyTooLargeError(limit)
-                if len(body) + len(chunk) > reserved:  # chunked, or more than declared
-                    budget.take(len(body) + len(chunk) - reserved)
-                    reserved = len(body) + len(chunk)
+                total = len(body) + len(chunk)
+                if total > reserved:  # chunked, or more than declared
+                    budget.take(total - reserved, total)
+                    reserved = total
                 body += chunk
     except TimeoutError:
         budget.give_back(reserved)
