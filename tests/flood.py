@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +46,7 @@ class FloodSpec:
 class FloodResult:
     signed: list[int | str] = field(default_factory=list)  # status, or the exception's name (a drop)
     signed_items_accepted: int = 0
+    signed_latency_s: list[float] = field(default_factory=list)
     unsigned: list[int | str] = field(default_factory=list)
     trickled_bodies: list[int | str] = field(default_factory=list)
     sockets_closed_by_server: int = 0
@@ -174,6 +178,7 @@ async def _signed_wave(url: str, hook: Hook, spec: FloodSpec, result: FloodResul
         answers = await asyncio.gather(*(post_signed(client, hook, spec.items_per_batch)
                                          for _ in range(spec.signed_batches)))
     result.signed = [status for status, _, _ in answers]
+    result.signed_latency_s = [took for _, _, took in answers]
     result.signed_items_accepted = sum(accepted for _, accepted, _ in answers)
 
 
@@ -222,3 +227,22 @@ def percentile(values: list[float], pct: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def probe_health_until(url: str, stop: Any, out: Any, every_s: float = 0.05) -> None:
+    """``/health`` probes from another process (so the flood's own client does not skew them) until
+    ``stop`` (a multiprocessing Event) is set; puts ``(statuses, latencies)`` on ``out``."""
+    statuses: list[int | str] = []
+    latencies: list[float] = []
+    with contextlib.suppress(OSError):  # back to normal priority if the flood's client was niced
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                statuses.append(client.get("/health").status_code)
+            except httpx.HTTPError as exc:
+                statuses.append(type(exc).__name__)
+            latencies.append(time.perf_counter() - started)
+            time.sleep(every_s)
+    out.put((statuses, latencies))
