@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from services.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache
+from services.api_ids import beteiligter_path
 from services.errors import (
     ApiError,
     AuthenticationError,
@@ -28,6 +29,7 @@ from services.errors import (
     NotFoundError,
     RetryableError,
     error_for_status,
+    without_personal_data,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ SYSTEM = "advoware"
 ROLE = 2
 PRODUCT = 64
 MAX_TAKE = 200
+PROBLEM_KEYS = ("type", "title", "detail")
+MAX_FIELD_ERRORS = 5
 
 
 def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
@@ -104,7 +108,7 @@ class AdvowareAPI:
 
     # -- Beteiligte ---------------------------------------------------------------------------
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
-        return self._object(await self._call("GET", f"Beteiligte/{int(betnr)}"), "GET Beteiligte/{betNr}")
+        return self._object(await self._call("GET", beteiligter_path(betnr)), "GET Beteiligte/{betNr}")
 
     async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it)."""
@@ -118,7 +122,7 @@ class AdvowareAPI:
 
     async def update_beteiligter(self, betnr: int, body: dict[str, Any]) -> dict[str, Any]:
         """PUT the full body (must carry the current ``rowId``); returns the updated object."""
-        data = await self._call("PUT", f"Beteiligte/{int(betnr)}", json=body)
+        data = await self._call("PUT", beteiligter_path(betnr), json=body)
         what = "PUT Beteiligte/{betNr}"
         if not (isinstance(data, list) and len(data) == 1):
             raise BadResponseError(f"{what}: expected an array with one object", system=SYSTEM)
@@ -128,7 +132,7 @@ class AdvowareAPI:
         return updated
 
     async def delete_beteiligter(self, betnr: int) -> None:
-        await self._call("DELETE", f"Beteiligte/{int(betnr)}", expect_json=False)
+        await self._call("DELETE", beteiligter_path(betnr), expect_json=False)
 
     async def list_beteiligte(
         self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
@@ -273,16 +277,30 @@ class AdvowareAPI:
         return text
 
     def _error(self, resp: httpx.Response, method: str) -> ApiError:
+        """The error for a 4xx/5xx answer; its text keeps field names and drops the values it quotes."""
         reason, details = resp.reason_phrase, {}
         try:
             data = resp.json()
         except ValueError:
             data = None
         if isinstance(data, dict):
-            text = data.get("detail") or data.get("title")
-            if isinstance(text, str) and text:
-                reason = text
-            details = {k: self._scrub(str(v)) for k, v in data.items() if k in ("type", "title", "detail")}
+            reason = _problem_text(data) or reason
+            details = {k: without_personal_data(self._scrub(str(v)))
+                       for k, v in data.items() if k in PROBLEM_KEYS}
         where = self._template(str(resp.request.url))
-        return error_for_status(SYSTEM, resp.status_code, self._scrub(f"{method} {where}: {reason}"),
-                                method=method, headers=resp.headers, details=details)
+        text = f"{method} {where}: {without_personal_data(self._scrub(reason))}"
+        log.info("advoware answered HTTP %d: %s", resp.status_code, text)
+        return error_for_status(SYSTEM, resp.status_code, text, method=method, headers=resp.headers,
+                                details=details)
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    """problem+json ``detail`` (or ``title``), plus the first message per field of an ``errors`` map."""
+    text = problem.get("detail") or problem.get("title")
+    parts = [text] if isinstance(text, str) and text else []
+    errors = problem.get("errors")
+    if isinstance(errors, dict):
+        for field, messages in list(errors.items())[:MAX_FIELD_ERRORS]:
+            first = messages[0] if isinstance(messages, list) and messages else messages
+            parts.append(f"{field}: {first}")
+    return "; ".join(str(p) for p in parts)

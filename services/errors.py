@@ -14,12 +14,16 @@
     └── AuthenticationError       401 even after a fresh token / wrong credentials
 
 The HTTP status -> error mapping lives in :func:`error_for_status` and nowhere else.
-Messages are meant for people (they end up in ``syncErrorMessage``) and never carry secrets.
+Messages are meant for people (they end up in ``syncErrorMessage``) and never carry secrets; texts
+taken from the remote systems' error answers pass :func:`without_personal_data` first.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from mappers.beteiligte_mapper import ADVOWARE_WRITABLE, ESPO_FIELDS
 
 
 class ApiError(Exception):
@@ -142,3 +146,55 @@ def error_for_status(
     if status == 408 or status >= 500:
         return RetryableError(reason or "server error", **kw)
     return FatalError(reason or f"unexpected HTTP {status}", **kw)
+
+
+# -- personal data in the remote systems' error texts ---------------------------------------------
+# An error answer may quote the values it rejected (a phone number, an e-mail address, a name). What
+# stays: field names, validation types and the wording around them; what goes: quoted text, e-mail
+# addresses, numbers of 4+ digits (phone, postcode, dates), and capitalised words that are neither
+# field names nor common words of error messages (that is where names hide). Lower-case words stay.
+REMOVED = "…"
+MAX_REMOTE_TEXT = 300
+_FIELD_WORDS = frozenset(
+    name.lower() for name in (*ESPO_FIELDS, *ADVOWARE_WRITABLE, "betNr", "betnr", "rowId", "versionNumber",
+                              "id", "syncStatus", "syncErrorMessage", "CBeteiligte", "Beteiligte", "Beteiligter"))
+_COMMON_WORDS = frozenset("""
+    a an the this that one or and more field fields value values invalid valid required error errors
+    validation failure occurred record entity must is not does exist request bad conflict found
+    forbidden unauthorized internal server service unavailable too many requests maximum minimum length
+    format date phone number email e-mail address name first last birth street city postal code country
+    title salutation type modified duplicate missing unknown empty long short wrong
+    der die das ein eine feld felder wert werte ungültig ungültige ungültiger ungültiges pflichtfeld
+    fehler datensatz datum format telefon telefonnummer adresse vorname nachname geburtsdatum straße
+    strasse ort plz postleitzahl land anrede titel rechtsform handelsregisternummer registergericht
+    """.split())
+_EMAIL = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|„[^“”]*[“”]|“[^”]*”|‘[^’]*’|«[^»]*»")
+_NUMBER = re.compile(r"(?<!\w)\+?\d[\d ()/.\-]*\d(?!\w)")
+_WORD = re.compile(r"[^\W\d_][\w\-]*")
+_RUNS = re.compile(REMOVED + r"(?:[\s,;]*" + REMOVED + ")+")
+
+
+def _quoted(match: re.Match[str]) -> str:
+    inner = match.group(0)[1:-1]
+    return match.group(0) if inner.lower() in _FIELD_WORDS else REMOVED
+
+
+def _number(match: re.Match[str]) -> str:
+    return REMOVED if sum(c.isdigit() for c in match.group(0)) >= 4 else match.group(0)
+
+
+def _word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if word[0].islower() or word.isupper() or word.lower() in _FIELD_WORDS or word.lower() in _COMMON_WORDS:
+        return word
+    return REMOVED
+
+
+def without_personal_data(text: str) -> str:
+    """``text`` from an error answer with the values it quoted removed (see the rules above)."""
+    text = _EMAIL.sub(REMOVED, text)
+    text = _QUOTED.sub(_quoted, text)
+    text = _NUMBER.sub(_number, text)
+    text = _WORD.sub(_word, text)
+    return _RUNS.sub(REMOVED, text)[:MAX_REMOTE_TEXT]

@@ -11,14 +11,26 @@ import builtins
 import hashlib
 import hmac
 import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from services.errors import BadResponseError, RetryableError, error_for_status
+from services.api_ids import check_entity, check_id, record_path
+from services.errors import BadResponseError, RetryableError, error_for_status, without_personal_data
 
+log = logging.getLogger(__name__)
 SYSTEM = "espocrm"
+VALIDATION_REASON = re.compile(r"Field validation failure; entityType: (\w+), field: (\w+), type: (\w+)")
+def status_reason(header: str) -> str:
+    """``X-Status-Reason`` for messages and logs: a validation failure is rebuilt from its entity,
+    field and type; any other reason loses the values it quotes (:func:`without_personal_data`)."""
+    found = VALIDATION_REASON.search(header)
+    if found:
+        return "Field validation failure; entityType: {}, field: {}, type: {}.".format(*found.groups())
+    return without_personal_data(header)
 
 
 def encode_bracket_params(prefix: str, value: Any) -> list[tuple[str, str]]:
@@ -116,7 +128,8 @@ class EspoCRMAPI:
             parsed = None
         if isinstance(parsed, dict):
             details = parsed
-        reason = resp.headers.get("X-Status-Reason", "")
+        reason = status_reason(resp.headers.get("X-Status-Reason", ""))
+        log.info("espocrm answered HTTP %d to %s: %s", resp.status_code, method, reason or "(no reason)")
         return error_for_status(
             SYSTEM, resp.status_code, reason, method=method, headers=resp.headers, details=details
         )
@@ -133,20 +146,21 @@ class EspoCRMAPI:
         return await self._request("GET", path)
 
     async def get(self, entity: str, id: str) -> dict[str, Any]:
-        return self._expect_dict(await self._request("GET", f"{entity}/{id}"), f"GET {entity}")
+        return self._expect_dict(await self._request("GET", record_path(entity, id)), f"GET {entity}")
 
     async def create(self, entity: str, data: dict[str, Any]) -> dict[str, Any]:
-        return self._expect_dict(await self._request("POST", entity, json_body=data), f"POST {entity}")
+        path = check_entity(entity)
+        return self._expect_dict(await self._request("POST", path, json_body=data), f"POST {entity}")
 
     async def update(
         self, entity: str, id: str, data: dict[str, Any], *, version_number: int | None = None
     ) -> dict[str, Any]:
         headers = {"X-Version-Number": str(version_number)} if version_number is not None else None
-        result = await self._request("PUT", f"{entity}/{id}", json_body=data, headers=headers)
+        result = await self._request("PUT", record_path(entity, id), json_body=data, headers=headers)
         return self._expect_dict(result, f"PUT {entity}")
 
     async def delete(self, entity: str, id: str) -> None:
-        await self._request("DELETE", f"{entity}/{id}")
+        await self._request("DELETE", record_path(entity, id))
 
     async def list(
         self,
@@ -166,7 +180,8 @@ class EspoCRMAPI:
             params.append(("select", ",".join(select)))
         params += encode_bracket_params("where", where)
         query = httpx.QueryParams(tuple(params))
-        result = self._expect_dict(await self._request("GET", entity, params=query), f"GET {entity} list")
+        result = self._expect_dict(await self._request("GET", check_entity(entity), params=query),
+                                   f"GET {entity} list")
         if not isinstance(result.get("list"), list) or not isinstance(result.get("total"), int):
             raise BadResponseError(f"GET {entity} list: missing total/list", system=SYSTEM)
         return result
@@ -194,7 +209,8 @@ class EspoCRMAPI:
 
     # -- stream and webhooks -------------------------------------------------------------------
     async def post_note(self, parent_type: str, parent_id: str, text: str) -> dict[str, Any]:
-        body = {"type": "Post", "parentType": parent_type, "parentId": parent_id, "post": text}
+        body = {"type": "Post", "parentType": check_entity(parent_type), "parentId": check_id(parent_id),
+                "post": text}
         return self._expect_dict(await self._request("POST", "Note", json_body=body), "POST Note")
 
     async def register_webhook(self, event: str, url: str, skip_own: bool = True) -> dict[str, Any]:

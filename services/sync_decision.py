@@ -31,6 +31,7 @@ from services.timestamps import parse_advoware, parse_espo
 ESPO, ADVO = "espocrm", "advoware"
 # A base fingerprint that matches no value: "this side changed, not yet applied to the other".
 PENDING = "pending"
+UNMAPPABLE = "unmappable"  # in a webhook's fingerprints: a value that cannot be mapped
 
 
 def fingerprint_value(value: str | None) -> str:
@@ -45,7 +46,11 @@ def fingerprint(values: Canonical) -> dict[str, str]:
 def item_fingerprints(item: dict[str, Any]) -> dict[str, str]:
     """Fingerprints of the mapped values (and ``betnr``) one EspoCRM webhook item carries: the sync
     compares them with the stored base and skips a delivery whose values are already synced."""
-    seen = fingerprint_subset(espo_item_canonical(item))
+    values = espo_item_canonical(item)
+    seen = fingerprint_subset(values)
+    for f in FIELD_GROUP:
+        if f in item and f not in values:
+            seen[f] = UNMAPPABLE  # a value the sync must read and report: never "already synced"
     if "betnr" in item:
         seen["betnr"] = str(item["betnr"])
     return seen

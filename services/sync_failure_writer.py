@@ -9,7 +9,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mappers.beteiligte_mapper import MappingError, espo_to_canonical
+from mappers.beteiligte_mapper import FIELDS, MappingError, espo_to_canonical
 from services.errors import ApiError, NotFoundError
 from services.metrics import SyncMetrics
 from services.sync_decision import Decision, fingerprint
@@ -27,8 +27,8 @@ def espo_fingerprint(record: dict[str, Any]) -> str:
     changed the record since it failed (clearing ``betnr`` counts: it asks for a new Beteiligter)."""
     try:
         fp = fingerprint(espo_to_canonical(record))
-    except MappingError:
-        fp = {"raw": json.dumps(record, sort_keys=True, default=str)}
+    except MappingError:  # the raw mapped values: the same from a full read and a sync check's list
+        fp = {"raw": json.dumps({f.espo: record.get(f.espo) for f in FIELDS}, sort_keys=True, default=str)}
     fp["betnr"] = str(record.get("betnr"))
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from mappers.beteiligte_mapper import mapped_changes
+from services.sync_decision import item_fingerprints
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_ITEMS = 1000
+# EspoCRM sends at most 50 queued events per webhook POST (spec 1.2, its ``webhookBatchSize``); twice
+# that leaves headroom for a raised setting. A larger batch is a 400 (EspoCRM drops it; the sync
+# check finds its records), so one request never holds the edge for long.
+MAX_ITEMS = 100
 ESPO_ID = re.compile(r"[0-9a-f]{17}")
 
 
@@ -101,12 +105,48 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def collapse(items: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """Unique ids in first-seen order, with the union of attributes each item named."""
-    out: dict[str, set[str]] = {}
+def collapse(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Unique ids in first-seen order, each with the latest value of every attribute its items named
+    (several updates of one record can share a batch; later items hold later values)."""
+    out: dict[str, dict[str, Any]] = {}
     for item in items:
-        out.setdefault(item["id"], set()).update(k for k in item if k != "id")
+        out.setdefault(item["id"], {}).update(item)
     return out
+
+
+def events_for(event: str, ids: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The events to queue for a verified batch, and the ids skipped (only unmapped attributes changed).
+
+    Create and update events carry ``seen``: fingerprints (never values) of the mapped attributes and
+    the ``betnr`` the items carried. The sync skips an event whose values the last sync already
+    stored: a late or duplicated delivery, or on EspoCRM 8.x the echo of our own write."""
+    events: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for espo_id, item in ids.items():
+        attrs = set(item) - {"id"}
+        if event == "update" and not (mapped_changes(item) or "betnr" in attrs):
+            skipped.append(espo_id)  # nothing to sync
+            continue
+        data: dict[str, Any] = {"id": espo_id, "trigger": f"webhook_{event}"}
+        if event == "update":
+            data["changed"] = sorted(attrs)
+        if event in ("create", "update"):
+            data["seen"] = item_fingerprints(item)
+        if event == "delete":
+            data["deleted"] = True
+        events.append(data)
+    return events, skipped
+
+
+async def _emit_all(context: Any, topic: str, events: list[dict[str, Any]]) -> None:
+    """All events in one bus call where the host offers it (all or nothing, one Redis round trip for
+    the lot); under plain Motia one ``emit`` each."""
+    emit_many = getattr(context, "emit_many", None)
+    if emit_many is not None:
+        await emit_many(topic, events)
+        return
+    for data in events:
+        await context.emit({"topic": topic, "data": data})
 
 
 async def intake(event: str, req: Mapping[str, Any], context: Any, services: Any) -> dict[str, Any]:
@@ -122,24 +162,15 @@ async def intake(event: str, req: Mapping[str, Any], context: Any, services: Any
         metrics.webhooks.labels(event, str(rej.status)).inc()
         context.logger.warn("webhook rejected", {"event": event, "status": rej.status, "why": rej.message})
         return {"status": rej.status, "body": {"error": rej.message}}
-    queued, skipped = [], []
+    events, skipped = events_for(event, ids)
     try:
-        for espo_id, attrs in ids.items():
-            if event == "update" and not mapped_changes(dict.fromkeys(attrs)):
-                skipped.append(espo_id)  # only unmapped attributes changed: nothing to sync
-                continue
-            data: dict[str, Any] = {"id": espo_id, "trigger": f"webhook_{event}"}
-            if event == "update":
-                data["changed"] = sorted(attrs)
-            if event == "delete":
-                data["deleted"] = True
-            await context.emit({"topic": f"vmh.beteiligte.{event}", "data": data})
-            queued.append(espo_id)
+        await _emit_all(context, f"vmh.beteiligte.{event}", events)
     except Exception as exc:  # the queue could not take them: EspoCRM retries the whole batch
         metrics.webhooks.labels(event, "503").inc()
         context.logger.error("webhook events could not be queued",
-                             {"event": event, "error": str(exc), "queued": len(queued)})
+                             {"event": event, "error": str(exc), "items": len(events)})
         return {"status": 503, "body": {"error": "queue unavailable, retry later"}}
+    queued = [e["id"] for e in events]
     metrics.webhooks.labels(event, "200").inc()
     context.logger.info("webhook accepted", {"event": event, "webhook": hook_id, "queued": len(queued),
                                              "skipped_unmapped": len(skipped)})

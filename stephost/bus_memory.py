@@ -82,6 +82,19 @@ class InProcessBus:
             self._enqueue(delivery)
         return len(deliveries)
 
+    async def publish_many(self, topic: str, items: list[Any], trace_id: str) -> int:
+        """Queue one event per item (all or nothing); returns how many deliveries were queued."""
+        subscribers = self._subscribers.get(topic, [])
+        if self._stopped:
+            raise QueueFullError("event bus is stopped")
+        if self._pending + len(subscribers) * len(items) > self._cfg.max_size:
+            raise QueueFullError(f"event queue full ({self._pending}/{self._cfg.max_size})")
+        deliveries = [Delivery(topic, s.name, copy_data(data), trace_id) for data in items for s in subscribers]
+        self._counters.published += len(items)
+        for delivery in deliveries:
+            self._enqueue(delivery)
+        return len(deliveries)
+
     def depth(self) -> int:
         """Deliveries queued, waiting for a retry, or in flight."""
         return self._pending

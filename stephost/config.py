@@ -3,7 +3,8 @@
 Example file::
 
     {"steps": {"dirs": ["steps"]}, "flows": ["beteiligte-sync"],
-     "http": {"host": "127.0.0.1", "port": 3111, "maxBodyBytes": 4194304},
+     "http": {"host": "127.0.0.1", "port": 3111, "maxBodyBytes": 4194304, "headerTimeoutSeconds": 5,
+              "bodyTimeoutSeconds": 5, "maxConcurrentHandlers": 32, "maxBufferedBodyBytes": 33554432},
      "queue": {"maxAttempts": 5, "backoffBaseSeconds": 1.0, "backoffMaxSeconds": 60.0,
                "workers": 4, "maxSize": 10000},
      "cron": {"enabled": true}, "redis": {"keyPrefix": "bsync"}}
@@ -35,9 +36,25 @@ class StepsConfig(_Section):
 
 
 class HttpConfig(_Section):
+    """The HTTP edge. Defaults keep EspoCRM's webhook deliveries (10 s timeout) well served while
+    slow or oversized requests and floods are cut off early (README "Reliability")."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=3111, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="maxBodyBytes", gt=0)
+    # A connection must deliver a request's headers this long after it opened (or after the previous
+    # answer), and the request's body this long after its headers; otherwise it is closed (slowloris).
+    header_timeout_seconds: float = Field(default=5.0, alias="headerTimeoutSeconds", gt=0)
+    body_timeout_seconds: float = Field(default=5.0, alias="bodyTimeoutSeconds", gt=0)
+    keep_alive_seconds: int = Field(default=5, alias="keepAliveSeconds", ge=1)
+    # API step handlers running at once (each holds at most one Redis connection: keep it well below
+    # the Redis pool of 100); a request waits up to handlerWaitSeconds for a slot, then gets 503.
+    max_concurrent_handlers: int = Field(default=32, alias="maxConcurrentHandlers", ge=1)
+    handler_wait_seconds: float = Field(default=2.0, alias="handlerWaitSeconds", ge=0)
+    # Request bodies held in memory at once, all requests together; over it: 503.
+    max_buffered_body_bytes: int = Field(default=32 * 1024 * 1024, alias="maxBufferedBodyBytes", gt=0)
+    # Open connections before the server itself answers every new request with 503.
+    max_connections: int = Field(default=1000, alias="maxConnections", ge=1)
 
 
 class QueueConfig(_Section):

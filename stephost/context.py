@@ -11,6 +11,7 @@ from typing import Any
 from stephost.state import StateStore
 
 Publisher = Callable[[str, Any, str], Awaitable[Any]]
+BatchPublisher = Callable[[str, list[Any], str], Awaitable[Any]]
 
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|signature|hmac)", re.I)
 _REDACTED = "***"
@@ -105,6 +106,7 @@ class StepContext:
         trace_id: str,
         state: StateStore,
         publish: Publisher,
+        publish_many: BatchPublisher | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.step_name = step
@@ -113,6 +115,11 @@ class StepContext:
         self.logger = StepLogger(step, trace_id, logger)
         self._emits = emits
         self._publish = publish
+        self._publish_many = publish_many or self._one_by_one
+
+    async def _one_by_one(self, topic: str, items: list[Any], trace_id: str) -> None:
+        for data in items:
+            await self._publish(topic, data, trace_id)
 
     @property
     def traceId(self) -> str:
@@ -122,3 +129,10 @@ class StepContext:
     async def emit(self, event: dict[str, Any]) -> None:
         topic, data = check_emit(self.step_name, self._emits, event)
         await self._publish(topic, data, self.trace_id)
+
+    async def emit_many(self, topic: str, items: list[Any]) -> None:
+        """Host extension (not in Motia): one event per item on ``topic``, queued all or nothing in
+        one bus call. Steps that must also run under Motia fall back to ``emit`` per item."""
+        checked, _ = check_emit(self.step_name, self._emits, {"topic": topic, "data": None})
+        if items:
+            await self._publish_many(checked, list(items), self.trace_id)

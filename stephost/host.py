@@ -109,6 +109,7 @@ class StepHost:
             trace_id=trace_id or str(uuid.uuid4()),
             state=self.state,
             publish=self.bus.publish,
+            publish_many=self.bus.publish_many,
         )
 
     async def emit(self, topic: str, data: Any, trace_id: str | None = None) -> str:
@@ -169,20 +170,15 @@ async def serve(
     port: int | None = None,
     shutdown: asyncio.Event | None = None,
 ) -> None:
-    """Run uvicorn with the host's app; the app's lifespan starts and stops the host.
+    """Run uvicorn with the host's app and the edge's limits (:func:`stephost.http_server.server_config`);
+    the app's lifespan starts and stops the host.
     Returns after SIGINT/SIGTERM, or once ``shutdown`` is set."""
     import uvicorn
 
+    from stephost.http_server import server_config
+
     app = build_http_app(host, manage_host=True)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=http_host or host.config.http.host,
-            port=host.config.http.port if port is None else port,
-            lifespan="on",
-            log_config=None,
-        )
-    )
+    server = uvicorn.Server(server_config(app, host.config.http, host=http_host, port=port, lifespan="on"))
 
     async def watch() -> None:
         assert shutdown is not None

@@ -108,6 +108,10 @@ class RecordingContext:
         topic, data = check_emit(self.step_name, tuple(str(t) for t in declared), event)
         self.emitted.append({"topic": topic, "data": json.loads(json.dumps(data))})
 
+    async def emit_many(self, topic: str, items: list[Any]) -> None:
+        for data in items:
+            await self.emit({"topic": topic, "data": data})
+
     def topics(self) -> list[str]:
         return [e["topic"] for e in self.emitted]
 

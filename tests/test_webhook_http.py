@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.webhook_intake import MAX_ITEMS
 from simulators.espocrm.webhooks import legacy_signature_header, php_json_encode, signature_header
 from simulators.testbed import Testbed
 from tests.conftest import SAMPLE
@@ -217,3 +218,37 @@ async def test_concurrent_duplicate_deliveries_create_once(tb: Testbed, client: 
     await tb.host.drain(30)
     assert sorted(o["name"] for o in tb.advo.all()) == ["Name0", "Name1", "Name2"]
     assert all(tb.espo_record(r["id"])["syncStatus"] == "clean" for r, _ in recs)
+
+
+async def test_unsigned_json_is_never_parsed(tb: Testbed, client: httpx.AsyncClient,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature is checked on the raw bytes before anything parses them (host or step)."""
+    parses: list[int] = []
+    real_loads = json.loads
+
+    def counting_loads(s: Any, **kw: Any) -> Any:
+        parses.append(len(s))
+        return real_loads(s, **kw)
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    body = b"[" + b'{"id": "0123456789abcdef0", "lastName": "x"},' * 20_000 + b"{}]"
+    wrong = {"Signature": signature_header(hook(tb, "create")["id"], "0" * 32, body)}
+    statuses = [(await post(client, "create", body, headers)).status_code for headers in ({}, wrong)]
+    monkeypatch.undo()
+    assert statuses == [401, 401] and parses == []
+    assert tb.host.bus_stats()["published"] == 0
+
+
+def batch_of(n: int) -> bytes:
+    return php_json_encode([{"id": f"{i:017x}", "lastName": f"N{i}"} for i in range(n)])
+
+
+async def test_batches_up_to_the_item_limit_are_queued_in_one_go(tb: Testbed, client: httpx.AsyncClient) -> None:
+    for n in (50, MAX_ITEMS):
+        raw = batch_of(n)
+        resp = await post(client, "update", raw, signed(tb, "update", raw))
+        assert resp.status_code == 200 and len(resp.json()["queued"]) == n
+    raw = batch_of(MAX_ITEMS + 1)
+    resp = await post(client, "update", raw, signed(tb, "update", raw))
+    assert resp.status_code == 400 and "items" in resp.json()["error"]
+    assert tb.host.bus_stats()["published"] == 50 + MAX_ITEMS

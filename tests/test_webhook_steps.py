@@ -15,6 +15,7 @@ import pytest
 
 import services.wiring as wiring
 from services.metrics import SyncMetrics
+from services.sync_decision import item_fingerprints
 from simulators.espocrm.webhooks import php_json_encode
 from simulators.testbed import Testbed, start_testbed
 from stephost.testing import RecordingContext, make_request
@@ -91,10 +92,19 @@ async def test_update_batch_collapses_duplicates_with_the_union_of_changes(servi
     by_id = {e["data"]["id"]: e["data"] for e in ctx.emitted}
     assert set(by_id[ID1]["changed"]) == {"addressCity", "phoneNumber", "description"}
     assert by_id[ID2]["changed"] == ["firstName"]
+    # fingerprints of the latest values, never the values themselves
+    assert by_id[ID1]["seen"] == item_fingerprints({"addressCity": "Köln", "phoneNumber": None})
+    assert "Köln" not in json.dumps(ctx.emitted) and "Jana" not in json.dumps(ctx.emitted)
+
+
+async def test_a_changed_betnr_is_queued_so_a_cleared_link_is_acted_on(services: FakeServices) -> None:
+    result, ctx = await call(update_step, php_json_encode([{"betnr": None, "syncStatus": "pending_sync", "id": ID1}]))
+    assert result["status"] == 200
+    assert ctx.emitted[0]["data"]["seen"] == {"betnr": "None"}
 
 
 async def test_update_of_unmapped_attributes_only_is_accepted_without_emit(services: FakeServices) -> None:
-    raw = php_json_encode([{"description": "neu", "id": ID1}, {"syncStatus": "clean", "betnr": 7, "id": ID1},
+    raw = php_json_encode([{"description": "neu", "id": ID1}, {"syncStatus": "clean", "id": ID1},
                            {"beteiligtenRolle": "Gegner", "id": ID2}])
     result, ctx = await call(update_step, raw)
     assert result["status"] == 200 and ctx.emitted == []
