@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from simulators.testbed import start_testbed
 from stephost.config import HostConfig, parse_host_config
 from stephost.host import StepHost
 from tests.redis_server import RedisServer
@@ -236,3 +238,24 @@ async def test_an_unreadable_entry_is_dead_lettered_and_the_workers_go_on(client
         [letter] = await host.dead_letters()
     assert letter["error"].startswith("unreadable entry") and letter["data"] == {"garbage": "1"}
     assert rec.HANDLED["after-garbage"] == 1
+
+
+async def test_health_is_not_ready_while_workers_cannot_read_and_ready_again_after(
+    bare_server: RedisServer,
+) -> None:
+    ready, not_ready = (200, "ok", "reading"), (503, "unavailable", "not_reading")
+    bed = await start_testbed(redis_url=bare_server.url)
+    try:
+        async with httpx.AsyncClient(base_url=bed.url, timeout=10.0) as http:
+
+            async def health_is(expected: tuple[int, str, str]) -> bool:
+                body = (resp := await http.get("/health")).json()
+                return (resp.status_code, body["status"], body["workers"]) == expected
+
+            assert await health_is(ready)
+            await asyncio.to_thread(bare_server.stop)
+            await until(lambda: health_is(not_ready), "/health not ready during the outage")
+            await asyncio.to_thread(bare_server.start)
+            await until(lambda: health_is(ready), "/health ready again after the outage")
+    finally:
+        await bed.close()
