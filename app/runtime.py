@@ -18,6 +18,8 @@ from stephost.host import StepHost
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
 CRON_STEP = "beteiligte_sync_cron"
+WORKERS_READING = "reading"
+WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -45,14 +47,17 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
         except Exception:  # any connection problem means "not ready"
             redis_ok = False
         dead = len(await host.dead_letters()) if redis_ok else None
+        workers_ok = host.workers_healthy()
+        ready = redis_ok and workers_ok
         body = {
-            "status": "ok" if redis_ok else "unavailable",
+            "status": "ok" if ready else "unavailable",
             "redis": redis_ok,
+            "workers": WORKERS_READING if workers_ok else WORKERS_NOT_READING,
             "queue_depth": host.queue_depth(),
             "dead_letters": dead,
             "mode": "sandbox" if services.settings.sandbox else "configured",
         }
-        return JSONResponse(body, status_code=200 if redis_ok else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_request: Request) -> Response:
         host = host_ref[0]

@@ -34,6 +34,8 @@ class EventBus(Protocol):
     async def drain(self, timeout: float | None = None) -> bool: ...  # noqa: ASYNC109 - the contract's drain(timeout)
     def depth(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
+    def workers_healthy(self) -> bool: ...
+    def worker_status(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass
@@ -130,6 +132,23 @@ async def dead_letter(store: DeadLetterStore, delivery: Delivery, error: str) ->
             describe_error(exc),
             json.dumps(record, default=str),
         )
+    log_dead_letter(delivery, error)
+
+
+def dead_letter_json(delivery: Delivery, error: str) -> str:
+    """The dead-letter record of ``delivery`` as stored in the dead-letter list."""
+    record = dead_letter_record(
+        topic=delivery.topic,
+        step=delivery.step,
+        data=delivery.data,
+        error=error,
+        attempts=delivery.attempt,
+        trace_id=delivery.trace_id,
+    )
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+def log_dead_letter(delivery: Delivery, error: str) -> None:
     log.error(
         "[step=%s trace=%s] event %s dead-lettered after %d attempts: %s",
         delivery.step,

@@ -102,6 +102,13 @@ class InProcessBus:
     def stats(self) -> dict[str, int]:
         return {**self._counters.as_dict(), "depth": self._pending}
 
+    def workers_healthy(self) -> bool:
+        """True while the workers run (the in-process queue has nothing else to fail)."""
+        return bool(self._workers) and not any(worker.done() for worker in self._workers)
+
+    def worker_status(self) -> dict[str, dict[str, Any]]:
+        return {worker.get_name(): {"reading": not worker.done()} for worker in self._workers}
+
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - the contract's drain(timeout)
         """Wait until nothing is queued, waiting or in flight (including events emitted by the
         handlers that ran meanwhile). True when idle, False on timeout."""

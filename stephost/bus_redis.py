@@ -1,15 +1,18 @@
 """Durable event bus on Redis Streams (needs a real Redis: uses Lua and XAUTOCLAIM).
 
-Layout (``<p>`` = key prefix):
+Fan-out is one stream per subscribing step (key layout in :mod:`stephost.bus_redis_scripts`). A
+worker acknowledges and deletes an entry only after the handler succeeded, the entry moved to the
+retry set, or it was dead-lettered (each one Lua script). Entries whose worker died stay pending and
+are taken over with XAUTOCLAIM after ``claimIdleSeconds``. Same retry / dead-letter semantics as
+the in-process bus.
 
-* ``<p>:bus:step:<step>`` - one stream per subscribing step (fan-out = one XADD per subscriber,
-  all in one MULTI), consumer group ``workers``
-* ``<p>:bus:retry``       - sorted set of deliveries waiting for their backoff (score = due time)
-* ``<p>:bus:pending``     - counter of deliveries not yet finished (queued, waiting, in flight)
-
-A worker XACKs + XDELs an entry only after the handler succeeded, moved it to the retry set, or
-dead-lettered it (each in one MULTI). Entries whose worker died stay pending and are taken over
-with XAUTOCLAIM after ``claimIdleSeconds``. Same retry / dead-letter semantics as the in-process bus.
+Outages: every loop (the workers and the housekeeping) survives any error. It logs it (quietly, see
+:class:`~stephost.bus_recovery.QuietLog`), waits a capped exponential backoff
+(``reconnectBaseSeconds`` .. ``reconnectMaxSeconds``) and tries again; redis-py reconnects. After an
+error a worker first re-reads the entries it still holds (handled again: at least once), so nothing
+waits for ``claimIdleSeconds``. A Redis that comes back empty answers NOGROUP: the groups are then
+recreated (``XGROUP CREATE ... MKSTREAM``). :meth:`RedisStreamBus.workers_healthy` says whether every
+loop is reading.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -32,29 +37,37 @@ from stephost.bus_common import (
     DeliveryRunner,
     QueueFullError,
     copy_data,
-    dead_letter,
+    dead_letter_json,
     describe_error,
+    log_dead_letter,
     retry_delay,
     subscribers_by_topic,
+)
+from stephost.bus_recovery import LoopSupervisor, Round
+from stephost.bus_redis_scripts import (
+    BUSYGROUP,
+    GROUP,
+    GROUP_START,
+    NEW_ENTRIES,
+    NOGROUP,
+    OWN_PENDING,
+    BusKeys,
+    BusScripts,
+    Outcome,
+    entry_delivery,
+    retry_member,
 )
 from stephost.config import QueueConfig
 from stephost.discovery import Step
 from stephost.state import DeadLetterStore
 
 log = logging.getLogger("stephost.bus")
-GROUP = "workers"
 
-# Move due retries back into their step streams, atomically.
-_MOVE_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, member in ipairs(due) do
-  redis.call('ZREM', KEYS[1], member)
-  local e = cjson.decode(member)
-  redis.call('XADD', ARGV[2] .. e['step'], '*', 'topic', e['topic'], 'step', e['step'],
-             'data', e['data'], 'trace_id', e['trace_id'], 'attempt', e['attempt'])
-end
-return #due
-"""
+HOUSEKEEPING = "housekeeping"
+WORKER = "worker"
+READ_GRACE_SECONDS = 5.0  # a blocking read not answered within its block time plus this is a hung connection
+ERROR_LOG_INTERVAL_SECONDS = 30.0  # one log line per identical error and interval
+Entry = tuple[str, Any, Any]  # (stream, entry id, fields or None)
 
 
 def _s(value: Any) -> str:
@@ -77,19 +90,26 @@ class RedisStreamBus:
         self._subscribers = subscribers_by_topic(steps)
         self._steps = {s.name: s for s in steps}
         self._runner = runner
-        self._dead_letters = dead_letters
         self._cfg = queue
         self._redis = redis
-        self._stream_prefix = f"{key_prefix}:bus:step:"
-        self._retry_key = f"{key_prefix}:bus:retry"
-        self._pending_key = f"{key_prefix}:bus:pending"
+        self._keys = BusKeys(key_prefix)
+        self._scripts = BusScripts(redis, self._keys, dead_letters.key)
         names = sorted({s.name for subs in self._subscribers.values() for s in subs})
-        self._streams = [self._stream_prefix + name for name in names]
+        self._streams = [self._keys.stream(name) for name in names]
         self._poll = poll_seconds
+        self._read_timeout = poll_seconds + READ_GRACE_SECONDS
         self._rng = rng or random.Random()
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._tasks: list[asyncio.Task[None]] = []
-        self._busy: set[asyncio.Task[None]] = set()
+        self._loops = LoopSupervisor(
+            log,
+            base=queue.reconnect_base_seconds,
+            cap=queue.reconnect_max_seconds,
+            stale_after=2 * self._read_timeout,
+            log_every=ERROR_LOG_INTERVAL_SECONDS,
+            on_error=self._on_error,
+            rng=self._rng,
+        )
+        self._backlog: set[str] = set()  # loops that must re-read the entries they still hold
         self._stopped = False
         self._depth = 0
         self._counters = BusCounters()
@@ -97,18 +117,21 @@ class RedisStreamBus:
     # -- public API ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._tasks:
+        """Create the consumer groups and start the loops. Redis being down is no error here: the
+        loops keep trying, and :meth:`workers_healthy` is False until they read."""
+        if self._loops.running:
             return
         self._stopped = False
-        for stream in self._streams:
-            try:
-                await self._redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-        workers = self._cfg.workers if self._streams else 0
-        self._tasks = [asyncio.create_task(self._work(i)) for i in range(workers)]
-        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        try:
+            await self._ensure_groups()
+        except Exception as exc:  # the loops recreate them when Redis answers NOGROUP
+            self._loops.error("start", exc)
+        loops: dict[str, tuple[str, Round]] = {
+            f"{WORKER}-{i}": (WORKER, self._worker_round) for i in range(self._cfg.workers if self._streams else 0)
+        }
+        loops[HOUSEKEEPING] = (HOUSEKEEPING, self._housekeeping_round)
+        self._backlog = set(loops)
+        self._loops.start(loops)
 
     async def publish(self, topic: str, data: Any, trace_id: str) -> int:
         subscribers = self._subscribers.get(topic, [])
@@ -118,19 +141,10 @@ class RedisStreamBus:
         if not subscribers:
             return 0
         payload = json.dumps(copy_data(data))
-        depth = int(await self._redis.incrby(self._pending_key, len(subscribers)))
-        if depth > self._cfg.max_size:
-            await self._redis.decrby(self._pending_key, len(subscribers))
-            raise QueueFullError(f"event queue full ({depth - len(subscribers)}/{self._cfg.max_size})")
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for step in subscribers:
-                    fields = {"topic": topic, "step": step.name, "data": payload, "trace_id": trace_id}
-                    pipe.xadd(self._stream_prefix + step.name, {**fields, "attempt": 0})
-                await pipe.execute()
-        except Exception:
-            await self._redis.decrby(self._pending_key, len(subscribers))
-            raise
+        steps = [step.name for step in subscribers]
+        accepted, depth = await self._scripts.publish(self._cfg.max_size, topic, payload, trace_id, steps)
+        if not accepted:
+            raise QueueFullError(f"event queue full ({depth}/{self._cfg.max_size})")
         self._depth = depth
         return len(subscribers)
 
@@ -162,18 +176,29 @@ class RedisStreamBus:
         return count
 
     def depth(self) -> int:
-        """Pending deliveries as last seen (refreshed on every publish and poll)."""
+        """Pending deliveries as last seen (refreshed on every publish and housekeeping round)."""
         return self._depth
 
     def stats(self) -> dict[str, int]:
         return {**self._counters.as_dict(), "depth": self._depth}
 
+    def workers_healthy(self) -> bool:
+        """True while every worker and the housekeeping are reading from Redis."""
+        return self._loops.health.healthy()
+
+    def worker_status(self) -> dict[str, dict[str, Any]]:
+        return self._loops.health.status()
+
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - contract's drain(timeout)
+        """Wait until nothing is pending; keeps waiting through a Redis outage (up to ``timeout``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            self._depth = int(await self._redis.get(self._pending_key) or 0)
-            if self._depth <= 0:
-                return True
+            try:
+                self._depth = int(await self._redis.get(self._keys.pending) or 0)
+                if self._depth <= 0:
+                    return True
+            except Exception as exc:
+                self._loops.error("drain", exc)
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.02)
@@ -181,52 +206,95 @@ class RedisStreamBus:
     async def stop(self, grace: float = 10.0) -> None:
         """Let in-flight handlers finish (up to ``grace`` s); unstarted entries stay in Redis."""
         self._stopped = True
-        for task in self._tasks:
-            if task not in self._busy:
-                task.cancel()
-        busy = [t for t in self._tasks if t in self._busy]
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=grace)
-            for task in late:
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self._loops.stop(grace)
 
-    # -- internals ------------------------------------------------------------------------------
+    # -- loops (run by the supervisor: an error is logged, backed off and the round tried again) ----
 
-    async def _work(self, index: int) -> None:
-        me = asyncio.current_task()
-        assert me is not None
-        consumer = f"{self._consumer}-{index}"
-        block_ms = max(1, int(self._poll * 1000))
-        while not self._stopped:
-            try:
-                reply = await self._redis.xreadgroup(
-                    GROUP, consumer, dict.fromkeys(self._streams, ">"), count=1, block=block_ms
-                )
-            except asyncio.CancelledError:
+    def _on_error(self, name: str, _exc: Exception) -> None:
+        self._backlog.add(name)  # it may hold entries it did not finish: read them again first
+
+    async def _worker_round(self, name: str) -> None:
+        backlog = name in self._backlog
+        entries = await self._read(name, OWN_PENDING if backlog else NEW_ENTRIES)
+        if backlog and not entries:
+            self._backlog.discard(name)
+        await self._process_all(name, entries)
+
+    async def _housekeeping_round(self, name: str) -> None:
+        """Move due retries back into their streams and take over entries of dead workers."""
+        if name in self._backlog:  # entries it took over and did not finish before an error
+            entries = await self._read(name, OWN_PENDING)
+            await self._process_all(name, entries)
+            if not entries:
+                self._backlog.discard(name)
+        await self._scripts.move_due(time.time())
+        self._loops.reached(name)
+        idle_ms = int(self._cfg.claim_idle_seconds * 1000)
+        for stream in self._streams:
+            claim = partial(self._redis.xautoclaim, stream, GROUP, self._consumer_name(name), idle_ms, "0-0", count=10)
+            reply = await self._in_group(claim)
+            for entry_id, _ in reply[1]:
+                log.warning("taking over event %s on %s from a dead worker", _s(entry_id), stream)
+            await self._process_all(name, [(stream, entry_id, fields) for entry_id, fields in reply[1]])
+        self._depth = int(await self._redis.get(self._keys.pending) or 0)
+        await asyncio.sleep(self._poll)
+
+    async def _read(self, name: str, start: str) -> list[Entry]:
+        """One XREADGROUP for the loop's consumer (``start``: new entries or its own pending ones)."""
+        if not self._streams:
+            return []
+        streams = dict.fromkeys(self._streams, start)
+        block = max(1, int(self._poll * 1000))
+        reply = await self._in_group(
+            lambda: asyncio.wait_for(
+                self._redis.xreadgroup(GROUP, self._consumer_name(name), streams, count=1, block=block),
+                self._read_timeout,
+            )
+        )
+        self._loops.reached(name)
+        return [(_s(stream), entry_id, fields) for stream, items in reply or [] for entry_id, fields in items]
+
+    async def _in_group(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a group command; when Redis answers NOGROUP (it came back empty), recreate the groups
+        and run it once more."""
+        try:
+            return await command()
+        except ResponseError as exc:
+            if not str(exc).startswith(NOGROUP):
                 raise
-            except Exception as exc:
-                log.error("event bus read failed: %s", describe_error(exc))
-                await asyncio.sleep(self._poll)
-                continue
-            for stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    self._busy.add(me)
-                    try:
-                        await self._process(_s(stream), entry_id, fields)
-                    finally:
-                        self._busy.discard(me)
+        log.warning("event bus consumer groups missing (Redis came back empty?): recreating them")
+        await self._ensure_groups()
+        return await command()
+
+    async def _ensure_groups(self) -> None:
+        for stream in self._streams:
+            try:
+                await self._redis.xgroup_create(stream, GROUP, id=GROUP_START, mkstream=True)
+            except ResponseError as exc:
+                if not str(exc).startswith(BUSYGROUP):
+                    raise
+
+    def _consumer_name(self, loop: str) -> str:
+        return f"{self._consumer}-{loop}"
+
+    # -- one entry ------------------------------------------------------------------------------
+
+    async def _process_all(self, name: str, entries: list[Entry]) -> None:
+        for stream, entry_id, fields in entries:
+            with self._loops.busy(name):
+                if fields is None:  # deleted while pending: nothing left to run
+                    await self._redis.xack(stream, GROUP, entry_id)
+                    continue
+                await self._process(stream, entry_id, fields)
 
     async def _process(self, stream: str, entry_id: Any, raw: dict[Any, Any]) -> None:
         fields = {_s(k): _s(v) for k, v in raw.items()}
-        delivery = Delivery(
-            topic=fields["topic"],
-            step=fields["step"],
-            data=json.loads(fields["data"]),
-            trace_id=fields["trace_id"],
-            attempt=int(fields.get("attempt", "0")) + 1,
-        )
+        try:
+            delivery = entry_delivery(fields)
+        except (KeyError, ValueError) as exc:  # not written by this bus: keep it for a person
+            unreadable = Delivery(fields.get("topic", ""), fields.get("step", ""), fields, fields.get("trace_id", ""))
+            await self._dead_letter(stream, entry_id, unreadable, f"unreadable entry: {describe_error(exc)}")
+            return
         step = self._steps.get(delivery.step)
         try:
             if step is None:
@@ -239,54 +307,16 @@ class RedisStreamBus:
             await self._failed(stream, entry_id, delivery, describe_error(exc))
             return
         self._counters.delivered += 1
-        await self._finish(stream, entry_id)
-
-    async def _finish(self, stream: str, entry_id: Any, retry: tuple[str, float] | None = None) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if retry is not None:
-                pipe.zadd(self._retry_key, {retry[0]: retry[1]})
-            else:
-                pipe.decr(self._pending_key)
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+        await self._scripts.finish(stream, entry_id, Outcome.DONE)
 
     async def _failed(self, stream: str, entry_id: Any, delivery: Delivery, error: str) -> None:
         delay = retry_delay(delivery, error, self._cfg, self._rng)
         if delay is None:
-            self._counters.dead_lettered += 1
-            await dead_letter(self._dead_letters, delivery, error)
-            await self._finish(stream, entry_id)
+            await self._dead_letter(stream, entry_id, delivery, error)
             return
-        member = json.dumps(
-            {
-                "id": uuid.uuid4().hex,
-                "topic": delivery.topic,
-                "step": delivery.step,
-                "data": json.dumps(delivery.data),
-                "trace_id": delivery.trace_id,
-                "attempt": str(delivery.attempt),
-            }
-        )
-        await self._finish(stream, entry_id, retry=(member, time.time() + delay))
+        await self._scripts.finish(stream, entry_id, Outcome.RETRY, retry_member(delivery), time.time() + delay)
 
-    async def _housekeeping(self) -> None:
-        """Move due retries back into their streams and take over entries of dead workers."""
-        consumer = f"{self._consumer}-claim"
-        idle_ms = int(self._cfg.claim_idle_seconds * 1000)
-        while not self._stopped:
-            try:
-                await self._redis.eval(_MOVE_DUE, 1, self._retry_key, str(time.time()), self._stream_prefix)
-                for stream in self._streams:
-                    reply = await self._redis.xautoclaim(stream, GROUP, consumer, idle_ms, "0-0", count=10)
-                    for entry_id, fields in reply[1]:
-                        if fields is None:  # deleted meanwhile
-                            continue
-                        log.warning("taking over event %s on %s from a dead worker", _s(entry_id), stream)
-                        await self._process(stream, entry_id, fields)
-                self._depth = int(await self._redis.get(self._pending_key) or 0)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("event bus housekeeping failed: %s", describe_error(exc))
-            await asyncio.sleep(self._poll)
+    async def _dead_letter(self, stream: str, entry_id: Any, delivery: Delivery, error: str) -> None:
+        if await self._scripts.finish(stream, entry_id, Outcome.DEAD, dead_letter_json(delivery, error)):
+            self._counters.dead_lettered += 1
+            log_dead_letter(delivery, error)

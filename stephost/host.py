@@ -129,6 +129,16 @@ class StepHost:
     def bus_stats(self) -> dict[str, int]:
         return self.bus.stats()
 
+    def workers_healthy(self) -> bool:
+        """Whether every event worker is reading now (False during a Redis outage, True again once
+        they read). What ``/health`` reports as readiness."""
+        return self.bus.workers_healthy()
+
+    def worker_status(self) -> dict[str, dict[str, Any]]:
+        """Per worker loop: ``reading`` and, on the Redis bus, seconds since its last successful
+        read and its consecutive failures."""
+        return self.bus.worker_status()
+
     async def dead_letters(self) -> list[dict[str, Any]]:
         return await self.dead_letter_store.read_all()
 

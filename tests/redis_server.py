@@ -2,21 +2,28 @@
 
     url, stop = start_redis_server()      # plain helper
     with redis_server() as url: ...        # context manager
+    server = RedisServer(appendonly=True)  # one a test can stop, kill and start again on the same port
+    server.start(); server.stop(); server.start(); server.close()
 
-A missing binary makes the test fail: the Redis code must be proven on a real server.
+Every server keeps its files in its own temporary folder. A missing binary makes the test fail: the
+Redis code must be proven on a real server.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "/usr/bin/redis-server")
+AOF_DIR = "appendonlydir"
 
 
 def redis_server_available() -> bool:
@@ -42,35 +49,89 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+class RedisServer:
+    """One redis-server on a fixed free port, in its own temporary folder, that can be stopped and
+    started again on the same port, with (``appendonly=True``, fsync on every write) or without its
+    AOF. Without AOF nothing survives a restart (no RDB snapshots either)."""
+
+    def __init__(self, *, appendonly: bool = False) -> None:
+        self.port = _free_port()
+        self.appendonly = appendonly
+        self.data_dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, *, appendonly: bool | None = None, timeout: float = 5.0) -> None:
+        """Start on this server's port; ``appendonly`` overrides the setting for this and later starts.
+        Raises RuntimeError when it does not answer PING within ``timeout`` seconds."""
+        if self.running:
+            return
+        if appendonly is not None:
+            self.appendonly = appendonly
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        self._proc = subprocess.Popen(
+            [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--save", "", *aof, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.running:
+            if _answers_ping(self.port):
+                return
+            time.sleep(0.02)
+        code = self._proc.poll()
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not start: " +
+                           (f"exit code {code}" if code is not None else "no answer to PING"))
+
+    def stop(self) -> None:
+        """Shut down as an operator would (SIGTERM: clients are disconnected, the AOF is complete)."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Crash (SIGKILL). With ``appendonly`` every acknowledged write is already on disk."""
+        self._end(signal.SIGKILL)
+
+    def wipe(self) -> None:
+        """Delete the persisted data, so the next start comes up empty. Only while stopped."""
+        assert not self.running, "stop the server before wiping its data"
+        shutil.rmtree(self.data_dir / AOF_DIR, ignore_errors=True)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _end(self, sig: signal.Signals) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def start_redis_server(timeout: float = 5.0, attempts: int = 3) -> tuple[str, Callable[[], None]]:
     """Start redis-server (no persistence) on a free port; returns ``(url, stop)``."""
-    last_error = "not started"
+    last_error: Exception | None = None
     for _ in range(attempts):
-        port = _free_port()
-        proc = subprocess.Popen(
-            [_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-
-        def stop(proc: subprocess.Popen[bytes] = proc) -> None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _answers_ping(port):
-                return f"redis://127.0.0.1:{port}/0", stop
-            time.sleep(0.02)
-        last_error = f"exit code {proc.poll()}" if proc.poll() is not None else "no answer to PING"
-        stop()  # port taken in between, or too slow: try another port
+        server = RedisServer()
+        try:
+            server.start(timeout=timeout)
+        except RuntimeError as exc:  # port taken in between, or too slow: try another port
+            server.close()
+            last_error = exc
+            continue
+        return server.url, server.close
     raise RuntimeError(f"redis-server did not start: {last_error}")
 
 
