@@ -149,31 +149,20 @@ class RedisStreamBus:
         return len(subscribers)
 
     async def publish_many(self, topic: str, items: list[Any], trace_id: str) -> int:
-        """One event per item, all or nothing, in two round trips (reserve, then one MULTI of XADDs)."""
+        """One event per item, all or nothing, in one round trip."""
         subscribers = self._subscribers.get(topic, [])
         if self._stopped:
             raise QueueFullError("event bus is stopped")
         self._counters.published += len(items)
-        count = len(subscribers) * len(items)
-        if not count:
+        if not subscribers or not items:
             return 0
         payloads = [json.dumps(copy_data(data)) for data in items]
-        depth = int(await self._redis.incrby(self._pending_key, count))
-        if depth > self._cfg.max_size:
-            await self._redis.decrby(self._pending_key, count)
-            raise QueueFullError(f"event queue full ({depth - count}/{self._cfg.max_size})")
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for payload in payloads:
-                    for step in subscribers:
-                        fields = {"topic": topic, "step": step.name, "data": payload, "trace_id": trace_id}
-                        pipe.xadd(self._stream_prefix + step.name, {**fields, "attempt": 0})
-                await pipe.execute()
-        except Exception:
-            await self._redis.decrby(self._pending_key, count)
-            raise
+        steps = [step.name for step in subscribers]
+        accepted, depth = await self._scripts.publish_many(self._cfg.max_size, topic, payloads, trace_id, steps)
+        if not accepted:
+            raise QueueFullError(f"event queue full ({depth}/{self._cfg.max_size})")
         self._depth = depth
-        return count
+        return len(subscribers) * len(items)
 
     def depth(self) -> int:
         """Pending deliveries as last seen (refreshed on every publish and housekeeping round)."""

@@ -95,6 +95,26 @@ end
 return {1, redis.call('INCRBY', KEYS[1], n)}
 """
 
+# KEYS: pending counter, then one stream per subscribing step.
+# ARGV: max size, topic, trace id, number of steps, the step names, then one data payload per event.
+# All events or none: {1, new depth} or {0, depth}.
+_PUBLISH_MANY = """
+local steps = tonumber(ARGV[4])
+local first_data = 5 + steps
+local n = steps * (#ARGV - first_data + 1)
+local depth = tonumber(redis.call('GET', KEYS[1]) or '0')
+if depth + n > tonumber(ARGV[1]) then
+  return {0, depth}
+end
+for d = first_data, #ARGV do
+  for i = 1, steps do
+    redis.call('XADD', KEYS[i + 1], '*', 'topic', ARGV[2], 'step', ARGV[4 + i], 'data', ARGV[d],
+               'trace_id', ARGV[3], 'attempt', '0')
+  end
+end
+return {1, redis.call('INCRBY', KEYS[1], n)}
+"""
+
 # KEYS: stream, pending counter, retry set, dead letters.
 # ARGV: group, entry id, outcome, retry member or dead-letter record, due time of a retry.
 # Acts only when this call acknowledged the entry: an entry finished by another worker, or lost with
@@ -136,12 +156,20 @@ class BusScripts:
         self._keys = keys
         self._dead_letters_key = dead_letters_key
         self._publish = redis.register_script(_PUBLISH)
+        self._publish_many = redis.register_script(_PUBLISH_MANY)
         self._finish = redis.register_script(_FINISH)
         self._move_due = redis.register_script(_MOVE_DUE)
 
     async def publish(self, max_size: int, topic: str, data: str, trace_id: str, steps: list[str]) -> tuple[bool, int]:
         keys = [self._keys.pending, *(self._keys.stream(step) for step in steps)]
         accepted, depth = await self._publish(keys=keys, args=[max_size, topic, data, trace_id, *steps])
+        return bool(accepted), int(depth)
+
+    async def publish_many(self, max_size: int, topic: str, payloads: list[str], trace_id: str,
+                           steps: list[str]) -> tuple[bool, int]:
+        keys = [self._keys.pending, *(self._keys.stream(step) for step in steps)]
+        args = [max_size, topic, trace_id, len(steps), *steps, *payloads]
+        accepted, depth = await self._publish_many(keys=keys, args=args)
         return bool(accepted), int(depth)
 
     async def finish(self, stream: str, entry_id: Any, outcome: Outcome, payload: str = "", due: float = 0.0) -> bool:
