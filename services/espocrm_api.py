@@ -47,10 +47,11 @@ def encode_bracket_params(prefix: str, value: Any) -> list[tuple[str, str]]:
 
 
 def hmac_authorization(api_key: str, secret: str, method: str, path: str) -> str:
-    """``base64(apiKey + ":" + hex HMAC-SHA256(secret, METHOD + " /" + path))``, path after /api/v1."""
+    """``base64(apiKey + ":" + HMAC-SHA256(secret, METHOD + " /" + path))``, path after /api/v1, with
+    the raw 32-byte digest: EspoCRM 8.1.5 accepts only that form, 8.4.1 and later both it and hex."""
     message = f"{method.upper()} /{path.lstrip('/')}"
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-    return base64.b64encode(f"{api_key}:{digest}".encode()).decode()
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.b64encode(api_key.encode() + b":" + digest).decode()
 
 
 class EspoCRMAPI:
