@@ -312,7 +312,9 @@ class ChaosReport:
         return 100.0 * self.agreeing / self.pairs if self.pairs else 100.0
 
     def ok(self) -> bool:
-        return self.agreeing == self.pairs and not (self.violations or self.unmapped_lost or self.bad_status)
+        return self.agreeing == self.pairs and not (
+            self.violations or self.unmapped_lost or self.bad_status
+            or self.orphans_in_advoware or self.duplicates_in_advoware)
 
     def lines(self, limit: int = 15) -> list[str]:
         out = [f"pairs {self.pairs}, agreeing {self.agreeing} ({self.convergence:.2f} %), model violations "
