@@ -20,7 +20,9 @@ from simulators.testbed import start_testbed
     ("seed", "policy_name", "profile", "occ"),
     [(1, "default", "8", False), (2, "default", "9", True), (6, "advoware_wins", "9", False)],
 )
-async def test_random_chaos_converges_after_one_sync_check(seed: int, policy_name: str, profile: str, occ: bool) -> None:
+async def test_random_chaos_converges_after_one_sync_check(
+    seed: int, policy_name: str, profile: str, occ: bool,
+) -> None:
     policy = None if policy_name == "default" else ConflictPolicy.uniform(policy_name)
     tb = await start_testbed(policy=policy, http_timeout=1.0, workers=4, seed=seed, espo_profile=profile, occ=occ)
     try:
