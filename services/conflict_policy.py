@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from mappers.beteiligte_mapper import GROUPS
 
-STRATEGIES = ("espocrm_wins", "advoware_wins", "newest_wins", "field_merge")
-TIEBREAKS = ("espocrm_wins", "advoware_wins", "newest_wins")
+
+class Strategy(StrEnum):
+    ESPOCRM_WINS = "espocrm_wins"
+    ADVOWARE_WINS = "advoware_wins"
+    NEWEST_WINS = "newest_wins"
+    FIELD_MERGE = "field_merge"
+
+
+STRATEGIES = tuple(Strategy)
+TIEBREAKS = (Strategy.ESPOCRM_WINS, Strategy.ADVOWARE_WINS, Strategy.NEWEST_WINS)
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "conflict_policy.toml"
 
 

@@ -24,7 +24,7 @@ from mappers.beteiligte_mapper import (
     espo_item_canonical,
     espo_to_canonical,
 )
-from services.conflict_policy import ConflictPolicy
+from services.conflict_policy import ConflictPolicy, Strategy
 from services.sync_status import Action
 from services.timestamps import parse_advoware, parse_espo
 
@@ -112,18 +112,93 @@ def _changed(values: Canonical, base_fp: dict[str, str] | None) -> set[str] | No
     return {f for f, v in values.items() if fingerprint_value(v) != base_fp.get(f)}
 
 
-def _newer(espo_modified: datetime | None, advo_modified: datetime | None) -> str:
-    if espo_modified and advo_modified and advo_modified > espo_modified:
+def _group_winner(strategy: str, times: _EditTimes) -> str:
+    if strategy == Strategy.ADVOWARE_WINS:
         return ADVO
-    return ESPO
+    if strategy == Strategy.NEWEST_WINS and times.espo and times.advo and times.advo > times.espo:
+        return ADVO
+    return ESPO  # espocrm_wins, and newest_wins on a tie or an unknown time: EspoCRM is the master
 
 
-def _group_winner(strategy: str, espo_modified: datetime | None, advo_modified: datetime | None) -> str:
-    if strategy == "advoware_wins":
-        return ADVO
-    if strategy == "newest_wins":
-        return _newer(espo_modified, advo_modified)
-    return ESPO
+@dataclass(frozen=True)
+class _EditTimes:
+    espo: datetime | None
+    advo: datetime | None
+
+
+@dataclass
+class _Plan:
+    """What one decision writes, filled group by group."""
+
+    espo: Canonical
+    advo: Canonical
+    to_advo: dict[str, str | None] = field(default_factory=dict)
+    to_espo: dict[str, str | None] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def differs(self, f: str) -> bool:
+        return self.espo[f] != self.advo[f]
+
+    def take(self, f: str, winner: str) -> None:
+        if winner == ESPO:
+            self.to_advo[f] = self.espo[f]
+        else:
+            self.to_espo[f] = self.advo[f]
+
+    def conflict(self, group: str, f: str, winner: str, strategy: str) -> None:
+        self.conflicts.append(Conflict(group, f, self.espo[f], self.advo[f], winner, strategy))
+
+
+def _one_side_changed(plan: _Plan, e_g: list[str], a_g: list[str]) -> None:
+    for f in e_g:
+        if plan.differs(f):
+            plan.take(f, ESPO)
+    for f in a_g:
+        if plan.differs(f):
+            plan.take(f, ADVO)
+
+
+def _field_merge(plan: _Plan, group: str, fields: list[str], e_set: set[str], a_set: set[str],
+                 tiebreak: str, times: _EditTimes) -> None:
+    """Per field, the side that changed it wins; a field changed on both sides goes to the tiebreak."""
+    for f in fields:
+        in_e, in_a = f in e_set, f in a_set
+        if not plan.differs(f) or not (in_e or in_a):
+            continue
+        if in_e != in_a:
+            plan.take(f, ESPO if in_e else ADVO)
+            continue
+        winner = _group_winner(tiebreak, times)
+        plan.take(f, winner)
+        plan.conflict(group, f, winner, Strategy.FIELD_MERGE)
+
+
+def _whole_group(plan: _Plan, group: str, fields: list[str], e_g: list[str], a_g: list[str],
+                 strategy: str, times: _EditTimes) -> None:
+    """The group's winner takes every field either side changed; the loser's changes are conflicts."""
+    winner = _group_winner(strategy, times)
+    loser_changed = a_g if winner == ESPO else e_g
+    for f in sorted(set(e_g) | set(a_g), key=fields.index):
+        if not plan.differs(f):
+            continue
+        plan.take(f, winner)
+        if f in loser_changed:
+            plan.conflict(group, f, winner, strategy)
+
+
+def _decide_group(plan: _Plan, group: str, e_set: set[str], a_set: set[str], policy: ConflictPolicy,
+                  times: _EditTimes) -> None:
+    fields = [f.espo for f in FIELDS if f.group == group]
+    e_g = [f for f in fields if f in e_set]
+    a_g = [f for f in fields if f in a_set]
+    if not (e_g and a_g and any(plan.differs(f) for f in set(e_g) | set(a_g))):
+        _one_side_changed(plan, e_g, a_g)
+        return
+    gp = policy.for_group(group)
+    if gp.strategy == Strategy.FIELD_MERGE:
+        _field_merge(plan, group, fields, e_set, a_set, gp.tiebreak, times)
+    else:
+        _whole_group(plan, group, fields, e_g, a_g, gp.strategy, times)
 
 
 def decide(
@@ -142,89 +217,39 @@ def decide(
 
     ``linked``: the EspoCRM record carries a ``betnr``. ``advo`` is ``None`` when the linked Advoware
     record does not exist. ``known_row_id``: the ``rowId`` recorded at the last sync (the record's
-    ``advowareRowId``), used only when ``base`` is lost.
+    ``advowareRowId``), used only when ``base`` is lost. ``espo_modified``/``advo_modified``: when a
+    person last edited each side (``newest_wins``).
     """
     if not linked:
         return Decision(Action.CREATE, to_advoware=dict(espo), reason="not linked yet")
     if advo is None:
         return Decision(Action.ADVOWARE_MISSING, reason="linked Beteiligter no longer exists in Advoware")
-
-    e_changed = _changed(espo, base.espo if base else None)
-    a_changed = _changed(advo, base.advo if base else None)
-    if a_changed is None and known_row_id is not None and advo_row_id == known_row_id:
-        a_changed = set()  # base lost, but Advoware was not written since our last sync
-
-    differing = {f for f in espo if espo[f] != advo.get(f)}
-    # Unknown change sets (no base) degrade to "every differing field may have changed there".
-    e_set = differing if e_changed is None else e_changed
-    a_set = differing if a_changed is None else a_changed
-
-    to_advo: dict[str, str | None] = {}
-    to_espo: dict[str, str | None] = {}
-    conflicts: list[Conflict] = []
-
+    e_set, a_set = _change_sets(espo, advo, base, advo_row_id, known_row_id)
+    plan = _Plan(espo, advo)
+    times = _EditTimes(espo_modified, advo_modified)
     for group in GROUPS:
-        fields = [f.espo for f in FIELDS if f.group == group]
-        e_g = [f for f in fields if f in e_set]
-        a_g = [f for f in fields if f in a_set]
-        gp = policy.for_group(group)
-        both = bool(e_g) and bool(a_g) and any(espo[f] != advo[f] for f in set(e_g) | set(a_g))
-        if not both:
-            for f in e_g:
-                if espo[f] != advo[f]:
-                    to_advo[f] = espo[f]
-            for f in a_g:
-                if espo[f] != advo[f]:
-                    to_espo[f] = advo[f]
-            continue
-        if gp.strategy == "field_merge":
-            for f in fields:
-                in_e, in_a = f in e_set, f in a_set
-                if espo[f] == advo[f] or not (in_e or in_a):
-                    continue
-                if in_e and not in_a:
-                    to_advo[f] = espo[f]
-                elif in_a and not in_e:
-                    to_espo[f] = advo[f]
-                else:
-                    winner = _group_winner(gp.tiebreak, espo_modified, advo_modified)
-                    _apply(f, winner, espo, advo, to_advo, to_espo)
-                    conflicts.append(Conflict(group, f, espo[f], advo[f], winner, "field_merge"))
-            continue
-        winner = _group_winner(gp.strategy, espo_modified, advo_modified)
-        loser_changed = a_g if winner == ESPO else e_g
-        for f in sorted(set(e_g) | set(a_g), key=fields.index):
-            if espo[f] == advo[f]:
-                continue
-            _apply(f, winner, espo, advo, to_advo, to_espo)
-            if f in loser_changed:
-                conflicts.append(Conflict(group, f, espo[f], advo[f], winner, gp.strategy))
-
-    reason = "" if base else "no base: full compare"
-    action = Action.UPDATE if (to_advo or to_espo) else Action.NOOP
+        _decide_group(plan, group, e_set, a_set, policy, times)
     return Decision(
-        action,
-        to_advoware=to_advo,
-        to_espo=to_espo,
-        conflicts=tuple(conflicts),
+        Action.UPDATE if (plan.to_advo or plan.to_espo) else Action.NOOP,
+        to_advoware=plan.to_advo,
+        to_espo=plan.to_espo,
+        conflicts=tuple(plan.conflicts),
         espo_changed=frozenset(e_set & set(FIELD_GROUP)),
         advo_changed=frozenset(a_set & set(FIELD_GROUP)),
-        reason=reason,
+        reason="" if base else "no base: full compare",
     )
 
 
-def _apply(
-    f: str,
-    winner: str,
-    espo: Canonical,
-    advo: Canonical,
-    to_advo: dict[str, str | None],
-    to_espo: dict[str, str | None],
-) -> None:
-    if winner == ESPO:
-        to_advo[f] = espo[f]
-    else:
-        to_espo[f] = advo[f]
+def _change_sets(espo: Canonical, advo: Canonical, base: Base | None, advo_row_id: str | None,
+                 known_row_id: str | None) -> tuple[set[str], set[str]]:
+    """Fields each side changed since the last sync. Without a base: every differing field may have
+    changed on either side, unless Advoware's rowId shows it was not written since our last sync."""
+    e_changed = _changed(espo, base.espo if base else None)
+    a_changed = _changed(advo, base.advo if base else None)
+    if a_changed is None and known_row_id is not None and advo_row_id == known_row_id:
+        a_changed = set()
+    differing = {f for f in espo if espo[f] != advo.get(f)}
+    return (differing if e_changed is None else e_changed), (differing if a_changed is None else a_changed)
 
 
 def decide_records(
