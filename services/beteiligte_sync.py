@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.advoware_create import AdvowareCreator
+from services.beteiligte_delete import BeteiligteDeleter
 from services.conflict_policy import ConflictPolicy
 from services.errors import (
     ApiError,
@@ -87,6 +88,7 @@ class BeteiligteSync:
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
         self.creates = AdvowareCreator(advo, store, metrics, clock=clock)
         self.espo_facts = EspoFacts(espo)
+        self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
 
     def now(self) -> datetime:
@@ -258,9 +260,7 @@ class BeteiligteSync:
 
     # -- delete -------------------------------------------------------------------------------
     async def delete(self, espo_id: str) -> SyncResult:
-        from services.beteiligte_delete import apply_delete
-
-        return await apply_delete(self, espo_id)
+        return await self.deleter.delete(espo_id)
 
 
 def _as_error(exc: BaseException) -> BaseException:

@@ -136,6 +136,20 @@ class SyncStateStore:
         prefix = self._k("link", "")
         return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
 
+    async def forget(self, espo_id: str) -> None:
+        """A record deleted in EspoCRM: its link, retry schedule and failed delete go."""
+        await self.drop_link(espo_id)
+        await self.clear_retry(espo_id)
+        await self.redis.hdel(self._failed_deletes, espo_id)
+
+    async def record_failed_delete(self, espo_id: str, betnr: int, message: str, at: float) -> None:
+        """Kept for operators: an Advoware delete that failed (e.g. still referenced by a matter)."""
+        await self.redis.hset(self._failed_deletes, espo_id, json.dumps({"betnr": betnr, "message": message, "at": at}))
+
+    @property
+    def _failed_deletes(self) -> str:
+        return f"{self.prefix}:failed_deletes"
+
     async def drop_link(self, espo_id: str) -> None:
         await self.redis.delete(self._k("link", espo_id), self._k("edited", espo_id))
 
