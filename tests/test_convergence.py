@@ -18,12 +18,13 @@ from simulators.testbed import start_testbed
 
 @pytest.mark.parametrize(
     ("seed", "policy_name", "profile", "occ"),
-    [(1, "default", "8", False), (2, "default", "9", True), (6, "advoware_wins", "9", False)],
+    [(1, "default", "8", False), (2, "merge_advoware_tiebreak", "9", True), (6, "advoware_wins", "9", False)],
 )
 async def test_random_chaos_converges_after_one_sync_check(
     seed: int, policy_name: str, profile: str, occ: bool,
 ) -> None:
-    policy = None if policy_name == "default" else ConflictPolicy.uniform(policy_name)
+    policy = {"default": None, "merge_advoware_tiebreak": ConflictPolicy.uniform("field_merge", "advoware_wins"),
+              "advoware_wins": ConflictPolicy.uniform("advoware_wins")}[policy_name]
     tb = await start_testbed(policy=policy, http_timeout=1.0, workers=4, seed=seed, espo_profile=profile, occ=occ)
     try:
         cfg = ChaosConfig(records=40, rounds=3, seed=seed, timeout_delay=1.5, conflict_rate=0.15, final_edits=0.6)
