@@ -33,14 +33,7 @@ from typing import Any
 
 import httpx
 
-from mappers.beteiligte_mapper import (
-    ADVOWARE_UNMAPPED_WRITABLE,
-    FIELD_GROUP,
-    FIELDS,
-    MappingError,
-    advoware_to_canonical,
-    espo_to_canonical,
-)
+from mappers.beteiligte_mapper import ADVOWARE_UNMAPPED_WRITABLE
 from services.conflict_policy import ConflictPolicy
 from simulators.common import FaultRule
 from simulators.espocrm.webhooks import php_json_encode, signature_header
@@ -48,12 +41,45 @@ from simulators.testbed import Testbed
 
 ESPO_UNMAPPED: tuple[str, ...] = ("description", "beteiligtenRolle")
 ADVO_UNMAPPED: tuple[str, ...] = ADVOWARE_UNMAPPED_WRITABLE
-MAPPED: tuple[str, ...] = tuple(f.espo for f in FIELDS)
-TO_ADVO: dict[str, str] = {f.espo: f.advo for f in FIELDS}
-KIND: dict[str, str] = {f.espo: f.kind for f in FIELDS}
+# The service contract's field table, copied here on purpose: the model reads both systems through
+# this copy, never through the production mapper, so a field the mapper drops or maps wrongly shows up
+# as a disagreement. (EspoCRM field, Advoware field, group, kind)
+CONTRACT: tuple[tuple[str, str, str, str], ...] = (
+    ("lastName", "name", "stammdaten", "str"), ("firstName", "vorname", "stammdaten", "str"),
+    ("salutationName", "anrede", "stammdaten", "str"), ("titel", "titel", "stammdaten", "str"),
+    ("rechtsform", "rechtsform", "stammdaten", "str"), ("dateOfBirth", "geburtsdatum", "stammdaten", "date"),
+    ("handelsregisterNummer", "handelsRegisterNummer", "stammdaten", "str"),
+    ("registergericht", "registergericht", "stammdaten", "str"),
+    ("emailAddress", "email", "kontakt", "str"), ("phoneNumber", "telefon", "kontakt", "phone"),
+    ("addressStreet", "strasse", "adresse", "str"), ("addressPostalCode", "plz", "adresse", "str"),
+    ("addressCity", "ort", "adresse", "str"), ("addressCountry", "land", "adresse", "str"),
+)
+MAPPED: tuple[str, ...] = tuple(e for e, _, _, _ in CONTRACT)
+TO_ADVO: dict[str, str] = {e: a for e, a, _, _ in CONTRACT}
+KIND: dict[str, str] = {e: k for e, _, _, k in CONTRACT}
+FIELD_GROUP: dict[str, str] = {e: g for e, _, g, _ in CONTRACT}
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
-    g: tuple(f.espo for f in FIELDS if f.group == g) for g in sorted({f.group for f in FIELDS})
+    g: tuple(e for e, _, gg, _ in CONTRACT if gg == g) for g in sorted({g for _, _, g, _ in CONTRACT})
 }
+_PHONE_SEPARATORS = re.compile(r"[\s\-()/.]")
+
+
+def _canon(value: Any, kind: str) -> Value:
+    """The model's own reading of a value: blank is empty, dates without time, phones without separators."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value)
+    if kind == "date":
+        return text[:10]
+    return _PHONE_SEPARATORS.sub("", text) if kind == "phone" else text
+
+
+def espo_to_canonical(rec: dict[str, Any]) -> dict[str, Value]:
+    return {e: _canon(rec.get(e), k) for e, _, _, k in CONTRACT}
+
+
+def advoware_to_canonical(obj: dict[str, Any]) -> dict[str, Value]:
+    return {e: _canon(obj.get(a), k) for e, a, _, k in CONTRACT}
 REQUIRED = frozenset({"lastName"})  # never cleared: both systems require it
 ANREDEN = ("Herr", "Frau", "Divers", "Firma")
 RECHTSFORMEN = ("natürliche Person", "GmbH", "AG", "KG", "e.V.", "GbR")
@@ -573,10 +599,7 @@ class ChaosRun:
             if twin is None:
                 continue
             self._check_unmapped(m, rec, twin, f"round {self.round_no}: ", self.unmapped_lost)
-            try:
-                e, a = espo_to_canonical(rec), advoware_to_canonical(twin)
-            except MappingError:
-                continue
+            e, a = espo_to_canonical(rec), advoware_to_canonical(twin)
             if e == a:
                 # a converged pair must already honour the model (a lost change would be lost for good)
                 self._check_values(m, e, f"round {self.round_no}: ", self.violations)
