@@ -161,9 +161,11 @@ class SyncPass:
         # Values still owed to EspoCRM stay marked as Advoware changes, so they are not lost.
         advo_fp = fingerprint(advoware_to_canonical(final))
         advo_fp.update(dict.fromkeys(decision.to_espo, PENDING))
+        # EspoCRM's side of the base: the values we decided on, which Advoware now holds; a person
+        # undoing the change before the release lands is then a change again, not "nothing moved".
         owed_since = self._advo_edited_at(link, advo_obj) if decision.to_espo else None
         await s.store.save_link(st.espo_id, Link(
-            betnr=betnr, row_id=final.get("rowId"), espo=link.espo if link else fingerprint(espo_vals),
+            betnr=betnr, row_id=final.get("rowId"), espo=fingerprint(espo_vals),
             advo=advo_fp, synced_at=s.clock(), advo_edited_at=owed_since.isoformat() if owed_since else None,
         ))
         return betnr, final
