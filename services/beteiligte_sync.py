@@ -121,9 +121,11 @@ class BeteiligteSync:
             self.metrics.duration.observe(time.monotonic() - started)
 
     async def _proved_in_sync(self, espo_id: str, seen: dict[str, str]) -> bool:
-        link = await self.store.get_link(espo_id)
-        if link is None or await self.store.get_retry(espo_id) is not None:
-            return False  # never synced, or failed: the webhook may carry the fix
+        # Only a settled base proves anything: never synced, failed (the webhook may carry the fix) or
+        # a sync running (its base is about to change) means the event goes through the lease.
+        link = await self.store.settled_link(espo_id)
+        if link is None:
+            return False
         if "betnr" in seen and seen["betnr"] != str(link.betnr):
             return False
         return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")

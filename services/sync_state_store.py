@@ -102,6 +102,21 @@ class SyncStateStore:
                 except WatchError:
                     continue
 
+    async def settled_link(self, espo_id: str) -> Link | None:
+        """The link, only when it is the settled result of the last sync: no sync holds the lease and
+        no failure waits for a retry, read in one transaction (a snapshot, not three reads)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._k("link", espo_id))
+            pipe.exists(self._k("retry", espo_id))
+            pipe.exists(self._k("lock", espo_id))
+            raw, retry, locked = await pipe.execute()
+        if retry or locked or not raw:
+            return None
+        try:
+            return Link(**json.loads(raw))
+        except (TypeError, ValueError):
+            return None
+
     async def is_locked(self, espo_id: str) -> bool:
         return bool(await self.redis.exists(self._k("lock", espo_id)))
 
