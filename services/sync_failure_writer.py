@@ -82,11 +82,15 @@ class FailureWriter:
                    betnr=betnr, decision=f"failed:{plan.kind}", status=status, count=count,
                    trigger=trigger)
         try:
-            await self.espo.update(ENTITY, espo_id, {
+            answer = await self.espo.update(ENTITY, espo_id, {
                 "syncStatus": status,
                 "syncRetryCount": count,
                 "syncErrorMessage": plan.message,
             })
+            if espo_fingerprint(answer) != espo_fingerprint(record) and answer.get("modifiedAt"):
+                # A person saved the record while this attempt ran; our status write now hides their
+                # edit time behind ours (modifiedById = us), so keep it for newest_wins.
+                await self.store.save_espo_edited_at(espo_id, str(answer["modifiedAt"]))
         except ApiError as exc2:
             # The record stays "syncing"; the sync check picks it up once the lock has expired.
             log_record(logging.ERROR, f"could not write failure status: {exc2}", espo_id=espo_id,
