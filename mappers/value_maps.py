@@ -41,26 +41,31 @@ class EnumMap:
     source: str
     espo_options: list[str] | None = None  # the options EspoCRM offers, once known
     _to_advo: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _advo_by_fold: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for advo_value, espo_values in self.to_espo.items():
             for v in espo_values:
-                self._to_advo.setdefault(v, advo_value)
+                self._to_advo.setdefault(_fold(v), advo_value)
+        self._advo_by_fold = {_fold(k): k for k in self.to_espo}
 
     def from_espo(self, value: str) -> str:
+        """Advoware's value for an EspoCRM value (case and surrounding blanks do not matter)."""
         try:
-            return self._to_advo[value]
+            return self._to_advo[_fold(value)]
         except KeyError:
             raise MappingError(
                 f"{self.espo_field} '{value}' has no Advoware {self.advo_field}: add it to {self.source} "
-                f"(known: {', '.join(sorted(self._to_advo))})") from None
+                f"(known: {', '.join(sorted({v for vs in self.to_espo.values() for v in vs}))})") from None
 
     def from_advoware(self, value: str) -> str:
-        if value not in self.to_espo:
+        """The value as the file spells it (``frau `` typed by hand in Advoware is ``Frau``)."""
+        try:
+            return self._advo_by_fold[_fold(value)]
+        except KeyError:
             raise MappingError(
                 f"Advoware {self.advo_field} '{value}' has no EspoCRM {self.espo_field}: add it to "
-                f"{self.source} (known: {', '.join(sorted(self.to_espo))})")
-        return value
+                f"{self.source} (known: {', '.join(sorted(self.to_espo))})") from None
 
     def espo_value(self, canonical: str) -> str:
         candidates = self.to_espo.get(canonical)
@@ -79,7 +84,11 @@ class EnumMap:
 
     def uncovered_options(self, options: Iterable[str]) -> list[str]:
         """EspoCRM options that map to no Advoware value (``''`` means empty and needs none)."""
-        return [o for o in options if o and o not in self._to_advo]
+        return [o for o in options if o and _fold(o) not in self._to_advo]
+
+
+def _fold(value: str) -> str:
+    return " ".join(value.split()).casefold()
 
 
 @dataclass

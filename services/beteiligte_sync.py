@@ -195,7 +195,7 @@ class BeteiligteSync:
             if isinstance(exc, FatalError):
                 return SyncResult(espo_id, None, Action.ERROR, SyncStatus.UNKNOWN, message=str(exc))
             raise
-        await self.espo_facts.load()
+        await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record))
         return await self._run_with_retries(st, trigger)
 

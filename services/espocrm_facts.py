@@ -12,16 +12,18 @@ Either may be unavailable (older versions, restricted roles): the sync then work
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from mappers.beteiligte_mapper import FIELDS, value_maps
-from services.errors import ApiError, FatalError, NotFoundError
+from services.errors import ApiError, FatalError, NotFoundError, ValidationError
 from services.sync_status import ENTITY
 
 if TYPE_CHECKING:
     from services.espocrm_api import EspoCRMAPI
 
 log = logging.getLogger("beteiligte_sync")
+MAX_AGE_S = 600.0  # an admin may change enum options while the service runs
 
 
 class EspoFacts:
@@ -30,11 +32,13 @@ class EspoFacts:
         self.user_id: str | None = None
         self.occ: bool | None = None
         self.loaded = False
+        self._loaded_at = 0.0
 
     async def load(self) -> None:
-        """Once per process; a passing fault is tried again on the next sync."""
-        if self.loaded:
+        """Once per :data:`MAX_AGE_S`; a passing fault is tried again on the next sync."""
+        if self.loaded and time.monotonic() - self._loaded_at < MAX_AGE_S:
             return
+        self._loaded_at = time.monotonic()
         try:
             user = await self.espo.get_raw("App/user")
             meta = await self.espo.get_raw("Metadata")
@@ -48,6 +52,17 @@ class EspoFacts:
         self.user_id = _user_id(user)
         self.apply_metadata(meta)
         self.loaded = True
+
+    def option_refused(self, exc: ValidationError) -> bool:
+        """EspoCRM refused a value of a mapped enum field (``type: valid``): its options may have
+        changed since we read them. Forget them, so the next attempt reads them again."""
+        data = _dig(exc.details, "messageTranslation", "data")
+        refused = isinstance(data, dict) and data.get("type") == "valid" and value_maps().get(
+            str(data.get("field"))) is not None
+        if refused:
+            self.loaded = False
+            self._loaded_at = 0.0
+        return refused
 
     def apply_metadata(self, meta: Any) -> None:
         defs = _dig(meta, "entityDefs", ENTITY)

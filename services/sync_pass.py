@@ -25,7 +25,7 @@ from mappers.beteiligte_mapper import (
     canonical_to_espo,
     espo_to_canonical,
 )
-from services.errors import NotFoundError
+from services.errors import NotFoundError, RetryableError, ValidationError
 from services.sync_decision import PENDING, Decision, decide_records, fingerprint
 from services.sync_log import log_record
 from services.sync_state_store import Link
@@ -74,6 +74,7 @@ class SyncPass:
 
     async def run(self, st: PassState, trigger: str) -> SyncResult:
         s = self.s
+        await s.espo_facts.load()
         link, betnr = await self._link_and_betnr(st.record)
         advo_obj = await self._read_advoware(betnr, st)
         decision = decide_records(
@@ -202,8 +203,14 @@ class SyncPass:
             "syncRetryCount": 0,
             "syncErrorMessage": None,
         }
-        updated = await self.s.espo.update(ENTITY, st.espo_id, body,
-                                           version_number=st.record.get("versionNumber"))
+        try:
+            updated = await self.s.espo.update(ENTITY, st.espo_id, body,
+                                               version_number=st.record.get("versionNumber"))
+        except ValidationError as exc:
+            if self.s.espo_facts.option_refused(exc):  # an admin changed the options: read them again
+                raise RetryableError(f"EspoCRM refused an option ({exc}); its options are read again",
+                                     system="espocrm") from exc
+            raise
         self.s.metrics.writes.labels("espocrm").inc()
         return updated
 
