@@ -54,13 +54,17 @@ class CheckPlan:
 
     def risky(self) -> list[WorkItem]:
         out = list(self.deletes)
-        for w in self.work:
-            d = w.decision
-            if d is None:
-                continue
-            if d.action == "advoware_missing" or w.empties:
-                out.append(w)
+        out.extend(w for w in self.work if _is_risky(w))
         return out
+
+    def safe_work(self) -> list[WorkItem]:
+        """The work the mass-change guard never holds: ordinary edits, creates, retries."""
+        return [w for w in self.work if not _is_risky(w)]
+
+
+def _is_risky(w: WorkItem) -> bool:
+    d = w.decision
+    return d is not None and (d.action == "advoware_missing" or w.empties)
 
 
 def _empties(d: Decision, espo: dict[str, Any], advo: dict[str, Any] | None) -> bool:
@@ -119,7 +123,7 @@ class SyncChecker:
         if not confirm and len(risky) >= self.guard_min and len(risky) > self.guard_share * max(plan.linked, 1):
             plan.held = (f"{len(risky)} of {plan.linked} linked records would be deleted, lose their "
                          f"Advoware twin or have mapped fields emptied (limit {self.guard_share:.0%}); "
-                         "nothing was written. Check both systems, then run "
+                         "those were held, every other record is synced. Check both systems, then run "
                          "'beteiligte-sync sync-check --confirm-mass-change'.")
         return plan
 
@@ -207,14 +211,18 @@ class SyncChecker:
 
 
 async def enqueue_plan(plan: CheckPlan, emit: Callable[[dict[str, Any]], Any]) -> int:
-    """Queues the plan's records for the central sync step. Returns how many were queued."""
-    for w in plan.work:
+    """Queues the plan's records for the central sync step. Returns how many were queued. When the
+    mass-change guard holds, only the risky records (deletes, vanished twins, emptied fields) wait for
+    an operator; every other record is queued as usual."""
+    work = plan.safe_work() if plan.held else plan.work
+    for w in work:
         await emit({"topic": "vmh.beteiligte.sync_check",
                     "data": {"id": w.espo_id, "reason": w.reason, "trigger": "sync_check"}})
-    for w in plan.deletes:
+    deletes = [] if plan.held else plan.deletes
+    for w in deletes:
         await emit({"topic": "vmh.beteiligte.delete",
                     "data": {"id": w.espo_id, "deleted": True, "trigger": "sync_check"}})
-    return len(plan.work) + len(plan.deletes)
+    return len(work) + len(deletes)
 
 
 def describe_plan(plan: CheckPlan) -> list[str]:

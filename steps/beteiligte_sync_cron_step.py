@@ -23,8 +23,7 @@ async def handler(context: Any) -> None:
         services.metrics.sync_check_found.labels(item.reason).inc()
     if plan.held:
         services.metrics.sync_check_found.labels("held_by_mass_change_guard").inc()
-        context.logger.error("sync check held by the mass-change guard", {"why": plan.held})
-        return
+        context.logger.error("sync check held risky records by the mass-change guard", {"why": plan.held})
     queued = await enqueue_plan(plan, context.emit)
     context.logger.info("sync check queued records", {
         "scanned": plan.scanned, "queued": queued, "deletes": len(plan.deletes),
