@@ -529,7 +529,10 @@ class ChaosRun:
                 self._fault_rules.append((f"{name} {kind}", rule, big))
             for _ in range(cfg.timeouts_per_round):
                 method = rng.choice(("GET", "PUT", "POST")) if name == "advoware" else rng.choice(("GET", "PUT"))
-                rule = sim.faults.add(method=method, path=path, delay=cfg.timeout_delay, probability=0.02, times=1)
+                # a write that times out is applied all the same (lose_answer): the case that would
+                # create twice; a read that times out is simply slow
+                rule = sim.faults.add(method=method, path=path, delay=cfg.timeout_delay, probability=0.02, times=1,
+                                      lose_answer=method != "GET")
                 self._fault_rules.append((f"{name} timeout", rule, 1))
         if rng.random() < cfg.token_expiry_rate:
             self.tb.advo.expire_tokens()
