@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from app.cli_setup import doctor, webhooks
 from app.cli_store import store
 from app.embedded_redis import EmbeddedRedis, StartupError
 from app.runtime import build_host, configure_logging
@@ -165,6 +166,8 @@ def dead_letters(settings: Settings) -> None:
 
 
 main.add_command(store)
+main.add_command(doctor)
+main.add_command(webhooks)
 
 if __name__ == "__main__":
     main()

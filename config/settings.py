@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 3111
+    # Not in the contract: the address EspoCRM reaches this service by (webhook URLs), for
+    # ``webhooks register`` and ``doctor``; unset, they derive it from HOST/PORT and say so.
+    public_url: str | None = None
     sync_check_cron: str = "*/15 * * * *"
 
     # Not in the contract; documented in the README.

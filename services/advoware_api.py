@@ -62,7 +62,8 @@ def _join(base: str, suffix: str) -> str:
 
 class AdvowareAPI:
     """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
-    no built-in fallback: an in-process store would hide that the processes do not share it)."""
+    no built-in fallback: an in-process store would hide that the processes do not share it).
+    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own)."""
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class AdvowareAPI:
         token_margin: float = 60,
         timezone: str = "Europe/Berlin",
         token_key: str = DEFAULT_KEY,
+        tokens: AdvowareTokenCache | None = None,
     ) -> None:
         self._api = _join(base_url, "/api/v1/advonet") + "/"
         self._token_endpoint = _join(token_url, "/api/v1/Token")
@@ -91,7 +93,7 @@ class AdvowareAPI:
         self._user = user
         self._password = password
         self._zone = ZoneInfo(timezone)
-        self._tokens = AdvowareTokenCache(redis, key=token_key, margin=token_margin)
+        self._tokens = tokens or AdvowareTokenCache(redis, key=token_key, margin=token_margin)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
         self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
         self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too

@@ -33,6 +33,10 @@ class WebhookRejected(Exception):
         self.message = message
 
 
+class UnknownWebhook(WebhookRejected):
+    """The signature names a webhook id without a known secret (perhaps one registered just now)."""
+
+
 def raw_bytes(req: Mapping[str, Any]) -> bytes:
     raw = req.get("rawBytes")
     if isinstance(raw, bytes | bytearray):
@@ -71,13 +75,25 @@ def verify_signature(raw: bytes, headers: Mapping[str, Any], secrets: Mapping[st
             raise WebhookRejected(401, "signature has no webhook id")
         secret = secrets.get(hook_id.decode("utf-8", errors="replace"))
         if secret is None:
-            raise WebhookRejected(401, "signature names an unknown webhook")
+            raise UnknownWebhook(401, "signature names an unknown webhook")
         mac = hmac.new(secret.encode(), raw, hashlib.sha256)
         expected = mac.hexdigest().encode() if as_hex else mac.digest()
         if not hmac.compare_digest(expected, digest):
             raise WebhookRejected(401, "signature does not match the body")
         return hook_id.decode()
     raise WebhookRejected(401, "missing Signature header")
+
+
+async def verify_with_stored(raw: bytes, headers: Mapping[str, Any], services: Any) -> str:
+    """:func:`verify_signature` against the secrets of the environment and of the store; the stored ones
+    are re-read when due, and once more when the signature names an unknown webhook."""
+    await services.refresh_webhook_secrets()
+    try:
+        return verify_signature(raw, headers, services.webhook_secrets())
+    except UnknownWebhook:
+        if not await services.refresh_webhook_secrets(unknown_id=True):
+            raise
+        return verify_signature(raw, headers, services.webhook_secrets())
 
 
 def parse_batch(raw: bytes) -> list[dict[str, Any]]:
@@ -156,7 +172,7 @@ async def intake(event: str, req: Mapping[str, Any], context: Any, services: Any
     try:
         if len(raw) > MAX_BODY_BYTES:
             raise WebhookRejected(400, "body too large")
-        hook_id = verify_signature(raw, req.get("headers") or {}, services.webhook_secrets())
+        hook_id = await verify_with_stored(raw, req.get("headers") or {}, services)
         ids = collapse(parse_batch(raw))
     except WebhookRejected as rej:
         metrics.webhooks.labels(event, str(rej.status)).inc()

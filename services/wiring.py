@@ -16,12 +16,14 @@ from app.embedded_redis import EmbeddedRedis
 from config.settings import Settings, get_settings
 from mappers.beteiligte_mapper import configure_value_maps
 from services.advoware_api import AdvowareAPI
+from services.advoware_token_cache import AdvowareTokenCache
 from services.beteiligte_sync import BeteiligteSync
 from services.conflict_policy import ConflictPolicy, load_policy
 from services.espocrm_api import EspoCRMAPI
 from services.metrics import SyncMetrics
 from services.sync_check import SyncChecker
 from services.sync_state_store import SyncStateStore
+from services.webhook_secrets import WebhookSecretStore
 
 
 @dataclass
@@ -35,9 +37,16 @@ class Services:
     checker: SyncChecker
     metrics: SyncMetrics
     policy: ConflictPolicy
+    stored_secrets: WebhookSecretStore
 
     def webhook_secrets(self) -> dict[str, str]:
-        return self.settings.webhook_secrets()
+        """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
+        over them (the in-memory copy: call :meth:`refresh_webhook_secrets` first)."""
+        return {**self.stored_secrets.cached(), **self.settings.webhook_secrets()}
+
+    async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
+        """Re-read the stored secrets when due (see :mod:`services.webhook_secrets`); True if read."""
+        return await self.stored_secrets.refresh(unknown_id=unknown_id)
 
     async def aclose(self) -> None:
         await self.espo.aclose()
@@ -79,14 +88,34 @@ def build_services(
         raise RuntimeError("missing configuration: " + ", ".join(missing))
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
-    timeout = settings.http_timeout_seconds
-    espo = EspoCRMAPI(
+    espo = espo_client(settings)
+    advo = advoware_client(settings, redis)
+    store = SyncStateStore(redis)
+    metrics = SyncMetrics()
+    policy = policy or load_policy(settings.conflict_policy_file)
+    sync = BeteiligteSync(
+        espo, advo, store, policy=policy, metrics=metrics, timezone=settings.advoware_timezone,
+        delete_policy=settings.delete_policy, clock=clock,
+    )
+    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis))
+
+
+def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:
+    """The EspoCRM client of these settings (``timeout`` defaults to ``HTTP_TIMEOUT_SECONDS``)."""
+    return EspoCRMAPI(
         str(settings.espocrm_url),
         _secret(settings.espocrm_api_key),
         hmac_secret=_secret(settings.espocrm_hmac_secret) or None,
-        timeout=timeout,
+        timeout=timeout or settings.http_timeout_seconds,
     )
-    advo = AdvowareAPI(
+
+
+def advoware_client(
+    settings: Settings, redis: Any, *, tokens: AdvowareTokenCache | None = None, timeout: float | None = None,
+) -> AdvowareAPI:
+    """The Advoware client of these settings; its token cache lives in ``redis`` unless ``tokens`` is given."""
+    return AdvowareAPI(
         str(settings.advoware_url),
         str(settings.advoware_token_url),
         app_id=str(settings.advoware_app_id),
@@ -96,18 +125,10 @@ def build_services(
         user=str(settings.advoware_user),
         password=_secret(settings.advoware_password),
         redis=redis,
-        timeout=timeout,
+        tokens=tokens,
+        timeout=timeout or settings.http_timeout_seconds,
         timezone=settings.advoware_timezone,
     )
-    store = SyncStateStore(redis)
-    metrics = SyncMetrics()
-    policy = policy or load_policy(settings.conflict_policy_file)
-    sync = BeteiligteSync(
-        espo, advo, store, policy=policy, metrics=metrics, timezone=settings.advoware_timezone,
-        delete_policy=settings.delete_policy, clock=clock,
-    )
-    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy)
 
 
 def get_services() -> Services:

@@ -38,6 +38,9 @@ class FakeServices:
     def webhook_secrets(self) -> dict[str, str]:
         return {HOOK: SECRET}
 
+    async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
+        return False
+
     def count(self, event: str, status: int) -> float:
         labels = {"event": event, "status": str(status)}
         return self.metrics.registry.get_sample_value("beteiligte_webhook_requests_total", labels) or 0.0

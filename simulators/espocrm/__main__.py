@@ -35,13 +35,16 @@ def main(argv: list[str] | None = None) -> None:
                         metavar="OPTIONS",
                         help="salutationName options: 'stock' (default: '',Mr.,Ms.,Mrs.,Dr.), 'german' "
                              "('',Herr,Frau,Divers,Firma) or a comma-separated list, e.g. ',Herr,Frau'")
+    parser.add_argument("--without-field", action="append", default=[], metavar="FIELD",
+                        help="leave FIELD out of GET /Metadata, as if the admin had not created it (repeatable)")
     parser.add_argument("--seed-demo", action="store_true", help="create sample Beteiligte")
     parser.add_argument("--webhook-interval", type=float, default=5.0,
                         help="seconds between webhook job runs (EspoCRM: 120, 8.1.5: 300)")
     args = parser.parse_args(argv)
 
     sim = EspoCRMSimulator(api_key=args.api_key, hmac_secret=args.hmac_secret, admin_api_key=args.admin_api_key,
-                           profile=args.profile, occ=args.occ, salutation_options=args.salutation_options)
+                           profile=args.profile, occ=args.occ, salutation_options=args.salutation_options,
+                           missing_fields=args.without_field)
     if args.seed_demo:
         seeded = seed_demo(sim)
         print(f"seeded {len(seeded)} demo Beteiligte")

@@ -46,6 +46,7 @@ class EspoCRMSimulator:
         salutation_options: Sequence[str] = STOCK_SALUTATIONS,
         event_portion_size: int = EVENT_PORTION_SIZE,
         phone_normalization: bool = True,
+        missing_fields: Sequence[str] = (),
     ) -> None:
         # The staff key acts as a person (the UI user): its changes DO fire webhooks.
         self.api_key, self.staff_api_key, self.admin_api_key = api_key, staff_api_key, admin_api_key
@@ -56,6 +57,7 @@ class EspoCRMSimulator:
         self.lock = threading.RLock()
         rules = FieldRules(tuple(salutation_options), phone_normalization)
         self._settings = EntitySettings(behaviour_of(profile), occ, rules)
+        self.missing_fields: frozenset[str] = frozenset(missing_fields)
         self.users = [
             User(api_user_id, "sync-api", "Beteiligte Sync", UserType.API, api_key),
             User(ui_user_id, "sachbearbeitung", "Sachbearbeitung", UserType.REGULAR, staff_api_key),
@@ -108,6 +110,12 @@ class EspoCRMSimulator:
         with self.lock:
             self._settings.rules.salutation_options = tuple(options)
 
+    def set_missing_fields(self, names: Sequence[str]) -> None:
+        """Fields an admin has not created: left out of ``GET /Metadata`` (only there; records keep them),
+        for the setup check of ``beteiligte-sync doctor``."""
+        with self.lock:
+            self.missing_fields = frozenset(names)
+
     def set_clock(self, clock: Callable[[], datetime]) -> None:
         """The time EspoCRM stamps on saves (``modifiedAt``), for tests that order edits exactly."""
         with self.lock:
@@ -121,6 +129,7 @@ class EspoCRMSimulator:
         """What ``GET /Metadata`` answers (the part of it the sync can use)."""
         with self.lock:
             defs = entity_defs(self.salutation_options, self.occ)
+            defs["fields"] = {k: v for k, v in defs["fields"].items() if k not in self.missing_fields}
         return {"entityDefs": {ENTITY: defs},
                 "scopes": {ENTITY: {"entity": True, "object": True, "type": "Person", "stream": True}}}
 

@@ -1,0 +1,18 @@
+"""The README's "Setting up EspoCRM" section names every field the doctor checks, with the type it asks for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from services.setup_contract import LABELS, contract_fields
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_field_table_lists_every_contract_field_with_its_type() -> None:
+    section = README.read_text(encoding="utf-8").split("## Setting up EspoCRM", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([\w-]+)", section, re.MULTILINE)}
+    expected = {f.name: f.create_as for f in contract_fields()}
+    assert set(rows) == set(expected)
+    assert {k: LABELS[v] for k, v in expected.items()} == rows
