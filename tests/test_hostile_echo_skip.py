@@ -8,6 +8,7 @@ sets a field back to the old value looks "already synced".
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,11 +49,11 @@ async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Te
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
     # the release PUT (PUT #2 after the mark) is applied at once, its answer takes 1 s to arrive
-    rule = bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
-                                         lose_answer=True))
+    served = threading.Event()
+    bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
+                                  lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
-    while rule.times != 0:
-        await asyncio.sleep(0.005)
+    assert await asyncio.to_thread(served.wait, 10)
     await asyncio.sleep(0.05)  # the release has been applied: EspoCRM shows Potsdam, clean
     assert bed.espo_record(espo_id)["addressCity"] == "Potsdam"
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])  # the person changes it back
@@ -71,11 +72,11 @@ async def test_hostile_the_sync_check_repairs_the_release_window_skip(bed: Testb
     rec = await linked(bed)
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
-    rule = bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
-                                         lose_answer=True))
+    served = threading.Event()
+    bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
+                                  lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
-    while rule.times != 0:
-        await asyncio.sleep(0.005)
+    assert await asyncio.to_thread(served.wait, 10)
     await asyncio.sleep(0.05)
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])
     seen = item_fingerprints({"addressCity": SAMPLE["addressCity"], "id": espo_id})
