@@ -1,14 +1,14 @@
-"""Found by hostile testing, fixed: the echo skip (``BeteiligteSync._proved_in_sync``) against real changes.
+"""Hostile: the echo skip (``BeteiligteSync._proved_in_sync``) against changes that are real.
 
 The skip compares a webhook item's fingerprints with the link's EspoCRM fingerprints. The link is
 the base of the LAST sync: while a sync runs, it still holds the old values, so a person's edit that
-sets a field back to the old value looked "already synced". Now only a settled base (no lease held,
-no failure pending) can prove a webhook synced.
+sets a field back to the old value looks "already synced".
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,11 +45,11 @@ async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Te
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
     # the release PUT (PUT #2 after the mark) is applied at once, its answer takes 1 s to arrive
-    rule = bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
-                                         lose_answer=True))
+    served = threading.Event()
+    bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
+                                  lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
-    while rule.times != 0:  # noqa: ASYNC110 - the simulator thread consumes the rule
-        await asyncio.sleep(0.005)
+    assert await asyncio.to_thread(served.wait, 10)
     await asyncio.sleep(0.05)  # the release has been applied: EspoCRM shows Potsdam, clean
     assert bed.espo_record(espo_id)["addressCity"] == "Potsdam"
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])  # the person changes it back
@@ -64,15 +64,15 @@ async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Te
 
 
 async def test_hostile_a_webhook_during_the_release_window_goes_to_the_holder(bed: Testbed):
-    """The webhook meets the held lease instead of the old base: the holder runs once more."""
+    """Fixed: the webhook meets the held lease instead of the old base, and the holder runs once more."""
     rec = await linked(bed)
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
-    rule = bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
-                                         lose_answer=True))
+    served = threading.Event()
+    bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=1.0,
+                                  lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
-    while rule.times != 0:  # noqa: ASYNC110 - the simulator thread consumes the rule
-        await asyncio.sleep(0.005)
+    assert await asyncio.to_thread(served.wait, 10)
     await asyncio.sleep(0.05)
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])
     seen = item_fingerprints({"addressCity": SAMPLE["addressCity"], "id": espo_id})

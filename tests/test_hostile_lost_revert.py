@@ -1,6 +1,5 @@
 """Found by hostile testing, fixed: a person's revert to the last synced value, after a sync that
-wrote Advoware but whose EspoCRM release failed, was never synced: both systems disagreed for good and
-the record said ``clean``.
+wrote Advoware but whose EspoCRM release failed, was never synced: both systems disagreed for good.
 
 Cause: ``SyncPass._write_advoware`` accounts for our Advoware write by saving the link with the NEW
 Advoware fingerprint but the OLD EspoCRM fingerprint (``espo=link.espo``). When the person then sets
@@ -11,6 +10,8 @@ it" rule), settles the record ``clean`` and the sync check never looks at it aga
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,19 +74,17 @@ async def test_hostile_without_revert_the_half_failed_sync_recovers(bed: Testbed
 
 
 async def test_hostile_revert_after_a_sync_stopped_before_its_release(bed: Testbed):
-    import asyncio
-
     rec = bed.espo.seed(**SAMPLE)
     await bed.flush()
     await bed.flush()
     rec = bed.espo_record(rec["id"])
     bed.espo.user_edit(rec["id"], firstName="Anne")
     # the release PUT hangs; the worker is stopped meanwhile (a deploy, an OOM kill)
-    rule = bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=3.0,
-                                         status=503))
+    hanging = threading.Event()
+    bed.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, delay=3.0,
+                                  status=503, before=hanging.set))
     task = asyncio.create_task(bed.services.sync.sync(rec["id"], "webhook_update"))
-    while rule.times != 0:  # noqa: ASYNC110 - the simulator thread consumes the rule
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(hanging.wait, 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -99,3 +98,57 @@ async def test_hostile_revert_after_a_sync_stopped_before_its_release(bed: Testb
     advo = bed.advo_record(rec["betnr"])
     assert (espo["firstName"], advo["vorname"]) == ("Anna", "Anna"), (
         f"EspoCRM {espo['firstName']!r} ({espo['syncStatus']}) vs Advoware {advo['vorname']!r}")
+
+
+# A person's revert in a gap of a RUNNING sync (no failure at all): after our Advoware write the pass
+# decides again (OCC off: the re-read before the release; OCC on: the release's 409) on a link that
+# holds our Advoware write but the OLD EspoCRM values, so the revert looks like "nobody changed it".
+RACE_GAPS = {
+    # (simulator, method, path, matching requests let through first)
+    "before_reread": ("espo", "GET", r"/CBeteiligte/[0-9a-f]{17}$", 1),  # OCC off only
+    "before_release": ("espo", "PUT", r"/CBeteiligte/", 1),
+}
+
+
+
+
+@pytest.mark.parametrize(("profile", "occ", "gap"), [
+    pytest.param("8", False, "before_reread", id="8-occ_off-before_reread"),
+    pytest.param("9", False, "before_reread", id="9-occ_off-before_reread"),
+    pytest.param("8", True, "before_release", id="8-occ_on-before_release(409)"),
+    pytest.param("9", True, "before_release", id="9-occ_on-before_release(409)"),
+    # held: without OCC the release answer shows the revert, _release saves the decided values as
+    # the base and flags one more pass
+    pytest.param("8", False, "before_release", id="8-occ_off-before_release"),
+    pytest.param("9", False, "before_release", id="9-occ_off-before_release"),
+])
+async def test_hostile_revert_in_a_gap_of_a_running_sync(profile: str, occ: bool, gap: str):
+    tb = await start_testbed(espo_profile=profile, occ=occ)
+    try:
+        await _revert_race(tb, gap)
+    finally:
+        await tb.close()
+
+
+async def _revert_race(tb: Testbed, gap: str) -> None:
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    tb.espo.user_edit(rec["id"], firstName="Anne")  # goes to Advoware
+    tb.advo.edit(rec["betnr"], ort="Köln")  # comes to EspoCRM (so the pass re-reads / releases values)
+    sim, method, path, skip = RACE_GAPS[gap]
+
+    def person_undoes_it() -> None:
+        tb.espo.user_edit(rec["id"], firstName="Anna")
+
+    rule = (tb.espo if sim == "espo" else tb.advo).faults.add(FaultRule(
+        method=method, path=path, skip=skip, times=1, before=person_undoes_it))
+    result = await tb.services.sync.sync(rec["id"], "webhook_update")
+    assert rule.times == 0
+    tb.espo.faults.clear()
+    await tb.flush()
+    espo, advo = tb.espo_record(rec["id"]), tb.advo_record(rec["betnr"])
+    assert (espo["firstName"], advo["vorname"]) == ("Anna", "Anna"), (
+        f"EspoCRM {espo['firstName']!r} ({espo['syncStatus']}) vs Advoware {advo['vorname']!r}; "
+        f"{result.describe()}")

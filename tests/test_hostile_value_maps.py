@@ -1,4 +1,4 @@
-"""Enum value maps against real-life input (found by hostile testing, fixed)."""
+"""Hostile: enum value maps (``salutationName`` <-> ``anrede``) against real-life input."""
 
 from __future__ import annotations
 
