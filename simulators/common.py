@@ -141,6 +141,23 @@ async def _send_json(send: Send, status: int, payload: Any, headers: list[tuple[
     await send({"type": "http.response.body", "body": body})
 
 
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned ``receive`` replays it."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
+
+
 class SimulatorMiddleware:
     """Counts every request, applies faults, and serves ``/__sim/faults`` and ``/__sim/calls``."""
 
@@ -181,6 +198,9 @@ class SimulatorMiddleware:
             return
         if rule is not None:
             if rule.delay:
+                # A slow server: the request is taken in first, so a client that gives up meanwhile
+                # does not stop a write from being applied (as a real system would apply it).
+                receive = await _buffered(receive)
                 await asyncio.sleep(rule.delay)
             if rule.status:
                 headers: list[tuple[bytes, bytes]] = []

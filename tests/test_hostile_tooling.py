@@ -1,10 +1,9 @@
-"""Hostile: does the test tooling do what the chaos harness says it does?
+"""Does the test tooling do what the chaos harness says it does? (Found by hostile testing, fixed.)
 
 ``simulators/chaos.py`` injects "a few answers delayed past the client's timeout that are still
-applied" as ``FaultRule(delay=...)``. But the middleware sleeps BEFORE serving; by then the client
-has disconnected and the endpoint's ``request.body()`` raises ``ClientDisconnect``: the write is never
-applied. So the chaos runs never produce a write that happened although we timed out (the case that
-duplicates creates); only ``lose_answer=True`` does, and chaos does not use it.
+applied" as ``FaultRule(delay=...)``. The middleware slept BEFORE reading the request; by then the
+client had disconnected and the write was never applied. Now a delayed request is taken in first and
+applied after the delay, as a slow real server would; chaos also uses ``lose_answer`` for writes.
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ from simulators.testbed import start_testbed
 from tests.conftest import SAMPLE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator limitation: FaultRule(delay > client timeout) drops the write (ClientDisconnect) instead "
-    "of applying it late, so chaos.py's 'timeouts that are still applied' never happen"))
 async def test_hostile_a_delayed_past_timeout_advoware_post_is_still_applied():
     tb = await start_testbed(http_timeout=1.0)
     try:
@@ -35,8 +31,6 @@ async def test_hostile_a_delayed_past_timeout_advoware_post_is_still_applied():
         await tb.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "simulator limitation: FaultRule(delay > client timeout) on an EspoCRM PUT drops the write"))
 async def test_hostile_a_delayed_past_timeout_espocrm_put_is_still_applied():
     tb = await start_testbed(http_timeout=1.0)
     try:
