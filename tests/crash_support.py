@@ -14,6 +14,7 @@ import asyncio
 import json
 import re
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -244,10 +245,14 @@ class Installation:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.root.glob("serve-*.log")))
 
     # -- the store ------------------------------------------------------------------------------
-    def stop_store(self) -> None:
-        """Redis down: stopped as an operator would (its AOF complete), or the embedded server killed."""
+    def stop_store(self, *, kill: bool = False) -> None:
+        """Redis down: stopped as an operator would, or (``kill``) with ``kill -9``; the embedded
+        server is always killed (``serve`` starts it again)."""
         if self.redis:
-            self.redis.stop()
+            if kill:
+                self.redis.kill()
+            else:
+                self.redis.stop()
             return
         pid = EmbeddedRedis(self.state).server_pid()
         if pid is not None:
@@ -274,8 +279,12 @@ class Installation:
     def heal(self) -> None:
         set_faults(self.advo, None)
 
-    def sync_check(self) -> Any:
-        return cli(self.env, "sync-check", cwd=self.root)
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A ``beteiligte-sync`` command beside this installation's serve (if one runs)."""
+        return cli(self.env, *args, cwd=self.root)
+
+    def sync_check(self) -> subprocess.CompletedProcess[str]:
+        return self.cli("sync-check")
 
     def close(self) -> None:
         if self.serve is not None:
