@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from app.check_report import FAILED_STATUSES, ExitCode, status_report
 from app.cli_setup import doctor, webhooks
 from app.cli_store import store
 from app.embedded_redis import EmbeddedRedis, StartupError
@@ -21,8 +22,7 @@ from config.settings import Settings
 from services.sync_check import describe_plan, enqueue_plan
 from services.wiring import Services
 
-FAILED = ("failed", "permanently_failed")
-REFUSED_EXIT_CODE = 2
+REFUSED_EXIT_CODE = ExitCode.REFUSED
 
 
 def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
@@ -104,34 +104,27 @@ def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the queued records.")
 @click.pass_obj
 def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, timeout: float) -> None:
-    """Run one sync check now and wait until every record it found has been handled."""
+    """Run one sync check now and wait until every record it found has been handled. Exit code 3
+    while any record is failed or permanently_failed afterwards, 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
         plan = await services.checker.plan(confirm=confirm_mass_change)
-        if dry_run or plan.held:
+        if dry_run:
             click.echo("\n".join(describe_plan(plan)))
-            return 2 if plan.held else 0
+            return ExitCode.OK
         await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
         drained = await host.drain(timeout)
-        ids = [w.espo_id for w in plan.work]
-        statuses: dict[str, str] = {}
-        for espo_id in ids:
-            try:
-                statuses[espo_id] = str((await services.espo.get("CBeteiligte", espo_id)).get("syncStatus"))
-            except Exception as exc:  # report, do not hide
-                statuses[espo_id] = f"unreadable ({exc})"
-        failed = {i: s for i, s in statuses.items() if s in FAILED}
-        counts: dict[str, int] = {}
-        for s in statuses.values():
-            counts[s] = counts.get(s, 0) + 1
-        click.echo(f"sync check: scanned {plan.scanned}, queued {len(ids)} records and {len(plan.deletes)} deletes;"
-                   f" statuses {json.dumps(counts, sort_keys=True)}")
-        for espo_id, s in failed.items():
-            click.echo(f"  {espo_id}: {s}")
+        report = await status_report(services.espo)
+        work, deletes = (len(plan.safe_work()), 0) if plan.held else (len(plan.work), len(plan.deletes))
+        click.echo(f"sync check: scanned {plan.scanned}, queued {work} records and {deletes} deletes")
+        click.echo("\n".join(report.lines()))
+        if plan.held:  # the risky records wait for an operator; every other one was synced
+            click.echo(f"HELD: {plan.held}", err=True)
+            return ExitCode.REFUSED
         if not drained:
             click.echo(f"timed out after {timeout} s with {host.queue_depth()} events still queued", err=True)
-            return 1
-        return 1 if failed else 0
+            return ExitCode.TIMED_OUT
+        return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
 
     _run_once(settings, body)
 
@@ -145,7 +138,7 @@ def sync(settings: Settings, espo_id: str) -> None:
     async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
         click.echo(result.describe())
-        return 1 if result.status in FAILED else 0
+        return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
 
     _run_once(settings, body)
 
@@ -160,7 +153,7 @@ def dead_letters(settings: Settings) -> None:
         for letter in letters:
             click.echo(json.dumps(letter, ensure_ascii=False, default=str))
         click.echo(f"{len(letters)} dead letters")
-        return 0
+        return ExitCode.OK
 
     _run_once(settings, body)
 

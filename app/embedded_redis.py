@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.asyncio import Redis
@@ -114,9 +115,10 @@ class EmbeddedRedis:
         return f"the embedded store in {self.folder}"
 
     # -- clients ------------------------------------------------------------------------------
-    def client(self) -> Redis:
-        """An asyncio client of the server (start it with :meth:`ensure_running` first)."""
-        return Redis(unix_socket_path=str(self.socket_path))
+    def client(self, **options: Any) -> Redis:
+        """An asyncio client of the server (start it with :meth:`ensure_running` first); ``options``
+        go to ``redis.asyncio.Redis`` (timeouts)."""
+        return Redis(unix_socket_path=str(self.socket_path), **options)
 
     def sync_client(self) -> redis.Redis:
         return redis.Redis(unix_socket_path=str(self.socket_path))

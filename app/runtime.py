@@ -42,11 +42,12 @@ def host_config(services: Services, *, cron: bool = True, workers: int | None = 
 def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
     async def health(_request: Request) -> Response:
         host = host_ref[0]
+        dead: int | None = None
         try:
             redis_ok = bool(await services.redis.ping())
+            dead = await host.dead_letter_count()
         except Exception:  # any connection problem means "not ready"
             redis_ok = False
-        dead = len(await host.dead_letters()) if redis_ok else None
         workers_ok = host.workers_healthy()
         ready = redis_ok and workers_ok
         body = {
@@ -63,7 +64,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
         host = host_ref[0]
         services.metrics.queue_depth.set(host.queue_depth())
         try:
-            services.metrics.dead_letters.set(len(await host.dead_letters()))
+            services.metrics.dead_letters.set(await host.dead_letter_count())
         except Exception:  # metrics must render even when Redis is down
             logging.getLogger(__name__).warning("dead letters unavailable for /metrics")
         return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,8 +1,10 @@
 """Creating a Beteiligter in Advoware exactly once, although Advoware has no idempotency key.
 
-The attempt is noted in Redis BEFORE the ``POST``: if its answer is lost (timeout, 5xx after the
-commit), the next attempt looks for a Beteiligter changed since then with exactly the values it would
-send and adopts it instead of creating a second one. The link is stored as soon as the ``betNr`` is
+The attempt is noted in Redis BEFORE the ``POST``, with the fingerprint of the values it sends: if its
+answer is lost (timeout, 5xx after the commit, the process killed), the next attempt looks for a
+Beteiligter changed since then with exactly the values any attempt sent and adopts it instead of
+creating a second one; when a person changed the EspoCRM record in between, the adopted Beteiligter
+is brought to the new values with a ``PUT``. The link is stored as soon as the ``betNr`` is
 known, so a lost EspoCRM release write never leads to a second create either.
 """
 
@@ -35,10 +37,16 @@ class AdvowareCreator:
         """The Beteiligter created (or adopted) for these EspoCRM values; its link is saved before
         this returns."""
         body = canonical_to_advoware(espo_vals)
-        obj = await self._adopt_lost_create(espo_id, body)
+        want = fingerprint(advoware_to_canonical(body))
+        obj = await self._adopt_lost_create(espo_id, want)
         if obj is None:
-            await self.store.mark_create_attempt(espo_id, datetime.fromtimestamp(self.clock(), UTC))
+            await self.store.mark_create_attempt(espo_id, self._now(), want)
             obj = await self.advo.create_beteiligter(body)
+            self.metrics.writes.labels("advoware").inc()
+        elif fingerprint(advoware_to_canonical(obj)) != want:
+            # adopted with the values of an earlier attempt; a person changed the record since
+            await self.store.mark_create_attempt(espo_id, self._now(), want)
+            obj = await self.advo.update_beteiligter(int(obj["betNr"]), canonical_to_advoware(espo_vals, obj))
             self.metrics.writes.labels("advoware").inc()
         betnr = int(obj["betNr"])
         values = advoware_to_canonical(obj)
@@ -48,13 +56,18 @@ class AdvowareCreator:
         await self.store.clear_create_attempt(espo_id)
         return obj
 
-    async def _adopt_lost_create(self, espo_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        since = await self.store.create_attempt(espo_id)
-        if since is None or not await self.advo.supports_list():
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def _adopt_lost_create(self, espo_id: str, want: dict[str, str]) -> dict[str, Any] | None:
+        """The Beteiligter an earlier attempt created, found by the values that attempt sent (or the
+        ones this attempt would send), changed in Advoware since the first attempt started."""
+        attempt = await self.store.create_attempt(espo_id)
+        if attempt is None or not await self.advo.supports_list():
             return None  # without the list endpoint it cannot be found: the create is repeated
-        want = advoware_to_canonical(body)
-        async for obj in self.advo.iter_beteiligte(geaendert_seit=since - timedelta(minutes=1)):
-            if advoware_to_canonical(obj) == want:
+        sent = [want, *attempt.sent]
+        async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - timedelta(minutes=1)):
+            if fingerprint(advoware_to_canonical(obj)) in sent:
                 log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
                            espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
                 return obj

@@ -8,6 +8,7 @@ Keys (prefix ``bsync``):
 - ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
                       writes move ``modifiedAt`` too)
 - ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
 Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
 ``syncing`` status check, a missing retry record to an immediate retry.
@@ -29,6 +30,7 @@ from services.sync_decision import Base
 
 LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
 DIRTY_TTL_MS = 60 * 60 * 1000
+CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
 
 
@@ -45,6 +47,12 @@ class Link:
 
     def base(self) -> Base:
         return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
+
+
+@dataclass
+class CreateAttempt:
+    at: datetime  # when the first attempt started
+    sent: list[dict[str, str]]  # fingerprints of the values each attempt sent
 
 
 @dataclass
@@ -169,16 +177,24 @@ class SyncStateStore:
         await self.redis.delete(self._k("link", espo_id), self._k("edited", espo_id))
 
     # -- creates whose answer may be lost ---------------------------------------------------------
-    async def mark_create_attempt(self, espo_id: str, at: datetime) -> None:
-        await self.redis.set(self._k("create", espo_id), at.isoformat(), ex=7 * 24 * 3600)
+    async def mark_create_attempt(self, espo_id: str, at: datetime, sent: dict[str, str]) -> None:
+        """Note a ``POST`` (or the ``PUT`` after an adoption) before it is sent: when it started and the
+        fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed."""
+        previous = await self.create_attempt(espo_id)
+        attempt = CreateAttempt(at=previous.at if previous else at, sent=[*(previous.sent if previous else []), sent])
+        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent})
+        await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
 
-    async def create_attempt(self, espo_id: str) -> datetime | None:
-        raw = await self.redis.get(self._k("create", espo_id))
+    async def create_attempt(self, espo_id: str) -> CreateAttempt | None:
+        raw = as_text(await self.redis.get(self._k("create", espo_id)))
         if not raw:
             return None
         try:
-            return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
-        except ValueError:
+            if not raw.startswith("{"):  # written before the values were noted: the time only
+                return CreateAttempt(at=datetime.fromisoformat(raw), sent=[])
+            data = json.loads(raw)
+            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=list(data["sent"]))
+        except (KeyError, TypeError, ValueError):
             return None
 
     async def clear_create_attempt(self, espo_id: str) -> None:

@@ -55,16 +55,27 @@ class Services:
 
 _current: Services | None = None
 FAKE_REDIS_MODULE = "fakeredis"
+# A frozen Redis (or a half-open connection) fails a command after this long instead of hanging a
+# handler forever; idle pooled connections are checked before reuse. The bus's blocking reads block
+# for 0.1 s (its poll interval), far below the timeout.
+REDIS_SOCKET_TIMEOUT_S = 5.0
+REDIS_CONNECT_TIMEOUT_S = 5.0
+REDIS_HEALTH_CHECK_INTERVAL_S = 30
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL_S,
+}
 
 
 def make_redis(settings: Settings) -> Redis:
     """Always a real Redis: REDIS_URL when set, otherwise the embedded redis-server of STATE_DIR
     (started on first use, shared by ``serve`` and every CLI command). Tests inject fakeredis themselves."""
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url)
+        return Redis.from_url(settings.redis_url, **REDIS_CLIENT_OPTIONS)
     store = EmbeddedRedis.for_settings(settings)
     store.ensure_running()
-    return store.client()
+    return store.client(**REDIS_CLIENT_OPTIONS)
 
 
 def is_real_redis(client: Any) -> bool:

@@ -16,13 +16,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from stephost.bus_common import describe_error
 
 Clock = Callable[[], float]
+Touch = Callable[[], Awaitable[bool]]  # keeps an entry claimed; False when it is no longer ours
 Round = Callable[[str], Awaitable[None]]  # one round of a loop, given the loop's name
 
 
@@ -238,3 +239,28 @@ class LoopSupervisor:
         """Sleep ``seconds``, or until another loop finds Redis answering again."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def kept_claimed(touch: Touch, every: float, on_error: Callable[[Exception], None]) -> AsyncIterator[None]:
+    """Around a handler call: ``touch`` the entry every ``every`` seconds (its idle time starts
+    again), so a handler running longer than ``claimIdleSeconds`` keeps its entry and only a dead
+    worker's entries are taken over. Stops touching once the entry is no longer ours; an error
+    (Redis away) is reported and the next touch tried as usual."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await touch():
+                    return
+            except Exception as exc:
+                on_error(exc)
+
+    task = asyncio.create_task(keep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,9 +2,10 @@
 
 Fan-out is one stream per subscribing step (key layout in :mod:`stephost.bus_redis_scripts`). A
 worker acknowledges and deletes an entry only after the handler succeeded, the entry moved to the
-retry set, or it was dead-lettered (each one Lua script). Entries whose worker died stay pending and
-are taken over with XAUTOCLAIM after ``claimIdleSeconds``. Same retry / dead-letter semantics as
-the in-process bus.
+retry set, or it was dead-lettered (each one Lua script). While a handler runs, its worker touches the
+entry every third of ``claimIdleSeconds`` (its idle time starts again), so entries whose worker died,
+and only those, are taken over with XAUTOCLAIM once idle for ``claimIdleSeconds`` (default 10 s).
+Same retry / dead-letter semantics as the in-process bus.
 
 Outages: every loop (the workers and the housekeeping) survives any error. It logs it (quietly, see
 :class:`~stephost.bus_recovery.QuietLog`), waits a capped exponential backoff
@@ -43,7 +44,7 @@ from stephost.bus_common import (
     retry_delay,
     subscribers_by_topic,
 )
-from stephost.bus_recovery import LoopSupervisor, Round
+from stephost.bus_recovery import LoopSupervisor, Round, kept_claimed
 from stephost.bus_redis_scripts import (
     BUSYGROUP,
     GROUP,
@@ -65,6 +66,7 @@ log = logging.getLogger("stephost.bus")
 
 HOUSEKEEPING = "housekeeping"
 WORKER = "worker"
+TOUCHES_PER_CLAIM_IDLE = 3  # a running handler's entry is touched this often per claimIdleSeconds
 READ_GRACE_SECONDS = 5.0  # a blocking read not answered within its block time plus this is a hung connection
 ERROR_LOG_INTERVAL_SECONDS = 30.0  # one log line per identical error and interval
 Entry = tuple[str, Any, Any]  # (stream, entry id, fields or None)
@@ -274,9 +276,9 @@ class RedisStreamBus:
                 if fields is None:  # deleted while pending: nothing left to run
                     await self._redis.xack(stream, GROUP, entry_id)
                     continue
-                await self._process(stream, entry_id, fields)
+                await self._process(stream, entry_id, fields, self._consumer_name(name))
 
-    async def _process(self, stream: str, entry_id: Any, raw: dict[Any, Any]) -> None:
+    async def _process(self, stream: str, entry_id: Any, raw: dict[Any, Any], consumer: str) -> None:
         fields = {_s(k): _s(v) for k, v in raw.items()}
         try:
             delivery = entry_delivery(fields)
@@ -288,7 +290,10 @@ class RedisStreamBus:
         try:
             if step is None:
                 raise LookupError(f"no event step named {delivery.step!r} in this host")
-            await self._runner(step, copy_data(delivery.data), delivery.trace_id)
+            touch = partial(self._scripts.touch, stream, consumer, entry_id)
+            every = self._cfg.claim_idle_seconds / TOUCHES_PER_CLAIM_IDLE
+            async with kept_claimed(touch, every, partial(self._loops.error, "touch")):
+                await self._runner(step, copy_data(delivery.data), delivery.trace_id)
         except asyncio.CancelledError:
             raise  # stays pending in the stream; XAUTOCLAIM hands it to a live worker later
         except Exception as exc:

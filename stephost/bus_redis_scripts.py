@@ -148,6 +148,19 @@ return #due
 """
 
 
+# KEYS: stream. ARGV: group, consumer, entry id.
+# Resets the entry's idle time (no delivery counted) while it is still this consumer's: a live worker
+# keeps its entry, so XAUTOCLAIM takes over only a dead worker's. Returns 0 when it is no longer ours.
+_TOUCH = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then
+  return 0
+end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"""
+
+
 class BusScripts:
     """The scripts registered on one client (EVALSHA, reloaded by redis-py after an emptied Redis
     answers NOSCRIPT)."""
@@ -159,6 +172,7 @@ class BusScripts:
         self._publish_many = redis.register_script(_PUBLISH_MANY)
         self._finish = redis.register_script(_FINISH)
         self._move_due = redis.register_script(_MOVE_DUE)
+        self._touch = redis.register_script(_TOUCH)
 
     async def publish(self, max_size: int, topic: str, data: str, trace_id: str, steps: list[str]) -> tuple[bool, int]:
         keys = [self._keys.pending, *(self._keys.stream(step) for step in steps)]
@@ -175,6 +189,9 @@ class BusScripts:
     async def finish(self, stream: str, entry_id: Any, outcome: Outcome, payload: str = "", due: float = 0.0) -> bool:
         keys = [stream, self._keys.pending, self._keys.retry, self._dead_letters_key]
         return bool(await self._finish(keys=keys, args=[GROUP, entry_id, str(outcome), payload, due]))
+
+    async def touch(self, stream: str, consumer: str, entry_id: Any) -> bool:
+        return bool(await self._touch(keys=[stream], args=[GROUP, consumer, entry_id]))
 
     async def move_due(self, now: float) -> int:
         return int(await self._move_due(keys=[self._keys.retry], args=[now, self._keys.stream_prefix]))

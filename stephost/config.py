@@ -63,8 +63,9 @@ class QueueConfig(_Section):
     backoff_max_seconds: float = Field(default=60.0, alias="backoffMaxSeconds", ge=0)
     workers: int = Field(default=4, ge=1)
     max_size: int = Field(default=10_000, alias="maxSize", ge=1)
-    # Redis Streams bus only: an entry unacknowledged this long belongs to a dead worker.
-    claim_idle_seconds: float = Field(default=60.0, alias="claimIdleSeconds", gt=0)
+    # Redis Streams bus only: an entry untouched this long belongs to a dead worker (a live worker
+    # touches the entry of a running handler every third of it) and is taken over.
+    claim_idle_seconds: float = Field(default=10.0, alias="claimIdleSeconds", gt=0)
     # Redis Streams bus only: backoff of a worker loop after a Redis error (doubling up to the max).
     reconnect_base_seconds: float = Field(default=0.1, alias="reconnectBaseSeconds", gt=0)
     reconnect_max_seconds: float = Field(default=2.0, alias="reconnectMaxSeconds", gt=0)

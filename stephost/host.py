@@ -142,6 +142,10 @@ class StepHost:
     async def dead_letters(self) -> list[dict[str, Any]]:
         return await self.dead_letter_store.read_all()
 
+    async def dead_letter_count(self) -> int:
+        """How many dead letters there are, in one cheap call (``LLEN``): for /health and /metrics."""
+        return await self.dead_letter_store.count()
+
     async def run_cron(self, step_name: str) -> None:
         """Run one cron step now (waits for a scheduled run of it to finish first)."""
         await self.cron.run_now(step_name)

@@ -99,6 +99,16 @@ class RedisServer:
         """Crash (SIGKILL). With ``appendonly`` every acknowledged write is already on disk."""
         self._end(signal.SIGKILL)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its connections open and answers nothing (a hung Redis)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def wipe(self) -> None:
         """Delete the persisted data, so the next start comes up empty. Only while stopped."""
         assert not self.running, "stop the server before wiping its data"

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from services.wiring import REDIS_CLIENT_OPTIONS
 from simulators.testbed import start_testbed
 from stephost.config import HostConfig, parse_host_config
 from stephost.host import StepHost
@@ -115,7 +116,7 @@ def bare_server() -> Iterator[RedisServer]:
 @pytest.fixture
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     server = request.getfixturevalue(request.param)
-    redis = aioredis.from_url(server.url)
+    redis = aioredis.from_url(server.url, **REDIS_CLIENT_OPTIONS)  # the service's own timeouts
     yield redis
     await redis.aclose()
 
