@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mappers.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
+from services.errors import OutcomeUnknownError, RetryableError
 from services.metrics import SyncMetrics
 from services.sync_decision import fingerprint
 from services.sync_log import log_record
@@ -23,6 +24,8 @@ from services.sync_state_store import Link, SyncStateStore
 
 if TYPE_CHECKING:
     from services.advoware_api import AdvowareAPI
+
+ADOPT_WINDOW = timedelta(hours=24)
 
 
 class AdvowareCreator:
@@ -41,8 +44,7 @@ class AdvowareCreator:
         obj = await self._adopt_lost_create(espo_id, want)
         if obj is None:
             await self.store.mark_create_attempt(espo_id, self._now(), want)
-            obj = await self.advo.create_beteiligter(body)
-            self.metrics.writes.labels("advoware").inc()
+            obj = await self._post(body)
         elif fingerprint(advoware_to_canonical(obj)) != want:
             # adopted with the values of an earlier attempt; a person changed the record since
             await self.store.mark_create_attempt(espo_id, self._now(), want)
@@ -56,6 +58,15 @@ class AdvowareCreator:
         await self.store.clear_create_attempt(espo_id)
         return obj
 
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            obj = await self.advo.create_beteiligter(body)
+        except RetryableError as exc:  # it may have been applied: never repeated at once
+            raise OutcomeUnknownError(f"create in Advoware without an answer ({exc}); looked for before "
+                                      "the next attempt", system="advoware", status=exc.status) from exc
+        self.metrics.writes.labels("advoware").inc()
+        return obj
+
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
@@ -66,8 +77,12 @@ class AdvowareCreator:
         if attempt is None or not await self.advo.supports_list():
             return None  # without the list endpoint it cannot be found: the create is repeated
         sent = [want, *attempt.sent]
-        async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - timedelta(minutes=1)):
-            if fingerprint(advoware_to_canonical(obj)) in sent:
+        # A wide window: our clock and Advoware's are never compared closely (this path is rare).
+        async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
+            if fingerprint(advoware_to_canonical(obj)) not in sent:
+                continue
+            owner = await self.store.betnr_owner(int(obj["betNr"]))
+            if owner is None or owner == espo_id:  # never another record's twin
                 log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
                            espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
                 return obj

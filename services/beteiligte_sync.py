@@ -29,6 +29,7 @@ from services.errors import (
     DeferredError,
     FatalError,
     NotFoundError,
+    OutcomeUnknownError,
     RetryableError,
     StaleWriteError,
 )
@@ -219,7 +220,7 @@ class BeteiligteSync:
                     st.espo_edited_at = await self.edit_time(st.record, fallback=True)
             except (DeferredError, RetryableError) as exc:
                 wait = exc.retry_after if isinstance(exc, DeferredError) else QUICK_RETRY_S
-                if transient_left <= 0 or wait > MAX_INLINE_WAIT_S:
+                if transient_left <= 0 or wait > MAX_INLINE_WAIT_S or isinstance(exc, OutcomeUnknownError):
                     return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
                 transient_left -= 1
                 log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}", espo_id=st.espo_id,

@@ -57,6 +57,11 @@ class StaleWriteError(RetryableError):
     """409 on a write: the record changed since we read it (rowId / versionNumber)."""
 
 
+class OutcomeUnknownError(RetryableError):
+    """A create whose answer was lost (timeout, 5xx): it may have been applied. Not repeated at once,
+    only after a backoff long enough for the commit to show, when the attempt looks for it first."""
+
+
 class DeferredError(ApiError):
     """The remote asked us to wait; does not count as a failure of the record."""
 

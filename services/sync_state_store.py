@@ -8,6 +8,7 @@ Keys (prefix ``bsync``):
 - ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
                       writes move ``modifiedAt`` too)
 - ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
 - ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
 Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
@@ -152,7 +153,18 @@ class SyncStateStore:
         return await self._mget("link", espo_ids, Link)
 
     async def save_link(self, espo_id: str, link: Link) -> None:
-        await self.redis.set(self._k("link", espo_id), json.dumps(asdict(link)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("link", espo_id), json.dumps(asdict(link)))
+            pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
+            await pipe.execute()
+
+    async def betnr_owner(self, betnr: int) -> str | None:
+        """The EspoCRM record a Beteiligter is linked to (links saved since this index exists)."""
+        return as_text(await self.redis.hget(self._betnr_owner, str(betnr)))
+
+    @property
+    def _betnr_owner(self) -> str:
+        return f"{self.prefix}:betnr_owner"
 
     async def linked_ids(self) -> set[str]:
         """Every EspoCRM id we hold a link for (SCAN, so a large keyspace does not block Redis)."""
@@ -174,7 +186,10 @@ class SyncStateStore:
         return f"{self.prefix}:failed_deletes"
 
     async def drop_link(self, espo_id: str) -> None:
+        link = await self.get_link(espo_id)
         await self.redis.delete(self._k("link", espo_id), self._k("edited", espo_id))
+        if link is not None and await self.betnr_owner(link.betnr) == espo_id:
+            await self.redis.hdel(self._betnr_owner, str(link.betnr))
 
     # -- creates whose answer may be lost ---------------------------------------------------------
     async def mark_create_attempt(self, espo_id: str, at: datetime, sent: dict[str, str]) -> None:

@@ -296,7 +296,7 @@ async def test_cron_step_holds_a_mass_delete(tb: Testbed) -> None:
     ctx = RecordingContext(emits=cron_step.config["emits"])
     await cron_step.handler(ctx)
     assert ctx.emitted == []
-    assert [e.msg for e in ctx.logs("error")] == ["sync check held by the mass-change guard"]
+    assert [e.msg for e in ctx.logs("error")] == ["sync check held risky records by the mass-change guard"]
 
 
 async def test_delete_event_for_a_record_that_still_exists_keeps_its_advoware_twin() -> None:
