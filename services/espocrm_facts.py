@@ -51,6 +51,10 @@ class EspoFacts:
             return
         self.user_id = _user_id(user)
         self.apply_metadata(meta)
+        if not self.loaded and self.occ is False:
+            log.warning("EspoCRM: optimistic concurrency is off for %s: the sync re-reads a record right "
+                        "before it writes values to it; switch it on in the Entity Manager (see "
+                        "'beteiligte-sync doctor')", ENTITY)
         self.loaded = True
 
     def option_refused(self, exc: ValidationError) -> bool:
