@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
+
 from services.advoware_create import AdvowareCreator
 from services.beteiligte_delete import BeteiligteDeleter
 from services.conflict_policy import ConflictPolicy
@@ -226,6 +228,8 @@ class BeteiligteSync:
                 log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}", espo_id=st.espo_id,
                            betnr=st.record.get("betnr"), decision="retry_inline", trigger=trigger)
                 await asyncio.sleep(wait)
+            except RedisError:
+                raise  # our own store is away, not the record's fault: the bus runs the event again
             except Exception as exc:  # every failure ends on the record, readable
                 return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
 
