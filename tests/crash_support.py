@@ -11,15 +11,16 @@ of ``field_merge`` groups, so the side that changed a field wins it, whatever th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ import httpx
 
 from app.embedded_redis import EmbeddedRedis
 from services.espocrm_api import EspoCRMAPI
-from simulators.advoware.auth import PRODUCT, ROLE, expected_signature
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
+from tests.advoware_staff import ADVO_ENTITY_PATH, HTTP_TIMEOUT_S, AdvowareStaff
 from tests.embedded_support import (
     ESPO_API_KEY,
     STAFF_KEY,
@@ -46,12 +47,7 @@ from tests.redis_server import RedisServer
 
 CLEAN = "clean"
 SYNCING = "syncing"
-ADVO_ENTITY_PATH = "/api/v1/advonet/Beteiligte"
 ESPO_ENTITY_PATH = "/api/v1/CBeteiligte"
-HTTP_TIMEOUT_S = 10.0
-HTTP_CONFLICT = 409
-HTTP_UNAUTHORIZED = 401
-STAFF_EDIT_TRIES = 20
 EVENTS = ("create", "update", "delete")
 
 
@@ -79,48 +75,6 @@ class Outcome:
 
     def ok(self) -> bool:
         return not self.not_clean and not self.duplicates and not self.orphans and not self.lost
-
-
-class AdvowareStaff:
-    """A person working in Advoware: reads a Beteiligter and writes it back changed (full PUT with its
-    ``rowId``; a 409 means someone wrote in between: read again)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._token: str | None = None
-        self._creds = AdvowareSimulator().client_settings()
-
-    def set_email(self, betnr: int, email: str) -> None:
-        for _ in range(STAFF_EDIT_TRIES):
-            row = self._call("GET", betnr).json()
-            answer = self._call("PUT", betnr, json={**row, "email": email})
-            if answer.status_code != HTTP_CONFLICT:
-                answer.raise_for_status()
-                return
-        raise AssertionError(f"Beteiligter {betnr} kept changing under the staff edit")
-
-    def _call(self, method: str, betnr: int, **kw: Any) -> httpx.Response:
-        for _ in range(2):
-            headers = {"Authorization": f"Bearer {self._token or self._new_token()}"}
-            answer = httpx.request(method, f"{self.url}{ADVO_ENTITY_PATH}/{betnr}", headers=headers,
-                                   timeout=HTTP_TIMEOUT_S * 3, **kw)
-            if answer.status_code != HTTP_UNAUTHORIZED:
-                return answer
-            self._token = None
-        answer.raise_for_status()
-        return answer
-
-    def _new_token(self) -> str:
-        c = self._creds
-        nonce, stamp = uuid.uuid4().hex, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {"AppID": c["app_id"], "Kanzlei": c["kanzlei"], "Database": c["database"], "User": c["user"],
-                "Password": c["password"], "Role": ROLE, "Product": PRODUCT, "Nonce": nonce,
-                "RequestTimeStamp": stamp,
-                "HMAC512Signature": expected_signature(c["app_id"], c["api_key"], nonce, stamp)}
-        answer = httpx.post(f"{self.url}/api/v1/Token", json=body, timeout=HTTP_TIMEOUT_S)
-        answer.raise_for_status()
-        self._token = str(answer.json()["access_token"])
-        return self._token
 
 
 class Workload:
@@ -295,7 +249,7 @@ class Installation:
             self.redis.close()
 
 
-def wait_until(probe: Any, deadline_s: float, every: float = 0.2) -> float | None:
+def wait_until(probe: Callable[[], Any], deadline_s: float, every: float = 0.2) -> float | None:
     """Seconds until ``probe()`` was true, or None when ``deadline_s`` passed first."""
     start = time.monotonic()
     while time.monotonic() - start < deadline_s:
@@ -309,12 +263,8 @@ def wait_until(probe: Any, deadline_s: float, every: float = 0.2) -> float | Non
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    import os
-
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 async def _register_webhooks(espo: str, service_url: str) -> dict[str, str]:
