@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -13,8 +14,9 @@ def as_text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def delete_if_equals(redis: Any, key: str, expected: str) -> bool:
-    """Compare-and-delete with WATCH/MULTI: atomic without Lua (works on fakeredis too)."""
+async def _if_equals(redis: Any, key: str, expected: str, act: Callable[[Any], Any]) -> bool:
+    """Run ``act(pipeline)`` in one transaction only while ``key`` holds ``expected`` (WATCH/MULTI:
+    atomic without Lua, so it works on fakeredis too)."""
     async with redis.pipeline(transaction=True) as pipe:
         try:
             await pipe.watch(key)
@@ -22,24 +24,18 @@ async def delete_if_equals(redis: Any, key: str, expected: str) -> bool:
                 await pipe.unwatch()
                 return False
             pipe.multi()
-            pipe.delete(key)
+            act(pipe)
             await pipe.execute()
             return True
         except WatchError:
             return False
+
+
+async def delete_if_equals(redis: Any, key: str, expected: str) -> bool:
+    """Compare-and-delete: a lock or token is removed only by its owner."""
+    return await _if_equals(redis, key, expected, lambda pipe: pipe.delete(key))
 
 
 async def extend_if_equals(redis: Any, key: str, expected: str, ttl_ms: int) -> bool:
-    """Compare-and-pexpire with WATCH/MULTI: extends a lease only for its owner."""
-    async with redis.pipeline(transaction=True) as pipe:
-        try:
-            await pipe.watch(key)
-            if as_text(await pipe.get(key)) != expected:
-                await pipe.unwatch()
-                return False
-            pipe.multi()
-            pipe.pexpire(key, ttl_ms)
-            await pipe.execute()
-            return True
-        except WatchError:
-            return False
+    """Compare-and-pexpire: a lease is extended only for its owner."""
+    return await _if_equals(redis, key, expected, lambda pipe: pipe.pexpire(key, ttl_ms))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,18 +16,14 @@ import pytest
 from services.sync_decision import item_fingerprints
 from services.sync_status import Action
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
+from simulators.testbed import Testbed
 from tests.conftest import SAMPLE
 
 
-@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
-async def bed(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
-    profile, occ = request.param
-    tb = await start_testbed(espo_profile=profile, occ=occ)
-    try:
-        yield tb
-    finally:
-        await tb.close()
+@pytest.fixture
+def bed(tb: Testbed) -> Testbed:
+    """The shared installation of conftest: EspoCRM 8.1.5 without OCC and 9.x with it."""
+    return tb
 
 
 async def linked(tb: Testbed) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from services.conflict_policy import ConflictPolicy
+from simulators.common import FaultRule
 from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
 
@@ -82,3 +83,27 @@ async def test_a_failed_attempt_does_not_make_espocrm_look_newer(tb: Testbed):
     await tb.services.sync.sync(rec["id"], "retry")
     assert tb.espo_record(rec["id"])["addressCity"] == "Advostadt"
     assert tb.advo_record(rec["betnr"])["ort"] == "Advostadt"
+
+
+async def test_an_edit_during_a_failing_attempt_keeps_its_time(tb: Testbed):
+    rec = await linked(tb)
+    set_clocks(tb, "10:00")
+    tb.advo.edit(rec["betnr"], email="advoware@example.org")  # older edit
+
+    def person_saves() -> None:  # 10:30, while the attempt is running; our failure write comes at 10:40
+        set_clocks(tb, "10:30")
+        tb.espo.user_edit(rec["id"], emailAddress="person@example.org")
+        set_clocks(tb, "10:40")
+
+    set_clocks(tb, "10:29")
+    tb.advo.faults.add(FaultRule(method="GET", path=r"/advonet/Beteiligte/\d+$", status=500, times=1,
+                                  before=person_saves))
+    tb.advo.faults.add(FaultRule(method="GET", path=r"/advonet/Beteiligte/\d+$", status=500, times=1))
+    failed = await tb.services.sync.sync(rec["id"], "sync_check")
+    assert failed.status == "failed", failed.describe()
+    assert tb.espo_record(rec["id"])["modifiedById"] == tb.espo.api_user_id
+    set_clocks(tb, "11:00")
+    await tb.services.sync.sync(rec["id"], "retry")
+    espo, advo = tb.espo_record(rec["id"]), tb.advo_record(rec["betnr"])
+    assert (espo["emailAddress"], advo["email"]) == ("person@example.org", "person@example.org"), (
+        "the 10:30 EspoCRM edit lost to the 10:00 Advoware edit")
