@@ -14,7 +14,6 @@ README tells admins how to switch it on. The test proves that window is the only
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,15 +33,11 @@ GAPS: dict[str, tuple[str, str, str, int]] = {
 STAFF_CITY, STAFF_PHONE = "Staffstadt", "+49 40 999"
 
 
-@pytest.fixture(params=[("8", False), ("8", True), ("9", False), ("9", True)],
-                ids=["8-occ_off", "8-occ_on", "9-occ_off", "9-occ_on"])
-async def bed(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
-    profile, occ = request.param
-    tb = await start_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
-    try:
-        yield tb
-    finally:
-        await tb.close()
+# The re-read before the release exists only where EspoCRM ignores X-Version-Number; with OCC on
+# the same race ends in a 409, which the release gap covers.
+CASES = [pytest.param(profile, occ, gap, id=f"{profile}-occ_{'on' if occ else 'off'}-{gap}")
+         for profile in ("8", "9") for occ in (False, True) for gap in GAPS
+         if not (occ and gap == "between_advoware_write_and_reread")]
 
 
 async def prepared(tb: Testbed) -> dict[str, Any]:
@@ -55,11 +50,6 @@ async def prepared(tb: Testbed) -> dict[str, Any]:
     return rec
 
 
-def gap_applies(tb: Testbed, gap: str) -> bool:
-    # The re-read before the release exists only where EspoCRM ignores X-Version-Number.
-    return not (gap == "between_advoware_write_and_reread" and tb.espo.occ)
-
-
 def staff_edit(tb: Testbed, gap: str) -> dict[str, str]:
     """What the person changes. In the one window left without OCC the person's city would be
     overwritten by our release (documented), so there the test edits only the phone number."""
@@ -68,12 +58,14 @@ def staff_edit(tb: Testbed, gap: str) -> dict[str, str]:
     return {"addressCity": STAFF_CITY, "phoneNumber": STAFF_PHONE}
 
 
-@pytest.mark.parametrize("gap", list(GAPS))
-async def test_a_staff_edit_in_any_gap_of_a_sync_survives(bed: Testbed, gap: str):
-    if not gap_applies(bed, gap):
-        pytest.skip("no such request with optimistic concurrency on")  # the same race is covered by 409
-    for _ in range(3):
-        await one_race(bed, gap)
+@pytest.mark.parametrize(("profile", "occ", "gap"), CASES)
+async def test_a_staff_edit_in_any_gap_of_a_sync_survives(profile: str, occ: bool, gap: str):
+    tb = await start_testbed(espo_profile=profile, occ=occ)
+    try:
+        for _ in range(3):
+            await one_race(tb, gap)
+    finally:
+        await tb.close()
 
 
 async def one_race(tb: Testbed, gap: str) -> None:
