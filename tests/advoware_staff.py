@@ -28,7 +28,7 @@ class AdvowareStaff:
         self._token: str | None = None
         self._creds = AdvowareSimulator().client_settings()
 
-    def set_email(self, betnr: int, email: str) -> None:
+    def set_email(self, betnr: int, email: str | None) -> None:
         for _ in range(STAFF_EDIT_TRIES):
             row = self._call("GET", betnr).json()
             answer = self._call("PUT", betnr, json={**row, "email": email})

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.check_report import ExitCode
-from tests.crash_support import ADVO_ENTITY_PATH, Installation, Workload
+from tests.crash_support import ADVO_ENTITY_PATH, Installation, Workload, espo_records
 from tests.embedded_support import set_faults, state_root
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -71,3 +71,20 @@ def test_sync_check_exits_4_when_its_timeout_runs_out(inst: Installation) -> Non
     done = inst.cli("sync-check", "--timeout", SHORT_TIMEOUT_S)
     assert done.returncode == ExitCode.TIMED_OUT, done.stdout + done.stderr
     assert "timed out" in done.stderr
+
+
+def test_a_held_mass_change_exits_2_and_still_syncs_every_other_record(inst: Installation) -> None:
+    work = Workload(inst.espo, inst.advo, "Guard")
+    ids = [work.create() for _ in range(5)]
+    assert inst.sync_check().returncode == ExitCode.OK
+    betnrs = work.linked()
+    for espo_id in ids[:3]:  # three e-mails emptied in Advoware: more than 20 % of the linked records
+        work.advo_staff.set_email(betnrs[espo_id], None)
+    work.edit_advo(ids[4], betnrs[ids[4]])  # an ordinary edit
+    done = inst.sync_check()
+    assert done.returncode == ExitCode.REFUSED, done.stdout + done.stderr
+    assert "HELD" in done.stderr and "--confirm-mass-change" in done.stderr
+    espo = {r["id"]: r for r in espo_records(inst.espo)}
+    assert espo[ids[4]]["emailAddress"] == work.expected[ids[4]].email, "the ordinary edit was held too"
+    for espo_id in ids[:3]:  # the risky ones wait for an operator
+        assert espo[espo_id]["emailAddress"] == work.expected[espo_id].email
