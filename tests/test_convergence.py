@@ -2,7 +2,7 @@
 
 Many records, random edits on both sides, webhooks lost / duplicated / reordered / held back, random
 API faults (5xx, 503, 429, timeouts, expired tokens). After the faults stop and ONE sync check: every
-pair agrees per its group's strategy (the model in :func:`simulators.chaos.allowed_values`), unmapped
+pair agrees per its group's strategy (the model in :func:`tests.chaos.allowed_values`), unmapped
 fields are intact, nothing is left ``syncing``/``failed``, and a second sync check writes nothing.
 Run with ``-s`` to see the figures. ``bench/convergence_bench.py`` is the same at scale.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from services.conflict_policy import ConflictPolicy
-from simulators.chaos import ChaosConfig, ChaosRun, RecordModel, allowed_values
 from simulators.testbed import start_testbed
+from tests.chaos import ChaosConfig, ChaosRun, RecordModel, allowed_values
 
 
 @pytest.mark.parametrize(
