@@ -112,17 +112,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _dead_letter_of(delivery: Delivery, error: str) -> dict[str, Any]:
+    return dead_letter_record(topic=delivery.topic, step=delivery.step, data=delivery.data, error=error,
+                              attempts=delivery.attempt, trace_id=delivery.trace_id)
+
+
 async def dead_letter(store: DeadLetterStore, delivery: Delivery, error: str) -> None:
     """Store a dead letter and log it at error level. Never raises: if the store is down, the full
     record goes to the log instead, so the event is never dropped silently."""
-    record = dead_letter_record(
-        topic=delivery.topic,
-        step=delivery.step,
-        data=delivery.data,
-        error=error,
-        attempts=delivery.attempt,
-        trace_id=delivery.trace_id,
-    )
+    record = _dead_letter_of(delivery, error)
     try:
         await store.add(record)
     except Exception as exc:  # the log line below is then the only copy
@@ -137,14 +135,7 @@ async def dead_letter(store: DeadLetterStore, delivery: Delivery, error: str) ->
 
 def dead_letter_json(delivery: Delivery, error: str) -> str:
     """The dead-letter record of ``delivery`` as stored in the dead-letter list."""
-    record = dead_letter_record(
-        topic=delivery.topic,
-        step=delivery.step,
-        data=delivery.data,
-        error=error,
-        attempts=delivery.attempt,
-        trace_id=delivery.trace_id,
-    )
+    record = _dead_letter_of(delivery, error)
     return json.dumps(record, default=str, ensure_ascii=False)
 
 

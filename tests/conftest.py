@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -67,3 +68,13 @@ SAMPLE = {
     "addressCountry": "Deutschland",
     "description": "Mandantin seit 2020",
 }
+
+
+async def synced_record(tb: Testbed) -> dict[str, Any]:
+    """SAMPLE created by staff and synced; a second flush delivers EspoCRM 8.x's echoes of our writes."""
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    assert rec["syncStatus"] == "clean"
+    return rec

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,7 @@ from services.sync_decision import item_fingerprints
 from services.sync_status import Action
 from simulators.common import FaultRule
 from simulators.testbed import Testbed
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, synced_record
 
 
 @pytest.fixture
@@ -26,17 +25,8 @@ def bed(tb: Testbed) -> Testbed:
     return tb
 
 
-async def linked(tb: Testbed) -> dict[str, Any]:
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
-    assert rec["syncStatus"] == "clean"
-    return rec
-
-
 async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Testbed):
-    rec = await linked(bed)
+    rec = await synced_record(bed)
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
     # the release PUT (PUT #2 after the mark) is applied at once, its answer takes 1 s to arrive
@@ -60,7 +50,7 @@ async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Te
 
 async def test_hostile_a_webhook_during_the_release_window_goes_to_the_holder(bed: Testbed):
     """Fixed: the webhook meets the held lease instead of the old base, and the holder runs once more."""
-    rec = await linked(bed)
+    rec = await synced_record(bed)
     espo_id = rec["id"]
     bed.espo.user_edit(espo_id, addressCity="Potsdam")
     served = threading.Event()

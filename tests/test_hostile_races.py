@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from simulators.common import FaultRule
 from simulators.testbed import Testbed, start_testbed
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, synced_record
 
 ADVO_ITEM = r"/advonet/Beteiligte/\d+$"
 
@@ -24,17 +23,8 @@ async def bed(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
         await tb.close()
 
 
-async def linked(tb: Testbed) -> dict[str, Any]:
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
-    assert rec["syncStatus"] == "clean"
-    return rec
-
-
 async def test_hostile_advoware_edit_between_our_get_and_put_survives(bed: Testbed):
-    rec = await linked(bed)
+    rec = await synced_record(bed)
     bed.espo.user_edit(rec["id"], firstName="Anne")
 
     def advoware_user_saves() -> None:  # between our Advoware GET and our PUT: the PUT meets 409
@@ -82,7 +72,7 @@ async def test_hostile_create_whose_release_fails_is_not_created_twice(bed: Test
 
 
 async def test_hostile_record_deleted_mid_update_ends_deleted_everywhere(bed: Testbed):
-    rec = await linked(bed)
+    rec = await synced_record(bed)
     bed.espo.user_edit(rec["id"], firstName="Anne")
     bed.advo.faults.add(FaultRule(method="PUT", path=ADVO_ITEM, times=1,
                                   before=lambda: bed.espo.user_delete(rec["id"])))
