@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulators.testbed import Testbed, start_testbed  # noqa: E402
+from tests.testbed import Testbed, start_testbed  # noqa: E402
 
 SAMPLE: dict[str, Any] = {
     "salutationName": "Herr", "firstName": "Jan", "lastName": "Meier", "rechtsform": "natürliche Person",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.conflict_policy import ConflictPolicy  # noqa: E402
-from simulators.testbed import start_testbed  # noqa: E402
+from domain.conflict_policy import ConflictPolicy  # noqa: E402
 from tests.chaos import ChaosConfig, ChaosRun  # noqa: E402
+from tests.testbed import start_testbed  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.webhook_intake import MAX_ITEMS  # noqa: E402
+from entrypoints.webhook_intake import MAX_ITEMS  # noqa: E402
 from stephost.config import HttpConfig  # noqa: E402
 from tests.edge_service import EdgeService, edge_service  # noqa: E402
 from tests.flood import FloodSpec, flood_client, percentile, post_signed, probe_health_until, rss_mib, run_flood  # noqa: E402

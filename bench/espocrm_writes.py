@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulators.espocrm import STOCK_SALUTATIONS  # noqa: E402
-from simulators.testbed import Testbed, start_testbed  # noqa: E402
+from tests.testbed import Testbed, start_testbed  # noqa: E402
 
 PERSON = {"salutationName": "Ms.", "firstName": "Jana", "rechtsform": "natürliche Person",
           "emailAddress": "jana@example.org", "phoneNumber": "+49 30 1234567", "addressCity": "Berlin"}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulators.testbed import start_testbed  # noqa: E402
 from tests.test_lock_handoff import POINTS, race_once  # noqa: E402
+from tests.testbed import start_testbed  # noqa: E402
 
 
 async def measure(rounds: int, profile: str) -> dict[str, tuple[int, int]]:

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from services.webhook_intake import intake
-from services.wiring import get_services
+from entrypoints.bootstrap import get_services
+from entrypoints.webhook_intake import intake
 
 config = {
     "type": "api",

@@ -3,8 +3,8 @@
 import os
 from typing import Any
 
-from services.sync_check import enqueue_plan
-from services.wiring import get_services
+from entrypoints.bootstrap import get_services
+from sync.sync_check import enqueue_plan
 
 config = {
     "type": "cron",

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from services.wiring import get_services
+from entrypoints.bootstrap import get_services
 
 config = {
     "type": "event",

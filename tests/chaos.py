@@ -33,11 +33,11 @@ from typing import Any
 
 import httpx
 
-from mappers.beteiligte_mapper import ADVOWARE_UNMAPPED_WRITABLE
-from services.conflict_policy import ConflictPolicy
+from domain.beteiligte_mapper import ADVOWARE_UNMAPPED_WRITABLE
+from domain.conflict_policy import ConflictPolicy
 from simulators.common import FaultRule
 from simulators.espocrm.webhooks import php_json_encode, signature_header
-from simulators.testbed import Testbed
+from tests.testbed import Testbed
 
 ESPO_UNMAPPED: tuple[str, ...] = ("description", "beteiligtenRolle")
 ADVO_UNMAPPED: tuple[str, ...] = ADVOWARE_UNMAPPED_WRITABLE

@@ -6,11 +6,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from simulators.testbed import Testbed, start_testbed
 from stephost.host import StepHost
 from tests.embedded_support import state_root
 from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
+from tests.testbed import Testbed, start_testbed
 
 
 @pytest.fixture(scope="session", autouse=True)

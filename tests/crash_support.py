@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from app.embedded_redis import EmbeddedRedis
-from services.espocrm_api import EspoCRMAPI
+from adapters.embedded_redis import EmbeddedRedis
+from adapters.espocrm_api import EspoCRMAPI
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
 from tests.advoware_staff import ADVO_ENTITY_PATH, HTTP_TIMEOUT_S, AdvowareStaff

@@ -22,9 +22,9 @@ from typing import Any
 
 import uvicorn
 
-from simulators.testbed import Testbed, start_testbed
 from stephost.http_server import server_config
 from tests.flood import Hook
+from tests.testbed import Testbed, start_testbed
 
 READY_TIMEOUT_S = 60
 ROOT = Path(__file__).resolve().parent.parent

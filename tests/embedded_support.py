@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from app.embedded_redis import SANDBOX_SUBDIR, EmbeddedRedis
-from app.sandbox_owner import PUBLISHED
+from adapters.embedded_redis import SANDBOX_SUBDIR, EmbeddedRedis
+from entrypoints.sandbox_owner import PUBLISHED
 from simulators.common import free_port
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def env_for(state_dir: Path, port: int, **extra: str) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """One ``beteiligte-sync`` command to its end."""
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "entrypoints.cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=CLI_TIMEOUT_S)
 
 
@@ -105,7 +105,7 @@ class Process:
 
 
 def start_serve(env: dict[str, str], cwd: Path) -> Process:
-    serve = Process([sys.executable, "-m", "app.cli", "serve"], env, cwd, f"serve-{time.monotonic_ns()}.log")
+    serve = Process([sys.executable, "-m", "entrypoints.cli", "serve"], env, cwd, f"serve-{time.monotonic_ns()}.log")
     url = f"http://127.0.0.1:{env['PORT']}/health"
 
     def healthy() -> bool:

@@ -17,8 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.advoware_api import AdvowareAPI, request_timestamp, sign_token_request
-from services.errors import (
+from adapters.advoware_api import AdvowareAPI, request_timestamp, sign_token_request
+from adapters.errors import (
     AuthenticationError,
     BadResponseError,
     DeferredError,

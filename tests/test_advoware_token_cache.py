@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from services.advoware_token_cache import AdvowareTokenCache
+from adapters.advoware_token_cache import AdvowareTokenCache
 from tests.redis_server import redis_server
 
 needs_redis = pytest.mark.redis  # a real redis-server; missing binary fails, never skips

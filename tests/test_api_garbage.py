@@ -7,10 +7,10 @@ import httpx
 import pytest
 import respx
 
-from services.advoware_api import AdvowareAPI
-from services.errors import BadResponseError, FatalError
-from services.espocrm_api import EspoCRMAPI
-from services.sync_failures import classify, describe
+from adapters.advoware_api import AdvowareAPI
+from adapters.errors import BadResponseError, FatalError
+from adapters.espocrm_api import EspoCRMAPI
+from sync.sync_failures import classify, describe
 
 ESPO = "http://espo.test"
 ADVO = "http://advo.test"

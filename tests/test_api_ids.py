@@ -10,11 +10,11 @@ import fakeredis
 import httpx
 import pytest
 
-from services.advoware_api import AdvowareAPI
-from services.errors import FatalError, ValidationError
-from services.espocrm_api import EspoCRMAPI
-from services.sync_failures import classify
-from simulators.testbed import Testbed
+from adapters.advoware_api import AdvowareAPI
+from adapters.errors import FatalError, ValidationError
+from adapters.espocrm_api import EspoCRMAPI
+from sync.sync_failures import classify
+from tests.testbed import Testbed
 
 E = "CBeteiligte"
 BAD_IDS: list[Any] = [

@@ -1,6 +1,6 @@
 import pytest
 
-from mappers.beteiligte_mapper import (
+from domain.beteiligte_mapper import (
     FIELDS,
     MappingError,
     advoware_to_canonical,

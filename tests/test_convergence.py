@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.conflict_policy import ConflictPolicy
-from simulators.testbed import start_testbed
+from domain.conflict_policy import ConflictPolicy
 from tests.chaos import ChaosConfig, ChaosRun, RecordModel, allowed_values
+from tests.testbed import start_testbed
 
 
 @pytest.mark.parametrize(

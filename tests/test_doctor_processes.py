@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.doctor_espocrm import TEST_LAST_NAME
+from entrypoints.doctor_espocrm import TEST_LAST_NAME
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
 from tests.embedded_support import (
@@ -51,7 +51,7 @@ ALL_CHECKS = {"configuration", "EspoCRM access", "entity CBeteiligte", "CBeteili
 
 
 def run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "entrypoints.cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, encoding="utf-8", timeout=CLI_TIMEOUT_S)
 
 

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from app.doctor_espocrm import TEST_LAST_NAME, rights
-from services.setup_report import Status
-from simulators.testbed import Testbed
+from entrypoints.doctor_espocrm import TEST_LAST_NAME, rights
+from sync.setup_report import Status
+from tests.testbed import Testbed
 
 
 def doctor_records(tb: Testbed) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 async def created(tb: Testbed, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.embedded_redis import SANDBOX_SUBDIR, EmbeddedRedis
-from services.espocrm_api import EspoCRMAPI
+from adapters.embedded_redis import SANDBOX_SUBDIR, EmbeddedRedis
+from adapters.espocrm_api import EspoCRMAPI
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
 from stephost.state import DeadLetterStore

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-import app.embedded_redis as embedded_redis
-from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
-from app.runtime import build_host
+import adapters.embedded_redis as embedded_redis
+from adapters.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
 from config.settings import Settings
-from services.wiring import build_services, is_real_redis, make_redis
+from entrypoints.bootstrap import build_services, is_real_redis, make_redis
+from entrypoints.runtime import build_host
 from stephost.bus_redis import RedisStreamBus
 from tests.embedded_support import cli, env_for, state_root
 
 pytestmark = pytest.mark.redis
 
 START_AND_PRINT_PID = (
-    "import sys; from pathlib import Path; from app.embedded_redis import EmbeddedRedis; "
+    "import sys; from pathlib import Path; from adapters.embedded_redis import EmbeddedRedis; "
     "s = EmbeddedRedis(Path(sys.argv[1])); s.ensure_running(); print(s.server_pid())"
 )
 
@@ -120,7 +120,8 @@ def test_state_dir_too_long_for_a_socket_is_refused_in_one_line(root: Path) -> N
 
 
 def test_production_code_never_loads_fakeredis() -> None:
-    probe = "import sys, app.cli, app.startup, services.wiring, stephost.host; print('fakeredis' in sys.modules)"
+    probe = ("import sys, entrypoints.cli, entrypoints.startup, entrypoints.bootstrap, stephost.host; "
+             "print('fakeredis' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

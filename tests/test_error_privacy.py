@@ -9,12 +9,12 @@ import fakeredis
 import httpx
 import pytest
 
-from services.advoware_api import AdvowareAPI
-from services.errors import ValidationError, without_personal_data
-from services.espocrm_api import EspoCRMAPI
-from simulators.testbed import Testbed
+from adapters.advoware_api import AdvowareAPI
+from adapters.errors import ValidationError, without_personal_data
+from adapters.espocrm_api import EspoCRMAPI
 from tests.conftest import SAMPLE
 from tests.test_api_ids import Recorder
+from tests.testbed import Testbed
 
 PERSONAL = ("1234567", "anna@example.org", "Müller", "Schmidt", "Anna", "10115", "1980")
 DETAIL = "telefon: '+49 30 1234567' von Anna Müller (anna@example.org, 10115 Berlin, *1980-04-12) ist ungültig"

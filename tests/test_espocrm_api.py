@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from services.errors import (
+from adapters.errors import (
     AuthenticationError,
     BadResponseError,
     DeferredError,
@@ -17,7 +17,7 @@ from services.errors import (
     StaleWriteError,
     ValidationError,
 )
-from services.espocrm_api import EspoCRMAPI, encode_bracket_params
+from adapters.espocrm_api import EspoCRMAPI, encode_bracket_params
 from simulators.common import ServerHandle, free_port, serve_in_thread
 from simulators.espocrm.simulator import EspoCRMSimulator
 

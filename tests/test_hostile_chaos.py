@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from simulators.common import FaultRule
-from simulators.testbed import start_testbed
 from tests.chaos import ChaosConfig, ChaosRun
+from tests.testbed import start_testbed
 
 
 @pytest.mark.parametrize(("occ", "seed"), [(False, 11), (True, 12)], ids=["8-occ_off", "8-occ_on"])

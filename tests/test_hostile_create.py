@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mappers.beteiligte_mapper import canonical_to_advoware, espo_to_canonical
+from domain.beteiligte_mapper import canonical_to_advoware, espo_to_canonical
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 POST = r"/advonet/Beteiligte$"
 

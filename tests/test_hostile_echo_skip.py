@@ -12,11 +12,11 @@ import threading
 
 import pytest
 
-from services.sync_decision import item_fingerprints
-from services.sync_status import Action
+from domain.decision import item_fingerprints
+from domain.sync_status import Action
 from simulators.common import FaultRule
-from simulators.testbed import Testbed
 from tests.conftest import SAMPLE, synced_record
+from tests.testbed import Testbed
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE, synced_record
+from tests.testbed import Testbed, start_testbed
 
 ADVO_ITEM = r"/advonet/Beteiligte/\d+$"
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from simulators.espocrm import STOCK_SALUTATIONS
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 @pytest.fixture(params=[False, True], ids=["8-occ_off", "8-occ_on"])

@@ -12,10 +12,10 @@ import asyncio
 
 import pytest
 
-from services.errors import ApiError
+from adapters.errors import ApiError
 from simulators.common import FaultRule
-from simulators.testbed import start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import start_testbed
 
 
 async def test_hostile_a_delayed_past_timeout_advoware_post_is_still_applied():

@@ -8,8 +8,8 @@ import pytest
 
 from simulators.espocrm import STOCK_SALUTATIONS
 from simulators.espocrm.fields import GERMAN_SALUTATIONS
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 @pytest.fixture

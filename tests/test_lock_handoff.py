@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from services.beteiligte_sync import LockBusyError
-from services.sync_decision import item_fingerprints
+from domain.decision import item_fingerprints
 from simulators.common import FaultRule
-from simulators.testbed import Testbed
+from sync.beteiligte_sync import LockBusyError
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed
 
 # (simulator, method, path, matching requests to let through first, "before" | "after")
 POINTS: dict[str, tuple[str, str, str, int, str]] = {

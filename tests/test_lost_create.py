@@ -3,8 +3,8 @@ record before the next attempt (which then sends other values than the lost one 
 
 from __future__ import annotations
 
-from simulators.testbed import start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import start_testbed
 
 ADVO_COLLECTION = "/advonet/Beteiligte$"
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from services.conflict_policy import ConflictPolicy
+from domain.conflict_policy import ConflictPolicy
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 def at(hh_mm: str) -> datetime:

@@ -11,7 +11,7 @@ import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config.settings import Settings
-from services.wiring import REDIS_SOCKET_TIMEOUT_S, make_redis
+from entrypoints.bootstrap import REDIS_SOCKET_TIMEOUT_S, make_redis
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

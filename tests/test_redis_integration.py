@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from services.sync_state_store import LEASE_MS, Link, SyncStateStore
-from simulators.testbed import Testbed, start_testbed
+from adapters.sync_state_store import LEASE_MS, Link, SyncStateStore
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 pytestmark = pytest.mark.redis
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from mappers.beteiligte_mapper import configure_value_maps
-from services.setup_contract import (
+from domain.beteiligte_mapper import configure_value_maps
+from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
+from simulators.espocrm.simulator import EspoCRMSimulator
+from sync.setup_contract import (
     contract_fields,
     entity_defs,
     entity_line,
@@ -16,10 +18,8 @@ from services.setup_contract import (
     fields_line,
     occ_line,
 )
-from services.setup_report import Line, Status, exit_code
-from services.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
-from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
-from simulators.espocrm.simulator import EspoCRMSimulator
+from sync.setup_report import Line, Status, exit_code
+from sync.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
 
 URL = "https://sync.kanzlei.example"
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from mappers.beteiligte_mapper import espo_to_canonical
+from domain.beteiligte_mapper import espo_to_canonical
 from simulators.common import FaultRule
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 # gap -> (simulator, method, path, matching requests let through first)
 GAPS: dict[str, tuple[str, str, str, int]] = {

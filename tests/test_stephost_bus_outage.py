@@ -17,12 +17,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from services.wiring import REDIS_CLIENT_OPTIONS
-from simulators.testbed import start_testbed
+from entrypoints.bootstrap import REDIS_CLIENT_OPTIONS
 from stephost.config import HostConfig, parse_host_config
 from stephost.host import StepHost
 from tests.redis_server import RedisServer
 from tests.stephost_fixtures import outage as rec
+from tests.testbed import start_testbed
 
 pytestmark = pytest.mark.redis
 

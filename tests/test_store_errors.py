@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services.sync_state_store import Link
-from simulators.testbed import start_testbed
+from adapters.sync_state_store import Link
 from tests.conftest import SAMPLE
+from tests.testbed import start_testbed
 
 
 async def test_a_redis_error_mid_sync_is_retried_by_the_bus_not_put_on_the_record(

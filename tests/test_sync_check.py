@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.sync_check import describe_plan
 from simulators.common import free_port
-from simulators.testbed import Testbed, start_testbed
+from sync.sync_check import describe_plan
 from tests.conftest import SAMPLE
 from tests.embedded_support import env_for, state_root
+from tests.testbed import Testbed, start_testbed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +111,7 @@ def test_cli_sync_check_in_sandbox_mode_syncs_the_samples_and_exits_zero():
 
 
 def _cli_sync_check_in_sandbox_mode(env: dict[str, str]) -> None:
-    cli = [sys.executable, "-m", "app.cli"]
+    cli = [sys.executable, "-m", "entrypoints.cli"]
     dry = subprocess.run([*cli, "sync-check", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     assert dry.returncode == 0, dry.stderr

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.check_report import ExitCode
+from entrypoints.check_report import ExitCode
 from tests.crash_support import ADVO_ENTITY_PATH, Installation, Workload, espo_records
 from tests.embedded_support import set_faults, state_root
 

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mappers.beteiligte_mapper import FIELDS
-from services.conflict_policy import ConflictPolicy, GroupPolicy
-from services.sync_decision import Base, decide, fingerprint
+from domain.beteiligte_mapper import FIELDS
+from domain.conflict_policy import ConflictPolicy, GroupPolicy
+from domain.decision import Base, decide, fingerprint
 
 BASE_VALUES = {f.espo: None for f in FIELDS} | {
     "lastName": "Meier",

@@ -1,4 +1,4 @@
-"""Property tests of the pure sync decision (``services.sync_decision.decide``).
+"""Property tests of the pure sync decision (``domain.decision.decide``).
 
 Inputs are built the way a real sync sees them: a "last synced" dict both sides agreed on, each side
 derived from it with a few random edits (tiny alphabet incl. ``None`` so collisions happen), and an
@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mappers.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
-from services.conflict_policy import STRATEGIES, TIEBREAKS, ConflictPolicy, GroupPolicy
-from services.sync_decision import ADVO, ESPO, Base, Decision, decide, fingerprint
+from domain.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
+from domain.conflict_policy import STRATEGIES, TIEBREAKS, ConflictPolicy, GroupPolicy
+from domain.decision import ADVO, ESPO, Base, Decision, decide, fingerprint
 
 NAMES = [f.espo for f in FIELDS]
 VALUE = st.sampled_from([None, "a", "b", "c"])

@@ -4,8 +4,7 @@ import random
 
 import pytest
 
-from mappers.beteiligte_mapper import MappingError
-from services.errors import (
+from adapters.errors import (
     AuthenticationError,
     BadResponseError,
     DeferredError,
@@ -16,7 +15,8 @@ from services.errors import (
     ValidationError,
     error_for_status,
 )
-from services.sync_failures import MAX_FAILURES, PERMANENT_RETRY_S, backoff_seconds, plan_failure
+from domain.beteiligte_mapper import MappingError
+from sync.sync_failures import MAX_FAILURES, PERMANENT_RETRY_S, backoff_seconds, plan_failure
 
 
 @pytest.mark.parametrize(

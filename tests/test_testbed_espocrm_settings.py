@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from simulators.espocrm import GERMAN_SALUTATIONS
-from simulators.testbed import Testbed, start_testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 
 async def test_defaults_are_a_real_espocrm_with_german_salutations() -> None:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.timestamps import format_espo, parse_advoware, parse_espo
+from domain.timestamps import format_espo, parse_advoware, parse_espo
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mappers import beteiligte_mapper as mapper
-from mappers.beteiligte_mapper import (
+from domain import beteiligte_mapper as mapper
+from domain.beteiligte_mapper import (
     MappingError,
     advoware_to_canonical,
     canonical_to_espo,
@@ -17,8 +17,8 @@ from mappers.beteiligte_mapper import (
     espo_to_canonical,
     value_maps,
 )
-from mappers.value_maps import DEFAULT_FILE, ValueMapError
-from services.espocrm_facts import EspoFacts
+from domain.value_maps import DEFAULT_FILE, ValueMapError
+from sync.espocrm_facts import EspoFacts
 
 STOCK = ["", "Mr.", "Ms.", "Mrs.", "Dr."]
 GERMAN = ["", "Herr", "Frau", "Divers", "Firma"]

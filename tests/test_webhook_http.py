@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.webhook_intake import MAX_ITEMS
+from entrypoints.webhook_intake import MAX_ITEMS
 from simulators.espocrm.webhooks import legacy_signature_header, php_json_encode, signature_header
-from simulators.testbed import Testbed
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed
 
 FOUR_MIB = 4 * 1024 * 1024
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import fakeredis
 
-from services.webhook_secrets import WebhookSecretStore
-from services.webhook_setup import HookEvent, Outcome, hook_url, register
-from simulators.testbed import Testbed
+from adapters.webhook_secrets import WebhookSecretStore
+from sync.webhook_setup import HookEvent, Outcome, hook_url, register
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed
 
 
 class StoreDown:

@@ -13,18 +13,18 @@ from typing import Any, cast
 
 import pytest
 
-import services.wiring as wiring
-from services.metrics import SyncMetrics
-from services.sync_decision import item_fingerprints
+import entrypoints.bootstrap as wiring
+from domain.decision import item_fingerprints
 from simulators.espocrm.webhooks import php_json_encode
-from simulators.testbed import Testbed, start_testbed
 from stephost.testing import RecordingContext, make_request
 from steps import beteiligte_create_api_step as create_step
 from steps import beteiligte_delete_api_step as delete_step
 from steps import beteiligte_sync_cron_step as cron_step
 from steps import beteiligte_sync_event_step as event_step
 from steps import beteiligte_update_api_step as update_step
+from sync.metrics import SyncMetrics
 from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
 
 HOOK = "hookid0000000001"
 SECRET = "0123456789abcdef0123456789abcdef"

@@ -1,6 +1,6 @@
 """Advoware security gateway, simulated: the token request signature and the bearer tokens issued.
 
-The signature is implemented here independently of the client (``services.advoware_api``), so the
+The signature is implemented here independently of the client (``adapters.advoware_api``), so the
 simulator is an oracle for the client rather than a copy of it; both are checked against the spec's
 test vector.
 """

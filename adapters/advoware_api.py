@@ -1,0 +1,308 @@
+"""Client of the Advoware API: token handling and the Beteiligte resource (spec §2).
+
+Raises only the errors of :mod:`adapters.errors`. It never retries on its own except once after a
+``401`` (with a fresh token); what to do with a 5xx, a timeout or a 429 is the sync core's decision.
+Secrets (API key, password, tokens) never appear in exception messages or logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache
+from adapters.api_ids import beteiligter_path
+from adapters.errors import (
+    ApiError,
+    AuthenticationError,
+    BadResponseError,
+    NotFoundError,
+    RetryableError,
+    error_for_status,
+    without_personal_data,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "advoware"
+ROLE = 2
+PRODUCT = 64
+MAX_TAKE = 200
+PROBLEM_KEYS = ("type", "title", "detail")
+MAX_FIELD_ERRORS = 5
+
+
+def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
+    """``base64(HMAC_SHA512(key=b64decode(API_KEY), msg="64:" + AppID + ":" + Nonce + ":" + TS))``."""
+    key = base64.b64decode(api_key_b64)
+    msg = f"{PRODUCT}:{app_id}:{nonce}:{timestamp}".encode()
+    return base64.b64encode(hmac.new(key, msg, hashlib.sha512).digest()).decode()
+
+
+def request_timestamp(now: datetime | None = None) -> str:
+    """ISO 8601 UTC with 7 fractional digits, e.g. ``2026-11-29T10:04:26.7955547Z``."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def _join(base: str, suffix: str) -> str:
+    base = base.rstrip("/")
+    return base if base.endswith(suffix) else base + suffix
+
+
+class AdvowareAPI:
+    """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
+    no built-in fallback: an in-process store would hide that the processes do not share it).
+    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token_url: str,
+        *,
+        app_id: str,
+        api_key: str,
+        kanzlei: str,
+        database: str,
+        user: str,
+        password: str,
+        redis: Any,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        token_margin: float = 60,
+        timezone: str = "Europe/Berlin",
+        token_key: str = DEFAULT_KEY,
+        tokens: AdvowareTokenCache | None = None,
+    ) -> None:
+        self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self._token_endpoint = _join(token_url, "/api/v1/Token")
+        self._app_id = app_id
+        self._api_key = api_key
+        self._kanzlei = kanzlei
+        self._database = database
+        self._user = user
+        self._password = password
+        self._zone = ZoneInfo(timezone)
+        self._tokens = tokens or AdvowareTokenCache(redis, key=token_key, margin=token_margin)
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
+        self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
+        self._supports_list: bool | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AdvowareAPI:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- Beteiligte ---------------------------------------------------------------------------
+    async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
+        return self._object(await self._call("GET", beteiligter_path(betnr)), "GET Beteiligte/{betNr}")
+
+    async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it)."""
+        created = self._object(await self._call("POST", "Beteiligte", json=body), "POST Beteiligte")
+        if isinstance(created.get("rowId"), str) and created["rowId"]:
+            return created
+        fetched = await self.get_beteiligter(created["betNr"])
+        if not (isinstance(fetched.get("rowId"), str) and fetched["rowId"]):
+            raise BadResponseError("GET after create returned no rowId", system=SYSTEM)
+        return fetched
+
+    async def update_beteiligter(self, betnr: int, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the full body (must carry the current ``rowId``); returns the updated object."""
+        data = await self._call("PUT", beteiligter_path(betnr), json=body)
+        what = "PUT Beteiligte/{betNr}"
+        if not (isinstance(data, list) and len(data) == 1):
+            raise BadResponseError(f"{what}: expected an array with one object", system=SYSTEM)
+        updated = self._object(data[0], what)
+        if not (isinstance(updated.get("rowId"), str) and updated["rowId"]):
+            raise BadResponseError(f"{what}: answer has no rowId", system=SYSTEM)
+        return updated
+
+    async def delete_beteiligter(self, betnr: int) -> None:
+        await self._call("DELETE", beteiligter_path(betnr), expect_json=False)
+
+    async def list_beteiligte(
+        self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
+    ) -> list[dict[str, Any]]:
+        """One page ordered by ``geaendertAm``; ``NotFoundError`` when the endpoint does not exist.
+
+        An aware ``geaendert_seit`` is converted to Advoware's zone; a naive one is taken as that
+        zone's local time already.
+        """
+        params: dict[str, Any] = {"skip": skip, "take": take}
+        if geaendert_seit is not None:
+            params["geaendertSeit"] = self._local_stamp(geaendert_seit)
+        try:
+            data = await self._call("GET", "Beteiligte", params=params)
+        except NotFoundError:
+            self._supports_list = False
+            raise
+        if not isinstance(data, list):
+            raise BadResponseError("GET Beteiligte: expected a JSON array", system=SYSTEM)
+        page = [self._object(item, "GET Beteiligte") for item in data]
+        self._supports_list = True
+        return page
+
+    async def iter_beteiligte(
+        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every Beteiligter, page by page."""
+        skip = 0
+        while True:
+            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
+            for item in page:
+                yield item
+            if len(page) < page_size:
+                return
+            skip += len(page)
+
+    async def supports_list(self) -> bool:
+        """Whether the list endpoint exists (probed once, then cached)."""
+        if self._supports_list is None:
+            try:
+                await self.list_beteiligte(take=1)
+            except NotFoundError:
+                pass
+        return bool(self._supports_list)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _local_stamp(self, when: datetime) -> str:
+        if when.tzinfo is not None:
+            when = when.astimezone(self._zone).replace(tzinfo=None)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+
+    @staticmethod
+    def _object(data: Any, what: str) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("betNr"), int):
+            raise BadResponseError(f"{what}: expected a Beteiligter object with an int betNr",
+                                   system=SYSTEM)
+        return data
+
+    async def _call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None, expect_json: bool = True,
+    ) -> Any:
+        url = self._api + path
+        token = await self._tokens.get_or_fetch(self._fetch_token)
+        resp = await self._send(method, url, token, params=params, json=json)
+        if resp.status_code == 401:
+            log.info("advoware answered 401; renewing the token once", extra={"method": method})
+            await self._tokens.invalidate(token)
+            token = await self._tokens.get_or_fetch(self._fetch_token)
+            resp = await self._send(method, url, token, params=params, json=json)
+            if resp.status_code == 401:
+                raise AuthenticationError("API rejected a freshly issued token", system=SYSTEM, status=401)
+        if resp.status_code >= 400:
+            raise self._error(resp, method)
+        if not expect_json or resp.status_code == 204:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise BadResponseError(f"{method} {self._template(path)}: answer is not JSON",
+                                   system=SYSTEM, status=resp.status_code) from exc
+
+    async def _send(
+        self, method: str, url: str, token: str | None, *, params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+            self._remember(token)
+        what = f"{method} {self._template(url)}"
+        try:
+            return await self._client.request(method, url, params=params, json=json, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"{what}: connection failed ({type(exc).__name__})", system=SYSTEM) from exc
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        nonce = str(uuid.uuid4())
+        stamp = request_timestamp()
+        body = {
+            "AppID": self._app_id, "Kanzlei": self._kanzlei, "Database": self._database,
+            "User": self._user, "Role": ROLE, "Product": PRODUCT, "Password": self._password,
+            "Nonce": nonce, "HMAC512Signature": sign_token_request(self._app_id, self._api_key, nonce, stamp),
+            "RequestTimeStamp": stamp,
+        }
+        resp = await self._send("POST", self._token_endpoint, None, json=body)
+        if resp.status_code == 401:
+            raise AuthenticationError("token request rejected: check the ADVOWARE_* credentials",
+                                      system=SYSTEM, status=401)
+        if resp.status_code >= 400:
+            raise self._error(resp, "POST")
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise BadResponseError("token answer has no access_token", system=SYSTEM, status=resp.status_code)
+        self._remember(token)
+        expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
+        log.info("advoware token issued", extra={"expires_in": expires_in})
+        return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+
+    def _template(self, url_or_path: str) -> str:
+        path = url_or_path.split("?", 1)[0]
+        if path.startswith(self._api):
+            path = path[len(self._api):]
+        elif path == self._token_endpoint:
+            return "Token"
+        return "/".join("{betNr}" if part.isdigit() else part for part in path.split("/"))
+
+    def _remember(self, token: str) -> None:
+        if token not in self._recent_tokens:
+            self._recent_tokens.append(token)
+
+    def _scrub(self, text: str) -> str:
+        for secret in (*self._secrets, *self._recent_tokens):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def _error(self, resp: httpx.Response, method: str) -> ApiError:
+        """The error for a 4xx/5xx answer; its text keeps field names and drops the values it quotes."""
+        reason, details = resp.reason_phrase, {}
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            reason = _problem_text(data) or reason
+            details = {k: without_personal_data(self._scrub(str(v)))
+                       for k, v in data.items() if k in PROBLEM_KEYS}
+        where = self._template(str(resp.request.url))
+        text = f"{method} {where}: {without_personal_data(self._scrub(reason))}"
+        log.info("advoware answered HTTP %d: %s", resp.status_code, text)
+        return error_for_status(SYSTEM, resp.status_code, text, method=method, headers=resp.headers,
+                                details=details)
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    """problem+json ``detail`` (or ``title``), plus the first message per field of an ``errors`` map."""
+    text = problem.get("detail") or problem.get("title")
+    parts = [text] if isinstance(text, str) and text else []
+    errors = problem.get("errors")
+    if isinstance(errors, dict):
+        for field, messages in list(errors.items())[:MAX_FIELD_ERRORS]:
+            first = messages[0] if isinstance(messages, list) and messages else messages
+            parts.append(f"{field}: {first}")
+    return "; ".join(str(p) for p in parts)

@@ -1,0 +1,91 @@
+"""The Advoware access token, shared by every process through Redis.
+
+One key holds the token, with a TTL that ends ``margin`` seconds before the token expires, so no
+process uses a token about to run out. When the key is empty, one process takes a short lock
+(``SET NX PX``) and fetches a new token; the others wait for it to appear instead of all asking the
+gateway at once. Works with ``redis.asyncio`` and ``fakeredis.aioredis`` clients (no Lua needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from adapters.redis_ops import as_text as _text
+from adapters.redis_ops import delete_if_equals
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY = "beteiligte-sync:advoware:token"
+TokenFetcher = Callable[[], Awaitable[tuple[str, float]]]
+"""Fetches a fresh token from the gateway: returns ``(access_token, expires_in_seconds)``."""
+
+
+
+
+class AdvowareTokenCache:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        key: str = DEFAULT_KEY,
+        margin: float = 60.0,
+        lock_ttl_ms: int = 10_000,
+        wait_timeout: float = 15.0,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.redis = redis
+        self.key = key
+        self.lock_key = key + ":lock"
+        self.margin = margin
+        self.lock_ttl_ms = lock_ttl_ms
+        self.wait_timeout = wait_timeout
+        self.poll_interval = poll_interval
+
+    async def get(self) -> str | None:
+        return _text(await self.redis.get(self.key))
+
+    async def store(self, token: str, expires_in: float) -> None:
+        """Keep ``token`` until ``margin`` seconds before it expires.
+
+        A token living less than twice the margin is kept for half its life instead.
+        """
+        ttl_ms = max(1, int(max(expires_in - self.margin, expires_in / 2) * 1000))
+        await self.redis.set(self.key, token, px=ttl_ms)
+
+    async def invalidate(self, token: str) -> bool:
+        """Remove the cached token only if it is still ``token`` (another process may have renewed)."""
+        return await self._delete_if(self.key, token)
+
+    async def get_or_fetch(self, fetch: TokenFetcher) -> str:
+        """The cached token, or a new one from ``fetch`` (one fetcher at a time across processes)."""
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            token = await self.get()
+            if token:
+                return token
+            owner = secrets.token_hex(16)
+            if await self.redis.set(self.lock_key, owner, nx=True, px=self.lock_ttl_ms):
+                try:
+                    token = await self.get()  # someone may have stored one meanwhile
+                    if token:
+                        return token
+                    token, expires_in = await fetch()
+                    await self.store(token, expires_in)
+                    log.debug("advoware token renewed", extra={"expires_in": expires_in})
+                    return token
+                finally:
+                    await self._delete_if(self.lock_key, owner)
+            if time.monotonic() >= deadline:
+                # The lock holder is stuck or slow: fetch without it rather than fail.
+                token, expires_in = await fetch()
+                await self.store(token, expires_in)
+                return token
+            await asyncio.sleep(self.poll_interval)
+
+    async def _delete_if(self, key: str, expected: str) -> bool:
+        return await delete_if_equals(self.redis, key, expected)

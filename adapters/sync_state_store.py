@@ -1,0 +1,251 @@
+"""What the sync keeps in Redis: per-record lock, the base of the last sync, retry schedule.
+
+Keys (prefix ``bsync``):
+- ``lock:<espoId>``   the writer lease: ``SET NX PX`` with a token and a short TTL that the holder's
+                      heartbeat extends; released only by its owner, and only when no change is
+                      waiting (:meth:`release_unless_dirty`, one atomic step)
+- ``dirty:<espoId>``  a change arrived while the lock was held: the holder runs once more
+- ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
+                      writes move ``modifiedAt`` too)
+- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
+- ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
+- ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
+Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
+``syncing`` status check, a missing retry record to an immediate retry.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
+from domain.decision import Base
+
+LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
+DIRTY_TTL_MS = 60 * 60 * 1000
+CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
+T = TypeVar("T")
+
+
+@dataclass
+class Link:
+    betnr: int
+    row_id: str | None
+    espo: dict[str, str]
+    advo: dict[str, str]
+    synced_at: float
+    # Advoware's edit time of the values still owed to EspoCRM, when our own Advoware write has
+    # moved ``geaendertAm`` since (ISO, UTC); ``None`` when nothing is owed.
+    advo_edited_at: str | None = None
+
+    def base(self) -> Base:
+        return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
+
+
+@dataclass
+class CreateAttempt:
+    at: datetime  # when the first attempt started
+    sent: list[dict[str, str]]  # fingerprints of the values each attempt sent
+
+
+@dataclass
+class RetryState:
+    count: int
+    next_at: float  # epoch seconds; 0 = now
+    fatal: bool
+    espo_fp: str  # fingerprint of EspoCRM's mapped values when it failed
+    advo_row_id: str | None
+    message: str
+
+
+class SyncStateStore:
+    def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _k(self, kind: str, espo_id: str) -> str:
+        return f"{self.prefix}:{kind}:{espo_id}"
+
+    # -- lock ---------------------------------------------------------------------------------
+    async def acquire(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
+        token = secrets.token_hex(8)
+        ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
+        return token if ok else None
+
+    async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
+        """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""
+        return await extend_if_equals(self.redis, self._k("lock", espo_id), token, ttl_ms)
+
+    async def release(self, espo_id: str, token: str) -> bool:
+        return await delete_if_equals(self.redis, self._k("lock", espo_id), token)
+
+    async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
+        """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
+        and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
+        between can be missed: the transaction fails and is retried when either key moves."""
+        lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(lock, dirty)
+                    if as_text(await pipe.get(lock)) != token:
+                        await pipe.unwatch()
+                        return True  # lease lost: the new holder (or the waiter) covers the change
+                    waiting = bool(await pipe.exists(dirty))
+                    pipe.multi()
+                    if waiting:
+                        pipe.delete(dirty)
+                        pipe.pexpire(lock, ttl_ms)
+                    else:
+                        pipe.delete(lock)
+                    await pipe.execute()
+                    return not waiting
+                except WatchError:
+                    continue
+
+    async def settled_link(self, espo_id: str) -> Link | None:
+        """The link, only when it is the settled result of the last sync: no sync holds the lease and
+        no failure waits for a retry, read in one transaction (a snapshot, not three reads)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._k("link", espo_id))
+            pipe.exists(self._k("retry", espo_id))
+            pipe.exists(self._k("lock", espo_id))
+            raw, retry, locked = await pipe.execute()
+        if retry or locked or not raw:
+            return None
+        try:
+            return Link(**json.loads(raw))
+        except (TypeError, ValueError):
+            return None
+
+    async def is_locked(self, espo_id: str) -> bool:
+        return bool(await self.redis.exists(self._k("lock", espo_id)))
+
+    async def mark_dirty(self, espo_id: str) -> None:
+        await self.redis.set(self._k("dirty", espo_id), "1", px=DIRTY_TTL_MS)
+
+    async def is_dirty(self, espo_id: str) -> bool:
+        return bool(await self.redis.exists(self._k("dirty", espo_id)))
+
+    async def clear_dirty(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("dirty", espo_id))
+
+    # -- a person's last EspoCRM edit ---------------------------------------------------------------
+    async def espo_edited_at(self, espo_id: str) -> str | None:
+        return as_text(await self.redis.get(self._k("edited", espo_id)))
+
+    async def save_espo_edited_at(self, espo_id: str, modified_at: str) -> None:
+        await self.redis.set(self._k("edited", espo_id), modified_at)
+
+    # -- base ---------------------------------------------------------------------------------
+    async def get_link(self, espo_id: str) -> Link | None:
+        return (await self.get_links([espo_id]))[espo_id]
+
+    async def get_links(self, espo_ids: list[str]) -> dict[str, Link | None]:
+        return await self._mget("link", espo_ids, Link)
+
+    async def save_link(self, espo_id: str, link: Link) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("link", espo_id), json.dumps(asdict(link)))
+            pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
+            await pipe.execute()
+
+    async def betnr_owner(self, betnr: int) -> str | None:
+        """The EspoCRM record a Beteiligter is linked to (links saved since this index exists)."""
+        return as_text(await self.redis.hget(self._betnr_owner, str(betnr)))
+
+    @property
+    def _betnr_owner(self) -> str:
+        return f"{self.prefix}:betnr_owner"
+
+    async def linked_ids(self) -> set[str]:
+        """Every EspoCRM id we hold a link for (SCAN, so a large keyspace does not block Redis)."""
+        prefix = self._k("link", "")
+        return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
+
+    async def forget(self, espo_id: str) -> None:
+        """A record deleted in EspoCRM: its link, retry schedule and failed delete go."""
+        await self.drop_link(espo_id)
+        await self.clear_retry(espo_id)
+        await self.redis.hdel(self._failed_deletes, espo_id)
+
+    async def record_failed_delete(self, espo_id: str, betnr: int, message: str, at: float) -> None:
+        """Kept for operators: an Advoware delete that failed (e.g. still referenced by a matter)."""
+        await self.redis.hset(self._failed_deletes, espo_id, json.dumps({"betnr": betnr, "message": message, "at": at}))
+
+    @property
+    def _failed_deletes(self) -> str:
+        return f"{self.prefix}:failed_deletes"
+
+    async def drop_link(self, espo_id: str) -> None:
+        link = await self.get_link(espo_id)
+        await self.redis.delete(self._k("link", espo_id), self._k("edited", espo_id))
+        if link is not None and await self.betnr_owner(link.betnr) == espo_id:
+            await self.redis.hdel(self._betnr_owner, str(link.betnr))
+
+    # -- creates whose answer may be lost ---------------------------------------------------------
+    async def mark_create_attempt(self, espo_id: str, at: datetime, sent: dict[str, str]) -> None:
+        """Note a ``POST`` (or the ``PUT`` after an adoption) before it is sent: when it started and the
+        fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed."""
+        previous = await self.create_attempt(espo_id)
+        attempt = CreateAttempt(at=previous.at if previous else at, sent=[*(previous.sent if previous else []), sent])
+        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent})
+        await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
+
+    async def create_attempt(self, espo_id: str) -> CreateAttempt | None:
+        raw = as_text(await self.redis.get(self._k("create", espo_id)))
+        if not raw:
+            return None
+        try:
+            if not raw.startswith("{"):  # written before the values were noted: the time only
+                return CreateAttempt(at=datetime.fromisoformat(raw), sent=[])
+            data = json.loads(raw)
+            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=list(data["sent"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    async def clear_create_attempt(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("create", espo_id))
+
+    # -- retries ------------------------------------------------------------------------------
+    async def get_retry(self, espo_id: str) -> RetryState | None:
+        return (await self.get_retries([espo_id]))[espo_id]
+
+    async def get_retries(self, espo_ids: list[str]) -> dict[str, RetryState | None]:
+        return await self._mget("retry", espo_ids, RetryState)
+
+    async def save_retry(self, espo_id: str, state: RetryState) -> None:
+        await self.redis.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+
+    async def clear_retry(self, espo_id: str) -> None:
+        await self.redis.delete(self._k("retry", espo_id))
+
+    async def _mget(self, kind: str, espo_ids: list[str], cls: type[T]) -> dict[str, T | None]:
+        """Read many JSON records at once; an unreadable one counts as missing (safe fallback)."""
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k(kind, i) for i in espo_ids])
+        out: dict[str, T | None] = {}
+        for i, raw in zip(espo_ids, raws, strict=True):
+            try:
+                out[i] = cls(**json.loads(raw)) if raw else None
+            except (TypeError, ValueError):
+                out[i] = None
+        return out
+
+    async def locked_ids(self, espo_ids: list[str]) -> set[str]:
+        if not espo_ids:
+            return set()
+        pipe = self.redis.pipeline()
+        for i in espo_ids:
+            pipe.exists(self._k("lock", i))
+        res: list[Any] = await pipe.execute()
+        return {i for i, r in zip(espo_ids, res, strict=True) if r}

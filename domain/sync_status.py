@@ -1,0 +1,53 @@
+"""The names the sync writes and reports: statuses on the record, actions taken, the result type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from domain.decision import Decision
+
+ENTITY = "CBeteiligte"
+
+
+class SyncStatus(StrEnum):
+    """``syncStatus`` on CBeteiligte (service contract)."""
+
+    PENDING = "pending_sync"
+    SYNCING = "syncing"
+    CLEAN = "clean"
+    FAILED = "failed"
+    PERMANENTLY_FAILED = "permanently_failed"
+    DELETED = "deleted"  # not written: the result of a sync of a record gone in EspoCRM
+    UNKNOWN = "unknown"  # not written: EspoCRM could not be read
+
+
+class Action(StrEnum):
+    """What a sync did (``decision=`` in log lines, ``action`` label of the metrics)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    NOOP = "noop"
+    ADVOWARE_MISSING = "advoware_missing"
+    SKIP_DELETED = "skip_deleted"
+    SKIP_IN_SYNC = "skip_in_sync"  # a webhook whose values the stored state proves synced
+    COVERED_BY_HOLDER = "covered_by_lock_holder"  # the lease holder runs once more for this change
+    FAILED = "failed"
+    ERROR = "error"
+
+
+@dataclass
+class SyncResult:
+    espo_id: str
+    betnr: int | None
+    action: str
+    status: str
+    decision: Decision | None = None
+    message: str = ""
+
+    def describe(self) -> str:
+        d = self.decision.summary() if self.decision else self.action
+        extra = f" - {self.message}" if self.message else ""
+        return f"{self.espo_id} betnr={self.betnr} status={self.status} decision={d}{extra}"

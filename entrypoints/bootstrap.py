@@ -1,0 +1,154 @@
+"""The composition root: builds the real services from settings, once per process.
+
+Steps call :func:`get_services`; the ``beteiligte-sync`` command (and tests) install a ready set
+with :func:`set_services` first. Under Motia, the first step call builds it from the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from adapters.advoware_api import AdvowareAPI
+from adapters.advoware_token_cache import AdvowareTokenCache
+from adapters.embedded_redis import EmbeddedRedis
+from adapters.espocrm_api import EspoCRMAPI
+from adapters.sync_state_store import SyncStateStore
+from adapters.webhook_secrets import WebhookSecretStore
+from config.settings import Settings, get_settings
+from domain.beteiligte_mapper import configure_value_maps
+from domain.conflict_policy import ConflictPolicy, load_policy
+from sync.beteiligte_sync import BeteiligteSync
+from sync.metrics import SyncMetrics
+from sync.sync_check import SyncChecker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    espo: EspoCRMAPI
+    advo: AdvowareAPI
+    store: SyncStateStore
+    sync: BeteiligteSync
+    checker: SyncChecker
+    metrics: SyncMetrics
+    policy: ConflictPolicy
+    stored_secrets: WebhookSecretStore
+
+    def webhook_secrets(self) -> dict[str, str]:
+        """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
+        over them (the in-memory copy: call :meth:`refresh_webhook_secrets` first)."""
+        return {**self.stored_secrets.cached(), **self.settings.webhook_secrets()}
+
+    async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
+        """Re-read the stored secrets when due (see :mod:`adapters.webhook_secrets`); True if read."""
+        return await self.stored_secrets.refresh(unknown_id=unknown_id)
+
+    async def aclose(self) -> None:
+        await self.espo.aclose()
+        await self.advo.aclose()
+
+
+_current: Services | None = None
+FAKE_REDIS_MODULE = "fakeredis"
+# A frozen Redis (or a half-open connection) fails a command after this long instead of hanging a
+# handler forever; idle pooled connections are checked before reuse. The bus's blocking reads block
+# for 0.1 s (its poll interval), far below the timeout.
+REDIS_SOCKET_TIMEOUT_S = 5.0
+REDIS_CONNECT_TIMEOUT_S = 5.0
+REDIS_HEALTH_CHECK_INTERVAL_S = 30
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
+    "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL_S,
+}
+
+
+def make_redis(settings: Settings) -> Redis:
+    """Always a real Redis: REDIS_URL when set, otherwise the embedded redis-server of STATE_DIR
+    (started on first use, shared by ``serve`` and every CLI command). Tests inject fakeredis themselves."""
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, **REDIS_CLIENT_OPTIONS)
+    store = EmbeddedRedis.for_settings(settings)
+    store.ensure_running()
+    return store.client(**REDIS_CLIENT_OPTIONS)
+
+
+def is_real_redis(client: Any) -> bool:
+    """False for fakeredis (tests only): it lives in one process and cannot carry the durable bus."""
+    return not type(client).__module__.startswith(FAKE_REDIS_MODULE)
+
+
+def _secret(v: Any) -> str:
+    return v.get_secret_value() if v is not None else ""
+
+
+def build_services(
+    settings: Settings,
+    *,
+    redis: Redis | None = None,
+    clock: Any = time.time,
+    policy: ConflictPolicy | None = None,
+) -> Services:
+    missing = settings.missing_for_production()
+    if missing:
+        raise RuntimeError("missing configuration: " + ", ".join(missing))
+    configure_value_maps(settings.value_maps_file)
+    redis = redis if redis is not None else make_redis(settings)
+    espo = espo_client(settings)
+    advo = advoware_client(settings, redis)
+    store = SyncStateStore(redis)
+    metrics = SyncMetrics()
+    policy = policy or load_policy(settings.conflict_policy_file)
+    sync = BeteiligteSync(
+        espo, advo, store, policy=policy, metrics=metrics, timezone=settings.advoware_timezone,
+        delete_policy=settings.delete_policy, clock=clock,
+    )
+    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis))
+
+
+def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:
+    """The EspoCRM client of these settings (``timeout`` defaults to ``HTTP_TIMEOUT_SECONDS``)."""
+    return EspoCRMAPI(
+        str(settings.espocrm_url),
+        _secret(settings.espocrm_api_key),
+        hmac_secret=_secret(settings.espocrm_hmac_secret) or None,
+        timeout=timeout or settings.http_timeout_seconds,
+    )
+
+
+def advoware_client(
+    settings: Settings, redis: Any, *, tokens: AdvowareTokenCache | None = None, timeout: float | None = None,
+) -> AdvowareAPI:
+    """The Advoware client of these settings; its token cache lives in ``redis`` unless ``tokens`` is given."""
+    return AdvowareAPI(
+        str(settings.advoware_url),
+        str(settings.advoware_token_url),
+        app_id=str(settings.advoware_app_id),
+        api_key=_secret(settings.advoware_api_key),
+        kanzlei=str(settings.advoware_kanzlei),
+        database=str(settings.advoware_database),
+        user=str(settings.advoware_user),
+        password=_secret(settings.advoware_password),
+        redis=redis,
+        tokens=tokens,
+        timeout=timeout or settings.http_timeout_seconds,
+        timezone=settings.advoware_timezone,
+    )
+
+
+def get_services() -> Services:
+    global _current
+    if _current is None:
+        _current = build_services(get_settings())
+    return _current
+
+
+def set_services(services: Services | None) -> None:
+    global _current
+    _current = services

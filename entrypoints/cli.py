@@ -1,0 +1,166 @@
+"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from adapters.embedded_redis import EmbeddedRedis, StartupError
+from config.settings import Settings
+from entrypoints.bootstrap import Services
+from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_setup import doctor, webhooks
+from entrypoints.cli_store import store
+from entrypoints.runtime import build_host, configure_logging
+from entrypoints.sandbox import banner
+from entrypoints.startup import Prepared, prepare
+from entrypoints.store_guard import store_route
+from sync.sync_check import describe_plan, enqueue_plan
+
+REFUSED_EXIT_CODE = ExitCode.REFUSED
+
+
+def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
+    """The store and services for this process; one line and exit code 2 when it must not run."""
+    try:
+        return prepare(settings, service_url=service_url)
+    except StartupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(REFUSED_EXIT_CODE)
+
+
+@click.group()
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LOG_LEVEL or INFO)")
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
+    """Keeps Beteiligte in sync between EspoCRM and Advoware."""
+    settings = Settings()
+    configure_logging(log_level or settings.log_level)
+    ctx.obj = settings
+
+
+@main.command()
+@click.pass_obj
+def serve(settings: Settings) -> None:
+    """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
+    url = f"http://{settings.host}:{settings.port}"
+    prepared = _prepare(settings, service_url=url)
+    services = prepared.services
+    host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
+    if prepared.sandbox:
+        prepared.sandbox.espo.start_webhook_job(2.0)
+        click.echo(banner(prepared.sandbox, url))
+    else:
+        click.echo(f"beteiligte-sync listening on {url}")
+    if prepared.embedded:
+        click.echo(f"state: {prepared.embedded.describe()}")
+    try:
+        asyncio.run(_serve(host, prepared.embedded))
+    finally:
+        prepared.close()
+
+
+async def _serve(host: Any, embedded: EmbeddedRedis | None) -> None:
+    """The host, plus (embedded store) a supervisor that starts the redis-server again if it dies."""
+    from stephost.host import serve as serve_host
+
+    supervisor = asyncio.create_task(embedded.supervise()) if embedded else None
+    try:
+        await serve_host(host)
+    finally:
+        if supervisor:
+            supervisor.cancel()
+
+
+def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
+    """Build the services, start the host without HTTP or cron, run ``body``, exit with its code."""
+    prepared = _prepare(settings)
+    services = prepared.services
+
+    async def main() -> int:
+        host = build_host(services, cron=False)
+        await host.start()
+        try:
+            return await body(services, host)
+        finally:
+            await host.stop()
+            await services.aclose()
+
+    try:
+        code = asyncio.run(main())
+    finally:
+        prepared.close()
+    sys.exit(code)
+
+
+@main.command("sync-check")
+@click.option("--dry-run", is_flag=True, help="Show what would be done per record and field; write nothing.")
+@click.option("--confirm-mass-change", is_flag=True, help="Go ahead although the mass-change guard holds.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the queued records.")
+@click.pass_obj
+def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, timeout: float) -> None:
+    """Run one sync check now and wait until every record it found has been handled. Exit code 3
+    while any record is failed or permanently_failed afterwards, 4 when --timeout ran out."""
+
+    async def body(services: Services, host: Any) -> int:
+        plan = await services.checker.plan(confirm=confirm_mass_change)
+        if dry_run:
+            click.echo("\n".join(describe_plan(plan)))
+            return ExitCode.OK
+        await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
+        drained = await host.drain(timeout)
+        report = await status_report(services.espo)
+        work, deletes = (len(plan.safe_work()), 0) if plan.held else (len(plan.work), len(plan.deletes))
+        click.echo(f"sync check: scanned {plan.scanned}, queued {work} records and {deletes} deletes")
+        click.echo("\n".join(report.lines()))
+        if plan.held:  # the risky records wait for an operator; every other one was synced
+            click.echo(f"HELD: {plan.held}", err=True)
+            return ExitCode.REFUSED
+        if not drained:
+            click.echo(f"timed out after {timeout} s with {host.queue_depth()} events still queued", err=True)
+            return ExitCode.TIMED_OUT
+        return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
+
+    _run_once(settings, body)
+
+
+@main.command()
+@click.argument("espo_id")
+@click.pass_obj
+def sync(settings: Settings, espo_id: str) -> None:
+    """Sync one record now and print the decision taken."""
+
+    async def body(services: Services, _host: Any) -> int:
+        result = await services.sync.sync(espo_id, trigger="cli")
+        click.echo(result.describe())
+        return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
+
+    _run_once(settings, body)
+
+
+@main.command("dead-letters")
+@click.pass_obj
+def dead_letters(settings: Settings) -> None:
+    """List events that failed every attempt (kept for operators)."""
+
+    async def body(_services: Services, host: Any) -> int:
+        letters = await host.dead_letters()
+        for letter in letters:
+            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
+        click.echo(f"{len(letters)} dead letters")
+        return ExitCode.OK
+
+    _run_once(settings, body)
+
+
+main.add_command(store)
+main.add_command(doctor)
+main.add_command(webhooks)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""``beteiligte-sync doctor``: checks the configured systems, one line per check (✓ / ⚠ / ✗ and the fix).
+
+Order: configuration, EspoCRM (access, entity and fields, enum options, optimistic concurrency, the
+API user's rights on a throwaway record, webhooks), Advoware (token, one read), the store. Every
+check has a timeout and any exception becomes its ✗ line; with ``debug`` the traceback goes to stderr.
+Every line is scrubbed of every secret the doctor knows before it is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from adapters.advoware_token_cache import AdvowareTokenCache, TokenFetcher
+from adapters.embedded_redis import StartupError
+from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, RetryableError
+from adapters.webhook_secrets import WebhookSecretStore
+from config.settings import Settings
+from entrypoints import doctor_espocrm as espocrm
+from entrypoints.bootstrap import advoware_client, espo_client
+from entrypoints.setup_store import OpenStore, open_store
+from entrypoints.store_guard import serve_url
+from sync.setup_report import Line, Status, fail, ok, skip
+from sync.webhook_setup import Expected
+
+DEFAULT_TIMEOUT_S = 20.0
+PROBE_BETNR = 1
+CONFIG = "configuration"
+TOKEN = "Advoware token"
+READ = "Advoware read"
+STORE = "store"
+ESPO_SETTINGS = ("ESPOCRM_URL", "ESPOCRM_API_KEY")
+ADVO_CREDENTIALS = ("ADVOWARE_APP_ID, ADVOWARE_API_KEY, ADVOWARE_KANZLEI, ADVOWARE_DATABASE, ADVOWARE_USER and "
+                    "ADVOWARE_PASSWORD")
+MASK = "***"
+# The lines carry no secret by construction; scrubbing is the safety net. Shorter values (a sandbox
+# password like "sync") would blank ordinary words of the output.
+MIN_SCRUB_LENGTH = 8
+
+
+class MemoryTokens(AdvowareTokenCache):
+    """A token of the doctor's own, fetched on first use and kept in memory: the check asks the token
+    gateway itself (not Redis' cached token) and works while the store is down."""
+
+    def __init__(self) -> None:
+        super().__init__(redis=None)
+        self.token: str | None = None
+
+    async def get_or_fetch(self, fetch: TokenFetcher) -> str:
+        if self.token is None:
+            self.token, _ = await fetch()
+        return self.token
+
+    async def invalidate(self, token: str) -> bool:
+        if self.token != token:
+            return False
+        self.token = None
+        return True
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Doctor:
+    def __init__(self, settings: Settings, *, public_url: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 debug: bool = False) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.debug = debug
+        given = public_url or settings.public_url
+        self.expected = Expected(given or serve_url(settings), derived=not given)
+        self._secrets: set[str] = set()
+
+    async def run(self) -> list[Line]:
+        missing = self.settings.missing_for_production()
+        lines = [self._config_line(missing)]
+        if self.settings.sandbox:  # nothing configured: nothing to check, and no store to start for it
+            return lines
+        store_line, store, stored = await self._store()
+        espo_ready = not any(name in missing for name in ESPO_SETTINGS)
+        lines += await self._espocrm(stored) if espo_ready else [skip("EspoCRM", "not configured")]
+        advo_ready = not any(name.startswith("ADVOWARE_") for name in missing)
+        lines += await self._advoware() if advo_ready else [skip("Advoware", "not configured")]
+        lines.append(store_line)
+        if store is not None:
+            await store.aclose()
+        return [self._scrubbed(line) for line in lines]
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _guard(self, check: str, work: Callable[[], Awaitable[list[Line]]]) -> list[Line]:
+        """``work`` within the timeout; a timeout or any exception is its ✗ line."""
+        try:
+            return await asyncio.wait_for(work(), self.timeout)
+        except TimeoutError:
+            return [fail(check, f"no answer within {self.timeout:g} s", "check the address and the network "
+                                                                          "(or pass a longer --timeout)")]
+        except Exception as exc:
+            if self.debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            return [fail(check, f"could not check: {describe(exc)}", "run with --debug for the traceback")]
+
+    def _scrubbed(self, line: Line) -> Line:
+        secrets = self._secrets | set(self.settings.webhook_secrets().values()) | {
+            s.get_secret_value() for s in (self.settings.espocrm_api_key, self.settings.espocrm_hmac_secret,
+                                           self.settings.advoware_api_key, self.settings.advoware_password) if s}
+
+        def clean(text: str) -> str:
+            for secret in sorted((s for s in secrets if len(s) >= MIN_SCRUB_LENGTH), key=len, reverse=True):
+                text = text.replace(secret, MASK)
+            return text
+
+        return replace(line, text=clean(line.text), fix=clean(line.fix), details=tuple(map(clean, line.details)))
+
+    def _config_line(self, missing: Iterable[str]) -> Line:
+        names = list(missing)
+        if self.settings.sandbox:
+            return fail(CONFIG, "neither ESPOCRM_URL nor ADVOWARE_URL is set (sandbox mode): nothing to check",
+                        "set the variables of README → Configuration in the environment or in .env")
+        if names:
+            return fail(CONFIG, f"missing {', '.join(names)}",
+                        "set them in the environment or in .env (README → Configuration)")
+        s = self.settings
+        return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
+
+    # -- the checks ------------------------------------------------------------------------------
+    async def _espocrm(self, stored: dict[str, str] | None) -> list[Line]:
+        s = self.settings
+        async with espo_client(s, timeout=self.timeout) as espo:
+            url = str(s.espocrm_url).rstrip("/")
+            lines = await self._guard(espocrm.ACCESS, lambda: espocrm.access(espo, url, bool(s.espocrm_hmac_secret)))
+            if any(line.status == Status.FAIL for line in lines):
+                return lines + [skip("EspoCRM setup", "no access to EspoCRM")]
+            lines += await self._guard(espocrm.METADATA, lambda: espocrm.metadata(espo, s.value_maps_file))
+            lines += await self._guard(espocrm.RIGHTS, lambda: espocrm.rights(espo))
+            lines += await self._guard(espocrm.WEBHOOKS, lambda: espocrm.webhooks(
+                espo, self.expected, stored, s.webhook_secrets()))
+        return lines
+
+    async def _advoware(self) -> list[Line]:
+        tokens = MemoryTokens()
+
+        async def check() -> list[Line]:
+            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout) as advo:
+                try:
+                    how = await _one_read(advo)
+                except Exception as exc:
+                    if tokens.token is None:
+                        return [_token_failed(exc), skip(READ, "no token")]
+                    return [ok(TOKEN, "token issued"), _read_failed(exc)]
+            return [ok(TOKEN, "token issued"), ok(READ, how)]
+
+        lines = await self._guard("Advoware", check)
+        if tokens.token:
+            self._secrets.add(tokens.token)
+        return lines
+
+    async def _store(self) -> tuple[Line, OpenStore | None, dict[str, str] | None]:
+        """The store line, the open store and the webhook secrets stored in it (None when unreachable)."""
+        fix = ("check REDIS_URL and that its Redis runs (serve needs it too)" if self.settings.redis_url
+               else "README → Reliability: the embedded store")
+        try:
+            store = await asyncio.wait_for(asyncio.to_thread(open_store, self.settings, timeout=self.timeout),
+                                           self.timeout)
+        except (StartupError, TimeoutError) as exc:
+            return fail(STORE, describe(exc) or "no answer", fix), None, None
+        try:
+            stored = await asyncio.wait_for(WebhookSecretStore(store.redis).load(), self.timeout)
+        except Exception as exc:
+            await store.aclose()
+            return fail(STORE, f"{store.description} unreachable: {describe(exc)}", fix), None, None
+        self._secrets |= set(stored.values())
+        return ok(STORE, f"{store.description} reachable, {len(stored)} webhook secrets stored"), store, stored
+
+
+async def _one_read(advo: Any) -> str:
+    """The list endpoint with ``take=1``; without it, ``GET Beteiligte/1`` (a 404 still proves the read)."""
+    try:
+        await advo.list_beteiligte(take=1)
+        return "list endpoint answered"
+    except NotFoundError:
+        pass
+    try:
+        await advo.get_beteiligter(PROBE_BETNR)
+    except NotFoundError:
+        return f"no list endpoint; GET Beteiligte/{PROBE_BETNR} answered 404 (no such Beteiligter: reads work)"
+    return f"no list endpoint; GET Beteiligte/{PROBE_BETNR} answered"
+
+
+def _token_failed(exc: Exception) -> Line:
+    if isinstance(exc, AuthenticationError):
+        return fail(TOKEN, "the token request was refused (401)", f"check {ADVO_CREDENTIALS}")
+    if isinstance(exc, RetryableError):
+        return fail(TOKEN, f"the token gateway is not reachable ({exc})", "check ADVOWARE_TOKEN_URL")
+    return fail(TOKEN, f"the token request failed: {describe(exc)}", f"check ADVOWARE_TOKEN_URL and {ADVO_CREDENTIALS}")
+
+
+def _read_failed(exc: Exception) -> Line:
+    if isinstance(exc, AuthenticationError):
+        return fail(READ, "the API refused the token just issued (401)",
+                    "ADVOWARE_URL and ADVOWARE_TOKEN_URL must belong to the same Advoware")
+    if isinstance(exc, ForbiddenError):
+        return fail(READ, f"the Advoware user may not read Beteiligte ({exc})", "grant ADVOWARE_USER read rights")
+    if isinstance(exc, RetryableError):
+        return fail(READ, f"the API is not reachable ({exc})", "check ADVOWARE_URL")
+    return fail(READ, f"reading Beteiligte failed: {describe(exc)}", "check ADVOWARE_URL")

@@ -1,0 +1,93 @@
+"""Puts the pieces together for one process: services, the step host, /health and /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from entrypoints.bootstrap import Services
+from stephost.config import HostConfig, load_host_config
+from stephost.host import StepHost
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
+CRON_STEP = "beteiligte_sync_cron"
+WORKERS_READING = "reading"
+WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
+    s = services.settings
+    overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron}
+    if workers:
+        overrides["queue.workers"] = workers
+    return load_host_config(CONFIG_FILE, overrides)
+
+
+def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
+    async def health(_request: Request) -> Response:
+        host = host_ref[0]
+        dead: int | None = None
+        try:
+            redis_ok = bool(await services.redis.ping())
+            dead = await host.dead_letter_count()
+        except Exception:  # any connection problem means "not ready"
+            redis_ok = False
+        workers_ok = host.workers_healthy()
+        ready = redis_ok and workers_ok
+        body = {
+            "status": "ok" if ready else "unavailable",
+            "redis": redis_ok,
+            "workers": WORKERS_READING if workers_ok else WORKERS_NOT_READING,
+            "queue_depth": host.queue_depth(),
+            "dead_letters": dead,
+            "mode": "sandbox" if services.settings.sandbox else "configured",
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics(_request: Request) -> Response:
+        host = host_ref[0]
+        services.metrics.queue_depth.set(host.queue_depth())
+        try:
+            services.metrics.dead_letters.set(await host.dead_letter_count())
+        except Exception:  # metrics must render even when Redis is down
+            logging.getLogger(__name__).warning("dead letters unavailable for /metrics")
+        return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+
+
+def build_host(
+    services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
+) -> StepHost:
+    """The step host over the project's steps, with the service's extra routes."""
+    import entrypoints.bootstrap as wiring
+
+    wiring.set_services(services)
+    ref: list[StepHost] = []
+    host = StepHost(
+        host_config(services, cron=cron, workers=workers),
+        services.redis,
+        extra_routes=[*health_routes(services, ref), *extra_routes],
+        cron_overrides={CRON_STEP: services.settings.sync_check_cron},
+        # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
+        # shared by every worker process; only fakeredis in tests keeps them in-process.
+        durable_bus=wiring.is_real_redis(services.redis),
+    )
+    ref.append(host)
+    return host

@@ -1,0 +1,78 @@
+"""What every command does before it runs: choose the store, check it is shared, set up the sandbox.
+
+- ``REDIS_URL`` set: that Redis. Unset: the embedded redis-server of ``STATE_DIR``
+  (:mod:`adapters.embedded_redis`), started on first use and shared by ``serve`` and every CLI command.
+- A CLI command first makes sure it would share its store with a running ``serve``
+  (:mod:`entrypoints.store_guard`), before anything is started.
+- Sandbox mode (neither ``ESPOCRM_URL`` nor ``ADVOWARE_URL``): the process that owns the sandbox folder
+  starts the simulators on an emptied store; CLI commands beside a sandbox ``serve`` use its
+  simulators and store (:mod:`entrypoints.sandbox_owner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from adapters.embedded_redis import EmbeddedRedis
+from config.settings import Settings
+from entrypoints.bootstrap import Services, build_services
+from entrypoints.sandbox import Sandbox, start_sandbox
+from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
+from entrypoints.store_guard import refuse_unshared
+
+
+@dataclass
+class Prepared:
+    services: Services
+    embedded: EmbeddedRedis | None
+    sandbox: Sandbox | None = None
+    owner: SandboxOwner | None = None
+
+    def close(self) -> None:
+        if self.sandbox:
+            self.sandbox.stop()
+        if self.owner:
+            self.owner.release()
+
+
+def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
+    """Services for this process; ``service_url`` is given by ``serve`` (the URL of its webhooks).
+    Raises :class:`adapters.embedded_redis.StartupError` (one line for the operator) when it must not run."""
+    embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
+    if service_url is None:
+        refuse_unshared(settings, embedded)
+    if embedded:
+        embedded.ensure_running()
+    if not settings.sandbox:
+        return Prepared(build_services(settings), embedded)
+    folder = (embedded or EmbeddedRedis.for_settings(settings)).folder
+    owner = SandboxOwner.try_acquire(folder)
+    if owner is None:
+        if service_url:
+            raise SandboxBusy(f"a sandbox already runs on {folder} (pid {owner_pid(folder) or 'unknown'}):"
+                              " stop it, or give this serve its own STATE_DIR")
+        return Prepared(build_services(attach(folder, settings)), embedded)
+    try:
+        sandbox = _start_sandbox(settings, embedded, service_url)
+    except BaseException:
+        owner.release()
+        raise
+    prepared = Prepared(build_services(sandbox[0]), embedded, sandbox[1], owner)
+    if service_url:
+        owner.publish(prepared.services.settings)
+    return prepared
+
+
+def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
+                   service_url: str | None) -> tuple[Settings, Sandbox]:
+    """Both simulators on a store emptied first: their records start afresh, links to old ones would lie."""
+    if embedded:
+        with embedded.sync_client() as client:
+            client.flushall()
+    sandbox = start_sandbox(seed_samples=False)
+    secrets: dict[str, str] = {}
+    if service_url:
+        secrets = asyncio.run(sandbox.register_webhooks(service_url))
+    sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
+    return sandbox.settings(settings, secrets), sandbox

@@ -1,0 +1,89 @@
+"""Creating a Beteiligter in Advoware exactly once, although Advoware has no idempotency key.
+
+The attempt is noted in Redis BEFORE the ``POST``, with the fingerprint of the values it sends: if its
+answer is lost (timeout, 5xx after the commit, the process killed), the next attempt looks for a
+Beteiligter changed since then with exactly the values any attempt sent and adopts it instead of
+creating a second one; when a person changed the EspoCRM record in between, the adopted Beteiligter
+is brought to the new values with a ``PUT``. The link is stored as soon as the ``betNr`` is
+known, so a lost EspoCRM release write never leads to a second create either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import OutcomeUnknownError, RetryableError
+from adapters.sync_state_store import Link, SyncStateStore
+from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
+from domain.decision import fingerprint
+from sync.metrics import SyncMetrics
+from sync.sync_log import log_record
+
+if TYPE_CHECKING:
+    from adapters.advoware_api import AdvowareAPI
+
+ADOPT_WINDOW = timedelta(hours=24)
+
+
+class AdvowareCreator:
+    def __init__(self, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
+                 clock: Callable[[], float]) -> None:
+        self.advo = advo
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+
+    async def create(self, espo_id: str, espo_vals: Canonical) -> dict[str, Any]:
+        """The Beteiligter created (or adopted) for these EspoCRM values; its link is saved before
+        this returns."""
+        body = canonical_to_advoware(espo_vals)
+        want = fingerprint(advoware_to_canonical(body))
+        obj = await self._adopt_lost_create(espo_id, want)
+        if obj is None:
+            await self.store.mark_create_attempt(espo_id, self._now(), want)
+            obj = await self._post(body)
+        elif fingerprint(advoware_to_canonical(obj)) != want:
+            # adopted with the values of an earlier attempt; a person changed the record since
+            await self.store.mark_create_attempt(espo_id, self._now(), want)
+            obj = await self.advo.update_beteiligter(int(obj["betNr"]), canonical_to_advoware(espo_vals, obj))
+            self.metrics.writes.labels("advoware").inc()
+        betnr = int(obj["betNr"])
+        values = advoware_to_canonical(obj)
+        await self.store.save_link(espo_id, Link(
+            betnr=betnr, row_id=obj.get("rowId"), espo=fingerprint(espo_vals),
+            advo=fingerprint(values), synced_at=self.clock()))
+        await self.store.clear_create_attempt(espo_id)
+        return obj
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            obj = await self.advo.create_beteiligter(body)
+        except RetryableError as exc:  # it may have been applied: never repeated at once
+            raise OutcomeUnknownError(f"create in Advoware without an answer ({exc}); looked for before "
+                                      "the next attempt", system="advoware", status=exc.status) from exc
+        self.metrics.writes.labels("advoware").inc()
+        return obj
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def _adopt_lost_create(self, espo_id: str, want: dict[str, str]) -> dict[str, Any] | None:
+        """The Beteiligter an earlier attempt created, found by the values that attempt sent (or the
+        ones this attempt would send), changed in Advoware since the first attempt started."""
+        attempt = await self.store.create_attempt(espo_id)
+        if attempt is None or not await self.advo.supports_list():
+            return None  # without the list endpoint it cannot be found: the create is repeated
+        sent = [want, *attempt.sent]
+        # A wide window: our clock and Advoware's are never compared closely (this path is rare).
+        async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
+            if fingerprint(advoware_to_canonical(obj)) not in sent:
+                continue
+            owner = await self.store.betnr_owner(int(obj["betNr"]))
+            if owner is None or owner == espo_id:  # never another record's twin
+                log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
+                           espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
+                return obj
+        return None

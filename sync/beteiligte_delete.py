@@ -1,0 +1,103 @@
+"""EspoCRM delete -> policy. The link comes from our own store: EspoCRM answers 404 for the record.
+
+``unlink`` (default): Advoware is left untouched, the link is forgotten, the decision logged.
+``delete``: the Advoware Beteiligter is deleted; one still referenced by a matter (409) is kept, and
+the failure is stored under ``bsync:failed_deletes`` (and logged, and counted) for operators.
+A delete event is acted on only when EspoCRM answers 404 for the record: the webhook secret names no
+event, so a correctly signed batch replayed at the delete URL must not delete anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from adapters.errors import ApiError, DeferredError, NotFoundError, RetryableError
+from adapters.sync_state_store import SyncStateStore
+from domain.sync_status import ENTITY, SyncResult, SyncStatus
+from sync.metrics import SyncMetrics
+from sync.sync_log import log_record
+
+if TYPE_CHECKING:
+    from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
+
+LOCK_WAIT_S = 30.0
+UNLINK, DELETE = "unlink", "delete"
+
+
+class BeteiligteDeleter:
+    def __init__(self, espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
+                 policy: str, clock: Callable[[], float]) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.store = store
+        self.metrics = metrics
+        self.policy = policy
+        self.clock = clock
+
+    async def delete(self, espo_id: str) -> SyncResult:
+        token = await self._lock(espo_id)
+        try:
+            return await self._delete_locked(espo_id)
+        finally:
+            await self.store.release(espo_id, token)
+
+    async def _lock(self, espo_id: str) -> str:
+        waited = 0.0
+        while (token := await self.store.acquire(espo_id)) is None:
+            if waited >= LOCK_WAIT_S:
+                raise TimeoutError(f"record {espo_id} stayed locked; delete will be retried")
+            await asyncio.sleep(0.2)
+            waited += 0.2
+        return token
+
+    async def _delete_locked(self, espo_id: str) -> SyncResult:
+        link = await self.store.get_link(espo_id)
+        betnr = link.betnr if link else None
+        if await self._still_exists(espo_id):
+            log_record(logging.WARNING, "delete event for a record that still exists in EspoCRM: ignored",
+                       espo_id=espo_id, betnr=betnr, decision="delete_ignored_record_exists")
+            self.metrics.syncs.labels("delete_ignored", "record_exists").inc()
+            return SyncResult(espo_id, betnr, "delete_ignored_record_exists", SyncStatus.CLEAN)
+        if betnr is None:
+            log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
+                       espo_id=espo_id, betnr=None, decision="delete_unknown_link")
+            self.metrics.syncs.labels("delete_unlinked", "no_link").inc()
+            return SyncResult(espo_id, None, "delete_no_link", SyncStatus.DELETED)
+        if self.policy == DELETE:
+            failed = await self._delete_in_advoware(espo_id, betnr)
+            if failed is not None:
+                return failed
+        action = "deleted_in_advoware" if self.policy == DELETE else "unlinked"
+        await self.store.forget(espo_id)
+        self.metrics.syncs.labels(action, "ok").inc()
+        log_record(logging.INFO, f"EspoCRM record deleted, policy {self.policy}", espo_id=espo_id,
+                   betnr=betnr, decision=action)
+        return SyncResult(espo_id, betnr, action, SyncStatus.DELETED)
+
+    async def _still_exists(self, espo_id: str) -> bool:
+        try:
+            await self.espo.get(ENTITY, espo_id)
+        except NotFoundError:
+            return False
+        return True
+
+    async def _delete_in_advoware(self, espo_id: str, betnr: int) -> SyncResult | None:
+        """``None`` when the Beteiligter is gone; the failure's result when it was kept."""
+        try:
+            await self.advo.delete_beteiligter(betnr)
+            self.metrics.writes.labels("advoware").inc()
+        except NotFoundError:
+            pass  # already gone: the goal is reached
+        except ApiError as exc:
+            msg = f"Advoware-Beteiligter {betnr} konnte nicht gelöscht werden: {exc}"
+            await self.store.record_failed_delete(espo_id, betnr, msg, self.clock())
+            self.metrics.failures.labels("delete").inc()
+            log_record(logging.ERROR, msg, espo_id=espo_id, betnr=betnr, decision="delete_failed")
+            if isinstance(exc, RetryableError | DeferredError):
+                raise  # transient: the host retries the event
+            return SyncResult(espo_id, betnr, "delete_failed", SyncStatus.DELETED, message=msg)
+        return None

@@ -1,0 +1,276 @@
+"""BeteiligteSync: one record at a time, under a Redis lease, decided by :func:`decide`.
+
+Per record: skip at once when the webhook's values are the stored state (an echo of our own write,
+a late or duplicated delivery); otherwise take the record's lease, run one pass
+(:mod:`sync.sync_pass`), and hand off atomically: a change that arrived while we held the lease
+makes us run once more before we let go (:meth:`SyncStateStore.release_unless_dirty`). An event that
+meets a held lease flags the change and waits until the holder has taken the flag (its next pass
+covers the change) or the lease has lapsed (the holder died: we take over); it is never acknowledged
+and forgotten. A heartbeat extends the lease while a pass runs, so a dead worker's records are free
+again within :data:`~adapters.sync_state_store.LEASE_MS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from adapters.errors import (
+    ApiError,
+    DeferredError,
+    FatalError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RetryableError,
+    StaleWriteError,
+)
+from adapters.sync_state_store import LEASE_MS, SyncStateStore
+from domain.conflict_policy import ConflictPolicy
+from domain.decision import Decision
+from domain.sync_status import ENTITY, Action, SyncResult, SyncStatus
+from domain.timestamps import parse_espo
+from sync.advoware_create import AdvowareCreator
+from sync.beteiligte_delete import BeteiligteDeleter
+from sync.espocrm_facts import EspoFacts
+from sync.metrics import SyncMetrics
+from sync.sync_failure_writer import FailureWriter
+from sync.sync_failures import classify
+from sync.sync_log import log_record
+from sync.sync_pass import PassState, RecordMoved, SyncPass
+
+if TYPE_CHECKING:
+    from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
+
+__all__ = ["BeteiligteSync", "SyncResult", "LockBusyError"]
+
+MAX_REDECIDE = 3
+MAX_PASSES = 10  # hand-off passes; after that the flag stays for the waiting event to take over
+QUICK_RETRY_S = 0.5
+MAX_INLINE_WAIT_S = 5.0
+LOCK_WAIT_S = 120.0
+HEARTBEAT_S = LEASE_MS / 1000 / 3
+
+
+class LockBusyError(RetryableError):
+    """The record's lease stayed held for longer than an event may wait: the host retries it."""
+
+
+class BeteiligteSync:
+    def __init__(
+        self,
+        espo: EspoCRMAPI,
+        advo: AdvowareAPI,
+        store: SyncStateStore,
+        *,
+        policy: ConflictPolicy,
+        metrics: SyncMetrics,
+        timezone: str = "Europe/Berlin",
+        delete_policy: str = "unlink",
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        lock_wait_s: float = LOCK_WAIT_S,
+    ) -> None:
+        self.espo = espo
+        self.advo = advo
+        self.store = store
+        self.policy = policy
+        self.metrics = metrics
+        self.timezone = timezone
+        self.delete_policy = delete_policy
+        self.clock = clock
+        self.lock_wait_s = lock_wait_s
+        self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock)
+        self.espo_facts = EspoFacts(espo)
+        self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
+        self._pass = SyncPass(self)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- entry point ----------------------------------------------------------------------------
+    async def sync(self, espo_id: str, trigger: str = "webhook", seen: dict[str, str] | None = None) -> SyncResult:
+        """Sync one record. ``seen``: fingerprints of the mapped values (and ``betnr``) a webhook item
+        carried; when they are the stored state of the last sync, nothing is read or written."""
+        if seen and await self._proved_in_sync(espo_id, seen):
+            self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
+            log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
+                       decision=Action.SKIP_IN_SYNC, trigger=trigger)
+            return SyncResult(espo_id, None, Action.SKIP_IN_SYNC, SyncStatus.CLEAN)
+        token = await self._take_lease(espo_id, trigger)
+        if token is None:
+            return SyncResult(espo_id, None, Action.COVERED_BY_HOLDER, SyncStatus.SYNCING)
+        started = time.monotonic()
+        try:
+            async with self._heartbeat(espo_id, token):
+                for n in range(MAX_PASSES):
+                    result = await self._sync_locked(espo_id, trigger if n == 0 else "changed_during_sync")
+                    if n + 1 < MAX_PASSES and await self.store.release_unless_dirty(espo_id, token):
+                        token = ""
+                        return result
+                return result
+        finally:
+            if token:
+                await self.store.release(espo_id, token)
+            self.metrics.duration.observe(time.monotonic() - started)
+
+    async def _proved_in_sync(self, espo_id: str, seen: dict[str, str]) -> bool:
+        # Only a settled base proves anything: never synced, failed (the webhook may carry the fix) or
+        # a sync running (its base is about to change) means the event goes through the lease.
+        link = await self.store.settled_link(espo_id)
+        if link is None:
+            return False
+        if "betnr" in seen and seen["betnr"] != str(link.betnr):
+            return False
+        return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")
+
+    async def _take_lease(self, espo_id: str, trigger: str) -> str | None:
+        """Our lease token, or ``None`` when the holder took our change's flag (it runs once more)."""
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            token = await self.store.acquire(espo_id)
+            if token is not None:
+                await self.store.clear_dirty(espo_id)  # this pass reads after every flag set so far
+                return token
+            await self.store.mark_dirty(espo_id)
+            log_record(logging.INFO, "lease held, change flagged for the holder", espo_id=espo_id,
+                       betnr=None, decision="deferred_to_lock_holder", trigger=trigger)
+            delay = 0.02
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                if not await self.store.is_dirty(espo_id):
+                    return None  # the holder took the flag: its next pass reads our change
+                if not await self.store.is_locked(espo_id):
+                    break  # released or lapsed with the flag still set: take over
+                if time.monotonic() > deadline:
+                    raise LockBusyError(f"record {espo_id} stayed locked for {self.lock_wait_s:.0f} s",
+                                        system="redis")
+
+    @asynccontextmanager
+    async def _heartbeat(self, espo_id: str, token: str) -> AsyncIterator[None]:
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_S)
+                try:
+                    kept = await self.store.extend(espo_id, token)
+                except Exception as exc:  # Redis away: keep trying while the pass runs
+                    log_record(logging.WARNING, f"lease heartbeat failed: {exc}", espo_id=espo_id,
+                               betnr=None, decision="lease_heartbeat_failed")
+                    continue
+                if not kept:
+                    log_record(logging.ERROR, "lease lost while syncing", espo_id=espo_id, betnr=None,
+                               decision="lease_lost")
+                    return
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    # -- one record, under the lease ------------------------------------------------------------
+    async def _sync_locked(self, espo_id: str, trigger: str) -> SyncResult:
+        try:
+            record = await self.espo.get(ENTITY, espo_id)
+        except NotFoundError:
+            log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
+                       betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
+            self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
+            return SyncResult(espo_id, None, Action.SKIP_DELETED, SyncStatus.DELETED)
+        except ApiError as exc:
+            # EspoCRM itself is unreachable: nothing can be marked. The event is retried by the
+            # host; the sync check finds the record again if every retry fails.
+            self.metrics.failures.labels(classify(exc)).inc()
+            log_record(logging.ERROR, f"cannot read record: {exc}", espo_id=espo_id, betnr=None,
+                       decision=Action.ERROR, trigger=trigger)
+            if isinstance(exc, FatalError):
+                return SyncResult(espo_id, None, Action.ERROR, SyncStatus.UNKNOWN, message=str(exc))
+            raise
+        await self.espo_facts.load()  # before edit_time: it needs our own user id
+        st = PassState(record, await self.edit_time(record))
+        return await self._run_with_retries(st, trigger)
+
+    async def _run_with_retries(self, st: PassState, trigger: str) -> SyncResult:
+        transient_left = 1  # one quick in-call retry for a short wait or a passing fault
+        redecide_left = MAX_REDECIDE
+        while True:
+            try:
+                return await self._pass.run(st, trigger)
+            except (StaleWriteError, RecordMoved) as exc:
+                redecide_left -= 1
+                if redecide_left <= 0:
+                    return await self.failures.record(st.record, _as_error(exc), trigger, advo_row_id=st.advo_row_id)
+                log_record(logging.INFO, f"record moved, deciding again: {_as_error(exc)}", espo_id=st.espo_id,
+                           betnr=st.record.get("betnr"), decision="redecide", trigger=trigger)
+                if isinstance(exc, StaleWriteError):
+                    try:
+                        st.record = await self.espo.get(ENTITY, st.espo_id)
+                    except ApiError as exc2:
+                        return await self.failures.record(st.record, exc2, trigger, advo_row_id=st.advo_row_id)
+                    st.espo_edited_at = await self.edit_time(st.record, fallback=True)
+            except (DeferredError, RetryableError) as exc:
+                wait = exc.retry_after if isinstance(exc, DeferredError) else QUICK_RETRY_S
+                if transient_left <= 0 or wait > MAX_INLINE_WAIT_S or isinstance(exc, OutcomeUnknownError):
+                    return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
+                transient_left -= 1
+                log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}", espo_id=st.espo_id,
+                           betnr=st.record.get("betnr"), decision="retry_inline", trigger=trigger)
+                await asyncio.sleep(wait)
+            except RedisError:
+                raise  # our own store is away, not the record's fault: the bus runs the event again
+            except Exception as exc:  # every failure ends on the record, readable
+                return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
+
+    async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None:
+        """When a person last changed the record. Our own writes move ``modifiedAt`` too: then the
+        edit time stored when we last saw a person's change counts (``fallback``: a change found in
+        the answer to our own write happened just before it, so that write's time is the best guess)."""
+        espo_id = str(record["id"])
+        modified_at = record.get("modifiedAt")
+        ours = self.espo_facts.user_id is not None and record.get("modifiedById") == self.espo_facts.user_id
+        if modified_at and (not ours or fallback):
+            if await self.store.espo_edited_at(espo_id) != modified_at:
+                await self.store.save_espo_edited_at(espo_id, modified_at)
+            return parse_espo(modified_at)
+        return parse_espo(await self.store.espo_edited_at(espo_id))
+
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None:
+        if not decision.conflicts:
+            return
+        lines = []
+        for c in decision.conflicts:
+            self.metrics.conflicts.labels(c.group, c.winner).inc()
+            log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
+                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
+                       winner=c.winner)
+            lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
+                         f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
+        text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
+                "Überschrieben wurde:\n" + "\n".join(lines))
+        try:
+            await self.espo.post_note(ENTITY, espo_id, text)
+        except ApiError as exc:
+            log_record(logging.ERROR, f"could not post conflict note: {exc}", espo_id=espo_id,
+                       betnr=betnr, decision="conflict_note_failed")
+
+    # -- delete -------------------------------------------------------------------------------
+    async def delete(self, espo_id: str) -> SyncResult:
+        return await self.deleter.delete(espo_id)
+
+
+def _as_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, RecordMoved):
+        return StaleWriteError("the record kept changing while it was synced; will retry", system="espocrm")
+    return exc

@@ -1,0 +1,95 @@
+"""What the sync learns once from EspoCRM itself: its own user id and the options of enum fields.
+
+- ``GET App/user``: the API user's id. A record whose ``modifiedById`` is ours was last written by
+  the sync, so its ``modifiedAt`` is not a person's edit time (``newest_wins`` needs that).
+- ``GET Metadata``: the options of mapped enum fields, so a value written to EspoCRM is one it
+  offers (stock ``Mr.``/``Ms.`` or German ``Herr``/``Frau``; see ``config/value_maps.toml``), and
+  whether optimistic concurrency is on (logged; the sync itself reads it off each record).
+Either may be unavailable (older versions, restricted roles): the sync then works without it and
+``beteiligte-sync doctor`` says what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import ApiError, FatalError, NotFoundError, ValidationError
+from domain.beteiligte_mapper import FIELDS, value_maps
+from domain.sync_status import ENTITY
+
+if TYPE_CHECKING:
+    from adapters.espocrm_api import EspoCRMAPI
+
+log = logging.getLogger("beteiligte_sync")
+MAX_AGE_S = 600.0  # an admin may change enum options while the service runs
+
+
+class EspoFacts:
+    def __init__(self, espo: EspoCRMAPI) -> None:
+        self.espo = espo
+        self.user_id: str | None = None
+        self.occ: bool | None = None
+        self.loaded = False
+        self._loaded_at = 0.0
+
+    async def load(self) -> None:
+        """Once per :data:`MAX_AGE_S`; a passing fault is tried again on the next sync."""
+        if self.loaded and time.monotonic() - self._loaded_at < MAX_AGE_S:
+            return
+        self._loaded_at = time.monotonic()
+        try:
+            user = await self.espo.get_raw("App/user")
+            meta = await self.espo.get_raw("Metadata")
+        except (FatalError, NotFoundError) as exc:
+            log.warning("EspoCRM does not tell its user or metadata (%s): newest_wins uses modifiedAt "
+                        "as is, enum values are written as first listed in the value map", exc)
+            self.loaded = True
+            return
+        except ApiError:
+            return
+        self.user_id = _user_id(user)
+        self.apply_metadata(meta)
+        if not self.loaded and self.occ is False:
+            log.warning("EspoCRM: optimistic concurrency is off for %s: the sync re-reads a record right "
+                        "before it writes values to it; switch it on in the Entity Manager (see "
+                        "'beteiligte-sync doctor')", ENTITY)
+        self.loaded = True
+
+    def option_refused(self, exc: ValidationError) -> bool:
+        """EspoCRM refused a value of a mapped enum field (``type: valid``): its options may have
+        changed since we read them. Forget them, so the next attempt reads them again."""
+        data = _dig(exc.details, "messageTranslation", "data")
+        refused = isinstance(data, dict) and data.get("type") == "valid" and value_maps().get(
+            str(data.get("field"))) is not None
+        if refused:
+            self.loaded = False
+            self._loaded_at = 0.0
+        return refused
+
+    def apply_metadata(self, meta: Any) -> None:
+        defs = _dig(meta, "entityDefs", ENTITY)
+        if not isinstance(defs, dict):
+            return
+        occ = defs.get("optimisticConcurrencyControl")
+        self.occ = bool(occ) if occ is not None else None
+        fields = defs.get("fields") if isinstance(defs.get("fields"), dict) else {}
+        for f in FIELDS:
+            table = value_maps().get(f.espo)
+            options = _dig(fields, f.espo, "options")
+            if table is not None and isinstance(options, list):
+                table.espo_options = [str(o) for o in options]
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+def _user_id(user: Any) -> str | None:
+    uid = _dig(user, "user", "id")
+    return uid if isinstance(uid, str) and uid else None

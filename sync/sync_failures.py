@@ -1,0 +1,74 @@
+"""What a failure means for a record: retry when, count or not, and the words staff read.
+
+Pure functions; :class:`sync.beteiligte_sync.BeteiligteSync` does the writes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from adapters.errors import (
+    ApiError,
+    DeferredError,
+    FatalError,
+    NotFoundError,
+)
+from domain.beteiligte_mapper import MappingError
+
+MAX_FAILURES = 5
+BACKOFF_BASE_S = 60.0
+BACKOFF_MAX_S = 3600.0
+# A record that gave up after transient errors is still tried this often (people were told once).
+PERMANENT_RETRY_S = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class FailurePlan:
+    kind: str  # "deferred" | "retryable" | "fatal"
+    counts: bool  # counts toward MAX_FAILURES
+    delay_s: float | None  # None: not before the record changes
+    message: str
+
+
+def classify(exc: BaseException) -> str:
+    if isinstance(exc, DeferredError):
+        return "deferred"
+    if isinstance(exc, FatalError | MappingError | NotFoundError):
+        return "fatal"
+    # RetryableError, AuthenticationError (a new token may help later), and anything unexpected
+    # (a bug): retry with backoff, visible to operators on the record.
+    return "retryable"
+
+
+def backoff_seconds(count: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random."""
+    r = rng or random
+    base = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, count - 1))
+    return base / 2 + r.random() * base / 2
+
+
+def describe(exc: BaseException) -> str:
+    """A sentence for ``syncErrorMessage``: which system, what happened, what happens next."""
+    if isinstance(exc, MappingError):
+        return f"Daten passen nicht zur Gegenseite: {exc}. Bitte Datensatz korrigieren."
+    if isinstance(exc, ApiError):
+        text = str(exc)
+    else:
+        text = f"internal error ({type(exc).__name__}): {exc}"
+    return text[:480]
+
+
+def plan_failure(exc: BaseException, count_before: int, rng: random.Random | None = None) -> FailurePlan:
+    kind = classify(exc)
+    msg = describe(exc)
+    if kind == "deferred":
+        wait = exc.retry_after if isinstance(exc, DeferredError) else 60.0
+        return FailurePlan(kind, False, wait, f"{msg} - waiting {wait:.0f} s before the next attempt")
+    count = count_before + 1
+    if kind == "fatal":
+        return FailurePlan(kind, True, None, f"{msg} - no retry until the record changes")
+    if count >= MAX_FAILURES:
+        return FailurePlan(kind, True, PERMANENT_RETRY_S, f"{msg} - gave up after {count} attempts")
+    delay = backoff_seconds(count, rng)
+    return FailurePlan(kind, True, delay, f"{msg} - attempt {count} of {MAX_FAILURES}, retry in {delay:.0f} s")
