@@ -17,9 +17,9 @@ from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
-from entrypoints.sandbox import banner
 from entrypoints.startup import Prepared, prepare
 from entrypoints.store_guard import store_route
+from stephost.host import serve as serve_host
 from sync.sync_check import describe_plan, enqueue_plan
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
@@ -54,6 +54,8 @@ def serve(settings: Settings) -> None:
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
         prepared.sandbox.espo.start_webhook_job(2.0)
+        from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
+
         click.echo(banner(prepared.sandbox, url))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
@@ -67,8 +69,6 @@ def serve(settings: Settings) -> None:
 
 async def _serve(host: Any, embedded: EmbeddedRedis | None) -> None:
     """The host, plus (embedded store) a supervisor that starts the redis-server again if it dies."""
-    from stephost.host import serve as serve_host
-
     supervisor = asyncio.create_task(embedded.supervise()) if embedded else None
     try:
         await serve_host(host)

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from adapters.errors import ApiError, DeferredError, NotFoundError, RetryableError
 from adapters.sync_state_store import SyncStateStore
-from domain.sync_status import ENTITY, SyncResult, SyncStatus
+from domain.sync_status import ENTITY, SyncStatus
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI

@@ -13,10 +13,11 @@ from adapters.errors import ApiError, NotFoundError
 from adapters.sync_state_store import RetryState, SyncStateStore
 from domain.beteiligte_mapper import FIELDS, MappingError, espo_to_canonical
 from domain.decision import Decision, fingerprint
-from domain.sync_status import ENTITY, SyncResult
+from domain.sync_status import ENTITY
 from sync.metrics import SyncMetrics
 from sync.sync_failures import MAX_FAILURES, plan_failure
 from sync.sync_log import log_record
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
