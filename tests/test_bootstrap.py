@@ -11,6 +11,7 @@ from pathlib import Path
 
 import fakeredis.aioredis
 import pytest
+from pydantic import SecretStr
 
 from config.settings import Settings
 from entrypoints.bootstrap import build_services
@@ -32,10 +33,10 @@ def new_york_advoware() -> Iterator[tuple[AdvowareSimulator, ServerHandle]]:
 
 def _settings(advo_url: str, timezone: str) -> Settings:
     return Settings(
-        espocrm_url="http://127.0.0.1:9/api/v1", espocrm_api_key="k",
+        espocrm_url="http://127.0.0.1:9/api/v1", espocrm_api_key=SecretStr("k"),
         advoware_url=f"{advo_url}/api/v1/advonet", advoware_token_url=f"{advo_url}/api/v1/Token",
-        advoware_app_id="sandbox-app", advoware_api_key=DEFAULT_API_KEY_B64, advoware_kanzlei="sandbox",
-        advoware_database="sandbox", advoware_user="sync", advoware_password="sync",
+        advoware_app_id="sandbox-app", advoware_api_key=SecretStr(DEFAULT_API_KEY_B64), advoware_kanzlei="sandbox",
+        advoware_database="sandbox", advoware_user="sync", advoware_password=SecretStr("sync"),
         advoware_timezone=timezone,
     )
 
