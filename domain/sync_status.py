@@ -31,3 +31,16 @@ class Action(StrEnum):
     COVERED_BY_HOLDER = "covered_by_lock_holder"  # the lease holder runs once more for this change
     FAILED = "failed"
     ERROR = "error"
+    # deletes (DELETE_POLICY)
+    UNLINKED = "unlinked"
+    DELETED_IN_ADVOWARE = "deleted_in_advoware"
+    DELETE_FAILED = "delete_failed"
+    DELETE_NO_LINK = "delete_no_link"
+    DELETE_IGNORED_RECORD_EXISTS = "delete_ignored_record_exists"
+
+
+class DeletePolicy(StrEnum):
+    """``DELETE_POLICY``: what a record deleted in EspoCRM means for its Advoware twin."""
+
+    UNLINK = "unlink"  # keep the twin, forget the link
+    DELETE = "delete"  # delete the twin too (a referenced one is kept and reported)

@@ -35,7 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.sync_status import ENTITY, Action, SyncStatus
+from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
@@ -75,7 +75,7 @@ class BeteiligteSync:
         policy: ConflictPolicy,
         metrics: SyncMetrics,
         timezone: str = "Europe/Berlin",
-        delete_policy: str = "unlink",
+        delete_policy: DeletePolicy | str = DeletePolicy.UNLINK,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lock_wait_s: float = LOCK_WAIT_S,

@@ -31,7 +31,7 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.conflict_policy import ConflictPolicy
-from domain.decision import PENDING, Decision, decide_records, fingerprint
+from domain.decision import Decision, decide_records, fingerprint, owed
 from domain.sync_status import ENTITY, Action, SyncStatus
 from domain.timestamps import format_espo, parse_advoware
 from sync.advoware_create import AdvowareCreator
@@ -190,7 +190,7 @@ class SyncPass:
         # EspoCRM edit, the next decision must not take our own write for a person's change.
         # Values still owed to EspoCRM stay marked as Advoware changes, so they are not lost.
         advo_fp = fingerprint(advoware_to_canonical(final))
-        advo_fp.update(dict.fromkeys(decision.to_espo, PENDING))
+        advo_fp.update(owed(decision.to_espo))
         # EspoCRM's side of the base: the values we decided on, which Advoware now holds; a person
         # undoing the change before the release lands is then a change again, not "nothing moved".
         owed_since = self._advo_edited_at(link, advo_obj) if decision.to_espo else None

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.decision import Decision
+from domain.sync_status import Action, SyncStatus
 
 
 @dataclass
 class SyncResult:
     espo_id: str
     betnr: int | None
-    action: str
-    status: str
+    action: Action
+    status: SyncStatus
     decision: Decision | None = None
     message: str = ""
 
