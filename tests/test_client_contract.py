@@ -52,6 +52,18 @@ def counted(b: Backend, sim: str) -> dict[str, int]:
     return {k: v for k, v in calls.items() if not k.endswith("/Token")}
 
 
+def advo_row(b: Backend, betnr: int) -> dict[str, Any]:
+    row = b.advo_sim.get(betnr)
+    assert row is not None
+    return row
+
+
+def espo_row(b: Backend, espo_id: str) -> dict[str, Any]:
+    rec = b.espo_sim.get(espo_id)
+    assert rec is not None
+    return rec
+
+
 def error_facts(exc: BaseException) -> tuple[Any, ...]:
     return type(exc), str(exc), getattr(exc, "status", None), getattr(exc, "details", None)
 
@@ -202,7 +214,7 @@ async def test_espo_injected_faults(b: Backend):
     with pytest.raises(RetryableError) as failed:
         await b.espo.update(E, rec["id"], {"addressCity": "Köln"})
     assert (str(failed.value), seen) == ("espocrm: HTTP 500: server error", ["before"])
-    assert b.espo_sim.get(rec["id"])["addressCity"] == "Berlin"
+    assert espo_row(b, rec["id"])["addressCity"] == "Berlin"
 
 
 async def test_espo_a_lost_answer_times_out_but_the_write_landed(b: Backend):
@@ -211,7 +223,7 @@ async def test_espo_a_lost_answer_times_out_but_the_write_landed(b: Backend):
     with pytest.raises(RetryableError) as caught:
         await b.espo.update(E, rec["id"], {"addressCity": "Köln"})
     assert str(caught.value) == f"espocrm: PUT CBeteiligte/{rec['id']}: timeout"
-    assert b.espo_sim.get(rec["id"])["addressCity"] == "Köln"
+    assert espo_row(b, rec["id"])["addressCity"] == "Köln"
 
 
 # -- Advoware -------------------------------------------------------------------------------------
@@ -225,7 +237,7 @@ async def test_advo_create_fills_every_writable_field_and_stamps_berlin_time(b: 
 async def test_advo_create_without_row_id_in_the_answer_costs_one_get(b: Backend):
     b.advo_sim.set_post_returns_rowid(False)
     created = await b.advo.create_beteiligter(PARTY)
-    assert created["rowId"] == b.advo_sim.get(created["betNr"])["rowId"]
+    assert created["rowId"] == advo_row(b, created["betNr"])["rowId"]
     assert counted(b, "advo") == {"POST /api/v1/advonet/Beteiligte": 1, "GET /api/v1/advonet/Beteiligte/{id}": 1}
 
 
@@ -239,7 +251,7 @@ async def test_advo_put_replaces_fully_and_needs_the_current_row_id(b: Backend):
             await b.advo.update_beteiligter(10001, {"name": "X", "rowId": row_id})
         assert str(caught.value) == (f"advoware: HTTP 409: PUT Beteiligte/{{betNr}}: rowId is {word}: "
                                      "Beteiligter … was changed in between; read it again")
-    assert b.advo_sim.get(10001)["name"] == "Meier"
+    assert advo_row(b, 10001)["name"] == "Meier"
 
 
 async def test_advo_validation_and_missing_records(b: Backend):

@@ -111,6 +111,8 @@ def make_backend(kind: Kind, servers: Servers) -> Backend:
     servers.espo[1].target, servers.advo[1].target = espo_sim.app, advo_sim.app
     espo = EspoCRMAPI(servers.espo[0].url, espo_sim.api_key, timeout=TIMEOUT_S)
     url = servers.advo[0].url
-    advo = AdvowareAPI(url, url, redis=fakeredis.FakeAsyncRedis(), timeout=TIMEOUT_S,
-                       **advo_sim.client_settings())
+    creds = advo_sim.client_settings()
+    advo = AdvowareAPI(url, url, redis=fakeredis.FakeAsyncRedis(), timeout=TIMEOUT_S, app_id=creds["app_id"],
+                       api_key=creds["api_key"], kanzlei=creds["kanzlei"], database=creds["database"],
+                       user=creds["user"], password=creds["password"])
     return Backend(kind, espo_sim, advo_sim, espo, advo, clock, servers)

@@ -94,8 +94,9 @@ async def start_fast_testbed(
         secrets[hook["id"]], webhook_ids[event] = hook["secretKey"], hook["id"]
     base = Settings(_env_file=None, delete_policy=delete_policy,  # type: ignore[call-arg]
                     http_timeout_seconds=http_timeout)
-    addresses = (cast(ServerHandle, SimpleNamespace(url=u)) for u in (ESPO_URL, ADVO_URL))
-    settings = Sandbox(espo, advo, *addresses).settings(base, secrets).model_copy(update={"sandbox_mode": False})
+    addresses = Sandbox(espo, advo, cast(ServerHandle, SimpleNamespace(url=ESPO_URL)),
+                        cast(ServerHandle, SimpleNamespace(url=ADVO_URL)))
+    settings = addresses.settings(base, secrets).model_copy(update={"sandbox_mode": False})
     clock = FakeClock()
 
     def fake_espo(s: Settings, **_: Any) -> FakeEspoCRM:
