@@ -20,9 +20,9 @@ from tests.testbed import Testbed
 
 
 @pytest.fixture
-def bed(tb: Testbed) -> Testbed:
+def bed(fast_tb: Testbed) -> Testbed:
     """The shared installation of conftest: EspoCRM 8.1.5 without OCC and 9.x with it."""
-    return tb
+    return fast_tb
 
 
 async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Testbed):
