@@ -1,6 +1,6 @@
 """Does the test tooling do what the chaos harness says it does? (Found by hostile testing, fixed.)
 
-``tests/chaos.py`` injects "a few answers delayed past the client's timeout that are still
+``tests/chaos/`` injects "a few answers delayed past the client's timeout that are still
 applied" as ``FaultRule(delay=...)``. The middleware slept BEFORE reading the request; by then the
 client had disconnected and the write was never applied. Now a delayed request is taken in first and
 applied after the delay, as a slow real server would; chaos also uses ``lose_answer`` for writes.
