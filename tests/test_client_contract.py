@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -25,7 +24,18 @@ from adapters.errors import (
 from simulators.common import FaultRule
 from simulators.espocrm.fields import GERMAN_SALUTATIONS
 from simulators.espocrm.profiles import Profile
-from tests.fakes.backends import ADMIN_KEY, Backend, Kind, Servers, make_backend, shared_servers
+from tests.fakes.backends import (
+    ADMIN_KEY,
+    Backend,
+    Kind,
+    Servers,
+    advo_row,
+    counted,
+    error_facts,
+    espo_row,
+    make_backend,
+    shared_servers,
+)
 
 E = "CBeteiligte"
 PERSON = {"salutationName": "Ms.", "firstName": "Anna", "lastName": "Müller", "phoneNumber": "+49 30 1234567",
@@ -45,27 +55,6 @@ async def b(request: pytest.FixtureRequest, servers: Servers) -> AsyncIterator[B
     backend = make_backend(request.param, servers)
     yield backend
     await backend.aclose()
-
-
-def counted(b: Backend, sim: str) -> dict[str, int]:
-    calls = (b.espo_sim if sim == "espo" else b.advo_sim).calls.snapshot()
-    return {k: v for k, v in calls.items() if not k.endswith("/Token")}
-
-
-def advo_row(b: Backend, betnr: int) -> dict[str, Any]:
-    row = b.advo_sim.get(betnr)
-    assert row is not None
-    return row
-
-
-def espo_row(b: Backend, espo_id: str) -> dict[str, Any]:
-    rec = b.espo_sim.get(espo_id)
-    assert rec is not None
-    return rec
-
-
-def error_facts(exc: BaseException) -> tuple[Any, ...]:
-    return type(exc), str(exc), getattr(exc, "status", None), getattr(exc, "details", None)
 
 
 # -- EspoCRM --------------------------------------------------------------------------------------

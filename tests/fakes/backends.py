@@ -116,3 +116,25 @@ def make_backend(kind: Kind, servers: Servers) -> Backend:
                        api_key=creds["api_key"], kanzlei=creds["kanzlei"], database=creds["database"],
                        user=creds["user"], password=creds["password"])
     return Backend(kind, espo_sim, advo_sim, espo, advo, clock, servers)
+
+
+# -- what the contract tests compare ------------------------------------------------------------
+def counted(b: Backend, sim: str) -> dict[str, int]:
+    calls = (b.espo_sim if sim == "espo" else b.advo_sim).calls.snapshot()
+    return {k: v for k, v in calls.items() if not k.endswith("/Token")}
+
+
+def advo_row(b: Backend, betnr: int) -> dict[str, Any]:
+    row = b.advo_sim.get(betnr)
+    assert row is not None
+    return row
+
+
+def espo_row(b: Backend, espo_id: str) -> dict[str, Any]:
+    rec = b.espo_sim.get(espo_id)
+    assert rec is not None
+    return rec
+
+
+def error_facts(exc: BaseException) -> tuple[Any, ...]:
+    return type(exc), str(exc), getattr(exc, "status", None), getattr(exc, "details", None)
