@@ -93,14 +93,18 @@ def build_services(
     redis: Redis | None = None,
     clock: Any = time.time,
     policy: ConflictPolicy | None = None,
+    espo: EspoCRMAPI | None = None,
+    advo: AdvowareAPI | None = None,
 ) -> Services:
+    """Everything one process needs. Tests pass their own Redis, clock, policy or clients (e.g. the
+    in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
     missing = settings.missing_for_production()
     if missing:
         raise RuntimeError("missing configuration: " + ", ".join(missing))
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
-    espo = espo_client(settings)
-    advo = advoware_client(settings, redis)
+    espo = espo or espo_client(settings)
+    advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
     policy = policy or load_policy(settings.conflict_policy_file)

@@ -17,7 +17,8 @@ from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.advoware_api import MAX_TAKE, PROBLEM_KEYS, SYSTEM, _problem_text
+from adapters.advoware_api import MAX_TAKE, SYSTEM
+from adapters.advoware_wire import PROBLEM_KEYS, problem_text
 from adapters.api_ids import BETEILIGTE, beteiligter_path
 from adapters.errors import (
     ApiError,
@@ -195,7 +196,7 @@ def _error(method: str, template: str, status: int, body: Any, retry_after: int 
     reason: str = HTTPStatus(status).phrase
     details: dict[str, Any] = {}
     if isinstance(body, dict):
-        reason = _problem_text(body) or reason
+        reason = problem_text(body) or reason
         details = {k: without_personal_data(str(v)) for k, v in body.items() if k in PROBLEM_KEYS}
     text = f"{method} {template}: {without_personal_data(reason)}"
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}

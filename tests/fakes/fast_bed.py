@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, cast
-from unittest.mock import patch
 
 import fakeredis
 import httpx
 
-import entrypoints.bootstrap as bootstrap
+from adapters.advoware_api import AdvowareAPI
+from adapters.espocrm_api import EspoCRMAPI
 from config.settings import Settings
 from domain.conflict_policy import ConflictPolicy
 from entrypoints.bootstrap import build_services
@@ -99,14 +99,10 @@ async def start_fast_testbed(
     settings = addresses.settings(base, secrets).model_copy(update={"sandbox_mode": False})
     clock = FakeClock()
 
-    def fake_espo(s: Settings, **_: Any) -> FakeEspoCRM:
-        return FakeEspoCRM(espo, timeout=s.http_timeout_seconds)
-
-    def fake_advo(s: Settings, redis: Any, **_: Any) -> FakeAdvoware:
-        return FakeAdvoware(advo, timeout=s.http_timeout_seconds, timezone=s.advoware_timezone)
-
-    with patch.object(bootstrap, "espo_client", fake_espo), patch.object(bootstrap, "advoware_client", fake_advo):
-        services = build_services(settings, redis=fakeredis.FakeAsyncRedis(), clock=clock, policy=policy)
+    fake_espo = FakeEspoCRM(espo, timeout=settings.http_timeout_seconds)
+    fake_advo = FakeAdvoware(advo, timeout=settings.http_timeout_seconds, timezone=settings.advoware_timezone)
+    services = build_services(settings, redis=fakeredis.FakeAsyncRedis(), clock=clock, policy=policy,
+                              espo=cast(EspoCRMAPI, fake_espo), advo=cast(AdvowareAPI, fake_advo))
     host = build_host(services, cron=False, workers=workers)
     await host.start()
     bed = FastBed(espo, advo, None, None, services, host, SERVICE_URL, clock, webhook_ids=webhook_ids)
