@@ -30,6 +30,7 @@ class ChaosReport:
     bad_status: list[str] = field(default_factory=list)  # syncing, failed, permanently_failed, unlinked
     orphans_in_advoware: int = 0  # Advoware records no live or deleted EspoCRM record links to
     duplicates_in_advoware: int = 0  # extra Advoware records for one EspoCRM record (a create done twice)
+    deletes_checked: int = 0  # records deleted in EspoCRM whose twin was checked against DELETE_POLICY
 
     @property
     def convergence(self) -> float:
@@ -44,7 +45,7 @@ class ChaosReport:
         out = [f"pairs {self.pairs}, agreeing {self.agreeing} ({self.convergence:.2f} %), model violations "
                f"{len(self.violations)}, unmapped lost {len(self.unmapped_lost)}, bad status "
                f"{len(self.bad_status)}, orphan Advoware records {self.orphans_in_advoware} (duplicate creates "
-               f"{self.duplicates_in_advoware})"]
+               f"{self.duplicates_in_advoware}), deletes checked {self.deletes_checked}"]
         for what in (self.violations, self.unmapped_lost, self.bad_status):
             out.extend("  " + s for s in what[:limit])
         return out
@@ -76,15 +77,14 @@ def check_unmapped(m: RecordModel, rec: dict[str, Any], twin: dict[str, Any] | N
 
 
 def verify(models: dict[str, RecordModel], espo_all: list[dict[str, Any]], advo_all: list[dict[str, Any]],
-           policy: ConflictPolicy, report: ChaosReport) -> ChaosReport:
+           policy: ConflictPolicy, report: ChaosReport, *, delete_policy: str = "unlink") -> ChaosReport:
     """Fill ``report`` (which may carry findings of earlier rounds) from both systems' end state."""
     advo = {int(o["betNr"]): o for o in advo_all}
     espo = {r["id"]: r for r in espo_all}
     linked: set[int] = set()
     for m in models.values():
         if m.deleted:
-            if m.espo_id in espo:
-                report.bad_status.append(f"{m.espo_id}: deleted by a person but exists again")
+            _verify_deleted(m, espo, advo, delete_policy, report)
             if m.betnr:
                 linked.add(m.betnr)
             continue
@@ -99,6 +99,23 @@ def verify(models: dict[str, RecordModel], espo_all: list[dict[str, Any]], advo_
     tags = Counter(_tag(o.get("name")) for o in advo.values())
     report.duplicates_in_advoware = sum(n - 1 for t, n in tags.items() if t is not None and n > 1)
     return report
+
+
+def _verify_deleted(m: RecordModel, espo: dict[str, dict[str, Any]], advo: dict[int, dict[str, Any]],
+                    delete_policy: str, report: ChaosReport) -> None:
+    """A record a person deleted in EspoCRM: gone there; its twin kept (``unlink``) or gone (``delete``)."""
+    if m.espo_id in espo:
+        report.bad_status.append(f"{m.espo_id}: deleted by a person but exists again")
+    if not m.betnr:
+        return
+    report.deletes_checked += 1
+    twin_exists = m.betnr in advo
+    if delete_policy == "delete" and twin_exists:
+        report.violations.append(f"{m.espo_id}: deleted in EspoCRM, DELETE_POLICY=delete, but Advoware "
+                                 f"{m.betnr} still exists")
+    if delete_policy == "unlink" and not twin_exists:
+        report.violations.append(f"{m.espo_id}: deleted in EspoCRM, DELETE_POLICY=unlink, but Advoware "
+                                 f"{m.betnr} was deleted too")
 
 
 def _verify_record(m: RecordModel, rec: dict[str, Any], advo: dict[int, dict[str, Any]], policy: ConflictPolicy,

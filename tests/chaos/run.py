@@ -161,4 +161,5 @@ class ChaosRun(People):
     # -- the end state ------------------------------------------------------------------------
     def verify(self) -> ChaosReport:
         found = ChaosReport(violations=list(self.violations), unmapped_lost=list(self.unmapped_lost))
-        return verify(self.models, self.tb.espo.all(), self.tb.advo.all(), self.policy, found)
+        return verify(self.models, self.tb.espo.all(), self.tb.advo.all(), self.policy, found,
+                      delete_policy=self.tb.services.settings.delete_policy)
