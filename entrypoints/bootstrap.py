@@ -22,6 +22,7 @@ from config.settings import Settings, get_settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
+from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
 
@@ -38,6 +39,7 @@ class Services:
     metrics: SyncMetrics
     policy: ConflictPolicy
     stored_secrets: WebhookSecretStore
+    dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -51,6 +53,7 @@ class Services:
     async def aclose(self) -> None:
         await self.espo.aclose()
         await self.advo.aclose()
+        await self.dependencies.aclose()
 
 
 _current: Services | None = None
@@ -94,9 +97,7 @@ def build_services(
     clock: Any = time.time,
     policy: ConflictPolicy | None = None,
 ) -> Services:
-    missing = settings.missing_for_production()
-    if missing:
-        raise RuntimeError("missing configuration: " + ", ".join(missing))
+    settings.require_production()
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
     espo = espo_client(settings)
@@ -109,7 +110,15 @@ def build_services(
         delete_policy=settings.delete_policy, clock=clock,
     )
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis))
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
+                    dependency_health(settings, redis, espo))
+
+
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI) -> DependencyHealth:
+    """The checks of EspoCRM, Advoware (its own client, token in memory) and Redis."""
+    advo = advoware_client(settings, None, tokens=MemoryTokens())
+    return DependencyHealth(standard_probes(espo, advo, redis), store=redis, timeout=settings.http_timeout_seconds,
+                            redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=(advo.aclose,))
 
 
 def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:

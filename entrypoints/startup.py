@@ -38,7 +38,10 @@ class Prepared:
 
 def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     """Services for this process; ``service_url`` is given by ``serve`` (the URL of its webhooks).
-    Raises :class:`adapters.embedded_redis.StartupError` (one line for the operator) when it must not run."""
+    Raises :class:`adapters.embedded_redis.StartupError` or :class:`config.settings.ConfigError` (one line
+    for the operator) when it must not run, before anything is started."""
+    if not settings.sandbox:
+        settings.require_production()
     embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
     if service_url is None:
         refuse_unshared(settings, embedded)
