@@ -96,7 +96,8 @@ def explain(exc: BaseException, dependency: Dependency | None = None, *, redis_f
         return f"Redis: {_text(exc)}: {redis_fix}"
     if isinstance(exc, ApiError):
         system = Dependency(exc.system) if exc.system in tuple(Dependency) else dependency
-        what = f"HTTP {exc.status}: {exc.message}" if exc.status else exc.message
+        message = exc.message.split(": check ")[0]  # our fix replaces the adapter's hint
+        what = f"HTTP {exc.status}: {message}" if exc.status else message
         fix = _espo_fix(exc) if system == Dependency.ESPOCRM else _advo_fix(exc)
         return f"{LABELS.get(system, 'API') if system else 'API'}: {what}: {fix}"
     label = LABELS[dependency] if dependency else "error"
@@ -106,7 +107,7 @@ def explain(exc: BaseException, dependency: Dependency | None = None, *, redis_f
 def _text(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer in time"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {str(exc).rstrip('.')}" if str(exc) else type(exc).__name__
 
 
 def _espo_fix(exc: ApiError) -> str:
@@ -185,6 +186,7 @@ class DependencyHealth:
         self._clock = clock
         self._closers = closers
         self._states = {name: DependencyState(name) for name in self._probes}
+        self._every = "at the next check"
 
     def snapshot(self) -> list[DependencyState]:
         """The latest state of every dependency (``unknown`` before the first check)."""
@@ -204,6 +206,7 @@ class DependencyHealth:
 
     async def run(self, interval: float) -> None:
         """Check now and every ``interval`` seconds until cancelled."""
+        self._every = f"every {interval:g} s"
         while True:
             try:
                 await self.check()
@@ -232,7 +235,7 @@ class DependencyHealth:
         label = LABELS[name]
         if status != old.status:
             if error:
-                log.warning("%s failing: %s (checking again, serve keeps running)", label, error)
+                log.warning("%s (failing; checked again %s, serve keeps running)", error, self._every)
             elif old.status == DependencyStatus.FAILING:
                 log.warning("%s ok again (failing since %s)", label, _iso(old.since))
             else:
