@@ -16,7 +16,7 @@ from config.settings import LOG_LEVELS, Settings, load_settings
 from domain.sync_status import SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
-from entrypoints.cli_errors import DEBUG, CommandGroup
+from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
@@ -149,9 +149,8 @@ def sync(settings: Settings, espo_id: str) -> None:
     async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
         if result.status == SyncStatus.DELETED:
-            click.echo(f"no CBeteiligte with id {espo_id!r} in EspoCRM (never there, or deleted): check the id "
-                       "(the last part of the record's address in EspoCRM)", err=True)
-            return ExitCode.REFUSED
+            raise CommandRefused(f"no CBeteiligte with id {espo_id!r} in EspoCRM (never there, or deleted): check "
+                                 "the id (the last part of the record's address in EspoCRM)")
         click.echo(result.describe())
         if result.status == SyncStatus.UNKNOWN:
             return ExitCode.REFUSED

@@ -29,7 +29,14 @@ from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, explain
 DEBUG = "debug"  # key in click's ctx.meta (shared by every nested context)
 GLOBAL_FLAGS = ("--debug",)
 GLOBAL_VALUED = ("--log-level",)
-OPERATOR_ERRORS = (ConfigError, StartupError, PolicyError, ValueMapError)
+
+
+class CommandRefused(Exception):
+    """Raised by a command for bad input (e.g. an id EspoCRM does not have): its one line, exit code 2,
+    printed after the command has shut down (so it is the last line)."""
+
+
+OPERATOR_ERRORS = (ConfigError, StartupError, PolicyError, ValueMapError, CommandRefused)
 CONNECTION_ERRORS = (ApiError, redis.exceptions.RedisError, ConnectionError, TimeoutError)
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from adapters.embedded_redis import EmbeddedRedis
 from config.settings import Settings
+from domain.beteiligte_mapper import configure_value_maps
+from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
 from entrypoints.sandbox import Sandbox, start_sandbox
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
@@ -42,6 +44,8 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     for the operator) when it must not run, before anything is started."""
     if not settings.sandbox:
         settings.require_production()
+    load_policy(settings.conflict_policy_file)  # a wrong file stops us here, before a store or sandbox starts
+    configure_value_maps(settings.value_maps_file)
     embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
     if service_url is None:
         refuse_unshared(settings, embedded)
