@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from adapters.embedded_redis import EmbeddedRedis
+from adapters.embedded_redis import EmbeddedRedis, find_redis_server
 from config.settings import Settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
@@ -42,11 +42,13 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     """Services for this process; ``service_url`` is given by ``serve`` (the URL of its webhooks).
     Raises :class:`adapters.embedded_redis.StartupError` or :class:`config.settings.ConfigError` (one line
     for the operator) when it must not run, before anything is started."""
+    embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
+    if embedded and not embedded.is_running():
+        find_redis_server(embedded.binary)  # the first thing to install, whatever else is wrong
     if not settings.sandbox:
         settings.require_production()
     load_policy(settings.conflict_policy_file)  # a wrong file stops us here, before a store or sandbox starts
     configure_value_maps(settings.value_maps_file)
-    embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
     if service_url is None:
         refuse_unshared(settings, embedded)
     if embedded:
