@@ -60,6 +60,9 @@ MUTATIONS = (
     Mutation("newest_wins uses our own write's modifiedAt", "sync/espocrm_facts.py",
              "self.user_id = _user_id(user)", "self.user_id = None",
              ("tests/test_newest_wins.py",)),
+    Mutation("the Advoware timezone is not passed to the client", "entrypoints/bootstrap.py",
+             "        timezone=settings.advoware_timezone,\n    )", "    )",
+             ("tests/test_bootstrap.py",)),
 )
 
 

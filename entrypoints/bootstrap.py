@@ -151,6 +151,12 @@ def advoware_client(
     )
 
 
+def sync_check_schedule() -> str:
+    """The cron schedule of the sync check (``SYNC_CHECK_CRON``), for the cron step's config. Read
+    through the settings like everything else, so the environment and ``.env`` agree."""
+    return get_settings().sync_check_cron
+
+
 def get_services() -> Services:
     global _current
     if _current is None:

@@ -20,9 +20,9 @@ from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
-from entrypoints.sandbox import banner
 from entrypoints.startup import Prepared, prepare
 from entrypoints.store_guard import store_route
+from stephost.host import serve as serve_host
 from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, enqueue_plan
 
@@ -61,6 +61,8 @@ def serve(settings: Settings) -> None:
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
         prepared.sandbox.espo.start_webhook_job(2.0)
+        from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
+
         click.echo(banner(prepared.sandbox, url))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
@@ -75,8 +77,6 @@ def serve(settings: Settings) -> None:
 async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
     """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
     that starts the redis-server again if it dies."""
-    from stephost.host import serve as serve_host
-
     tasks = [asyncio.create_task(dependencies.run(every))]
     if embedded:
         tasks.append(asyncio.create_task(embedded.supervise()))

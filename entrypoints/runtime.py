@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from entrypoints.bootstrap import Services
+from entrypoints.bootstrap import Services, is_real_redis, set_services
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
 
@@ -102,9 +102,7 @@ def build_host(
     services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
 ) -> StepHost:
     """The step host over the project's steps, with the service's extra routes."""
-    import entrypoints.bootstrap as wiring
-
-    wiring.set_services(services)
+    set_services(services)
     ref: list[StepHost] = []
     host = StepHost(
         host_config(services, cron=cron, workers=workers),
@@ -113,7 +111,7 @@ def build_host(
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
         # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
         # shared by every worker process; only fakeredis in tests keeps them in-process.
-        durable_bus=wiring.is_real_redis(services.redis),
+        durable_bus=is_real_redis(services.redis),
     )
     ref.append(host)
     return host

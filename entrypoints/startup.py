@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adapters.embedded_redis import EmbeddedRedis, find_redis_server
 from config.settings import Settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
-from entrypoints.sandbox import Sandbox, start_sandbox
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
 from entrypoints.store_guard import refuse_unshared
+
+if TYPE_CHECKING:  # the simulators are loaded only in sandbox mode (see _start_sandbox)
+    from entrypoints.sandbox import Sandbox
 
 
 @dataclass
@@ -76,6 +79,8 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
 def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
                    service_url: str | None) -> tuple[Settings, Sandbox]:
     """Both simulators on a store emptied first: their records start afresh, links to old ones would lie."""
+    from entrypoints.sandbox import start_sandbox  # sandbox mode only: production never loads the simulators
+
     if embedded:
         with embedded.sync_client() as client:
             client.flushall()

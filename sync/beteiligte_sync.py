@@ -35,7 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.sync_status import ENTITY, Action, SyncResult, SyncStatus
+from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
@@ -45,6 +45,7 @@ from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -74,7 +75,7 @@ class BeteiligteSync:
         policy: ConflictPolicy,
         metrics: SyncMetrics,
         timezone: str = "Europe/Berlin",
-        delete_policy: str = "unlink",
+        delete_policy: DeletePolicy | str = DeletePolicy.UNLINK,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lock_wait_s: float = LOCK_WAIT_S,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import DELETE_POLICIES
 from domain.beteiligte_mapper import FIELDS
 from domain.conflict_policy import DEFAULTS, PolicyError, Strategy, load_policy
+from domain.sync_status import DeletePolicy
 from domain.value_maps import ValueMapError, load_value_maps
 
 ADVO_NAMES = {f.espo: f.advo for f in FIELDS}
@@ -76,3 +78,7 @@ def test_every_value_map_mistake_names_file_and_line(tmp_path: Path, text: str, 
 def test_the_shipped_value_maps_load() -> None:
     maps = load_value_maps(None, ADVO_NAMES).get("salutationName")
     assert maps is not None and maps.from_espo("Mrs.") == "Frau"
+
+
+def test_the_settings_accept_exactly_the_delete_policies_the_sync_knows() -> None:
+    assert set(DELETE_POLICIES) == {p.value for p in DeletePolicy}
