@@ -19,6 +19,7 @@ from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
 from sync.dependency_health import STATE_KEY
 from tests.embedded_support import ESPO_API_KEY, Process, env_for, start_serve, state_root, wait_for
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -110,3 +111,36 @@ def test_a_wrong_advoware_password_keeps_serve_not_ready_and_names_the_setting(r
         serve.stop()
         espo.stop()
         advo.stop()
+
+
+def test_redis_stopped_makes_serve_not_ready_and_it_is_ready_again_when_redis_answers(root: Path) -> None:
+    espo = simulator_on("simulators.espocrm", espo_port := free_port(), root)
+    advo = simulator_on("simulators.advoware", advo_port := free_port(), root)
+    server = RedisServer()
+    server.start()
+    env = env_for(root / "state", free_port(), REDIS_URL=server.url,
+                  **systems_env(f"http://127.0.0.1:{espo_port}", f"http://127.0.0.1:{advo_port}"))
+    serve = start_serve(env, root)
+    try:
+        wait_for("ready", lambda: get(env["PORT"], "/ready").status_code == 200)
+        server.stop()
+
+        def not_ready() -> dict[str, Any] | None:
+            answer = get(env["PORT"], "/ready")
+            body = answer.json()
+            down = answer.status_code == 503 and body["dependencies"]["redis"]["status"] == "failing"
+            return body if down else None
+
+        body = wait_for("not ready while Redis is stopped", not_ready)
+        assert "check REDIS_URL" in body["dependencies"]["redis"]["last_error"]
+        assert body["dependencies"]["espocrm"]["status"] == "ok"
+        server.start()
+        ready = wait_for("ready again", lambda: get(env["PORT"], "/ready").status_code == 200 and
+                         get(env["PORT"], "/ready").json())
+        assert ready["workers"] == "reading"
+    finally:
+        serve.stop()
+        server.close()
+        espo.stop()
+        advo.stop()
+    assert serve.output().count("check REDIS_URL") == 1 and "Redis ok again" in serve.output()
