@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
 CRON_STEP = "beteiligte_sync_cron"
 WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
-READY, NOT_READY = "ready", "not_ready"
+
+
+class Readiness(StrEnum):
+    """``status`` of ``GET /ready``."""
+
+    READY = "ready"
+    NOT_READY = "not_ready"
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -69,7 +76,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
         workers_ok = host.workers_healthy()
         ready = workers_ok and services.dependencies.ready()
         body = {
-            "status": READY if ready else NOT_READY,
+            "status": Readiness.READY if ready else Readiness.NOT_READY,
             "workers": WORKERS_READING if workers_ok else WORKERS_NOT_READING,
             "dependencies": dependencies(services),
         }
