@@ -20,7 +20,7 @@ from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
-from entrypoints.startup import Prepared, prepare
+from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import serve as serve_host
 from sync.dependency_health import DependencyHealth
@@ -57,6 +57,11 @@ def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
     url = f"http://{settings.host}:{settings.port}"
     prepared = _prepare(settings, service_url=url)
+    try:
+        check_port_free(settings)
+    except BaseException:
+        prepared.close()
+        raise
     services = prepared.services
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:

@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.embedded_redis import EmbeddedRedis, find_redis_server
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
@@ -90,3 +91,17 @@ def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
         secrets = asyncio.run(sandbox.register_webhooks(service_url))
     sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
     return sandbox.settings(settings, secrets), sandbox
+
+
+def check_port_free(settings: Settings) -> None:
+    """:class:`ConfigError` naming HOST/PORT when ``serve`` could not listen there (in use, or not an
+    address of this machine); checked before the host starts, so the operator gets one line, not uvicorn's."""
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"configuration: cannot listen on HOST {settings.host} PORT {settings.port} "
+                          f"({exc.strerror or exc}): stop what uses it or set PORT (or HOST) to a free one") from None

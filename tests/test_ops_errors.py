@@ -5,6 +5,7 @@ changed. Also ``sync`` of an id EspoCRM does not have, and global options after 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,15 @@ def test_a_wrong_setting_is_one_line_and_starts_nothing(
     line = one_line_error(cli(env, *command, cwd=root))
     assert line.startswith(f"configuration: {variable} ") and named in line
     assert not (root / "state").exists()  # no store, no sandbox was started
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_port(root: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = env_for(root / "state", taken.getsockname()[1], **systems_env(NOWHERE, NOWHERE))
+        line = one_line_error(cli(env, "serve", cwd=root))
+    assert line.startswith("configuration: cannot listen on HOST 127.0.0.1 PORT ") and "set PORT" in line
 
 
 def test_some_systems_settings_but_not_all_name_the_missing_ones(root: Path) -> None:
