@@ -96,12 +96,17 @@ def build_services(
     redis: Redis | None = None,
     clock: Any = time.time,
     policy: ConflictPolicy | None = None,
+    espo: EspoCRMAPI | None = None,
+    advo: AdvowareAPI | None = None,
 ) -> Services:
+    """Everything one process needs. Tests pass their own Redis, clock, policy or clients (e.g. the
+    in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
     settings.require_production()
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
-    espo = espo_client(settings)
-    advo = advoware_client(settings, redis)
+    espo = espo or espo_client(settings)
+    dependencies = dependency_health(settings, redis, espo, advo)
+    advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
     policy = policy or load_policy(settings.conflict_policy_file)
@@ -111,14 +116,18 @@ def build_services(
     )
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
     return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
-                    dependency_health(settings, redis, espo))
+                    dependencies)
 
 
-def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI) -> DependencyHealth:
-    """The checks of EspoCRM, Advoware (its own client, token in memory) and Redis."""
-    advo = advoware_client(settings, None, tokens=MemoryTokens())
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None) -> DependencyHealth:
+    """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
+    Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
+    closers: tuple[Any, ...] = ()
+    if advo is None:
+        advo = advoware_client(settings, None, tokens=MemoryTokens())
+        closers = (advo.aclose,)
     return DependencyHealth(standard_probes(espo, advo, redis), store=redis, timeout=settings.http_timeout_seconds,
-                            redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=(advo.aclose,))
+                            redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
 
 def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:

@@ -71,3 +71,29 @@ def test_model_both_sides_edit_one_field() -> None:
     m = _model(espo_edits={"emailAddress": ["e1", "e2"]}, advo_edits={"emailAddress": ["x1"]})
     assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("field_merge")) == {"e2", "x1"}
     assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("espocrm_wins")) == {"e0", "e1", "e2", "x1"}
+
+
+def test_model_is_exact_when_both_sides_edited_a_group_in_one_quiet_phase() -> None:
+    """Every edit of the group since an observed convergence point fell into one quiet phase: one sync
+    saw them all, so the strategy's winner is the only allowed value, per group or (merge) per field."""
+    both = {"espo_edits": {"emailAddress": ["e1"]}, "advo_edits": {"emailAddress": ["x1"], "phoneNumber": ["p1"]},
+            "group_phases": {"kontakt": {3}}, "anchored": True}
+    m = _model(**both)
+    assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("espocrm_wins")) == {"e1"}
+    assert allowed_values(m, "phoneNumber", ConflictPolicy.uniform("espocrm_wins")) == {"p0"}  # group lost
+    assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("advoware_wins")) == {"x1"}
+    assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("field_merge", "advoware_wins")) == {"x1"}
+    assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("field_merge", "espocrm_wins")) == {"e1"}
+    assert allowed_values(m, "phoneNumber", ConflictPolicy.uniform("field_merge")) == {"p1"}  # one side only
+    assert allowed_values(m, "emailAddress", ConflictPolicy.uniform("newest_wins")) == {"e1", "x1"}
+
+
+def test_model_is_not_exact_when_an_edit_met_a_running_sync_or_no_point_was_observed() -> None:
+    espo_wins = ConflictPolicy.uniform("espocrm_wins")
+    edits = {"espo_edits": {"emailAddress": ["e1"]}, "advo_edits": {"emailAddress": ["x1"], "phoneNumber": ["p1"]}}
+    during = _model(**edits, group_phases={"kontakt": {-1}}, anchored=True)  # made while syncs ran
+    two_phases = _model(**edits, group_phases={"kontakt": {2, 3}}, anchored=True)  # seen by two syncs
+    creation = _model(**edits, group_phases={"kontakt": {3}}, anchored=False)  # cp is the creation only
+    for m in (during, two_phases, creation):
+        assert allowed_values(m, "emailAddress", espo_wins) == {"e0", "e1", "x1"}
+        assert allowed_values(m, "phoneNumber", espo_wins) == {"p0", "p1"}
