@@ -22,6 +22,7 @@ from config.settings import Settings, get_settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
+from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
 
@@ -38,6 +39,7 @@ class Services:
     metrics: SyncMetrics
     policy: ConflictPolicy
     stored_secrets: WebhookSecretStore
+    dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -51,6 +53,7 @@ class Services:
     async def aclose(self) -> None:
         await self.espo.aclose()
         await self.advo.aclose()
+        await self.dependencies.aclose()
 
 
 _current: Services | None = None
@@ -98,12 +101,11 @@ def build_services(
 ) -> Services:
     """Everything one process needs. Tests pass their own Redis, clock, policy or clients (e.g. the
     in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
-    missing = settings.missing_for_production()
-    if missing:
-        raise RuntimeError("missing configuration: " + ", ".join(missing))
+    settings.require_production()
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
     espo = espo or espo_client(settings)
+    dependencies = dependency_health(settings, redis, espo, advo)
     advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
@@ -113,7 +115,19 @@ def build_services(
         delete_policy=settings.delete_policy, clock=clock,
     )
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis))
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
+                    dependencies)
+
+
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None) -> DependencyHealth:
+    """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
+    Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
+    closers: tuple[Any, ...] = ()
+    if advo is None:
+        advo = advoware_client(settings, None, tokens=MemoryTokens())
+        closers = (advo.aclose,)
+    return DependencyHealth(standard_probes(espo, advo, redis), store=redis, timeout=settings.http_timeout_seconds,
+                            redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
 
 def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:

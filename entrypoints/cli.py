@@ -1,4 +1,5 @@
-"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters."""
+"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters (global options and one-line
+errors: :mod:`entrypoints.cli_errors`)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from typing import Any
 import click
 
 from adapters.embedded_redis import EmbeddedRedis, StartupError
-from config.settings import Settings
+from config.settings import LOG_LEVELS, Settings, load_settings
+from domain.sync_status import SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
-from entrypoints.startup import Prepared, prepare
+from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import serve as serve_host
+from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, enqueue_plan
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
@@ -34,12 +38,15 @@ def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
         sys.exit(REFUSED_EXIT_CODE)
 
 
-@click.group()
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LOG_LEVEL or INFO)")
+@click.group(cls=CommandGroup)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              help="default: LOG_LEVEL or INFO; before or after the subcommand")
+@click.option("--debug", is_flag=True, help="print the traceback of an error to stderr")
 @click.pass_context
-def main(ctx: click.Context, log_level: str | None) -> None:
+def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
     """Keeps Beteiligte in sync between EspoCRM and Advoware."""
-    settings = Settings()
+    ctx.meta[DEBUG] = debug
+    settings = load_settings()
     configure_logging(log_level or settings.log_level)
     ctx.obj = settings
 
@@ -50,6 +57,11 @@ def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
     url = f"http://{settings.host}:{settings.port}"
     prepared = _prepare(settings, service_url=url)
+    try:
+        check_port_free(settings)
+    except BaseException:
+        prepared.close()
+        raise
     services = prepared.services
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
@@ -62,19 +74,22 @@ def serve(settings: Settings) -> None:
     if prepared.embedded:
         click.echo(f"state: {prepared.embedded.describe()}")
     try:
-        asyncio.run(_serve(host, prepared.embedded))
+        asyncio.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
     finally:
         prepared.close()
 
 
-async def _serve(host: Any, embedded: EmbeddedRedis | None) -> None:
-    """The host, plus (embedded store) a supervisor that starts the redis-server again if it dies."""
-    supervisor = asyncio.create_task(embedded.supervise()) if embedded else None
+async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
+    """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
+    that starts the redis-server again if it dies."""
+    tasks = [asyncio.create_task(dependencies.run(every))]
+    if embedded:
+        tasks.append(asyncio.create_task(embedded.supervise()))
     try:
         await serve_host(host)
     finally:
-        if supervisor:
-            supervisor.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
@@ -133,11 +148,17 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
 @click.argument("espo_id")
 @click.pass_obj
 def sync(settings: Settings, espo_id: str) -> None:
-    """Sync one record now and print the decision taken."""
+    """Sync one record now and print the decision taken. Exit code 2 when EspoCRM has no such record
+    or cannot be read, 3 when the record is failed afterwards."""
 
     async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
+        if result.status == SyncStatus.DELETED:
+            raise CommandRefused(f"no CBeteiligte with id {espo_id!r} in EspoCRM (never there, or deleted): check "
+                                 "the id (the last part of the record's address in EspoCRM)")
         click.echo(result.describe())
+        if result.status == SyncStatus.UNKNOWN:
+            return ExitCode.REFUSED
         return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
 
     _run_once(settings, body)
