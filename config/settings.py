@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     value_maps_file: str | None = None
     http_timeout_seconds: float = 10.0
     log_level: str = "INFO"
+    # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
+    status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
     # relative paths taken from the project folder; and the redis-server binary (default: from PATH).
     state_dir: str = DEFAULT_STATE_DIR

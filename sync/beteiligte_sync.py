@@ -32,6 +32,7 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
+from adapters.history_store import SyncJournal
 from adapters.sync_state_store import LEASE_MS, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
@@ -94,6 +95,7 @@ class BeteiligteSync:
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
+        self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -101,7 +103,13 @@ class BeteiligteSync:
     # -- entry point ----------------------------------------------------------------------------
     async def sync(self, espo_id: str, trigger: str = "webhook", seen: dict[str, str] | None = None) -> SyncResult:
         """Sync one record. ``seen``: fingerprints of the mapped values (and ``betnr``) a webhook item
-        carried; when they are the stored state of the last sync, nothing is read or written."""
+        carried; when they are the stored state of the last sync, nothing is read or written. The
+        final result goes to the record's history and the shared day counters."""
+        result = await self._sync(espo_id, trigger, seen)
+        await self.journal.note(result, trigger)
+        return result
+
+    async def _sync(self, espo_id: str, trigger: str, seen: dict[str, str] | None) -> SyncResult:
         if seen and await self._proved_in_sync(espo_id, seen):
             self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
             log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
