@@ -14,6 +14,7 @@ from config.settings import Settings
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, status
+from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
@@ -150,6 +151,7 @@ main.add_command(status)
 main.add_command(retry_failed)
 main.add_command(dead_letters)
 main.add_command(history)
+main.add_command(sandbox)
 
 if __name__ == "__main__":
     main()
