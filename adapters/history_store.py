@@ -66,7 +66,9 @@ class HistoryEntry:
 
     def sides(self) -> str:
         parts = []
-        if self.to_advoware:
+        if self.action == Action.CREATE:
+            parts.append(f"→ Advoware: created with {len(self.to_advoware)} fields")
+        elif self.to_advoware:
             parts.append("→ Advoware: " + ", ".join(self.to_advoware))
         if self.to_espocrm:
             parts.append("→ EspoCRM: " + ", ".join(self.to_espocrm))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from adapters.embedded_redis import StartupError
 from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore
@@ -34,8 +35,9 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 def console() -> Console:
-    """stdout: wide when not a terminal, so pasted or captured tables keep one line per row."""
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row."""
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=200 if wide else None, highlight=False)
 
 
 def progress() -> Progress:
@@ -243,13 +245,14 @@ def history(settings: Settings, espo_id: str, limit: int) -> None:
         if not entries:
             out.print(f"{espo_id}: no sync recorded in the last {MAX_AGE_DAYS} days", markup=False)
             return ExitCode.OK
-        table = Table("when (UTC)", "trigger", "decision", "status", "fields", "conflicts", "message",
-                      title=f"{espo_id} betnr={entries[0].betnr}: last {len(entries)} syncs, newest first")
+        table = Table(Column("when (UTC)", no_wrap=True), "trigger", "decision", "status", "fields", "conflicts",
+                      "message", title=f"{espo_id} betnr={entries[0].betnr}: last {len(entries)} syncs, newest first")
         for e in entries:
             conflicts = ", ".join(f"{c['field']} ({c['group']}): {c['winner']} wins by {c['strategy']}"
                                   for c in e.conflicts) or "–"
-            table.add_row(e.at, e.trigger, e.action + (f" ({e.reason})" if e.reason else ""), e.status,
-                          e.sides(), conflicts, e.message or "–")
+            decision = e.action + (f" ({e.reason})" if e.reason else "")
+            table.add_row(e.at[:19].replace("T", " "), e.trigger, decision, e.status, e.sides(), conflicts,
+                          e.message or "–")
         out.print(table)
         return ExitCode.OK
 

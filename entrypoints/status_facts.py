@@ -124,7 +124,7 @@ def dependency_rows(services: Services, facts: StatusFacts, workers: str | None)
     rows = [
         DependencyRow("EspoCRM", FAILING if facts.espo_error else OK, facts.espo_error or "records read for this page"),
         DependencyRow("Redis", FAILING if facts.redis_error else OK, facts.redis_error or "counters read"),
-        DependencyRow("Advoware", UNKNOWN, "not checked here yet: see doctor (issue 9 point 1 adds live checks)"),
+        DependencyRow("Advoware", UNKNOWN, "not checked by this view: beteiligte-sync doctor checks it"),
     ]
     if workers is not None:
         rows.append(DependencyRow("event workers", OK if workers == "reading" else FAILING, workers))
