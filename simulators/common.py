@@ -176,8 +176,8 @@ class SimulatorMiddleware:
         # callable(record_id | None) -> list | dict | None: an uncounted, unauthenticated look at the
         # simulator's data under /__sim/records[/<id>] (sandbox and debugging only)
         self.records = records
-        # callable(record_id, changes) -> (status, payload): ``PUT /__sim/records/<id>`` edits a record
-        # as a user of that system would; without it the route is read-only and says so (405)
+        # callable(record_id, body) -> (status, payload): ``PUT /__sim/records/<id>`` edits a record as a
+        # user of that system would; without it the route is read-only and says so (405)
         self.edit_record = edit_record
         # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
         self.fault_body = fault_body
@@ -238,19 +238,11 @@ class SimulatorMiddleware:
             pass  # the client gave up long ago: that is the point
 
     async def _edit(self, rid: str, method: str, body: bytes, send: Send) -> None:
-        """``PUT /__sim/records/<id>`` with a JSON object of fields: a user's edit, or a clear 4xx."""
         if self.edit_record is None or method != "PUT" or not rid:
-            await _send_json(send, 405, {"error": "read-only: PUT /__sim/records/<id> with a JSON object of "
-                                                  "fields is the only edit this simulator takes here"}, [])
+            what = "PUT /__sim/records/<id> only" if self.edit_record else "read-only: edit through the API"
+            await _send_json(send, 405, {"error": what}, [])
             return
-        try:
-            changes = json.loads(body or b"null")
-        except ValueError:
-            changes = None
-        if not isinstance(changes, dict) or not changes:
-            await _send_json(send, 400, {"error": "the body must be a JSON object of fields to change"}, [])
-            return
-        status, payload = self.edit_record(rid, changes)
+        status, payload = self.edit_record(rid, body)
         await _send_json(send, status, payload, [])
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -66,6 +66,10 @@ def test_a_bad_advoware_edit_is_refused_and_changes_nothing(sb: Sandbox) -> None
     assert "not writable fields: gibtsnicht" in sb.run("sandbox", "advoware-edit", str(rec["betnr"]),
                                                        "gibtsnicht=1").stderr
     assert next(r for r in advo_records(sb.advo) if r["betNr"] == rec["betnr"]) == before
+    assert httpx.put(f"{sb.advo}/__sim/records/999999", json={"ort": "X"}, timeout=10).status_code == 404
+    assert httpx.put(f"{sb.advo}/__sim/records/{rec['betnr']}", json=[], timeout=10).status_code == 400
+    assert httpx.delete(f"{sb.advo}/__sim/records/{rec['betnr']}", timeout=10).status_code == 405
+    assert next(r for r in advo_records(sb.advo) if r["betNr"] == rec["betnr"]) == before
     put = httpx.put(f"{sb.espo}/__sim/records/{rec['id']}", json={"lastName": "X"}, timeout=10)
     assert put.status_code == 405 and sb.record(rec["id"])["lastName"] == rec["lastName"]
 

@@ -111,9 +111,15 @@ class AdvowareSimulator:
             return self.all()
         return self.get(int(rid)) if rid.isdigit() else None
 
-    def _edit_view(self, rid: str, changes: dict[str, Any]) -> tuple[int, Any]:
+    def _edit_view(self, rid: str, body: bytes) -> tuple[int, Any]:
         """``PUT /__sim/records/<betNr>``: an Advoware user's edit of the given fields (new ``rowId``
         and ``geaendertAm``). Unknown or read-only fields and invalid values are refused, nothing changes."""
+        try:
+            changes = json.loads(body or b"null")
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict) or not changes:
+            return 400, {"error": "the body must be a JSON object of the fields to change"}
         unknown = sorted(set(changes) - set(WRITABLE_FIELDS))
         if unknown:
             return 400, {"error": f"not writable fields: {', '.join(unknown)}; writable: {', '.join(WRITABLE_FIELDS)}"}
