@@ -276,7 +276,9 @@ class BeteiligteSync:
 
     # -- delete -------------------------------------------------------------------------------
     async def delete(self, espo_id: str) -> SyncResult:
-        return await self.deleter.delete(espo_id)
+        result = await self.deleter.delete(espo_id)
+        await self.journal.note(result, "delete")
+        return result
 
 
 def _as_error(exc: BaseException) -> BaseException:

@@ -13,6 +13,8 @@ from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore, Sync
 from adapters.ops_counters import OpsCounters
 from domain.decision import Conflict, Decision
 from domain.sync_status import Action, SyncResult, SyncStatus
+from tests.conftest import synced_record
+from tests.testbed import Testbed
 
 pytestmark = pytest.mark.redis
 DAY = 86400.0
@@ -119,3 +121,20 @@ async def test_a_store_error_never_fails_the_sync_that_wrote_it(real_redis_url: 
 
 def _text(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+
+async def test_the_sync_writes_each_decision_and_a_delete_ends_the_history(tb: Testbed) -> None:
+    """Through the running testbed (webhooks, the event bus, the sync): create, an edit, the delete."""
+    espo_id = (await synced_record(tb))["id"]
+    tb.espo.user_edit(espo_id, addressCity="Potsdam")
+    await tb.flush()
+    tb.espo.user_delete(espo_id)
+    await tb.flush()
+    history = HistoryStore(tb.services.redis, clock=tb.clock)
+    entries = await history.read(espo_id)
+    assert [(e.trigger, e.action) for e in entries] == [
+        ("delete", "unlinked"), ("webhook_update", "update"), ("webhook_create", "create")]
+    assert entries[1].to_advoware == ["addressCity"] and entries[0].status == "deleted"
+    today = (await OpsCounters(tb.services.redis, clock=tb.clock).days())[-1]
+    assert today.syncs == {"clean": 2, "deleted": 1}
