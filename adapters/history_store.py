@@ -6,14 +6,13 @@ read, and the key expires that long after its last write). An entry holds when, 
 action and resulting status, which fields went to which side, the conflicts (field, group, winner,
 strategy; never the values: no client data is copied here) and the record's message.
 
-:class:`SyncJournal` is the one call the sync makes when a result is final: it writes the entry and
-the shared day counters (:mod:`adapters.ops_counters`) in one pipeline, and never fails a sync.
+:class:`sync.sync_journal.SyncJournal` is the one call the sync makes when a result is final: it
+writes the entry and the shared day counters (:mod:`adapters.ops_counters`) in one pipeline.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,17 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from adapters.errors import without_personal_data
-from adapters.ops_counters import OpsCounters
-from domain.sync_status import Action, SyncResult
+from domain.sync_status import Action
 
 MAX_ENTRIES = 50
 MAX_AGE_DAYS = 30
-# Not decisions: a webhook proved already synced, or a change handed to the lease holder's next pass.
-NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER)
-log = logging.getLogger("beteiligte_sync")
 
 
 @dataclass(frozen=True)
@@ -46,23 +39,6 @@ class HistoryEntry:
     conflicts: list[dict[str, str]] = field(default_factory=list)
     reason: str = ""
     message: str = ""
-
-    @classmethod
-    def of(cls, result: SyncResult, trigger: str, at: float) -> HistoryEntry:
-        d = result.decision
-        return cls(
-            at=datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
-            trigger=trigger,
-            action=str(d.action if d else result.action),
-            status=str(result.status),
-            betnr=result.betnr,
-            to_advoware=sorted(d.to_advoware) if d else [],
-            to_espocrm=sorted(d.to_espo) if d else [],
-            conflicts=[{"field": c.field, "group": c.group, "winner": c.winner, "strategy": c.strategy}
-                       for c in (d.conflicts if d else ())],
-            reason=d.reason if d else "",
-            message=without_personal_data(result.message) if result.message else "",
-        )
 
     def sides(self) -> str:
         parts = []
@@ -103,25 +79,3 @@ class HistoryStore:
                 out.append(entry)
         return out
 
-
-class SyncJournal:
-    """History entry plus shared counters for one final sync result, in one round trip."""
-
-    def __init__(self, redis: Redis, *, clock: Callable[[], float] = time.time, prefix: str = "bsync") -> None:
-        self.redis = redis
-        self.clock = clock
-        self.history = HistoryStore(redis, prefix=prefix, clock=clock)
-        self.counters = OpsCounters(redis, prefix=prefix, clock=clock)
-
-    async def note(self, result: SyncResult, trigger: str) -> None:
-        if result.action in NOT_RECORDED:
-            return
-        entry = HistoryEntry.of(result, trigger, self.clock())
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            self.history.add(pipe, result.espo_id, entry)
-            self.counters.add_sync(pipe, entry.status, len(entry.conflicts))
-            await pipe.execute()
-        except RedisError as exc:  # the sync is done and written; only the operators' record of it is lost
-            log.warning("sync history not written: %s espo_id=%s betnr=%s decision=%s", exc, result.espo_id,
-                        result.betnr, entry.action)

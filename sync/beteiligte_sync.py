@@ -32,7 +32,6 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
-from adapters.history_store import SyncJournal
 from adapters.sync_state_store import LEASE_MS, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
@@ -44,6 +43,7 @@ from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
+from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult

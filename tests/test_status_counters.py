@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore, SyncJournal
+from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore
 from adapters.ops_counters import OpsCounters
 from domain.decision import Conflict, Decision
-from domain.sync_status import Action, SyncResult, SyncStatus
+from domain.sync_status import Action, SyncStatus
+from sync.sync_journal import SyncJournal
+from sync.sync_result import SyncResult
 from tests.conftest import synced_record
 from tests.testbed import Testbed
 
