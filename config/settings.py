@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
     health_check_interval_seconds: float = Field(default=30.0, gt=0)
+    # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
+    status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
     # relative paths taken from the project folder; and the redis-server binary (default: from PATH).
     state_dir: str = DEFAULT_STATE_DIR

@@ -1,10 +1,9 @@
-"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters (global options and one-line
-errors: :mod:`entrypoints.cli_errors`)."""
+"""The ``beteiligte-sync`` command: serve, sync-check, sync (global options and one-line errors:
+:mod:`entrypoints.cli_errors`); the operator commands are in cli_ops, the sandbox ones in cli_sandbox."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +16,8 @@ from domain.sync_status import SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
+from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, status
+from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
@@ -123,12 +124,12 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
     while any record is failed or permanently_failed afterwards, 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        plan = await services.checker.plan(confirm=confirm_mass_change)
+        plan = await services.checker.plan(confirm=confirm_mass_change, record=not dry_run)
         if dry_run:
             click.echo("\n".join(describe_plan(plan)))
             return ExitCode.OK
-        await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
-        drained = await host.drain(timeout)
+        queued = await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
+        drained = await drain_with_progress(host, timeout, queued)
         report = await status_report(services.espo)
         work, deletes = (len(plan.safe_work()), 0) if plan.held else (len(plan.work), len(plan.deletes))
         click.echo(f"sync check: scanned {plan.scanned}, queued {work} records and {deletes} deletes")
@@ -164,24 +165,14 @@ def sync(settings: Settings, espo_id: str) -> None:
     _run_once(settings, body)
 
 
-@main.command("dead-letters")
-@click.pass_obj
-def dead_letters(settings: Settings) -> None:
-    """List events that failed every attempt (kept for operators)."""
-
-    async def body(_services: Services, host: Any) -> int:
-        letters = await host.dead_letters()
-        for letter in letters:
-            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
-        click.echo(f"{len(letters)} dead letters")
-        return ExitCode.OK
-
-    _run_once(settings, body)
-
-
 main.add_command(store)
 main.add_command(doctor)
 main.add_command(webhooks)
+main.add_command(status)
+main.add_command(retry_failed)
+main.add_command(dead_letters)
+main.add_command(history)
+main.add_command(sandbox)
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from entrypoints.bootstrap import Services, is_real_redis, set_services
+from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
 
@@ -92,7 +93,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
         return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
     return [Route("/health", health, methods=["GET"]), Route("/ready", readiness, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"])]
+            Route("/metrics", metrics, methods=["GET"]), *status_routes(services, host_ref)]
 
 
 def dependencies(services: Services) -> dict[str, dict[str, Any]]:

@@ -168,6 +168,7 @@ class SimulatorMiddleware:
         calls: CallCounter,
         fault_body: Any = None,
         records: Any = None,
+        edit_record: Any = None,
     ) -> None:
         self.app = app
         self.faults = faults
@@ -175,6 +176,9 @@ class SimulatorMiddleware:
         # callable(record_id | None) -> list | dict | None: an uncounted, unauthenticated look at the
         # simulator's data under /__sim/records[/<id>] (sandbox and debugging only)
         self.records = records
+        # callable(record_id, body) -> (status, payload): ``PUT /__sim/records/<id>`` edits a record as a
+        # user of that system would; without it the route is read-only and says so (405)
+        self.edit_record = edit_record
         # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
         self.fault_body = fault_body
 
@@ -233,6 +237,14 @@ class SimulatorMiddleware:
         except OSError:
             pass  # the client gave up long ago: that is the point
 
+    async def _edit(self, rid: str, method: str, body: bytes, send: Send) -> None:
+        if self.edit_record is None or method != "PUT" or not rid:
+            what = "PUT /__sim/records/<id> only" if self.edit_record else "read-only: edit through the API"
+            await _send_json(send, 405, {"error": what}, [])
+            return
+        status, payload = self.edit_record(rid, body)
+        await _send_json(send, status, payload, [])
+
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
         while True:
@@ -255,6 +267,8 @@ class SimulatorMiddleware:
                 for r in data.get("rules", []):
                     self.faults.add(FaultRule(**{k: v for k, v in r.items() if k not in ("before", "after")}))
             await _send_json(send, 200, self.faults.to_json(), [])
+        elif path.startswith("/__sim/records") and method not in ("GET", "HEAD"):
+            await self._edit(path.removeprefix("/__sim/records").strip("/"), method, body, send)
         elif path.startswith("/__sim/records") and self.records is not None:
             rid = path.removeprefix("/__sim/records").strip("/") or None
             found = self.records(rid)

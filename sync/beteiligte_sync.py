@@ -43,6 +43,7 @@ from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
+from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult
@@ -94,6 +95,7 @@ class BeteiligteSync:
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
+        self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -101,7 +103,13 @@ class BeteiligteSync:
     # -- entry point ----------------------------------------------------------------------------
     async def sync(self, espo_id: str, trigger: str = "webhook", seen: dict[str, str] | None = None) -> SyncResult:
         """Sync one record. ``seen``: fingerprints of the mapped values (and ``betnr``) a webhook item
-        carried; when they are the stored state of the last sync, nothing is read or written."""
+        carried; when they are the stored state of the last sync, nothing is read or written. The
+        final result goes to the record's history and the shared day counters."""
+        result = await self._sync(espo_id, trigger, seen)
+        await self.journal.note(result, trigger)
+        return result
+
+    async def _sync(self, espo_id: str, trigger: str, seen: dict[str, str] | None) -> SyncResult:
         if seen and await self._proved_in_sync(espo_id, seen):
             self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
             log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
@@ -268,7 +276,9 @@ class BeteiligteSync:
 
     # -- delete -------------------------------------------------------------------------------
     async def delete(self, espo_id: str) -> SyncResult:
-        return await self.deleter.delete(espo_id)
+        result = await self.deleter.delete(espo_id)
+        await self.journal.note(result, "delete")
+        return result
 
 
 def _as_error(exc: BaseException) -> BaseException:

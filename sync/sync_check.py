@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import NotFoundError
+from adapters.ops_counters import OpsCounters
 from adapters.sync_state_store import Link, RetryState, SyncStateStore
 from domain.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical
 from domain.conflict_policy import ConflictPolicy
@@ -98,7 +99,8 @@ class SyncChecker:
         self.guard_min = guard_min
         self.get_concurrency = get_concurrency
 
-    async def plan(self, *, confirm: bool = False) -> CheckPlan:
+    async def plan(self, *, confirm: bool = False, record: bool = True) -> CheckPlan:
+        """What needs a sync now; ``record``: keep it as the last sync check (not for a dry run)."""
         records = [r async for r in self.espo.iter_list(ENTITY, select=SELECT, page_size=200)]
         ids = [r["id"] for r in records]
         links = await self.store.get_links(ids)
@@ -125,6 +127,10 @@ class SyncChecker:
                          f"Advoware twin or have mapped fields emptied (limit {self.guard_share:.0%}); "
                          "those were held, every other record is synced. Check both systems, then run "
                          "'beteiligte-sync sync-check --confirm-mass-change'.")
+        if record:
+            await OpsCounters(self.store.redis, prefix=self.store.prefix, clock=self.clock).save_check(
+                scanned=plan.scanned, queued=len(plan.safe_work() if plan.held else plan.work),
+                deletes=0 if plan.held else len(plan.deletes), held=plan.held)
         return plan
 
     async def _advoware_twins(
