@@ -106,3 +106,18 @@ def test_hostile_status_beside_a_serve_on_ipv6_loopback() -> None:
     assert "unexpected error" not in status.stderr, status.stderr
     workers = next(line for line in status.stdout.splitlines() if line.startswith("│ event workers"))
     assert workers.split("│")[2].strip() == "ok", status.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="sandbox fault accepts an invalid --path regex (then EVERY simulator request "
+                                       "answers 500 until cleared, though it said '1 more request') or --method FOO")
+@pytest.mark.parametrize("option", [["--path", "("], ["--method", "FOO", "--count", "0"]], ids=["regex", "method"])
+def test_hostile_sandbox_fault_refuses_a_rule_that_cannot_work(sb: Sandbox, option: list[str]) -> None:
+    try:
+        answer = sb.run("sandbox", "fault", "advoware", "503", *option)
+        rules = httpx.get(f"{sb.advo}/__sim/faults", timeout=10).json()["rules"]
+        probe = httpx.get(f"{sb.advo}/api/v1/advonet/Beteiligte", params={"take": 1}, timeout=10).status_code
+    finally:
+        assert sb.run("sandbox", "clear-faults", "advoware").returncode == 0
+    assert answer.returncode == 2, answer.stdout + answer.stderr
+    assert "Traceback" not in answer.stderr
+    assert rules == [] and probe != 500
