@@ -140,3 +140,28 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     out, err = proc.communicate(timeout=CLI_TIMEOUT_S + HOLD_DEADLINE_S)
     assert proc.returncode == 0, out + err
     return out
+
+
+@pytest.mark.xfail(strict=True, reason="a full event queue (serve backed up) makes sync-check and dead-letters replay "
+                                       "end with 'unexpected error: QueueFullError', exit 1 (the README's 'a bug')")
+@pytest.mark.parametrize("command", [["sync-check"], ["dead-letters", "replay"]], ids=["sync-check", "replay"])
+def test_hostile_a_full_queue_is_an_operator_line_not_a_bug(command: list[str]) -> None:
+    server = RedisServer()
+    server.start()
+    try:
+        store = redis.Redis.from_url(server.url)
+        store.rpush(DEAD_LETTERS.decode(), json.dumps({
+            "topic": "vmh.beteiligte.update", "step": "beteiligte_sync_event",
+            "data": {"id": "a58c05a98168dec10", "trigger": "webhook_update"}, "error": "x", "attempts": 5,
+            "trace_id": "trace-dead-2", "failed_at": "2026-11-29T18:35:32+00:00"}))
+        store.set("bsync:bus:pending", 10000)  # the bus's own count of queued events: motia.config.json maxSize
+        with state_root() as root:
+            env = env_for(root / "state", free_port(), REDIS_URL=server.url)
+            done = subprocess.run([sys.executable, "-m", "entrypoints.cli", *command], env=env, cwd=root,
+                                  capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+        assert "unexpected error" not in done.stderr, done.stderr
+        assert done.returncode not in (0, 1), done.stdout + done.stderr
+        assert "queue" in done.stderr.strip().splitlines()[-1]
+        assert store.llen(DEAD_LETTERS.decode()) == 1  # nothing lost
+    finally:
+        server.close()
