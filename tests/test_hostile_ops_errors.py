@@ -23,3 +23,15 @@ def test_hostile_sync_with_a_wrong_espocrm_path_names_espocrm_url_not_the_id(sys
     assert "ESPOCRM_URL" in line, line
     assert "check the id" not in line, line
     assert advo_records(s.advo) == before
+
+
+@pytest.mark.xfail(strict=True, reason="ADVOWARE_URL / ADVOWARE_TOKEN_URL with /api/v1 (documented as accepted) "
+                                       "become .../api/v1/api/v1/...: every Advoware call 404s")
+def test_hostile_advoware_urls_with_api_v1_are_accepted(systems: Systems) -> None:  # noqa: F811
+    s = systems
+    espo_id = create_as_staff(s.espo, "MitApiV1")
+    env = {**s.env, "ADVOWARE_URL": f"{s.advo}/api/v1/", "ADVOWARE_TOKEN_URL": f"{s.advo}/api/v1"}
+    done = cli(env, "sync", espo_id, cwd=s.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "decision=create" in done.stdout
+    assert [r["name"] for r in advo_records(s.advo)].count("MitApiV1") == 1
