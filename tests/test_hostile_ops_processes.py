@@ -51,7 +51,7 @@ def test_hostile_status_prints_a_failed_record_whose_name_looks_like_markup(sb: 
     try:
         espo_id = _create(sb, MARKUP_NAME)
         wait_for("the new record to fail", lambda: sb.record(espo_id)["syncStatus"] == "failed")
-        status = sb.run("status")
+        status = cli({**sb.env, "COLUMNS": "400"}, "status", cwd=sb.root)  # wide: no cell is wrapped
     finally:
         assert sb.run("sandbox", "clear-faults", "advoware").returncode == 0
     assert "unexpected error" not in status.stderr, status.stderr
