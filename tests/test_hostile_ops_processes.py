@@ -5,6 +5,7 @@ claim ("Operations"); it passes once the bug is fixed.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,3 +155,21 @@ def test_hostile_sandbox_fault_refuses_a_rule_that_cannot_work(sb: Sandbox, opti
     assert answer.returncode == 2, answer.stdout + answer.stderr
     assert "Traceback" not in answer.stderr
     assert rules == [] and probe != 500
+
+
+@pytest.mark.xfail(strict=True, reason="history prints sync messages as rich markup: Advoware's error text 'Feld "
+                                       "[/Name] zu lang' ends it: 'unexpected error: MarkupError'")
+def test_hostile_history_prints_an_error_message_with_brackets_as_it_is(sb: Sandbox) -> None:
+    rule = {"status": 400, "method": "POST", "path": "Beteiligte$", "times": None,
+            "body": json.dumps({"title": "Bad Request", "detail": "Feld [/Name] zu lang"})}
+    httpx.post(f"{sb.advo}/__sim/faults", json={"rules": [rule]}, timeout=10).raise_for_status()
+    try:
+        espo_id = _create(sb, "Klammerfehler")
+        wait_for("the new record to fail", lambda: sb.record(espo_id)["syncStatus"] == "failed")
+    finally:
+        assert sb.run("sandbox", "clear-faults", "advoware").returncode == 0
+    assert "Feld [/Name] zu lang" in sb.record(espo_id)["syncErrorMessage"]  # what staff see in EspoCRM
+    history = cli({**sb.env, "COLUMNS": "400"}, "history", espo_id, cwd=sb.root)
+    assert "unexpected error" not in history.stderr, history.stderr
+    assert history.returncode == 0, history.stdout + history.stderr
+    assert "Feld [/Name] zu lang" in history.stdout
