@@ -1,0 +1,390 @@
+"""Throughput at the round-trip limit: real ``serve`` processes, a real Redis, simulators far away.
+
+    .venv/bin/python bench/throughput.py                 # the issue's table (issue 10)
+    .venv/bin/python bench/throughput.py --quick         # smaller sizes, a minute
+    .venv/bin/python bench/throughput.py --creates 100 --updates 100 --slow-creates 50 --concurrency 10
+
+Both simulators run as their own processes and answer every request after a fixed latency (their
+``/__sim/faults`` knob); one or two ``beteiligte-sync serve`` processes share a throwaway
+``redis-server``. The script plays EspoCRM's webhook job itself: staff records are created (or edited)
+first, then their webhook batches of 50 items, signed with the registered secrets, go to the serve
+processes in turn, all at once. A run ends when every record is ``clean`` (and, for updates, its value
+is in Advoware); its time is taken from the webhook answers to the last answer EspoCRM's simulator gave
+(``/__sim/activity``), not from polling. A sync that needs ``k`` calls with ``c`` syncs in flight can do
+at most ``c / (k × latency)`` records per second: ``k`` is counted by the simulators, ``c`` is
+``SYNC_CONCURRENCY`` × processes. While a run syncs, a prober posts one-item webhooks (an unmapped
+field: queued work for nobody) and times their answers: webhook p50/p99 under load. Peak RSS is
+``VmHWM`` of each serve process. Exits 1 when a figure misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from simulators.espocrm.signing import delivery_headers, php_json_encode  # noqa: E402
+from tests.crash_support import _register_webhooks  # noqa: E402
+from tests.embedded_support import (  # noqa: E402
+    ESPO_API_KEY,
+    STAFF_KEY,
+    Process,
+    env_for,
+    set_faults,
+    start_serve,
+    start_simulator,
+)
+from tests.redis_server import RedisServer  # noqa: E402
+
+ENTITY_PATH = "/api/v1/CBeteiligte"
+BATCH = 50  # EspoCRM's webhookBatchSize
+DEADLINE_S = 600.0
+SINGLE_TARGET_MS = 15.0
+TARGET = {0.03: 0.90, 0.1: 0.95}  # share of the bound per latency
+SCALE_TARGET = 0.9  # N processes reach this share of N × one
+
+
+@dataclass
+class Row:
+    latency_ms: float
+    work: str
+    figure: float  # records per second (or ms for the single create)
+    unit: str
+    bound: float | None = None
+    k: float | None = None
+    c: int | None = None
+    target: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.bound else self.figure / self.bound
+
+    def ok(self) -> bool:
+        if self.unit == "ms":
+            return self.figure <= SINGLE_TARGET_MS
+        return self.target is None or (self.ratio or 0) >= self.target
+
+
+class Rig:
+    """Simulators, Redis and ``procs`` serve processes under ``root``."""
+
+    def __init__(self, root: Path, *, procs: int, concurrency: int) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.espo_sim, self.espo = start_simulator("simulators.espocrm", root, "--profile", "9",
+                                                   "--webhook-interval", "1000000")
+        self.advo_sim, self.advo = start_simulator("simulators.advoware", root)
+        self.redis = RedisServer()
+        self.redis.start()
+        self.ports = [_free_port() for _ in range(procs)]
+        import asyncio
+
+        self.secrets = asyncio.run(_register_webhooks(self.espo, f"http://127.0.0.1:{self.ports[0]}"))
+        self.hooks = _hook_ids(self.espo, self.secrets)
+        self.concurrency = concurrency
+        self.serves: list[Process] = []
+        for port in self.ports:
+            env = env_for(root / f"state-{port}", port, REDIS_URL=self.redis.url, SYNC_CONCURRENCY=str(concurrency),
+                          LOG_LEVEL="WARNING", **self._configured())
+            self.serves.append(start_serve(env, root))
+        self.client = httpx.Client(timeout=30)
+        self._next = 0
+
+    def _configured(self) -> dict[str, str]:
+        from simulators.advoware.simulator import AdvowareSimulator
+
+        creds = AdvowareSimulator().client_settings()
+        env = {"ESPOCRM_URL": self.espo, "ESPOCRM_API_KEY": ESPO_API_KEY,
+               "ESPOCRM_WEBHOOK_SECRETS": json.dumps(self.secrets), "ADVOWARE_URL": self.advo,
+               "ADVOWARE_TOKEN_URL": self.advo}
+        env.update({f"ADVOWARE_{''.join(c if c.isalpha() else '_' for c in k.upper())}": v for k, v in creds.items()})
+        return env
+
+    # -- people and EspoCRM's webhook job ---------------------------------------------------------
+    def create_staff(self, n: int, tag: str) -> list[dict[str, Any]]:
+        out = []
+        for i in range(n):
+            answer = self.client.post(f"{self.espo}{ENTITY_PATH}", headers={"X-Api-Key": STAFF_KEY},
+                                      json={"lastName": f"{tag}-{i}", "firstName": "Bench",
+                                            "rechtsform": "natürliche Person", "addressCity": "Start"})
+            answer.raise_for_status()
+            out.append(answer.json())
+        return out
+
+    def edit_staff(self, ids: list[str], city: str) -> list[dict[str, Any]]:
+        for espo_id in ids:
+            self.client.put(f"{self.espo}{ENTITY_PATH}/{espo_id}", headers={"X-Api-Key": STAFF_KEY},
+                            json={"addressCity": city}).raise_for_status()
+        return [{"id": espo_id, "addressCity": city} for espo_id in ids]
+
+    def post_webhook(self, event: str, items: list[dict[str, Any]], client: httpx.Client | None = None) -> float:
+        """One signed batch to the next serve process; returns the answer time in ms."""
+        hook_id = self.hooks[event]
+        body = php_json_encode(items)
+        headers = delivery_headers(hook_id, self.secrets[hook_id], body, with_signature=True)
+        port = self.ports[self._next % len(self.ports)]
+        self._next += 1
+        started = time.perf_counter()
+        answer = (client or self.client).post(f"http://127.0.0.1:{port}/vmh/webhook/beteiligte/{event}",
+                                              content=body, headers=headers)
+        took = (time.perf_counter() - started) * 1000
+        if answer.status_code != 200:
+            raise RuntimeError(f"webhook answered {answer.status_code}: {answer.text}")
+        return took
+
+    # -- observing ----------------------------------------------------------------------------------
+    def latency(self, seconds: float) -> None:
+        for url in (self.espo, self.advo):
+            set_faults(url, {"latency": seconds})
+
+    def reset_counts(self) -> None:
+        for url in (self.espo, self.advo):
+            self.client.delete(f"{url}/__sim/calls").raise_for_status()
+
+    def api_calls(self) -> int:
+        n = 0
+        for url in (self.espo, self.advo):
+            for key, count in self.client.get(f"{url}/__sim/calls").json().items():
+                if not key.endswith("/Token") and "/App/user" not in key and "/Metadata" not in key:
+                    n += count
+        return n
+
+    def last_espo_answer(self) -> float:
+        return float(self.client.get(f"{self.espo}/__sim/activity").json()["last_done"])
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        return {r["id"]: r for r in self.client.get(f"{self.espo}/__sim/records").json()}
+
+    def advo_records(self) -> dict[int, dict[str, Any]]:
+        return {int(b["betNr"]): b for b in self.client.get(f"{self.advo}/__sim/records").json()}
+
+    def peak_rss_mb(self) -> list[float]:
+        return [_vm_hwm_kb(p.proc.pid) / 1024 for p in self.serves]
+
+    def close(self) -> None:
+        self.client.close()
+        for p in self.serves:
+            p.stop()
+        for sim in (self.espo_sim, self.advo_sim):
+            sim.stop()
+        self.redis.close()
+
+
+def _free_port() -> int:
+    from simulators.common import free_port
+
+    return free_port()
+
+
+def _hook_ids(espo: str, secrets: dict[str, str]) -> dict[str, str]:
+    hooks = httpx.get(f"{espo}/api/v1/Webhook", headers={"X-Api-Key": ESPO_API_KEY}, timeout=10).json()["list"]
+    return {h["event"].split(".")[1]: h["id"] for h in hooks if h["id"] in secrets}
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_until(what: str, probe: Callable[[], bool], every: float = 0.1) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        if probe():
+            return
+        time.sleep(every)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class Prober:
+    """Posts one-item update webhooks naming only an unmapped field (nothing to sync) every
+    ``every`` seconds while a run syncs; keeps their answer times."""
+
+    def __init__(self, rig: Rig, espo_id: str, every: float = 0.02) -> None:
+        self.rig, self.espo_id, self.every = rig, espo_id, every
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            n = 0
+            while not self._stop.wait(self.every):
+                n += 1
+                self.times.append(self.rig.post_webhook("update", [{"id": self.espo_id, "description": f"p{n}"}],
+                                                        client))
+
+
+def _send_all(rig: Rig, event: str, items: list[dict[str, Any]]) -> float:
+    """Post every batch at once (one thread each, as EspoCRM's job for several webhooks would);
+    returns the wall-clock time when the last answer arrived."""
+    batches = [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+    threads = [threading.Thread(target=rig.post_webhook, args=(event, b, httpx.Client(timeout=30))) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.time()
+
+
+def run_batch(rig: Rig, work: str, latency: float, items: list[dict[str, Any]], event: str,
+              done: Callable[[dict[str, dict[str, Any]]], bool], probe_id: str) -> Row:
+    rig.latency(latency)
+    rig.reset_counts()
+    with Prober(rig, probe_id) as prober:
+        started = time.time()
+        _send_all(rig, event, items)
+        wait_until(work, lambda: done(rig.records()))
+    finished = rig.last_espo_answer()
+    rig.latency(0)
+    n = len(items)
+    k = rig.api_calls() / n
+    c = rig.concurrency * len(rig.ports)
+    rate = n / (finished - started)
+    bound = c / (k * latency)
+    probes = sorted(prober.times)
+    extra = {"k": k, "c": c, "seconds": finished - started, "rss_mb": rig.peak_rss_mb(),
+             "webhook_p50_ms": _pct(probes, 50), "webhook_p99_ms": _pct(probes, 99), "probes": len(probes)}
+    return Row(latency * 1000, work, rate, "/s", bound, k, c, TARGET.get(latency), extra)
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def single_creates(rig: Rig, repeats: int) -> Row:
+    """One create at a time, no latency: webhook answer → the release PUT answered (record clean)."""
+    rig.latency(0)
+    times = []
+    for rec in rig.create_staff(repeats, "single"):
+        rig.post_webhook("create", [rec])
+        answered = time.time()
+        wait_until("a single create", lambda r=rec: rig.records()[r["id"]].get("syncStatus") == "clean", every=0.01)
+        times.append((rig.last_espo_answer() - answered) * 1000)
+    return Row(0, f"one create, webhook answer → clean (median of {repeats})", statistics.median(times), "ms",
+               extra={"min_ms": min(times), "max_ms": max(times)})
+
+
+def creates(rig: Rig, n: int, latency: float, tag: str) -> tuple[Row, list[str]]:
+    recs = rig.create_staff(n, tag)
+    ids = {r["id"] for r in recs}
+
+    def done(records: dict[str, dict[str, Any]]) -> bool:
+        return all(records[i].get("syncStatus") == "clean" and records[i].get("betnr") for i in ids)
+
+    row = run_batch(rig, f"{n} creates", latency, recs, "create", done, recs[0]["id"])
+    return row, sorted(ids)
+
+
+def updates(rig: Rig, ids: list[str], latency: float) -> Row:
+    city = f"Stadt-{time.monotonic_ns()}"
+    items = rig.edit_staff(ids, city)
+    want = set(ids)
+
+    def done(records: dict[str, dict[str, Any]]) -> bool:
+        if not all(records[i].get("syncStatus") == "clean" for i in want):
+            return False
+        advo = rig.advo_records()
+        return all(advo[int(records[i]["betnr"])].get("ort") == city for i in want)
+
+    return run_batch(rig, f"{len(ids)} updates EspoCRM→Advoware", latency, items, "update", done, ids[0])
+
+
+def print_table(rows: list[Row]) -> None:
+    print("\n| API latency | work | measured | bound c/(k×latency) | ratio | target | webhook p50/p99 | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r.unit == "ms":
+            print(f"| {r.latency_ms:.0f} ms | {r.work} | {r.figure:.1f} ms | ≤ {SINGLE_TARGET_MS:.0f} ms (target) | — | "
+                  f"{'ok' if r.ok() else 'MISSED'} | — | — |")
+            continue
+        e = r.extra
+        rss = " + ".join(f"{m:.0f}" for m in e["rss_mb"]) + " MB"
+        scale = f" ({e['scale']:.2f}× one)" if "scale" in e else ""
+        print(f"| {r.latency_ms:.0f} ms | {r.work} | {r.figure:.1f} /s{scale} | {r.bound:.1f} /s "
+              f"(c={r.c}, k={r.k:.2f}) | {100 * (r.ratio or 0):.0f} % | "
+              f"{'' if r.target is None else f'≥ {100 * r.target:.0f} % '}{'ok' if r.ok() else 'MISSED'} | "
+              f"{e['webhook_p50_ms']:.1f} / {e['webhook_p99_ms']:.1f} ms | {rss} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--creates", type=int, default=400, help="creates at 30 ms (also the 2-process run)")
+    ap.add_argument("--updates", type=int, default=400, help="updates EspoCRM→Advoware at 30 ms")
+    ap.add_argument("--slow-creates", type=int, default=200, help="creates at 100 ms")
+    ap.add_argument("--singles", type=int, default=21, help="single creates at 0 ms (median)")
+    ap.add_argument("--concurrency", type=int, default=10, help="SYNC_CONCURRENCY of each serve process")
+    ap.add_argument("--quick", action="store_true", help="100/100/50 records, 11 singles")
+    ap.add_argument("--only", choices=["one", "two"], help="only the 1-process runs, or only the 2-process run")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.creates, args.updates, args.slow_creates, args.singles = 100, 100, 50, 11
+    rows: list[Row] = []
+    root = Path(tempfile.mkdtemp(prefix="bsync-tp-", dir="/tmp"))
+    one: Row | None = None
+    if args.only != "two":
+        rig = Rig(root / "one", procs=1, concurrency=args.concurrency)
+        try:
+            rows.append(single_creates(rig, args.singles))
+            one, ids = creates(rig, args.creates, 0.03, "c30")
+            rows.append(one)
+            rows.append(updates(rig, ids[: args.updates] if args.updates <= len(ids) else ids, 0.03))
+            rows.append(creates(rig, args.slow_creates, 0.1, "c100")[0])
+        finally:
+            rig.close()
+    if args.only != "one":
+        rig = Rig(root / "two", procs=2, concurrency=args.concurrency)
+        try:
+            two, _ = creates(rig, args.creates, 0.03, "c30x2")
+            two.work += ", 2 processes"
+            if one is not None:
+                two.extra["scale"] = two.figure / one.figure
+            rows.append(two)
+        finally:
+            rig.close()
+    print_table(rows)
+    for r in rows:
+        if r.unit != "ms":
+            print(f"{r.work} at {r.latency_ms:.0f} ms: {r.extra['seconds']:.2f} s, {r.extra['probes']} probe webhooks")
+    scale_ok = all(r.extra.get("scale", 2) >= SCALE_TARGET * 2 for r in rows if r.unit != "ms")
+    if not scale_ok:
+        print(f"2 processes reached less than {SCALE_TARGET * 2:.1f}× one process")
+    for p in root.rglob("serve-*.log"):
+        text = p.read_text(errors="replace")
+        if "Traceback" in text or " ERROR " in text:
+            print(f"errors in {p}:\n{text[-2000:]}")
+    ok = all(r.ok() for r in rows) and scale_ok
+    if os.environ.get("KEEP_BENCH_ROOT") is None:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
