@@ -90,16 +90,18 @@ class SyncStateStore:
     async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
         and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
-        between can be missed: the transaction fails and is retried when either key moves."""
+        between can be missed: the transaction fails and is retried when either key moves. Three round
+        trips (WATCH, one MGET of both keys, MULTI..EXEC): this runs once per sync."""
         lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(lock, dirty)
-                    if as_text(await pipe.get(lock)) != token:
+                    holder, flag = await pipe.mget(lock, dirty)
+                    if as_text(holder) != token:
                         await pipe.unwatch()
                         return True  # lease lost: the new holder (or the waiter) covers the change
-                    waiting = bool(await pipe.exists(dirty))
+                    waiting = flag is not None
                     pipe.multi()
                     if waiting:
                         pipe.delete(dirty)

@@ -99,7 +99,7 @@ class Rig:
         self.serves: list[Process] = []
         for port in self.ports:
             env = env_for(root / f"state-{port}", port, REDIS_URL=self.redis.url, SYNC_CONCURRENCY=str(concurrency),
-                          LOG_LEVEL="WARNING", **self._configured())
+                          **self._configured())
             self.serves.append(start_serve(env, root))
         self.client = httpx.Client(timeout=30)
         self._next = 0
@@ -172,6 +172,14 @@ class Rig:
     def advo_records(self) -> dict[int, dict[str, Any]]:
         return {int(b["betNr"]): b for b in self.client.get(f"{self.advo}/__sim/records").json()}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each process of the installation (user + system)."""
+        procs = {"serve" if len(self.serves) == 1 else f"serve{i + 1}": p.proc.pid for i, p in enumerate(self.serves)}
+        procs.update(espocrm=self.espo_sim.proc.pid, advoware=self.advo_sim.proc.pid)
+        if self.redis._proc is not None:
+            procs["redis"] = self.redis._proc.pid
+        return {name: _cpu_seconds(pid) for name, pid in procs.items()}
+
     def peak_rss_mb(self) -> list[float]:
         return [_vm_hwm_kb(p.proc.pid) / 1024 for p in self.serves]
 
@@ -195,6 +203,11 @@ def _hook_ids(espo: str, secrets: dict[str, str]) -> dict[str, str]:
     return {h["event"].split(".")[1]: h["id"] for h in hooks if h["id"] in secrets}
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _vm_hwm_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -215,7 +228,7 @@ class Prober:
     """Posts one-item update webhooks naming only an unmapped field (nothing to sync) every
     ``every`` seconds while a run syncs; keeps their answer times."""
 
-    def __init__(self, rig: Rig, espo_id: str, every: float = 0.02) -> None:
+    def __init__(self, rig: Rig, espo_id: str, every: float = 0.04) -> None:
         self.rig, self.espo_id, self.every = rig, espo_id, every
         self.times: list[float] = []
         self._stop = threading.Event()
@@ -254,11 +267,13 @@ def run_batch(rig: Rig, work: str, latency: float, items: list[dict[str, Any]], 
               done: Callable[[dict[str, dict[str, Any]]], bool], probe_id: str) -> Row:
     rig.latency(latency)
     rig.reset_counts()
+    cpu_before = rig.cpu_seconds()
     with Prober(rig, probe_id) as prober:
         started = time.time()
         _send_all(rig, event, items)
         wait_until(work, lambda: done(rig.records()))
     finished = rig.last_espo_answer()
+    cpu = {k: (v - cpu_before[k]) * 1000 / len(items) for k, v in rig.cpu_seconds().items()}
     rig.latency(0)
     n = len(items)
     k = rig.api_calls() / n
@@ -267,7 +282,8 @@ def run_batch(rig: Rig, work: str, latency: float, items: list[dict[str, Any]], 
     bound = c / (k * latency)
     probes = sorted(prober.times)
     extra = {"k": k, "c": c, "seconds": finished - started, "rss_mb": rig.peak_rss_mb(),
-             "webhook_p50_ms": _pct(probes, 50), "webhook_p99_ms": _pct(probes, 99), "probes": len(probes)}
+             "webhook_p50_ms": _pct(probes, 50), "webhook_p99_ms": _pct(probes, 99), "probes": len(probes),
+             "cpu_ms_per_record": cpu}
     return Row(latency * 1000, work, rate, "/s", bound, k, c, TARGET.get(latency), extra)
 
 
@@ -284,7 +300,10 @@ def single_creates(rig: Rig, repeats: int) -> Row:
     for rec in rig.create_staff(repeats, "single"):
         rig.post_webhook("create", [rec])
         answered = time.time()
-        wait_until("a single create", lambda r=rec: rig.records()[r["id"]].get("syncStatus") == "clean", every=0.01)
+        def clean(r: dict[str, Any] = rec) -> bool:
+            return rig.records()[r["id"]].get("syncStatus") == "clean"
+
+        wait_until("a single create", clean, every=0.01)
         times.append((rig.last_espo_answer() - answered) * 1000)
     return Row(0, f"one create, webhook answer → clean (median of {repeats})", statistics.median(times), "ms",
                extra={"min_ms": min(times), "max_ms": max(times)})
@@ -370,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     for r in rows:
         if r.unit != "ms":
-            print(f"{r.work} at {r.latency_ms:.0f} ms: {r.extra['seconds']:.2f} s, {r.extra['probes']} probe webhooks")
+            cpu = ", ".join(f"{k} {v:.1f}" for k, v in r.extra["cpu_ms_per_record"].items())
+            print(f"{r.work} at {r.latency_ms:.0f} ms: {r.extra['seconds']:.2f} s, {r.extra['probes']} probe webhooks; "
+                  f"CPU ms per record: {cpu}")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (the machine is shared: figures move with it)")
     scale_ok = all(r.extra.get("scale", 2) >= SCALE_TARGET * 2 for r in rows if r.unit != "ms")
     if not scale_ok:
         print(f"2 processes reached less than {SCALE_TARGET * 2:.1f}× one process")

@@ -241,8 +241,7 @@ class BeteiligteSync:
         modified_at = record.get("modifiedAt")
         ours = self.espo_facts.user_id is not None and record.get("modifiedById") == self.espo_facts.user_id
         if modified_at and (not ours or fallback):
-            if await self.store.espo_edited_at(espo_id) != modified_at:
-                await self.store.save_espo_edited_at(espo_id, modified_at)
+            await self.store.save_espo_edited_at(espo_id, modified_at)  # one write, not a read and a write
             return parse_espo(modified_at)
         return parse_espo(await self.store.espo_edited_at(espo_id))
 
