@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = ", ".join(f"{k} {v:.1f}" for k, v in r.extra["cpu_ms_per_record"].items())
             print(f"{r.work} at {r.latency_ms:.0f} ms: {r.extra['seconds']:.2f} s, {r.extra['probes']} probe webhooks; "
                   f"CPU ms per record: {cpu}")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (the machine is shared: figures move with it)")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (a shared machine: figures move with it)")
     scale_ok = all(r.extra.get("scale", 2) >= SCALE_TARGET * 2 for r in rows if r.unit != "ms")
     if not scale_ok:
         print(f"2 processes reached less than {SCALE_TARGET * 2:.1f}× one process")
