@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -172,6 +173,12 @@ class SyncStateStore:
         """Every EspoCRM id we hold a link for (SCAN, so a large keyspace does not block Redis)."""
         prefix = self._k("link", "")
         return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
+
+    async def iter_linked_ids(self) -> AsyncIterator[str]:
+        """Every EspoCRM id we hold a link for, streamed (SCAN): the sync check never holds them all."""
+        prefix = self._k("link", "")
+        async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            yield str(as_text(key))[len(prefix):]
 
     async def forget(self, espo_id: str) -> None:
         """A record deleted in EspoCRM: its link, retry schedule and failed delete go."""
