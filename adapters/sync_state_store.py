@@ -7,7 +7,10 @@ Keys (prefix ``bsync``):
 - ``dirty:<espoId>``  a change arrived while the lock was held: the holder runs once more
 - ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
                       writes move ``modifiedAt`` too)
-- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync,
+                      compact (:func:`encode_link`: fingerprints by field position, 11 characters each;
+                      under 1 KB per linked record with its other keys); the older spelled-out form is
+                      still read
 - ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
 - ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
@@ -27,28 +30,15 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from adapters.link_codec import Link, decode_link, encode_link
 from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
-from domain.decision import Base
+
+__all__ = ["CreateAttempt", "Link", "RetryState", "SyncStateStore", "decode_link", "encode_link"]
 
 LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
 DIRTY_TTL_MS = 60 * 60 * 1000
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
-
-
-@dataclass
-class Link:
-    betnr: int
-    row_id: str | None
-    espo: dict[str, str]
-    advo: dict[str, str]
-    synced_at: float
-    # Advoware's edit time of the values still owed to EspoCRM, when our own Advoware write has
-    # moved ``geaendertAm`` since (ISO, UTC); ``None`` when nothing is owed.
-    advo_edited_at: str | None = None
-
-    def base(self) -> Base:
-        return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
 
 
 @dataclass
@@ -124,10 +114,7 @@ class SyncStateStore:
             raw, retry, locked = await pipe.execute()
         if retry or locked or not raw:
             return None
-        try:
-            return Link(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None
+        return decode_link(raw)
 
     async def is_locked(self, espo_id: str) -> bool:
         return bool(await self.redis.exists(self._k("lock", espo_id)))
@@ -153,11 +140,14 @@ class SyncStateStore:
         return (await self.get_links([espo_id]))[espo_id]
 
     async def get_links(self, espo_ids: list[str]) -> dict[str, Link | None]:
-        return await self._mget("link", espo_ids, Link)
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
+        return {i: decode_link(raw) if raw else None for i, raw in zip(espo_ids, raws, strict=True)}
 
     async def save_link(self, espo_id: str, link: Link) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k("link", espo_id), json.dumps(asdict(link)))
+            pipe.set(self._k("link", espo_id), encode_link(link))
             pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
             await pipe.execute()
 

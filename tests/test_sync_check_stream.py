@@ -3,12 +3,17 @@ each page once, and fetches single records only for what moved; a lost delete is
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 
+from adapters.sync_state_store import Link, decode_link, encode_link
+from domain.beteiligte_mapper import FIELDS
+from domain.decision import PENDING, fingerprint_value
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
 
@@ -81,3 +86,19 @@ async def test_records_in_sync_cost_page_reads_only_and_a_lost_delete_is_found(
     assert calls.get(ESPO_LIST) == 1 and calls.get(ADVO_LIST) == 2  # one page left in EspoCRM
     assert calls.get(ADVO_GET, 0) == 0 and calls.get(ESPO_GET, 0) == 0  # nothing moved: pages only
     assert tb.writes() == 0
+
+
+def test_a_link_is_stored_compact_and_reads_back_as_written_also_in_the_older_form() -> None:
+    espo = {f.espo: fingerprint_value(f"e-{f.espo}") for f in FIELDS}
+    advo = {f.espo: fingerprint_value(f"a-{f.espo}") for f in FIELDS}
+    advo[FIELDS[3].espo] = PENDING  # a value owed to the other side
+    del espo[FIELDS[5].espo]  # a side without one field's fingerprint
+    link = Link(betnr=10001, row_id="AAAAAAAAB9E=", espo=espo, advo=advo, synced_at=1795976538.25,
+                advo_edited_at="2026-11-29T10:00:00+00:00")
+    stored = encode_link(link)
+    assert decode_link(stored) == link
+    assert len(stored) < 450  # the spelled-out form took three times as much
+    older = json.dumps(asdict(link))
+    assert decode_link(older) == link
+    assert decode_link('{"v":"another","b":1}') is None  # another field layout: a missing base (safe)
+    assert decode_link("{not json") is None
