@@ -136,6 +136,7 @@ class Activity:
         self.now = 0
         self.peak = 0
         self.last_done = 0.0
+        self.serving_s = 0.0  # time spent serving requests, the injected latency not counted
         self._lock = threading.Lock()
 
     def enter(self) -> None:
@@ -148,13 +149,19 @@ class Activity:
             self.now -= 1
             self.last_done = time.time()
 
+    def served(self, seconds: float) -> None:
+        with self._lock:
+            self.serving_s += seconds
+
     def reset(self) -> None:
         with self._lock:
             self.peak = self.now
+            self.serving_s = 0.0
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
-            return {"inflight": self.now, "peak": self.peak, "last_done": self.last_done}
+            return {"inflight": self.now, "peak": self.peak, "last_done": self.last_done,
+                    "serving_s": self.serving_s}
 
 
 async def _send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
@@ -227,6 +234,13 @@ class SimulatorMiddleware:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
         if self.faults.latency:  # every request answers this much later (a system far away)
             await asyncio.sleep(self.faults.latency)
+        started = time.perf_counter()
+        try:
+            await self._serve_now(scope, receive, send, method, path)
+        finally:
+            self.activity.served(time.perf_counter() - started)
+
+    async def _serve_now(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
         rule = self.faults.pick(method, path)
         if rule is not None and rule.before is not None:
             rule.before()

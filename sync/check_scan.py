@@ -40,7 +40,7 @@ PROGRESS_EVERY_PAGES = 25
 Preview = Callable[[WorkItem, dict[str, Any], Link | None, dict[str, Any] | None], WorkItem]
 
 
-@dataclass
+@dataclass(slots=True)
 class Note:
     """A record whose verdict needs its Advoware twin: ``retry`` set for a failed record."""
 
