@@ -98,8 +98,10 @@ class Rig:
         self.concurrency = concurrency
         self.serves: list[Process] = []
         for port in self.ports:
+            # The sync check every minute: a sync that failed transiently (a connection reset under
+            # load) is retried after its backoff as in production, instead of the run waiting forever.
             env = env_for(root / f"state-{port}", port, REDIS_URL=self.redis.url, SYNC_CONCURRENCY=str(concurrency),
-                          **self._configured())
+                          SYNC_CHECK_CRON="* * * * *", **self._configured())
             self.serves.append(start_serve(env, root))
         self.client = httpx.Client(timeout=30)
         self._next = 0
