@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
 from adapters.link_codec import Link, decode_link, encode_link
 from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
@@ -39,6 +39,29 @@ LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
 DIRTY_TTL_MS = 60 * 60 * 1000
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
+NO_SCRIPTING = "unknown command"  # fakeredis without Lua: the WATCH/MULTI forms below are used
+
+# KEYS: lock, dirty. ARGV: token, ttl ms. The lease, and the flags set so far taken, in one step.
+_ACQUIRE_FRESH = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+# KEYS: lock, dirty. ARGV: token, ttl ms. 1: released (or lost), 0: a flag was taken, run once more.
+_RELEASE_UNLESS_DIRTY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 
 @dataclass
@@ -61,6 +84,11 @@ class SyncStateStore:
     def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
         self.redis = redis
         self.prefix = prefix
+        # The lease's two steps per sync as one round trip each on a real Redis (Lua); the same
+        # semantics with WATCH/MULTI where there is no scripting (fakeredis in the fast tests).
+        self._scripting = True
+        self._acquire_fresh = redis.register_script(_ACQUIRE_FRESH)
+        self._release_unless_dirty = redis.register_script(_RELEASE_UNLESS_DIRTY)
 
     def _k(self, kind: str, espo_id: str) -> str:
         return f"{self.prefix}:{kind}:{espo_id}"
@@ -70,6 +98,23 @@ class SyncStateStore:
         token = secrets.token_hex(8)
         ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
         return token if ok else None
+
+    async def acquire_fresh(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
+        """:meth:`acquire`, and on success take every "dirty" flag set so far (the pass about to run
+        reads after them): one atomic step."""
+        if self._scripting:
+            token = secrets.token_hex(8)
+            keys = [self._k("lock", espo_id), self._k("dirty", espo_id)]
+            try:
+                return token if await self._acquire_fresh(keys=keys, args=[token, ttl_ms]) else None
+            except ResponseError as exc:
+                if NO_SCRIPTING not in str(exc):
+                    raise
+                self._scripting = False
+        taken = await self.acquire(espo_id, ttl_ms)
+        if taken is not None:
+            await self.clear_dirty(espo_id)
+        return taken
 
     async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""
@@ -81,9 +126,16 @@ class SyncStateStore:
     async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
         and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
-        between can be missed: the transaction fails and is retried when either key moves. Three round
-        trips (WATCH, one MGET of both keys, MULTI..EXEC): this runs once per sync."""
+        between can be missed: one Lua script, or (no scripting) a WATCH/MULTI transaction that is
+        retried when either key moves."""
         lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
+        if self._scripting:
+            try:
+                return bool(await self._release_unless_dirty(keys=[lock, dirty], args=[token, ttl_ms]))
+            except ResponseError as exc:
+                if NO_SCRIPTING not in str(exc):
+                    raise
+                self._scripting = False
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
