@@ -28,6 +28,7 @@ from adapters.errors import (
     error_for_status,
     without_personal_data,
 )
+from adapters.rate_limit import InflightLimit
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class AdvowareAPI:
         timezone: str = "Europe/Berlin",
         token_key: str = DEFAULT_KEY,
         tokens: AdvowareTokenCache | None = None,
+        max_inflight: int = 10,
     ) -> None:
         self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
         self._token_endpoint = _join(token_url, "/api/v1/Token")
         self._app_id = app_id
         self._api_key = api_key
@@ -207,7 +210,10 @@ class AdvowareAPI:
             self._remember(token)
         what = f"{method} {self._template(url)}"
         try:
-            return await self._client.request(method, url, params=params, json=json, headers=headers)
+            async with self.inflight.slot() as slot:
+                resp = await self._client.request(method, url, params=params, json=json, headers=headers)
+                self.inflight.answered(slot, resp.status_code)
+                return resp
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
         except httpx.TransportError as exc:

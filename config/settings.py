@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     redis_server_bin: str | None = None
     # Set by the sandbox after it has pointed the URLs at its simulators.
     sandbox_mode: bool = False
+    # Throughput (issue 10): syncs in flight per process, and requests in flight per system (each
+    # cap halves on a 429/503 from that system and grows back by itself).
+    sync_concurrency: int = Field(default=10, ge=1, le=200)
+    espocrm_max_inflight: int = Field(default=10, ge=1, le=200)
+    advoware_max_inflight: int = Field(default=10, ge=1, le=200)
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod

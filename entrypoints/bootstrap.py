@@ -137,6 +137,7 @@ def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMA
         _secret(settings.espocrm_api_key),
         hmac_secret=_secret(settings.espocrm_hmac_secret) or None,
         timeout=timeout or settings.http_timeout_seconds,
+        max_inflight=settings.espocrm_max_inflight,
     )
 
 
@@ -157,6 +158,7 @@ def advoware_client(
         tokens=tokens,
         timeout=timeout or settings.http_timeout_seconds,
         timezone=settings.advoware_timezone,
+        max_inflight=settings.advoware_max_inflight,
     )
 
 

@@ -43,9 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
 
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
-    overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron}
-    if workers:
-        overrides["queue.workers"] = workers
+    overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
+                                 "queue.workers": workers or s.sync_concurrency}
     return load_host_config(CONFIG_FILE, overrides)
 
 

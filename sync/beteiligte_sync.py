@@ -146,9 +146,8 @@ class BeteiligteSync:
         """Our lease token, or ``None`` when the holder took our change's flag (it runs once more)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            token = await self.store.acquire(espo_id)
+            token = await self.store.acquire_fresh(espo_id)  # takes the flags set so far: the pass reads after them
             if token is not None:
-                await self.store.clear_dirty(espo_id)  # this pass reads after every flag set so far
                 return token
             await self.store.mark_dirty(espo_id)
             log_record(logging.INFO, "lease held, change flagged for the holder", espo_id=espo_id,
@@ -250,8 +249,7 @@ class BeteiligteSync:
         modified_at = record.get("modifiedAt")
         ours = self.espo_facts.user_id is not None and record.get("modifiedById") == self.espo_facts.user_id
         if modified_at and (not ours or fallback):
-            if await self.store.espo_edited_at(espo_id) != modified_at:
-                await self.store.save_espo_edited_at(espo_id, modified_at)
+            await self.store.save_espo_edited_at(espo_id, modified_at)  # one write, not a read and a write
             return parse_espo(modified_at)
         return parse_espo(await self.store.espo_edited_at(espo_id))
 
