@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import redis.connection
 from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -163,6 +164,10 @@ class Settings(BaseSettings):
             return None
         if not v.strip().startswith(REDIS_SCHEMES):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
+        try:
+            redis.connection.parse_url(v.strip())
+        except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
+            raise ValueError("cannot be read (port, host or a ?option)") from None
         return v.strip()
 
     @property

@@ -22,8 +22,6 @@ def root() -> Iterator[Path]:
         yield path
 
 
-@pytest.mark.xfail(strict=True, reason="a REDIS_URL that redis-py cannot parse (bad port, IPv6, query) is "
-                                       "'unexpected error: ValueError', exit 1, not a REDIS_URL line, exit 2")
 @pytest.mark.redis
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:notaport", "redis://[::1", "redis://127.0.0.1:6379?socket_timeout=x"])
 def test_hostile_an_unparsable_redis_url_is_a_configuration_line(root: Path, url: str) -> None:
