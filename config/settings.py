@@ -149,6 +149,8 @@ class Settings(BaseSettings):
         v = v.strip()
         if not v.startswith(HTTP_SCHEMES) or len(v.split("://", 1)[1].strip("/")) == 0:
             raise ValueError(f"{v!r} is not an http(s) URL")
+        if "?" in v or "#" in v:  # the clients append paths: a query or fragment would swallow them
+            raise ValueError(f"{v!r} has a query or fragment (?, #)")
         return v
 
     @field_validator("espocrm_url")

@@ -31,8 +31,6 @@ def test_hostile_an_unparsable_redis_url_is_a_configuration_line(root: Path, url
     assert "unexpected error" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="ESPOCRM_URL/ADVOWARE_URL with a query string is accepted; every "
-                                       "request then misses (sync says the record does not exist)")
 @pytest.mark.parametrize(("variable", "value"), [
     ("espocrm_url", "https://crm.example.com/?lang=de"),
     ("espocrm_url", "https://crm.example.com/api/v1?x=1"),
