@@ -83,10 +83,10 @@ class Settings(BaseSettings):
     delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
-    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     log_level: str = "INFO"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
-    health_check_interval_seconds: float = Field(default=30.0, gt=0)
+    health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
     status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
