@@ -172,6 +172,11 @@ class Settings(BaseSettings):
             raise ValueError("cannot be read (port, host or a ?option)") from None
         return v.strip()
 
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        return v.strip() or DEFAULT_STATE_DIR  # "STATE_DIR=" in .env: the default, not the project folder
+
     @property
     def sandbox(self) -> bool:
         """Neither system configured: run both simulators in-process."""

@@ -48,8 +48,6 @@ def test_hostile_an_infinite_timeout_or_interval_is_refused(variable: str, value
         load_settings(**{variable: value})
 
 
-@pytest.mark.xfail(strict=True, reason="STATE_DIR='' (e.g. 'STATE_DIR=' in .env) puts the embedded store's "
-                                       "socket, AOF and lock into the project folder itself")
 def test_hostile_an_empty_state_dir_is_not_the_project_folder() -> None:
     try:
         settings = load_settings(state_dir="")
