@@ -25,7 +25,7 @@ DEFAULT_STATE_DIR = ".state"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-ESPO_API_SUFFIX = re.compile(r"/api/v1/?$")
+ESPO_API_SUFFIX = re.compile(r"/api/v1/*$")
 
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
