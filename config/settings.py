@@ -2,7 +2,8 @@
 
 Every value is checked when the settings are read: :func:`load_settings` turns what pydantic finds into
 one :class:`ConfigError` line naming the variable, what is wrong and the fix (never a secret's value).
-``ESPOCRM_URL`` is accepted with or without ``/api/v1`` (what the simulator prints) and kept without it.
+The system URLs (``ESPOCRM_URL``, ``ADVOWARE_URL``, ``ADVOWARE_TOKEN_URL``) are accepted with or without
+``/api/v1`` (what the simulators print) and kept without it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ DEFAULT_STATE_DIR = ".state"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-ESPO_API_SUFFIX = re.compile(r"/api/v1/*$")
+API_SUFFIX = re.compile(r"/api/v1/*$")
 
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
@@ -153,11 +154,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} has a query or fragment (?, #)")
         return v
 
-    @field_validator("espocrm_url")
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url")
     @classmethod
-    def _espo_base(cls, v: str | None) -> str | None:
-        """The client adds ``/api/v1/`` itself: a URL that already ends with it is cut back to the base."""
-        return ESPO_API_SUFFIX.sub("", v).rstrip("/") if v else v
+    def _api_base(cls, v: str | None) -> str | None:
+        """The clients add ``/api/v1/...`` themselves: a URL that already ends with it is cut back to the base."""
+        return API_SUFFIX.sub("", v).rstrip("/") if v else v
 
     @field_validator("redis_url")
     @classmethod
