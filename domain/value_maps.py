@@ -113,6 +113,8 @@ def load_value_maps(path: str | Path | None, advo_names: dict[str, str]) -> Valu
         raise ValueMapError(f"value map file not found: {p} (set VALUE_MAPS_FILE or restore it)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueMapError(f"value map file {p} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValueMapError(f"value map file {p} is not UTF-8: save it as UTF-8") from None
     maps: dict[str, EnumMap] = {}
     for espo_field, table in data.items():
         where = where_in_toml(p, text, espo_field)

@@ -24,8 +24,6 @@ def root() -> Iterator[Path]:
         yield path
 
 
-@pytest.mark.xfail(strict=True, reason="a policy or value map file that is not UTF-8 (a Latin-1 umlaut in a comment) "
-                                       "is 'unexpected error: UnicodeDecodeError', exit 1, not file + fix, exit 2")
 @pytest.mark.redis
 @pytest.mark.parametrize(("variable", "text"), [
     ("CONFLICT_POLICY_FILE", '# Änderung für die Kanzlei\n[groups.kontakt]\nstrategy = "advoware_wins"\n'),
