@@ -38,8 +38,6 @@ def test_hostile_a_file_not_in_utf8_is_one_line_naming_it(root: Path, variable: 
     assert not (root / "state").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="the value map accepts an empty entry spelt with blanks (Herr = [\" \"], "
-                                       "\"\" = [...]) and Advoware values differing only in case (Herr, HERR)")
 @pytest.mark.parametrize("text", [
     '[salutationName]\nHerr = [" "]\n',
     '[salutationName]\n"" = ["Mr."]\n',
