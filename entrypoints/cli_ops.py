@@ -35,9 +35,10 @@ HEALTH_TIMEOUT_S = 3.0
 
 
 def console() -> Console:
-    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row."""
+    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row.
+    No markup: what is printed comes from the systems (a name like ``Schmidt [/b]`` is text, not style)."""
     wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=200 if wide else None, highlight=False)
+    return Console(width=200 if wide else None, highlight=False, markup=False)
 
 
 def progress() -> Progress:

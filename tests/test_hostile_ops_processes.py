@@ -44,8 +44,6 @@ def _create(sb: Sandbox, last_name: str) -> str:
     return str(answer.json()["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="status prints EspoCRM record names as rich markup: a failed record named "
-                                       "'Schmidt [/b]' ends it with 'unexpected error: MarkupError', exit 1")
 def test_hostile_status_prints_a_failed_record_whose_name_looks_like_markup(sb: Sandbox) -> None:
     fault = sb.run("sandbox", "fault", "advoware", "500", "--count", "0", "--method", "POST")
     assert fault.returncode == 0, fault.stderr
