@@ -234,7 +234,8 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
 # -- history ---------------------------------------------------------------------------------------
 @click.command()
 @click.argument("espo_id")
-@click.option("--limit", default=20, show_default=True, help=f"How many entries (at most {MAX_ENTRIES}).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help=f"How many entries (at most {MAX_ENTRIES}).")
 @click.pass_obj
 def history(settings: Settings, espo_id: str, limit: int) -> None:
     """The last decisions of the sync for one record, newest first (kept: 50 entries, 30 days)."""

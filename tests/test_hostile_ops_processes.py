@@ -59,8 +59,6 @@ def test_hostile_status_prints_a_failed_record_whose_name_looks_like_markup(sb: 
     assert "Karl Schmidt [/b] [bold red]GmbH" in line  # the name as staff see it in EspoCRM
 
 
-@pytest.mark.xfail(strict=True, reason="history --limit 0 or a negative limit is accepted and shows one entry "
-                                       "instead of refusing the bad input")
 @pytest.mark.parametrize("limit", ["0", "-1"])
 def test_hostile_history_refuses_a_limit_below_one(sb: Sandbox, limit: str) -> None:
     espo_id = sorted(r["id"] for r in espo_records(sb.espo) if r.get("syncStatus") == "clean")[0]
