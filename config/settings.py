@@ -173,6 +173,11 @@ class Settings(BaseSettings):
             raise ValueError("cannot be read (port, host or a ?option)") from None
         return v.strip()
 
+    @field_validator("status_token", mode="before")
+    @classmethod
+    def _status_token(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v  # blanks would be a password of blanks
+
     @field_validator("state_dir")
     @classmethod
     def _state_dir(cls, v: str) -> str:
