@@ -29,6 +29,7 @@ from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
 from entrypoints.status_facts import FAILING, StatusFacts, gather
+from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
@@ -105,7 +106,7 @@ def status(settings: Settings) -> None:
 
 async def _serve_workers(settings: Settings) -> str:
     """The event workers' state as the running ``serve`` reports it on ``/health``."""
-    url = f"http://{settings.host}:{settings.port}/health"
+    url = f"{serve_url(settings)}/health"  # brackets for IPv6, loopback for a wildcard HOST
     try:
         async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
             return str((await client.get(url)).json().get("workers") or "unknown")

@@ -96,8 +96,6 @@ def test_hostile_a_non_ascii_status_token_works_as_bearer_too() -> None:
     assert bearer.status_code == 200, bearer.text
 
 
-@pytest.mark.xfail(strict=True, reason="status builds serve's /health URL without brackets: HOST=::1 (or ::) ends "
-                                       "it with 'unexpected error: InvalidURL', exit 1")
 def test_hostile_status_beside_a_serve_on_ipv6_loopback() -> None:
     with state_root() as root:
         port = free_port()
