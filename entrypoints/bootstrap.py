@@ -128,7 +128,8 @@ def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: 
         tokens = MemoryTokens()
         advo = advoware_client(settings, None, tokens=tokens)
         closers = (advo.aclose,)
-    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis, timeout=settings.http_timeout_seconds,
+    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis,
+                            timeout=settings.http_timeout_seconds,
                             redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
 

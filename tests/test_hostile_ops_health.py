@@ -5,8 +5,6 @@ not at the first failed sync. In one process (the testbed: both simulators over 
 
 from __future__ import annotations
 
-import pytest
-
 from sync.dependency_health import Dependency, DependencyStatus
 from tests.testbed import start_testbed
 
