@@ -142,8 +142,6 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="a full event queue (serve backed up) makes sync-check and dead-letters replay "
-                                       "end with 'unexpected error: QueueFullError', exit 1 (the README's 'a bug')")
 @pytest.mark.parametrize("command", [["sync-check"], ["dead-letters", "replay"]], ids=["sync-check", "replay"])
 def test_hostile_a_full_queue_is_an_operator_line_not_a_bug(command: list[str]) -> None:
     server = RedisServer()
