@@ -111,8 +111,6 @@ def redis_and_proxy() -> Iterator[tuple[RedisServer, HoldFirstRemoveProxy]]:
         server.close()
 
 
-@pytest.mark.xfail(strict=True, reason="two dead-letters replay at once both read a letter before either removes it "
-                                       "(LINDEX, emit, LREM): the letter is queued twice, both say 'replayed 1'")
 def test_hostile_two_replays_at_once_queue_a_dead_letter_once(
     redis_and_proxy: tuple[RedisServer, HoldFirstRemoveProxy],
 ) -> None:
