@@ -5,6 +5,7 @@ claim ("Operations"); it passes once the bug is fixed.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from tests.embedded_support import (
     env_for,
     espo_records,
     published_sandbox,
-    start_serve,
     state_root,
     wait_for,
 )
@@ -50,7 +50,7 @@ def test_hostile_status_prints_a_failed_record_whose_name_looks_like_markup(sb: 
     try:
         espo_id = _create(sb, MARKUP_NAME)
         wait_for("the new record to fail", lambda: sb.record(espo_id)["syncStatus"] == "failed")
-        status = sb.run("status")
+        status = cli({**sb.env, "COLUMNS": "400"}, "status", cwd=sb.root)  # wide: no cell is wrapped
     finally:
         assert sb.run("sandbox", "clear-faults", "advoware").returncode == 0
     assert "unexpected error" not in status.stderr, status.stderr
@@ -69,12 +69,24 @@ def test_hostile_history_refuses_a_limit_below_one(sb: Sandbox, limit: str) -> N
 
 
 @contextmanager
-def serve_with_token(token: str) -> Iterator[str]:
-    """A sandbox serve with STATUS_TOKEN=``token``; yields its base URL."""
+def serve_with_token(token: str) -> Iterator[str | None]:
+    """A sandbox serve with STATUS_TOKEN=``token``; yields its base URL, or None when serve refused the
+    token at start (one line naming STATUS_TOKEN, exit code 2: a fix as good as any)."""
     with state_root() as root:
         port = free_port()
-        serve = start_serve(env_for(root / "state", port, STATUS_TOKEN=token), root)
+        serve = Process([sys.executable, "-m", "entrypoints.cli", "serve"],
+                        env_for(root / "state", port, STATUS_TOKEN=token), root, "serve-token.log")
         try:
+            def up_or_refused() -> str:
+                if serve.proc.poll() is not None:
+                    return "refused"
+                return "up" if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200 else ""
+
+            if wait_for("serve to answer /health or refuse the token", up_or_refused) == "refused":
+                lines = serve.output().strip().splitlines()
+                assert serve.proc.returncode == 2 and "STATUS_TOKEN" in lines[-1], serve.output()
+                yield None
+                return
             published_sandbox(root / "state")
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -83,6 +95,8 @@ def serve_with_token(token: str) -> Iterator[str]:
 
 def test_hostile_a_blank_status_token_does_not_open_the_page() -> None:
     with serve_with_token("   ") as url:
+        if url is None:
+            return
         page = httpx.get(f"{url}/status", auth=("ops", "   "), timeout=30)
     assert page.status_code in (401, 404), page.text[:200]
 
@@ -90,6 +104,8 @@ def test_hostile_a_blank_status_token_does_not_open_the_page() -> None:
 def test_hostile_a_non_ascii_status_token_works_as_bearer_too() -> None:
     token = "geheimnis-ä-0123456789"
     with serve_with_token(token) as url:
+        if url is None:
+            return
         basic = httpx.get(f"{url}/status", auth=("ops", token), timeout=30)
         bearer = httpx.get(f"{url}/status", headers={b"Authorization": f"Bearer {token}".encode()}, timeout=30)
     assert basic.status_code == 200
@@ -127,3 +143,21 @@ def test_hostile_sandbox_fault_refuses_a_rule_that_cannot_work(sb: Sandbox, opti
     assert answer.returncode == 2, answer.stdout + answer.stderr
     assert "Traceback" not in answer.stderr
     assert rules == [] and probe != 500
+
+
+@pytest.mark.xfail(strict=True, reason="history prints sync messages as rich markup: Advoware's error text 'Feld "
+                                       "[/Name] zu lang' ends it: 'unexpected error: MarkupError'")
+def test_hostile_history_prints_an_error_message_with_brackets_as_it_is(sb: Sandbox) -> None:
+    rule = {"status": 400, "method": "POST", "path": "Beteiligte$", "times": None,
+            "body": json.dumps({"title": "Bad Request", "detail": "Feld [/Name] zu lang"})}
+    httpx.post(f"{sb.advo}/__sim/faults", json={"rules": [rule]}, timeout=10).raise_for_status()
+    try:
+        espo_id = _create(sb, "Klammerfehler")
+        wait_for("the new record to fail", lambda: sb.record(espo_id)["syncStatus"] == "failed")
+    finally:
+        assert sb.run("sandbox", "clear-faults", "advoware").returncode == 0
+    assert "Feld [/Name] zu lang" in sb.record(espo_id)["syncErrorMessage"]  # what staff see in EspoCRM
+    history = cli({**sb.env, "COLUMNS": "400"}, "history", espo_id, cwd=sb.root)
+    assert "unexpected error" not in history.stderr, history.stderr
+    assert history.returncode == 0, history.stdout + history.stderr
+    assert "Feld [/Name] zu lang" in history.stdout
