@@ -28,7 +28,7 @@ from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
-from entrypoints.status_facts import FAILING, StatusFacts, gather
+from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
@@ -112,7 +112,7 @@ async def _serve_workers(settings: Settings) -> str:
         async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
             return str((await client.get(url)).json().get("workers") or "unknown")
     except (httpx.HTTPError, ValueError, AttributeError):
-        return f"serve not reachable at {url}"
+        return f"{SERVE_GONE} at {url}"
 
 
 def print_status(f: StatusFacts, out: Console) -> None:
