@@ -145,8 +145,6 @@ def test_hostile_sandbox_fault_refuses_a_rule_that_cannot_work(sb: Sandbox, opti
     assert rules == [] and probe != 500
 
 
-@pytest.mark.xfail(strict=True, reason="history prints sync messages as rich markup: Advoware's error text 'Feld "
-                                       "[/Name] zu lang' ends it: 'unexpected error: MarkupError'")
 def test_hostile_history_prints_an_error_message_with_brackets_as_it_is(sb: Sandbox) -> None:
     rule = {"status": 400, "method": "POST", "path": "Beteiligte$", "times": None,
             "body": json.dumps({"title": "Bad Request", "detail": "Feld [/Name] zu lang"})}
