@@ -2,7 +2,8 @@
 
 Every value is checked when the settings are read: :func:`load_settings` turns what pydantic finds into
 one :class:`ConfigError` line naming the variable, what is wrong and the fix (never a secret's value).
-``ESPOCRM_URL`` is accepted with or without ``/api/v1`` (what the simulator prints) and kept without it.
+The system URLs (``ESPOCRM_URL``, ``ADVOWARE_URL``, ``ADVOWARE_TOKEN_URL``) are accepted with or without
+``/api/v1`` (what the simulators print) and kept without it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import redis.connection
 from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -24,7 +26,7 @@ DEFAULT_STATE_DIR = ".state"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-ESPO_API_SUFFIX = re.compile(r"/api/v1/?$")
+API_SUFFIX = re.compile(r"/api/v1/*$")
 
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
@@ -82,10 +84,10 @@ class Settings(BaseSettings):
     delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
-    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     log_level: str = "INFO"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
-    health_check_interval_seconds: float = Field(default=30.0, gt=0)
+    health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
     status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
@@ -153,13 +155,15 @@ class Settings(BaseSettings):
         v = v.strip()
         if not v.startswith(HTTP_SCHEMES) or len(v.split("://", 1)[1].strip("/")) == 0:
             raise ValueError(f"{v!r} is not an http(s) URL")
+        if "?" in v or "#" in v:  # the clients append paths: a query or fragment would swallow them
+            raise ValueError(f"{v!r} has a query or fragment (?, #)")
         return v
 
-    @field_validator("espocrm_url")
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url")
     @classmethod
-    def _espo_base(cls, v: str | None) -> str | None:
-        """The client adds ``/api/v1/`` itself: a URL that already ends with it is cut back to the base."""
-        return ESPO_API_SUFFIX.sub("", v).rstrip("/") if v else v
+    def _api_base(cls, v: str | None) -> str | None:
+        """The clients add ``/api/v1/...`` themselves: a URL that already ends with it is cut back to the base."""
+        return API_SUFFIX.sub("", v).rstrip("/") if v else v
 
     @field_validator("redis_url")
     @classmethod
@@ -168,7 +172,21 @@ class Settings(BaseSettings):
             return None
         if not v.strip().startswith(REDIS_SCHEMES):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
+        try:
+            redis.connection.parse_url(v.strip())
+        except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
+            raise ValueError("cannot be read (port, host or a ?option)") from None
         return v.strip()
+
+    @field_validator("status_token", mode="before")
+    @classmethod
+    def _status_token(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v  # blanks would be a password of blanks
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        return v.strip() or DEFAULT_STATE_DIR  # "STATE_DIR=" in .env: the default, not the project folder
 
     @property
     def sandbox(self) -> bool:

@@ -74,6 +74,8 @@ def load_policy(path: str | Path | None = None) -> ConflictPolicy:
         raise PolicyError(f"conflict policy file not found: {p} (set CONFLICT_POLICY_FILE or restore it)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"conflict policy file {p} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError:
+        raise PolicyError(f"conflict policy file {p} is not UTF-8: save it as UTF-8") from None
     for name in data:
         if name != "groups":
             raise PolicyError(f"{where_in_toml(p, text, name)}: unknown table or key {name!r}: "

@@ -123,10 +123,13 @@ def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: 
     """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
     Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
     closers: tuple[Any, ...] = ()
+    tokens = None
     if advo is None:
-        advo = advoware_client(settings, None, tokens=MemoryTokens())
+        tokens = MemoryTokens()
+        advo = advoware_client(settings, None, tokens=tokens)
         closers = (advo.aclose,)
-    return DependencyHealth(standard_probes(espo, advo, redis), store=redis, timeout=settings.http_timeout_seconds,
+    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis,
+                            timeout=settings.http_timeout_seconds,
                             redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
 

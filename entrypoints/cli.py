@@ -12,7 +12,7 @@ import click
 
 from adapters.embedded_redis import EmbeddedRedis, StartupError
 from config.settings import LOG_LEVELS, Settings, load_settings
-from domain.sync_status import SyncStatus
+from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
@@ -155,6 +155,9 @@ def sync(settings: Settings, espo_id: str) -> None:
     async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
         if result.status == SyncStatus.DELETED:
+            # A wrong ESPOCRM_URL path 404s on every route too: the list read raises its NotFoundError,
+            # whose one line names ESPOCRM_URL instead of the id.
+            await services.espo.list(ENTITY, select=["id"], max_size=1)
             raise CommandRefused(f"no CBeteiligte with id {espo_id!r} in EspoCRM (never there, or deleted): check "
                                  "the id (the last part of the record's address in EspoCRM)")
         click.echo(result.describe())

@@ -24,6 +24,7 @@ from config.settings import ConfigError, Settings
 from domain.conflict_policy import PolicyError
 from domain.value_maps import ValueMapError
 from entrypoints.check_report import ExitCode
+from stephost import QueueFullError
 from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, explain
 
 DEBUG = "debug"  # key in click's ctx.meta (shared by every nested context)
@@ -37,6 +38,8 @@ class CommandRefused(Exception):
 
 
 OPERATOR_ERRORS = (ConfigError, StartupError, PolicyError, ValueMapError, CommandRefused)
+QUEUE_FULL_FIX = ("serve has not worked off its event queue yet: wait until status shows fewer queued events, "
+                  "then run the command again (what was not queued stays)")
 CONNECTION_ERRORS = (ApiError, redis.exceptions.RedisError, ConnectionError, TimeoutError)
 
 
@@ -71,6 +74,8 @@ def explain_error(exc: BaseException, settings: Settings | None) -> str | None:
     """One line naming the setting and the fix, or None when ``exc`` is not an operator's to fix."""
     if isinstance(exc, OPERATOR_ERRORS):
         return str(exc)
+    if isinstance(exc, QueueFullError):
+        return f"{exc}: {QUEUE_FULL_FIX}"
     if isinstance(exc, CONNECTION_ERRORS):
         redis_fix = REDIS_URL_FIX if settings is None or settings.redis_url else EMBEDDED_FIX
         return explain(exc, redis_fix=redis_fix)

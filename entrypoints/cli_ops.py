@@ -28,16 +28,19 @@ from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
-from entrypoints.status_facts import FAILING, StatusFacts, gather
+from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
+from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
+REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
 
 
 def console() -> Console:
-    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row."""
+    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row.
+    No markup: what is printed comes from the systems (a name like ``Schmidt [/b]`` is text, not style)."""
     wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=200 if wide else None, highlight=False)
+    return Console(width=200 if wide else None, highlight=False, markup=False)
 
 
 def progress() -> Progress:
@@ -104,12 +107,12 @@ def status(settings: Settings) -> None:
 
 async def _serve_workers(settings: Settings) -> str:
     """The event workers' state as the running ``serve`` reports it on ``/health``."""
-    url = f"http://{settings.host}:{settings.port}/health"
+    url = f"{serve_url(settings)}/health"  # brackets for IPv6, loopback for a wildcard HOST
     try:
         async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
             return str((await client.get(url)).json().get("workers") or "unknown")
     except (httpx.HTTPError, ValueError, AttributeError):
-        return f"serve not reachable at {url}"
+        return f"{SERVE_GONE} at {url}"
 
 
 def print_status(f: StatusFacts, out: Console) -> None:
@@ -214,15 +217,7 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     they are worked off. Exit code 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        key, replayed = host.dead_letter_store.key, 0
-        while True:
-            raw: Any = await services.redis.lindex(key, 0)
-            if raw is None:
-                break
-            letter = json.loads(raw)
-            await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
-            await services.redis.lrem(key, 1, raw)  # after the emit: a crash in between replays it twice
-            replayed += 1
+        replayed = await _replay_letters(services.redis, host)
         drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters")
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
@@ -230,10 +225,35 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     run_with_services(settings, body, start_host=True)
 
 
+async def _replay_letters(redis: Any, host: Any) -> int:
+    """Emit every dead letter once. Two replays reading the same letter before either removed it queued
+    it twice: so one replay at a time (another waits, then finds what is left; a crashed one's lock
+    expires after REPLAY_LOCK_S), and each letter is moved atomically to a claim list while it is
+    emitted: a failed emit puts it back in front, a crash leaves it there for the next replay (then it
+    may be queued twice, never lost)."""
+    key = host.dead_letter_store.key
+    claim, replayed = f"{key}:replaying", 0
+    async with redis.lock(f"{key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
+        while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
+            pass  # left by a replay that crashed mid-letter: back in front
+        while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
+            letter = json.loads(raw)
+            try:
+                await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
+            except BaseException:
+                await redis.lmove(claim, key, "RIGHT", "LEFT")
+                raise
+            await redis.delete(claim)
+            replayed += 1
+            await lock.reacquire()
+    return replayed
+
+
 # -- history ---------------------------------------------------------------------------------------
 @click.command()
 @click.argument("espo_id")
-@click.option("--limit", default=20, show_default=True, help=f"How many entries (at most {MAX_ENTRIES}).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help=f"How many entries (at most {MAX_ENTRIES}).")
 @click.pass_obj
 def history(settings: Settings, espo_id: str, limit: int) -> None:
     """The last decisions of the sync for one record, newest first (kept: 50 entries, 30 days)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -99,13 +100,26 @@ def advoware_edit(settings: Settings, betnr: int, changes: tuple[str, ...]) -> N
     click.echo("the next sync check brings it to EspoCRM: beteiligte-sync sync-check (or wait for SYNC_CHECK_CRON)")
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _regex(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A --path the simulator cannot compile would match every request: refused here (exit 2)."""
+    try:
+        return value if value is None else re.compile(value).pattern
+    except re.error as exc:
+        raise click.BadParameter(f"{value!r} is not a regular expression ({exc})") from None
+
+
 @sandbox.command("fault")
 @click.argument("system", type=click.Choice(sorted(SYSTEMS)))
 @click.argument("status", type=click.IntRange(400, 599))
 @click.option("--count", default=1, show_default=True, type=click.IntRange(0),
               help="How many matching requests get it; 0 = until cleared.")
-@click.option("--method", default=None, help="Only this HTTP method (GET, PUT, POST, DELETE).")
-@click.option("--path", default=None, help="Only paths matching this regular expression, e.g. 'Beteiligte/1001$'.")
+@click.option("--method", default=None, type=click.Choice(HTTP_METHODS, case_sensitive=False),
+              help="Only this HTTP method.")
+@click.option("--path", default=None, callback=_regex,
+              help="Only paths matching this regular expression, e.g. 'Beteiligte/1001$'.")
 @click.option("--retry-after", default=None, type=click.IntRange(0), help="Retry-After seconds (429/503).")
 @click.pass_obj
 def fault(settings: Settings, system: str, status: int, count: int, method: str | None, path: str | None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,11 +22,13 @@ from adapters.errors import without_personal_data
 from adapters.ops_counters import CheckSummary, DayCounts, OpsCounters
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
-from sync.dependency_health import LABELS, DependencyStatus, read_stored
+from sync.dependency_health import LABELS, DependencyState, DependencyStatus, read_stored
 
 FAILED = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
 SELECT = ["id", "name", "firstName", "lastName", "syncStatus", "syncErrorMessage"]
 OK, FAILING, UNKNOWN = "ok", "failing", "unknown"
+SERVE_GONE = "serve not reachable"  # how the CLI's ``workers`` begins when no serve answered /health
+STALE_FIX = "no serve is checking it now: start serve, or run beteiligte-sync doctor"
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,11 @@ async def dependency_rows(services: Services, facts: StatusFacts, workers: str |
     states = services.dependencies.snapshot()
     if all(s.status == DependencyStatus.UNKNOWN for s in states):
         try:
-            states = await read_stored(services.redis) or states
+            stored = await read_stored(services.redis)
         except Exception as exc:  # Redis away: the page says so in its Redis row
             facts.redis_error = facts.redis_error or _one_line(exc)
+            stored = []
+        states = [_unless_stale(s, services, workers) for s in stored] or states
     rows = [DependencyRow(LABELS.get(s.name, str(s.name)), str(s.status), s.last_error or "", _since(s.since))
             for s in states]
     if facts.espo_error:
@@ -132,6 +136,20 @@ async def dependency_rows(services: Services, facts: StatusFacts, workers: str |
     if workers is not None:
         rows.append(DependencyRow("event workers", OK if workers == "reading" else FAILING, workers))
     return rows
+
+
+def _unless_stale(state: DependencyState, services: Services, workers: str | None) -> DependencyState:
+    """A stored state is what a serve found: ``unknown`` once no serve answers, or its last check is
+    older than three check intervals (that serve stopped checking), whatever it said then."""
+    settings = services.settings
+    limit = 3 * settings.health_check_interval_seconds + settings.http_timeout_seconds
+    gone = workers is not None and workers.startswith(SERVE_GONE)
+    old = state.checked_at is None or services.sync.clock() - state.checked_at > limit
+    if not (gone or old) or state.status == DependencyStatus.UNKNOWN:
+        return state
+    when = _since(state.checked_at) or "never"
+    return replace(state, status=DependencyStatus.UNKNOWN,
+                   last_error=f"last found {state.status} at {when} by a serve: {STALE_FIX}")
 
 
 def _since(epoch: float | None) -> str:

@@ -36,15 +36,15 @@ th{background:#f3f3f3}.ok{color:#176f2c;font-weight:600}.failing{color:#b00020;f
 
 def token_matches(request: Request, token: str) -> bool:
     scheme, _, cred = request.headers.get("authorization", "").partition(" ")
-    given = ""
-    if scheme.lower() == "bearer":
-        given = cred.strip()
+    given = b""
+    if scheme.lower() == "bearer":  # headers arrive decoded as Latin-1: back to the bytes the client sent
+        given = cred.strip().encode("latin-1")
     elif scheme.lower() == "basic":
         try:
-            given = base64.b64decode(cred.strip(), validate=True).decode("utf-8").partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            given = ""
-    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+            given = base64.b64decode(cred.strip(), validate=True).partition(b":")[2]
+        except binascii.Error:
+            given = b""
+    return bool(given) and hmac.compare_digest(given, token.encode())  # both as UTF-8 bytes
 
 
 def status_routes(services: Services, host_ref: list[Any]) -> list[Route]:

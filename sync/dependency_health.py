@@ -153,14 +153,22 @@ class MemoryTokens(AdvowareTokenCache):
         self.token = None
         return True
 
+    def forget(self) -> None:
+        """Ask the gateway again next time: a token still valid would hide credentials revoked since."""
+        self.token = None
 
-def standard_probes(espo: EspoCRMAPI, advo: AdvowareAPI, store: Redis) -> dict[Dependency, Probe]:
-    """The three checks. ``advo`` should use :class:`MemoryTokens` (see there)."""
+
+def standard_probes(espo: EspoCRMAPI, advo: AdvowareAPI, store: Redis,
+                    tokens: MemoryTokens | None = None) -> dict[Dependency, Probe]:
+    """The three checks. ``advo`` should use :class:`MemoryTokens` (see there), given as ``tokens`` too:
+    every Advoware check then asks the token gateway afresh."""
 
     async def espocrm() -> None:
         await espo.list(ENTITY, select=["id"], max_size=1)
 
     async def advoware() -> None:
+        if tokens is not None:
+            tokens.forget()
         try:
             await advo.list_beteiligte(take=1)
         except NotFoundError:  # no list endpoint: one record read; its 404 still proves token and read

@@ -21,8 +21,6 @@ pytestmark = pytest.mark.slow
 TOOLS = ("bash", "dirname", "sha256sum", "cut", "id", "grep", "sed", "date", "rm", "touch", "env")
 
 
-@pytest.mark.xfail(strict=True, reason="./dev test without redis-server (and no apt-get to install it) exits 1, "
-                                       "the README promises one line and exit code 2")
 @pytest.mark.skipif(not (PROJECT / ".git").exists() or not (PROJECT / ".venv" / "bin" / "python").exists(),
                     reason="needs a git checkout with its .venv")
 def test_hostile_dev_test_without_redis_server_is_one_line_exit_2() -> None:

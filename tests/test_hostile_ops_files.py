@@ -24,8 +24,6 @@ def root() -> Iterator[Path]:
         yield path
 
 
-@pytest.mark.xfail(strict=True, reason="a policy or value map file that is not UTF-8 (a Latin-1 umlaut in a comment) "
-                                       "is 'unexpected error: UnicodeDecodeError', exit 1, not file + fix, exit 2")
 @pytest.mark.redis
 @pytest.mark.parametrize(("variable", "text"), [
     ("CONFLICT_POLICY_FILE", '# Änderung für die Kanzlei\n[groups.kontakt]\nstrategy = "advoware_wins"\n'),
@@ -40,8 +38,6 @@ def test_hostile_a_file_not_in_utf8_is_one_line_naming_it(root: Path, variable: 
     assert not (root / "state").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="the value map accepts an empty entry spelt with blanks (Herr = [\" \"], "
-                                       "\"\" = [...]) and Advoware values differing only in case (Herr, HERR)")
 @pytest.mark.parametrize("text", [
     '[salutationName]\nHerr = [" "]\n',
     '[salutationName]\n"" = ["Mr."]\n',

@@ -5,14 +5,10 @@ not at the first failed sync. In one process (the testbed: both simulators over 
 
 from __future__ import annotations
 
-import pytest
-
 from sync.dependency_health import Dependency, DependencyStatus
 from tests.testbed import start_testbed
 
 
-@pytest.mark.xfail(strict=True, reason="the Advoware check keeps its first token in memory: credentials that "
-                                       "Advoware stops accepting stay 'ok' until that token expires")
 async def test_hostile_the_advoware_check_sees_credentials_advoware_no_longer_accepts() -> None:
     tb = await start_testbed()
     try:

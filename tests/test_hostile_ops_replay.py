@@ -111,8 +111,6 @@ def redis_and_proxy() -> Iterator[tuple[RedisServer, HoldFirstRemoveProxy]]:
         server.close()
 
 
-@pytest.mark.xfail(strict=True, reason="two dead-letters replay at once both read a letter before either removes it "
-                                       "(LINDEX, emit, LREM): the letter is queued twice, both say 'replayed 1'")
 def test_hostile_two_replays_at_once_queue_a_dead_letter_once(
     redis_and_proxy: tuple[RedisServer, HoldFirstRemoveProxy],
 ) -> None:
@@ -142,8 +140,6 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="a full event queue (serve backed up) makes sync-check and dead-letters replay "
-                                       "end with 'unexpected error: QueueFullError', exit 1 (the README's 'a bug')")
 @pytest.mark.parametrize("command", [["sync-check"], ["dead-letters", "replay"]], ids=["sync-check", "replay"])
 def test_hostile_a_full_queue_is_an_operator_line_not_a_bug(command: list[str]) -> None:
     server = RedisServer()

@@ -23,8 +23,6 @@ def root() -> Iterator[Path]:
         yield path
 
 
-@pytest.mark.xfail(strict=True, reason="status shows the dependency states a stopped serve stored as 'ok' for "
-                                       "ever: Advoware down and serve gone, its row still says ok")
 def test_hostile_status_does_not_call_a_dependency_ok_from_a_serve_that_is_gone(root: Path) -> None:
     espo_port, advo_port = free_port(), free_port()
     sims: list[Process] = [simulator_on("simulators.espocrm", espo_port, root),
