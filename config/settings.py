@@ -43,7 +43,7 @@ FIXES = {
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
     "delete_policy": "use unlink or delete",
     "port": "use a number from 1 to 65535",
-    "sync_check_cron": 'use five cron fields, e.g. "*/15 * * * *"',
+    "sync_check_cron": 'use five cron fields (a sixth, seconds, is allowed), e.g. "*/15 * * * *"',
     "http_timeout_seconds": "use a number of seconds above 0, e.g. 10",
     "health_check_interval_seconds": "use a number of seconds above 0, e.g. 30",
     "espocrm_webhook_secrets": 'use a JSON object, e.g. {"<webhookId>": "<secretKey>"}',
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     @field_validator("sync_check_cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        if not croniter.is_valid(v) or len(v.split()) != 5:
+        if not croniter.is_valid(v) or len(v.split()) not in (5, 6):  # a sixth field: seconds (croniter)
             raise ValueError(f"{v!r} is not a cron schedule")
         return v
 
