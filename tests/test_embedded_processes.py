@@ -25,6 +25,7 @@ from adapters.espocrm_api import EspoCRMAPI
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
 from stephost.state import DeadLetterStore
+from tests.crash_support import WEBHOOK_RETRY_DELAY_S
 from tests.embedded_support import (
     ESPO_API_KEY,
     Process,
@@ -170,7 +171,9 @@ def test_serve_starts_a_killed_embedded_server_again_with_its_data() -> None:
 
 def test_kill_9_of_serve_and_of_the_server_loses_no_link_and_no_queued_event() -> None:
     with state_root() as root:
-        espo_sim, espo = start_simulator("simulators.espocrm", root, "--webhook-interval", "0.5")
+        # EspoCRM retries a failed batch every 10 min; compressed, but longer than a restart (see crash_support).
+        espo_sim, espo = start_simulator("simulators.espocrm", root, "--webhook-interval", "0.5",
+                                         "--webhook-retry-delay", str(WEBHOOK_RETRY_DELAY_S))
         advo_sim, advo = start_simulator("simulators.advoware", root)
         try:
             _crash_and_recover(root, espo, advo)
