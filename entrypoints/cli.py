@@ -25,7 +25,7 @@ from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import serve as serve_host
 from sync.dependency_health import DependencyHealth
-from sync.sync_check import describe_plan, enqueue_plan
+from sync.sync_check import describe_plan, run_sync_check
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
 
@@ -124,11 +124,12 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
     while any record is failed or permanently_failed afterwards, 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        plan = await services.checker.plan(confirm=confirm_mass_change, record=not dry_run)
         if dry_run:
+            plan = await services.checker.plan(confirm=confirm_mass_change, record=False)
             click.echo("\n".join(describe_plan(plan)))
             return ExitCode.OK
-        queued = await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
+        plan, queued = await run_sync_check(services.checker, services.metrics,
+                                            lambda ev: host.emit(ev["topic"], ev["data"]), confirm=confirm_mass_change)
         drained = await drain_with_progress(host, timeout, queued)
         report = await status_report(services.espo)
         work, deletes = (len(plan.safe_work()), 0) if plan.held else (len(plan.work), len(plan.deletes))

@@ -3,7 +3,7 @@
 from typing import Any
 
 from entrypoints.bootstrap import get_services, sync_check_schedule
-from sync.sync_check import enqueue_plan
+from sync.sync_check import run_sync_check
 
 config = {
     "type": "cron",
@@ -17,14 +17,8 @@ config = {
 
 async def handler(context: Any) -> None:
     services = get_services()
-    plan = await services.checker.plan()
-    for item in plan.work:
-        services.metrics.sync_check_found.labels(item.reason).inc()
+    plan, queued = await run_sync_check(services.checker, services.metrics, context.emit)
     if plan.held:
-        services.metrics.sync_check_found.labels("held_by_mass_change_guard").inc()
         context.logger.error("sync check held risky records by the mass-change guard", {"why": plan.held})
-    queued = await enqueue_plan(plan, context.emit)
-    context.logger.info("sync check queued records", {
-        "scanned": plan.scanned, "queued": queued, "deletes": len(plan.deletes),
-        "advoware_source": plan.advoware_source,
-    })
+    context.logger.info("sync check queued records",
+                        {"scanned": plan.scanned, "queued": queued, "held": bool(plan.held)})

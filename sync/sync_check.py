@@ -23,6 +23,7 @@ from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision, decide_records
 from sync.check_plan import CheckPlan, WorkItem
 from sync.check_scan import Scan, id_int
+from sync.metrics import SyncMetrics
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -124,6 +125,22 @@ async def enqueue_plan(plan: CheckPlan, emit: Callable[[dict[str, Any]], Any]) -
         await emit({"topic": "vmh.beteiligte.delete",
                     "data": {"id": w.espo_id, "deleted": True, "trigger": "sync_check"}})
     return len(work) + len(deletes)
+
+
+async def run_sync_check(checker: SyncChecker, metrics: SyncMetrics, emit: Callable[[dict[str, Any]], Any],
+                         *, confirm: bool = False) -> tuple[CheckPlan, int]:
+    """One sync check, as the schedule and ``beteiligte-sync sync-check`` both run it: plan, count what
+    it found (``/metrics``), queue. Returns the plan and how many were queued; the caller reports a
+    held mass change where its operator looks (the step's log, the command's output)."""
+    plan = await checker.plan(confirm=confirm)
+    for item in plan.work:
+        metrics.sync_check_found.labels(item.reason).inc()
+    if plan.held:
+        metrics.sync_check_found.labels("held_by_mass_change_guard").inc()
+    queued = await enqueue_plan(plan, emit)
+    log.info("sync check queued records: scanned %d, queued %d, deletes %d, Advoware read via %s",
+             plan.scanned, queued, len(plan.deletes), plan.advoware_source)
+    return plan, queued
 
 
 def describe_plan(plan: CheckPlan) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.common import free_port
-from sync.sync_check import describe_plan
+from sync.sync_check import describe_plan, run_sync_check
 from tests.conftest import SAMPLE
 from tests.embedded_support import env_for, state_root
 from tests.fakes.fast_bed import start_fast_testbed
@@ -120,3 +120,19 @@ def _cli_sync_check_in_sandbox_mode(env: dict[str, str]) -> None:
     run = subprocess.run([*cli, "sync-check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert 'queued 3 records' in run.stdout and '"clean": 3' in run.stdout
+
+
+async def test_the_schedule_and_the_command_run_one_sync_check_that_counts_what_it_found(fast_tb: Testbed):
+    """``run_sync_check`` is the one implementation: it counts each reason in /metrics and queues."""
+    a, _ = await linked(fast_tb, 2)
+    fast_tb.advo.edit(a["betnr"], ort="Bonn")
+    emitted: list[dict[str, Any]] = []
+
+    async def emit(event: dict[str, Any]) -> None:
+        emitted.append(event)
+
+    metrics = fast_tb.services.metrics
+    plan, queued = await run_sync_check(fast_tb.services.checker, metrics, emit)
+    reason = plan.work[0].reason
+    assert queued == 1 and [e["data"]["id"] for e in emitted] == [a["id"]]
+    assert metrics.registry.get_sample_value("beteiligte_sync_check_records_total", {"reason": reason}) == 1.0
