@@ -99,11 +99,12 @@ def _party(ref: str, name: Any, vorname: Any, anrede: Any, rechtsform: Any, dob:
            court: Any, email: Any, plz: Any) -> Party:
     kind = _kind(name, rechtsform, anrede, vorname)
     label = " ".join(str(v).strip() for v in (vorname, name) if v and str(v).strip()) or "?"
-    common = {"ref": ref, "kind": kind, "label": label, "email": n.email(email), "plz": n.postcode(plz)}
+    mail, postcode = n.email(email), n.postcode(plz)
     if kind == Kind.COMPANY:
-        return Party(**common, company=n.company_name(name, rechtsform), register=n.register_number(reg),
-                     court=n.court(court))
-    return Party(**common, family=n.person_name(name), first=n.person_name(vorname), dob=n.birth_date(dob))
+        return Party(ref, kind, label, company=n.company_name(name, rechtsform), register=n.register_number(reg),
+                     court=n.court(court), email=mail, plz=postcode)
+    return Party(ref, kind, label, family=n.person_name(name), first=n.person_name(vorname),
+                 dob=n.birth_date(dob), email=mail, plz=postcode)
 
 
 def party_from_espo(record: Mapping[str, Any]) -> Party:

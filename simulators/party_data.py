@@ -116,7 +116,8 @@ class _Maker:
             if self.rng.random() < 0.08:
                 family = f"{family}-{self.rng.choice(FAMILY)}"
             dob = date(1935, 1, 1) + timedelta(days=self.rng.randint(0, 70 * 365))
-            key, swapped = (_fold(family), _fold(first), dob.isoformat()), (_fold(first), _fold(family), dob.isoformat())
+            key = (_fold(family), _fold(first), dob.isoformat())
+            swapped = (key[1], key[0], key[2])
             if key not in self.people and swapped not in self.people:
                 self.people.update((key, swapped))
                 break
