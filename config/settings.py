@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     redis_server_bin: str | None = None
     # Set by the sandbox after it has pointed the URLs at its simulators.
     sandbox_mode: bool = False
+    # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
+    # it so staff decide (ask), or create without looking (create).
+    on_create_match: str = Field(default="link", pattern="^(link|create|ask)$")
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod

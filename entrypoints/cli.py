@@ -14,6 +14,7 @@ from adapters.embedded_redis import EmbeddedRedis, StartupError
 from config.settings import Settings
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_match import match
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
@@ -161,6 +162,7 @@ def dead_letters(settings: Settings) -> None:
 main.add_command(store)
 main.add_command(doctor)
 main.add_command(webhooks)
+main.add_command(match)
 
 if __name__ == "__main__":
     main()
