@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 ESPO_SELECT = [f.espo for f in FIELDS] + ["betnr"]
 INDEX_BATCH = 500
+EMPTY_WATERMARK = "1900-01-01T00:00:00.000"
 
 
 class MatchUnavailable(Exception):  # noqa: N818 - an operator's message, not a crash
@@ -78,8 +79,7 @@ async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> Ma
             await keys.put_many(index_entries(batch))
             batch = []
     await keys.put_many(index_entries(batch))
-    if water:
-        await keys.set_watermark(water)
+    await keys.set_watermark(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
     linked: dict[str, str] = {}
     found = []
     espo_labels: dict[str, str] = {}
