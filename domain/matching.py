@@ -290,3 +290,10 @@ def first_base(espo: Canonical, advo: Canonical) -> tuple[dict[str, str], dict[s
         else:
             espo_fp[f] = advo_fp[f] = PENDING
     return espo_fp, advo_fp
+
+
+def fill_from_advoware(espo: Canonical, advo: Canonical) -> Canonical:
+    """The values only Advoware has: written to EspoCRM when a pair is linked, so that no value is
+    lost when the first sync lets EspoCRM's side of a group win (EspoCRM is the master for stammdaten,
+    and an empty EspoCRM field would otherwise empty the Advoware one)."""
+    return {f: a for f, e, a in differences(espo, advo) if e is None and a is not None}

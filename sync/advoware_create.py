@@ -25,18 +25,20 @@ from sync.sync_log import log_record
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
 
 ADOPT_WINDOW = timedelta(hours=24)
 
 
 class AdvowareCreator:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
-                 clock: Callable[[], float], on_match: OnCreateMatch = OnCreateMatch.LINK) -> None:
+                 clock: Callable[[], float], on_match: OnCreateMatch = OnCreateMatch.LINK,
+                 espo: EspoCRMAPI | None = None) -> None:
         self.advo = advo
         self.store = store
         self.metrics = metrics
         self.clock = clock
-        self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match)
+        self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match, espo=espo)
 
     @property
     def on_match(self) -> OnCreateMatch:

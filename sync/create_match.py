@@ -6,8 +6,9 @@ up to date with ONE list read of Advoware's changes since its watermark. A uniqu
 once more (instead of the ``POST`` a create would cost) and must still match; then, by
 ``ON_CREATE_MATCH``:
 
-- ``link`` (default): the record is linked to it, with the first-link base of ``match --apply``, and
-  the pass decides again as for a linked record: the policy resolves the differences;
+- ``link`` (default): the record is linked to it as ``match --apply`` links a pair (values only
+  Advoware has are written to EspoCRM, the first-link base is stored) and the pass decides again as
+  for a linked record: the policy resolves the remaining differences;
 - ``ask``: the record fails with a message naming the candidate's ``betNr``; staff decide;
 - ``create``: no lookup at all (the behaviour before issue 11).
 
@@ -27,12 +28,22 @@ from typing import TYPE_CHECKING, Any
 from adapters.errors import FatalError, NotFoundError, StaleWriteError
 from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
-from domain.beteiligte_mapper import Canonical, advoware_to_canonical
-from domain.matching import STRONG, first_base, party_from_advoware, party_from_espo, rule_for, strong_keys
+from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
+from domain.matching import (
+    STRONG,
+    fill_from_advoware,
+    first_base,
+    party_from_advoware,
+    party_from_espo,
+    rule_for,
+    strong_keys,
+)
+from domain.sync_status import ENTITY
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
 
 INDEX_PAGE = 200
 
@@ -75,8 +86,9 @@ async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[st
 
 class CreateMatcher:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, *, clock: Callable[[], float],
-                 mode: OnCreateMatch = OnCreateMatch.LINK) -> None:
+                 mode: OnCreateMatch = OnCreateMatch.LINK, espo: EspoCRMAPI | None = None) -> None:
         self.advo = advo
+        self.espo = espo
         self.store = store
         self.clock = clock
         self.mode = mode
@@ -110,7 +122,12 @@ class CreateMatcher:
         if self.mode == OnCreateMatch.ASK:
             raise MatchFound(f"not created in Advoware: matches the existing Beteiligter {betnr} ({rule}); "
                              f"enter {betnr} in betnr to link it, or have it created (ON_CREATE_MATCH=create)")
-        espo_fp, advo_fp = first_base(espo_vals, advoware_to_canonical(obj))
+        advo_vals = advoware_to_canonical(obj)
+        fill = fill_from_advoware(espo_vals, advo_vals)
+        if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
+            written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill)))
+            espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
+        espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(espo_id, Link(betnr=betnr, row_id=obj.get("rowId"), espo=espo_fp,
                                                  advo=advo_fp, synced_at=self.clock()))
         log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",

@@ -17,12 +17,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters.errors import ApiError, NotFoundError
 from adapters.sync_state_store import Link, SyncStateStore
-from domain.beteiligte_mapper import MappingError, advoware_to_canonical, espo_to_canonical
-from domain.matching import differences, first_base
+from domain.beteiligte_mapper import (
+    Canonical,
+    MappingError,
+    advoware_to_canonical,
+    canonical_to_espo,
+    espo_to_canonical,
+)
+from domain.matching import differences, fill_from_advoware, first_base
 from domain.sync_status import ENTITY, SyncStatus
 from sync.match_file import Pair
 from sync.sync_log import log_record
@@ -55,10 +61,11 @@ class ApplyResult:
 
 
 def note_text(betnr: int, diffs: list[tuple[str, str | None, str | None]]) -> str:
-    lines = [f"- **{f}**: EspoCRM `{e}` / Advoware `{a}`" for f, e, a in diffs]
+    lines = [f"- **{f}**: EspoCRM `{e}` / Advoware `{a}`"
+             + (" → aus Advoware übernommen" if e is None else "") for f, e, a in diffs]
     return (f"Mit dem bestehenden Advoware-Beteiligten {betnr} verknüpft (beteiligte-sync match). "
-            "Abweichende Werte; der nächste Abgleich übernimmt einen nur auf einer Seite vorhandenen Wert "
-            "und entscheidet bei zwei verschiedenen Werten nach der Konfliktregel der Gruppe:\n" + "\n".join(lines))
+            "Abweichende Werte: nur in Advoware vorhandene wurden übernommen; über zwei verschiedene Werte "
+            "entscheidet der nächste Abgleich nach der Konfliktregel der Gruppe:\n" + "\n".join(lines))
 
 
 class PairLinker:
@@ -82,6 +89,11 @@ class PairLinker:
             if self.write:
                 await self.store.release(pair.espo_id, token)
 
+    async def _save_base(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical) -> None:
+        espo_fp, advo_fp = first_base(espo_vals, advo_vals)
+        await self.store.save_link(pair.espo_id, Link(betnr=pair.betnr, row_id=obj.get("rowId"), espo=espo_fp,
+                                                      advo=advo_fp, synced_at=self.clock()))
+
     async def _link(self, pair: Pair) -> ApplyResult:
         try:
             record = await self.espo.get(ENTITY, pair.espo_id)
@@ -102,11 +114,13 @@ class PairLinker:
         diffs = differences(espo_vals, advo_vals)
         if not self.write:
             return ApplyResult(pair, Outcome.WOULD_LINK, diffs)
-        espo_fp, advo_fp = first_base(espo_vals, advo_vals)
-        await self.store.save_link(pair.espo_id, Link(betnr=pair.betnr, row_id=obj.get("rowId"), espo=espo_fp,
-                                                      advo=advo_fp, synced_at=self.clock()))
-        await self.espo.update(ENTITY, pair.espo_id, {"betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
-                                                      "syncStatus": SyncStatus.PENDING})
+        fill = fill_from_advoware(espo_vals, advo_vals)
+        await self._save_base(pair, obj, {**espo_vals, **fill}, advo_vals)  # before: a lost write stays linked
+        updated = await self.espo.update(ENTITY, pair.espo_id, {
+            **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
+            "syncStatus": SyncStatus.PENDING})
+        written = espo_to_canonical(updated)  # what EspoCRM made of the values filled in (it normalises some)
+        await self._save_base(pair, obj, {**espo_vals, **{f: written[f] for f in fill}}, advo_vals)
         if diffs:
             await self.espo.post_note(ENTITY, pair.espo_id, note_text(pair.betnr, diffs))
         log_record(logging.INFO, "linked an existing pair", espo_id=pair.espo_id, betnr=pair.betnr,
