@@ -89,6 +89,17 @@ class PairLinker:
             if self.write:
                 await self.store.release(pair.espo_id, token)
 
+    async def _owner(self, pair: Pair) -> str | None:
+        """Another EspoCRM record linked to this Beteiligter: by our links, or by its ``betnr`` (a link
+        store that was reset knows nothing)."""
+        owner = await self.store.betnr_owner(pair.betnr)
+        if owner is not None and owner != pair.espo_id:
+            return owner
+        page = await self.espo.list(ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": pair.betnr}],
+                                    select=["id"], max_size=2)
+        others = [str(r["id"]) for r in page["list"] if str(r["id"]) != pair.espo_id]
+        return others[0] if others else None
+
     async def _save_base(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical) -> None:
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(pair.espo_id, Link(betnr=pair.betnr, row_id=obj.get("rowId"), espo=espo_fp,
@@ -103,8 +114,8 @@ class PairLinker:
             return ApplyResult(pair, Outcome.ALREADY)
         if record.get("betnr"):
             return ApplyResult(pair, Outcome.RECORD_LINKED_OTHER, message=f"linked to betnr {record['betnr']}")
-        owner = await self.store.betnr_owner(pair.betnr)
-        if owner is not None and owner != pair.espo_id:
+        owner = await self._owner(pair)
+        if owner is not None:
             return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {owner}")
         try:
             obj = await self.advo.get_beteiligter(pair.betnr)

@@ -174,3 +174,14 @@ async def test_import_unmatched_creates_advoware_only_parties_once(bed: Testbed,
     assert (lena["lastName"], lena["syncStatus"]) == ("Vogel", "clean")
     again = _match(env, tmp_path, "--import-unmatched", "--yes", "--limit", "0")
     assert "created 0 Beteiligte" in again.stdout
+
+
+async def test_a_beteiligter_linked_to_another_record_is_not_linked_again(bed: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(bed)
+    bed.espo.user_edit(espo["max"], betnr=betnr["anna"])  # linked by hand, our link store knows nothing
+    bed.espo.take_webhook_events()
+    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+    review.write_text(f"keep,espo_id,betnr\nyes,{espo['anna']},{betnr['anna']}\n")
+    done = _match(env, tmp_path, "--apply", str(review), "--yes")
+    assert done.returncode == 3 and f"betnr_linked_elsewhere: EspoCRM {espo['anna']}" in done.stdout, done.stdout
+    assert espo["max"] in done.stdout and bed.espo_record(espo["anna"])["betnr"] is None
