@@ -57,7 +57,7 @@ def _table(report: MatchReport, limit: int) -> Table:
 async def _scan(services: Services, console: Console, out: Path, limit: int) -> MatchReport:
     with console.status("reading both systems page by page …"):
         report = await scan(services.espo, services.advo, services.store)
-    if limit:
+    if limit and report.proposals:
         console.print(_table(report, limit))
     rows = write_report(out, report)
     counts = report.counts()
