@@ -6,7 +6,8 @@
     beteiligte-sync match --import-unmatched [--yes]   # create Advoware-only parties in EspoCRM
 
 Nothing is written to either system without ``--yes``. Exit codes: 0 done, 2 refused (a review file
-that cannot be trusted, no Advoware list endpoint, a store not shared with ``serve``), 3 some pairs
+that cannot be trusted, no Advoware list endpoint, a store not shared with ``serve``, a system that does
+not answer: one line each, no traceback), 3 some pairs
 were not linked (busy, gone, linked elsewhere, an error): run it again or see the lines printed.
 """
 
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from adapters.embedded_redis import StartupError
+from adapters.errors import ApiError
 from config.settings import Settings
 from domain.timestamps import utc_now
 from entrypoints.bootstrap import Services
@@ -152,6 +155,10 @@ def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, imp
         code: Any = asyncio.run(body())
     except (MatchFileError, MatchUnavailable) as exc:
         click.echo(str(exc), err=True)
+        code = ExitCode.REFUSED
+    except (ApiError, RedisError) as exc:  # a system or the store away: one line, run it again later
+        click.echo(f"stopped: {exc}; check the connection (beteiligte-sync doctor) and run the same command "
+                   "again (pairs already linked are skipped)", err=True)
         code = ExitCode.REFUSED
     finally:
         prepared.close()

@@ -185,3 +185,13 @@ async def test_a_beteiligter_linked_to_another_record_is_not_linked_again(bed: T
     done = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert done.returncode == 3 and f"betnr_linked_elsewhere: EspoCRM {espo['anna']}" in done.stdout, done.stdout
     assert espo["max"] in done.stdout and bed.espo_record(espo["anna"])["betnr"] is None
+
+
+async def test_a_system_that_does_not_answer_is_one_line_and_exit_2(bed: Testbed, tmp_path: Path) -> None:
+    _seed(bed)
+    env = _env(bed, tmp_path)
+    env["ADVOWARE_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = _match(env, tmp_path, "--limit", "0")
+    assert done.returncode == 2, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if "advoware" in ln and "token" not in ln]  # logs aside
+    assert line.startswith("stopped: advoware:") and "run the same command again" in line
