@@ -76,6 +76,7 @@ class PairLinker:
         self.store = store
         self.write = write
         self.clock = clock
+        self.linked: dict[int, str] = {}
 
     async def link(self, pair: Pair) -> ApplyResult:
         token = await self.store.acquire(pair.espo_id) if self.write else "dry-run"
@@ -89,16 +90,19 @@ class PairLinker:
             if self.write:
                 await self.store.release(pair.espo_id, token)
 
+    async def load_linked(self) -> None:
+        """Which EspoCRM record carries which ``betnr`` (one paged read before the pairs): a Beteiligter
+        linked by hand or before a reset of the link store is not linked a second time."""
+        where = [{"type": "isNotNull", "attribute": "betnr"}]
+        self.linked = {int(r["betnr"]): str(r["id"])
+                       async for r in self.espo.iter_list(ENTITY, where=where, select=["betnr"]) if r.get("betnr")}
+
     async def _owner(self, pair: Pair) -> str | None:
-        """Another EspoCRM record linked to this Beteiligter: by our links, or by its ``betnr`` (a link
-        store that was reset knows nothing)."""
-        owner = await self.store.betnr_owner(pair.betnr)
-        if owner is not None and owner != pair.espo_id:
-            return owner
-        page = await self.espo.list(ENTITY, where=[{"type": "equals", "attribute": "betnr", "value": pair.betnr}],
-                                    select=["id"], max_size=2)
-        others = [str(r["id"]) for r in page["list"] if str(r["id"]) != pair.espo_id]
-        return others[0] if others else None
+        """Another EspoCRM record linked to this Beteiligter: by our links, or by its ``betnr``."""
+        for owner in (await self.store.betnr_owner(pair.betnr), self.linked.get(pair.betnr)):
+            if owner is not None and owner != pair.espo_id:
+                return owner
+        return None
 
     async def _save_base(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical) -> None:
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
@@ -142,6 +146,7 @@ class PairLinker:
 async def apply_pairs(linker: PairLinker, pairs: list[Pair],
                       on_result: Callable[[ApplyResult], None] = lambda r: None) -> list[ApplyResult]:
     """Every pair, ``PARALLEL`` at a time; ``on_result`` after each (a progress bar)."""
+    await linker.load_linked()
     gate = asyncio.Semaphore(PARALLEL)
 
     async def one(pair: Pair) -> ApplyResult:
