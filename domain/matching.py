@@ -69,7 +69,7 @@ STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB
 EMAIL_BONUS = 0.005
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     """The normalised identity of one record; ``ref`` is the EspoCRM id or the ``betNr`` as text."""
 
@@ -181,7 +181,7 @@ def rule_for(a: Party, b: Party) -> Rule | None:
     return Rule.PERSON_NAME_PLZ if names and a.plz and a.plz == b.plz else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     advo_ref: str
     rule: Rule
@@ -218,7 +218,7 @@ class MatchIndex:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Proposal:
     espo_ref: str
     advo_ref: str
