@@ -12,8 +12,9 @@ defaults kept). Then one sync check. Prints each figure next to its bound:
 - precision of the applied links (bound 100 %) and recall of the true pairs (bound >= 95 %);
 - ambiguous pairs reported (listed, never linked);
 - wall time and peak RSS of each command (streamed pages: only normalised identities in memory);
-- duplicates the first sync check created of a party a rule recognises (bound 0), and, apart, the
-  near-duplicates no rule can tell (the generator's "unrecognisable": a typo and no birth date).
+- duplicates the first sync check created of a party a strong rule finds (bound 0), and, apart, those
+  created for rows left to review (a weak or ambiguous match the defaults do not keep) and for
+  near-duplicates no rule can tell (a family-name typo and no birth date or no e-mail).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.matching import MatchIndex, party_from_advoware, party_from_espo, resolve  # noqa: E402
+from domain.matching import (  # noqa: E402
+    STRONG,
+    MatchIndex,
+    party_from_advoware,
+    party_from_espo,
+    resolve,
+    rule_for,
+)
 from simulators.common import free_port  # noqa: E402
 from simulators.party_data import PartySets, generate  # noqa: E402
 from tests.embedded_support import env_for  # noqa: E402
@@ -148,38 +156,27 @@ async def _first_sync_check(tb: Testbed, sets: PartySets, betnrs: list[int], ids
     await tb.sync_check(SYNC_CHECK_WAIT_S)
     wall = time.monotonic() - start
     records = {r["id"]: r for r in tb.espo.all()}
-    truth = {ids[e]: (betnrs[a], a) for e, a in sets.truth}
-    unrecognisable = _unrecognisable(sets, ids)
-    dup_known = dup_blind = wrong = 0
-    for espo_id, (true_betnr, _a) in truth.items():
-        got = records[espo_id].get("betnr")
-        if got is None or got == true_betnr:
+    created: Counter[str] = Counter()
+    wrong, existing = 0, set(betnrs)
+    for e, a in sets.truth:
+        got = records[ids[e]].get("betnr")
+        if got is None or got == betnrs[a]:
             continue
-        if got > max(betnrs):  # a Beteiligter the sync check created for a party Advoware already had
-            dup_blind += espo_id in unrecognisable
-            dup_known += espo_id not in unrecognisable
+        if got not in existing:  # a Beteiligter the sync check created for a party Advoware had
+            rule = rule_for(party_from_espo({**sets.espocrm[e], "id": ids[e]}),
+                            party_from_advoware({**sets.advoware[a], "betNr": betnrs[a]}))
+            created["strong" if rule in STRONG else "no rule" if rule is None else "review"] += 1
         else:
             wrong += 1
     statuses = Counter(r["syncStatus"] for r in records.values())
     print(f"first sync check: {wall:.1f} s, {len(tb.advo.all()) - before} Beteiligte created, "
           f"statuses {dict(statuses)}")
-    print(f"{'duplicates of a party a rule recognises':<44}{dup_known:>12}{'0':>12}")
+    print(f"{'duplicates of a party a strong rule finds':<44}{created['strong']:>12}{'0':>12}")
     print(f"{'linked to a wrong Beteiligter':<44}{wrong:>12}{'0':>12}")
-    print(f"{'created for near-duplicates no rule tells':<44}{dup_blind:>12}{'-':>12}"
-          f"   (of {len(unrecognisable)} such: a typo and no birth date)")
-
-
-def _unrecognisable(sets: PartySets, ids: list[str]) -> set[str]:
-    """EspoCRM copies the generator made unrecognisable (a family-name typo and no birth date, or a typo
-    without an e-mail): recomputed from the data, since ``variants`` only counts them."""
-    out = set()
-    for e, a in sets.truth:
-        rec, obj = sets.espocrm[e], sets.advoware[a]
-        if rec.get("salutationName") == "Firma" or rec["lastName"] == obj["name"]:
-            continue
-        if not rec.get("dateOfBirth") or not rec.get("emailAddress"):
-            out.add(ids[e])
-    return out
+    print(f"{'created for rows left to review (not kept)':<44}{created['review']:>12}{'-':>12}"
+          "   (a weak or ambiguous rule: keep the row to link it)")
+    print(f"{'created for near-duplicates no rule tells':<44}{created['no rule']:>12}{'-':>12}"
+          "   (a typo and no birth date, or no e-mail)")
 
 
 def main() -> None:
