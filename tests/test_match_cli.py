@@ -195,3 +195,18 @@ async def test_a_system_that_does_not_answer_is_one_line_and_exit_2(bed: Testbed
     assert done.returncode == 2, done.stderr
     [line] = [ln for ln in done.stderr.splitlines() if "advoware" in ln and "token" not in ln]  # logs aside
     assert line.startswith("stopped: advoware:") and "run the same command again" in line
+
+
+async def test_a_record_a_sync_holds_is_left_for_the_next_run_which_resumes(bed: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(bed)
+    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+    review.write_text(f"keep,espo_id,betnr\nyes,{espo['anna']},{betnr['anna']}\nyes,{espo['bau']},{betnr['bau']}\n")
+    token = await bed.services.store.acquire(espo["bau"])  # a sync of this record is running
+    assert token is not None
+    first = _match(env, tmp_path, "--apply", str(review), "--yes")
+    assert first.returncode == 3 and "1 busy, 1 linked" in first.stdout, first.stdout
+    assert bed.espo_record(espo["bau"])["betnr"] is None
+    await bed.services.store.release(espo["bau"], token)
+    second = _match(env, tmp_path, "--apply", str(review), "--yes")
+    assert second.returncode == 0 and "1 already_linked, 1 linked" in second.stdout, second.stdout
+    assert bed.espo_record(espo["bau"])["betnr"] == betnr["bau"]
