@@ -7,20 +7,17 @@ Secrets (API key, password, tokens) never appear in exception messages or logs.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache
+from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
 from adapters.api_ids import beteiligter_path
 from adapters.errors import (
     ApiError,
@@ -31,28 +28,12 @@ from adapters.errors import (
     error_for_status,
     without_personal_data,
 )
+from adapters.rate_limit import InflightLimit
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
-ROLE = 2
-PRODUCT = 64
 MAX_TAKE = 200
-PROBLEM_KEYS = ("type", "title", "detail")
-MAX_FIELD_ERRORS = 5
-
-
-def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
-    """``base64(HMAC_SHA512(key=b64decode(API_KEY), msg="64:" + AppID + ":" + Nonce + ":" + TS))``."""
-    key = base64.b64decode(api_key_b64)
-    msg = f"{PRODUCT}:{app_id}:{nonce}:{timestamp}".encode()
-    return base64.b64encode(hmac.new(key, msg, hashlib.sha512).digest()).decode()
-
-
-def request_timestamp(now: datetime | None = None) -> str:
-    """ISO 8601 UTC with 7 fractional digits, e.g. ``2026-11-29T10:04:26.7955547Z``."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def _join(base: str, suffix: str) -> str:
@@ -83,8 +64,10 @@ class AdvowareAPI:
         timezone: str = "Europe/Berlin",
         token_key: str = DEFAULT_KEY,
         tokens: AdvowareTokenCache | None = None,
+        max_inflight: int = 10,
     ) -> None:
         self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
         self._token_endpoint = _join(token_url, "/api/v1/Token")
         self._app_id = app_id
         self._api_key = api_key
@@ -227,21 +210,18 @@ class AdvowareAPI:
             self._remember(token)
         what = f"{method} {self._template(url)}"
         try:
-            return await self._client.request(method, url, params=params, json=json, headers=headers)
+            async with self.inflight.slot() as slot:
+                resp = await self._client.request(method, url, params=params, json=json, headers=headers)
+                self.inflight.answered(slot, resp.status_code)
+                return resp
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
         except httpx.TransportError as exc:
             raise RetryableError(f"{what}: connection failed ({type(exc).__name__})", system=SYSTEM) from exc
 
     async def _fetch_token(self) -> tuple[str, float]:
-        nonce = str(uuid.uuid4())
-        stamp = request_timestamp()
-        body = {
-            "AppID": self._app_id, "Kanzlei": self._kanzlei, "Database": self._database,
-            "User": self._user, "Role": ROLE, "Product": PRODUCT, "Password": self._password,
-            "Nonce": nonce, "HMAC512Signature": sign_token_request(self._app_id, self._api_key, nonce, stamp),
-            "RequestTimeStamp": stamp,
-        }
+        body = token_request_body(app_id=self._app_id, api_key=self._api_key, kanzlei=self._kanzlei,
+                                  database=self._database, user=self._user, password=self._password)
         resp = await self._send("POST", self._token_endpoint, None, json=body)
         if resp.status_code == 401:
             raise AuthenticationError("token request rejected: check the ADVOWARE_* credentials",
@@ -286,7 +266,7 @@ class AdvowareAPI:
         except ValueError:
             data = None
         if isinstance(data, dict):
-            reason = _problem_text(data) or reason
+            reason = problem_text(data) or reason
             details = {k: without_personal_data(self._scrub(str(v)))
                        for k, v in data.items() if k in PROBLEM_KEYS}
         where = self._template(str(resp.request.url))
@@ -294,15 +274,3 @@ class AdvowareAPI:
         log.info("advoware answered HTTP %d: %s", resp.status_code, text)
         return error_for_status(SYSTEM, resp.status_code, text, method=method, headers=resp.headers,
                                 details=details)
-
-
-def _problem_text(problem: dict[str, Any]) -> str:
-    """problem+json ``detail`` (or ``title``), plus the first message per field of an ``errors`` map."""
-    text = problem.get("detail") or problem.get("title")
-    parts = [text] if isinstance(text, str) and text else []
-    errors = problem.get("errors")
-    if isinstance(errors, dict):
-        for field, messages in list(errors.items())[:MAX_FIELD_ERRORS]:
-            first = messages[0] if isinstance(messages, list) and messages else messages
-            parts.append(f"{field}: {first}")
-    return "; ".join(str(p) for p in parts)

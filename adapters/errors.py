@@ -21,6 +21,8 @@ taken from the remote systems' error answers pass :func:`without_personal_data` 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from domain.beteiligte_mapper import ADVOWARE_WRITABLE, ESPO_FIELDS
@@ -106,11 +108,7 @@ def _retry_after_seconds(headers: Any, default: float = 60.0) -> float:
         return max(0.0, float(raw))
     except (TypeError, ValueError):
         # An HTTP-date is allowed too; parse it leniently.
-        from email.utils import parsedate_to_datetime
-
         try:
-            from datetime import UTC, datetime
-
             when = parsedate_to_datetime(str(raw))
             return max(0.0, (when - datetime.now(UTC)).total_seconds())
         except (TypeError, ValueError):

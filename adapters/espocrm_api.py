@@ -20,6 +20,7 @@ import httpx
 
 from adapters.api_ids import check_entity, check_id, record_path
 from adapters.errors import BadResponseError, RetryableError, error_for_status, without_personal_data
+from adapters.rate_limit import InflightLimit
 
 log = logging.getLogger(__name__)
 SYSTEM = "espocrm"
@@ -63,8 +64,10 @@ class EspoCRMAPI:
         hmac_secret: str | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_inflight: int = 10,
     ) -> None:
         self._api_key = api_key
+        self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
         self._hmac_secret = hmac_secret
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/v1/", timeout=timeout, transport=transport
@@ -100,9 +103,11 @@ class EspoCRMAPI:
     ) -> Any:
         all_headers = {"Accept": "application/json", **self._auth_headers(method, path), **(headers or {})}
         try:
-            resp = await self._client.request(
-                method, path, json=json_body, params=params, headers=all_headers
-            )
+            async with self.inflight.slot() as slot:
+                resp = await self._client.request(
+                    method, path, json=json_body, params=params, headers=all_headers
+                )
+                self.inflight.answered(slot, resp.status_code)
         except httpx.TimeoutException:
             raise RetryableError(f"{method} {path}: timeout", system=SYSTEM) from None
         except httpx.TransportError as exc:

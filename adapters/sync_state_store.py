@@ -7,7 +7,10 @@ Keys (prefix ``bsync``):
 - ``dirty:<espoId>``  a change arrived while the lock was held: the holder runs once more
 - ``edited:<espoId>`` when a person last changed the EspoCRM record (for ``newest_wins``: our own
                       writes move ``modifiedAt`` too)
-- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync
+- ``link:<espoId>``   JSON base: betnr, rowId, per-field fingerprints of both sides at the last sync,
+                      compact (:func:`encode_link`: fingerprints by field position, 11 characters each;
+                      under 1 KB per linked record with its other keys); the older spelled-out form is
+                      still read
 - ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
 - ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
@@ -19,35 +22,46 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
+from adapters.link_codec import Link, decode_link, encode_link
 from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
-from domain.decision import Base
+
+__all__ = ["CreateAttempt", "Link", "RetryState", "SyncStateStore", "decode_link", "encode_link"]
 
 LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
 DIRTY_TTL_MS = 60 * 60 * 1000
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
+NO_SCRIPTING = "unknown command"  # fakeredis without Lua: the WATCH/MULTI forms below are used
 
-
-@dataclass
-class Link:
-    betnr: int
-    row_id: str | None
-    espo: dict[str, str]
-    advo: dict[str, str]
-    synced_at: float
-    # Advoware's edit time of the values still owed to EspoCRM, when our own Advoware write has
-    # moved ``geaendertAm`` since (ISO, UTC); ``None`` when nothing is owed.
-    advo_edited_at: str | None = None
-
-    def base(self) -> Base:
-        return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
+# KEYS: lock, dirty. ARGV: token, ttl ms. The lease, and the flags set so far taken, in one step.
+_ACQUIRE_FRESH = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+# KEYS: lock, dirty. ARGV: token, ttl ms. 1: released (or lost), 0: a flag was taken, run once more.
+_RELEASE_UNLESS_DIRTY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 1
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 
 
 @dataclass
@@ -70,6 +84,11 @@ class SyncStateStore:
     def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
         self.redis = redis
         self.prefix = prefix
+        # The lease's two steps per sync as one round trip each on a real Redis (Lua); the same
+        # semantics with WATCH/MULTI where there is no scripting (fakeredis in the fast tests).
+        self._scripting = True
+        self._acquire_fresh = redis.register_script(_ACQUIRE_FRESH)
+        self._release_unless_dirty = redis.register_script(_RELEASE_UNLESS_DIRTY)
 
     def _k(self, kind: str, espo_id: str) -> str:
         return f"{self.prefix}:{kind}:{espo_id}"
@@ -79,6 +98,23 @@ class SyncStateStore:
         token = secrets.token_hex(8)
         ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
         return token if ok else None
+
+    async def acquire_fresh(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
+        """:meth:`acquire`, and on success take every "dirty" flag set so far (the pass about to run
+        reads after them): one atomic step."""
+        if self._scripting:
+            token = secrets.token_hex(8)
+            keys = [self._k("lock", espo_id), self._k("dirty", espo_id)]
+            try:
+                return token if await self._acquire_fresh(keys=keys, args=[token, ttl_ms]) else None
+            except ResponseError as exc:
+                if NO_SCRIPTING not in str(exc):
+                    raise
+                self._scripting = False
+        taken = await self.acquire(espo_id, ttl_ms)
+        if taken is not None:
+            await self.clear_dirty(espo_id)
+        return taken
 
     async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""
@@ -90,16 +126,25 @@ class SyncStateStore:
     async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
         and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
-        between can be missed: the transaction fails and is retried when either key moves."""
+        between can be missed: one Lua script, or (no scripting) a WATCH/MULTI transaction that is
+        retried when either key moves."""
         lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
+        if self._scripting:
+            try:
+                return bool(await self._release_unless_dirty(keys=[lock, dirty], args=[token, ttl_ms]))
+            except ResponseError as exc:
+                if NO_SCRIPTING not in str(exc):
+                    raise
+                self._scripting = False
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(lock, dirty)
-                    if as_text(await pipe.get(lock)) != token:
+                    holder, flag = await pipe.mget(lock, dirty)
+                    if as_text(holder) != token:
                         await pipe.unwatch()
                         return True  # lease lost: the new holder (or the waiter) covers the change
-                    waiting = bool(await pipe.exists(dirty))
+                    waiting = flag is not None
                     pipe.multi()
                     if waiting:
                         pipe.delete(dirty)
@@ -121,10 +166,7 @@ class SyncStateStore:
             raw, retry, locked = await pipe.execute()
         if retry or locked or not raw:
             return None
-        try:
-            return Link(**json.loads(raw))
-        except (TypeError, ValueError):
-            return None
+        return decode_link(raw)
 
     async def is_locked(self, espo_id: str) -> bool:
         return bool(await self.redis.exists(self._k("lock", espo_id)))
@@ -150,11 +192,14 @@ class SyncStateStore:
         return (await self.get_links([espo_id]))[espo_id]
 
     async def get_links(self, espo_ids: list[str]) -> dict[str, Link | None]:
-        return await self._mget("link", espo_ids, Link)
+        if not espo_ids:
+            return {}
+        raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
+        return {i: decode_link(raw) if raw else None for i, raw in zip(espo_ids, raws, strict=True)}
 
     async def save_link(self, espo_id: str, link: Link) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k("link", espo_id), json.dumps(asdict(link)))
+            pipe.set(self._k("link", espo_id), encode_link(link))
             pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
             await pipe.execute()
 
@@ -170,6 +215,12 @@ class SyncStateStore:
         """Every EspoCRM id we hold a link for (SCAN, so a large keyspace does not block Redis)."""
         prefix = self._k("link", "")
         return {str(as_text(k))[len(prefix):] async for k in self.redis.scan_iter(match=prefix + "*", count=500)}
+
+    async def iter_linked_ids(self) -> AsyncIterator[str]:
+        """Every EspoCRM id we hold a link for, streamed (SCAN): the sync check never holds them all."""
+        prefix = self._k("link", "")
+        async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            yield str(as_text(key))[len(prefix):]
 
     async def forget(self, espo_id: str) -> None:
         """A record deleted in EspoCRM: its link, retry schedule and failed delete go."""

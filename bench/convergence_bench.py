@@ -2,7 +2,7 @@
 
     python bench/convergence_bench.py --records 2000 --rounds 5 --seed 7
 
-Same workload as ``tests/test_convergence.py`` (``tests/chaos.py``): thousands of records, random
+Same workload as ``tests/test_convergence.py`` (``tests/chaos/``): thousands of records, random
 edits on both sides, webhooks lost / duplicated / reordered / held back, random API faults; then the
 faults stop, ONE sync check runs, and every pair is checked. Prints records, edits, faults, writes,
 convergence % (pairs agreeing / pairs), echo writes (what a second sync check wrote) and wall time.

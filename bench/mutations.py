@@ -60,6 +60,13 @@ MUTATIONS = (
     Mutation("newest_wins uses our own write's modifiedAt", "sync/espocrm_facts.py",
              "self.user_id = _user_id(user)", "self.user_id = None",
              ("tests/test_newest_wins.py",)),
+    Mutation("DELETE_POLICY=delete only unlinks", "sync/beteiligte_delete.py",
+             "            failed = await self._delete_in_advoware(espo_id, betnr)\n",
+             "            failed = None\n",
+             (CONVERGENCE,)),
+    Mutation("the Advoware timezone is not passed to the client", "entrypoints/bootstrap.py",
+             "        timezone=settings.advoware_timezone,\n    )", "    )",
+             ("tests/test_bootstrap.py",)),
 )
 
 

@@ -1,17 +1,56 @@
-"""The one settings object: environment variables (and a ``.env`` file) named in the service contract."""
+"""The one settings object: environment variables (and a ``.env`` file) named in the service contract.
+
+Every value is checked when the settings are read: :func:`load_settings` turns what pydantic finds into
+one :class:`ConfigError` line naming the variable, what is wrong and the fix (never a secret's value).
+The system URLs (``ESPOCRM_URL``, ``ADVOWARE_URL``, ``ADVOWARE_TOKEN_URL``) are accepted with or without
+``/api/v1`` (what the simulators print) and kept without it.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import redis.connection
+from croniter import croniter
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HTTP_SCHEMES = ("http://", "https://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+API_SUFFIX = re.compile(r"/api/v1/*$")
+
+
+# The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
+DELETE_POLICIES = ("unlink", "delete")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message is one line naming the variable and the fix."""
+
+
+# What to write instead, per setting (shown after what is wrong).
+FIXES = {
+    "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
+    "log_level": f"use one of {', '.join(LOG_LEVELS)}",
+    "delete_policy": "use unlink or delete",
+    "port": "use a number from 1 to 65535",
+    "sync_check_cron": 'use five cron fields, e.g. "*/15 * * * *"',
+    "http_timeout_seconds": "use a number of seconds above 0, e.g. 10",
+    "health_check_interval_seconds": "use a number of seconds above 0, e.g. 30",
+    "espocrm_webhook_secrets": 'use a JSON object, e.g. {"<webhookId>": "<secretKey>"}',
+    "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
+}
+SECRET_WORDS = ("secret", "password", "api_key", "redis_url")
+URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
 
 
 class Settings(BaseSettings):
@@ -35,24 +74,33 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     host: str = "127.0.0.1"
-    port: int = 3111
+    port: int = Field(default=3111, ge=1, le=65535)
     # Not in the contract: the address EspoCRM reaches this service by (webhook URLs), for
     # ``webhooks register`` and ``doctor``; unset, they derive it from HOST/PORT and say so.
     public_url: str | None = None
     sync_check_cron: str = "*/15 * * * *"
 
     # Not in the contract; documented in the README.
-    delete_policy: str = Field(default="unlink", pattern="^(unlink|delete)$")
+    delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
-    http_timeout_seconds: float = 10.0
+    http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     log_level: str = "INFO"
+    # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
+    health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
+    status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
     # relative paths taken from the project folder; and the redis-server binary (default: from PATH).
     state_dir: str = DEFAULT_STATE_DIR
     redis_server_bin: str | None = None
     # Set by the sandbox after it has pointed the URLs at its simulators.
     sandbox_mode: bool = False
+    # Throughput (issue 10): syncs in flight per process, and requests in flight per system (each
+    # cap halves on a 429/503 from that system and grows back by itself).
+    sync_concurrency: int = Field(default=10, ge=1, le=200)
+    espocrm_max_inflight: int = Field(default=10, ge=1, le=200)
+    advoware_max_inflight: int = Field(default=10, ge=1, le=200)
     # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
     # it so staff decide (ask), or create without looking (create).
     on_create_match: str = Field(default="link", pattern="^(link|create|ask)$")
@@ -66,11 +114,82 @@ class Settings(BaseSettings):
             try:
                 parsed = json.loads(v)
             except json.JSONDecodeError as exc:
-                raise ValueError("ESPOCRM_WEBHOOK_SECRETS must be a JSON object") from exc
+                raise ValueError("is not a JSON object") from exc
             if not isinstance(parsed, dict):
-                raise ValueError("ESPOCRM_WEBHOOK_SECRETS must be a JSON object")
+                raise ValueError("is not a JSON object")
             return parsed
         return v
+
+    @field_validator("advoware_timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone") from None
+        return v
+
+    @field_validator("delete_policy")
+    @classmethod
+    def _delete_policy(cls, v: str) -> str:
+        if v not in DELETE_POLICIES:
+            raise ValueError(f"{v!r} is not a delete policy")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"{v!r} is not a log level")
+        return v.strip().upper()
+
+    @field_validator("sync_check_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not croniter.is_valid(v) or len(v.split()) != 5:
+            raise ValueError(f"{v!r} is not a cron schedule")
+        return v
+
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not v.startswith(HTTP_SCHEMES) or len(v.split("://", 1)[1].strip("/")) == 0:
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        if "?" in v or "#" in v:  # the clients append paths: a query or fragment would swallow them
+            raise ValueError(f"{v!r} has a query or fragment (?, #)")
+        return v
+
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url")
+    @classmethod
+    def _api_base(cls, v: str | None) -> str | None:
+        """The clients add ``/api/v1/...`` themselves: a URL that already ends with it is cut back to the base."""
+        return API_SUFFIX.sub("", v).rstrip("/") if v else v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not v.strip().startswith(REDIS_SCHEMES):
+            raise ValueError("is not a redis://, rediss:// or unix:// URL")
+        try:
+            redis.connection.parse_url(v.strip())
+        except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
+            raise ValueError("cannot be read (port, host or a ?option)") from None
+        return v.strip()
+
+    @field_validator("status_token", mode="before")
+    @classmethod
+    def _status_token(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v  # blanks would be a password of blanks
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        return v.strip() or DEFAULT_STATE_DIR  # "STATE_DIR=" in .env: the default, not the project folder
 
     @property
     def sandbox(self) -> bool:
@@ -100,6 +219,45 @@ class Settings(BaseSettings):
         return [k for k, v in required.items() if not v]
 
 
+    def require_production(self) -> None:
+        """Raise :class:`ConfigError` when some but not all of the systems' settings are given."""
+        missing = self.missing_for_production()
+        if missing:
+            raise ConfigError(f"configuration: {', '.join(missing)} not set: set them in the environment or in "
+                              ".env (README → Configuration), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
+
+
+def log_level_number(name: str) -> int:
+    return int(logging.getLevelName(name.upper()))
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """One line for every wrong setting: the variable, what is wrong (no secret values) and the fix."""
+    parts = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        msg = str(err["msg"])
+        msg = msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg.split(",")[0]
+        if not any(word in name for word in SECRET_WORDS) and err.get("input") is not None and "'" not in msg:
+            msg = f"{err['input']!r}: {msg}"  # never a secret's value (a REDIS_URL may carry a password)
+        fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see README → Configuration")
+        parts.append(f"{name.upper()} {msg}: {fix}")
+    return "configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment and ``.env``; :class:`ConfigError` (one line) when one is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation(exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode (JSON of a dict field)
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        raise ConfigError(f"configuration: {name.upper()} cannot be read: "
+                          f"{FIXES.get(name, 'see README → Configuration')}") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

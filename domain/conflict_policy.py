@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from domain.beteiligte_mapper import GROUPS
+from domain.toml_lines import where_in_toml
 
 
 class Strategy(StrEnum):
@@ -36,6 +37,8 @@ class GroupPolicy:
             raise PolicyError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if self.tiebreak not in TIEBREAKS:
             raise PolicyError(f"unknown tiebreak {self.tiebreak!r}; use one of {', '.join(TIEBREAKS)}")
+        object.__setattr__(self, "strategy", Strategy(self.strategy))
+        object.__setattr__(self, "tiebreak", Strategy(self.tiebreak))
 
 
 @dataclass(frozen=True)
@@ -50,22 +53,53 @@ class ConflictPolicy:
         return cls({g: GroupPolicy(strategy, tiebreak) for g in GROUPS})
 
 
+DEFAULTS = {  # what README "Conflict strategies" documents; a group a file leaves out keeps it
+    "stammdaten": GroupPolicy(Strategy.ESPOCRM_WINS),
+    "kontakt": GroupPolicy(Strategy.FIELD_MERGE, Strategy.ESPOCRM_WINS),
+    "adresse": GroupPolicy(Strategy.FIELD_MERGE, Strategy.ESPOCRM_WINS),
+}
+GROUP_KEYS = ("strategy", "tiebreak")
+
+
 def load_policy(path: str | Path | None = None) -> ConflictPolicy:
+    """The policy of ``path`` (default ``config/conflict_policy.toml``), checked strictly: a table other
+    than ``[groups.<group>]``, an unknown group, key or strategy is a :class:`PolicyError` naming the file
+    and line. Groups the file leaves out keep :data:`DEFAULTS`; a group without ``tiebreak`` uses
+    ``espocrm_wins``."""
     p = Path(path) if path else DEFAULT_FILE
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PolicyError(f"conflict policy file not found: {p}") from exc
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise PolicyError(f"conflict policy file not found: {p} (set CONFLICT_POLICY_FILE or restore it)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"conflict policy file {p} is not valid TOML: {exc}") from exc
-    groups: dict[str, GroupPolicy] = {}
-    for name, spec in (data.get("groups") or {}).items():
+    except UnicodeDecodeError:
+        raise PolicyError(f"conflict policy file {p} is not UTF-8: save it as UTF-8") from None
+    for name in data:
+        if name != "groups":
+            raise PolicyError(f"{where_in_toml(p, text, name)}: unknown table or key {name!r}: "
+                              f"write [groups.<group>] with groups {', '.join(GROUPS)}")
+    groups = dict(DEFAULTS)
+    tables = data.get("groups") or {}
+    if not isinstance(tables, dict):
+        raise PolicyError(f"{where_in_toml(p, text, 'groups')}: groups must be tables [groups.<group>]")
+    for name, spec in tables.items():
+        where = where_in_toml(p, text, f"groups.{name}")
         if name not in GROUPS:
-            raise PolicyError(f"{p}: unknown field group {name!r}; groups are {', '.join(GROUPS)}")
+            raise PolicyError(f"{where}: unknown field group {name!r}; groups are {', '.join(GROUPS)}")
         if not isinstance(spec, dict):
-            raise PolicyError(f"{p}: [groups.{name}] must be a table")
-        groups[name] = GroupPolicy(
-            strategy=str(spec.get("strategy", "espocrm_wins")),
-            tiebreak=str(spec.get("tiebreak", "espocrm_wins")),
-        )
+            raise PolicyError(f"{where}: [groups.{name}] must be a table")
+        for key, value in spec.items():
+            if key not in GROUP_KEYS:
+                raise PolicyError(f"{where_in_toml(p, text, f'groups.{name}', key)}: unknown key {key!r} in "
+                                  f"[groups.{name}]; keys are {', '.join(GROUP_KEYS)}")
+            if not isinstance(value, str):
+                raise PolicyError(f"{where_in_toml(p, text, f'groups.{name}', key)}: {key} must be a quoted name")
+        try:
+            groups[name] = GroupPolicy(strategy=spec.get("strategy", DEFAULTS[name].strategy),
+                                       tiebreak=spec.get("tiebreak", Strategy.ESPOCRM_WINS))
+        except PolicyError as exc:
+            bad = "tiebreak" if "tiebreak" in str(exc) else "strategy"
+            raise PolicyError(f"{where_in_toml(p, text, f'groups.{name}', bad)}: {exc}") from None
     return ConflictPolicy(groups)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from domain.beteiligte_mapper import (
@@ -29,9 +31,19 @@ from domain.sync_status import Action
 from domain.timestamps import parse_advoware, parse_espo
 
 ESPO, ADVO = "espocrm", "advoware"
-# A base fingerprint that matches no value: "this side changed, not yet applied to the other".
-PENDING = "pending"
-UNMAPPABLE = "unmappable"  # in a webhook's fingerprints: a value that cannot be mapped
+
+
+class Mark(StrEnum):
+    """Stored in place of a field's fingerprint; never the fingerprint of a value (those are hex)."""
+
+    OWED = "pending"  # in a base: this side changed, the change is not yet applied to the other side
+    UNMAPPABLE = "unmappable"  # in a webhook's fingerprints: a value that cannot be mapped
+
+
+def owed(fields: Iterable[str]) -> dict[str, str]:
+    """Base fingerprints for fields whose change is still owed to the other side: they match no value,
+    so the next decision sees them as changed on this side and applies them."""
+    return dict.fromkeys(fields, Mark.OWED.value)
 
 
 def fingerprint_value(value: str | None) -> str:
@@ -50,7 +62,7 @@ def item_fingerprints(item: dict[str, Any]) -> dict[str, str]:
     seen = fingerprint_subset(values)
     for f in FIELD_GROUP:
         if f in item and f not in values:
-            seen[f] = UNMAPPABLE  # a value the sync must read and report: never "already synced"
+            seen[f] = Mark.UNMAPPABLE.value  # a value the sync must read and report: never "already synced"
     if "betnr" in item:
         seen["betnr"] = str(item["betnr"])
     return seen

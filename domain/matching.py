@@ -33,7 +33,7 @@ from typing import Any
 
 from domain import normalize as n
 from domain.beteiligte_mapper import FIELD_GROUP, Canonical
-from domain.decision import PENDING, fingerprint, fingerprint_value
+from domain.decision import Mark, fingerprint, fingerprint_value
 
 
 class Kind(StrEnum):
@@ -288,7 +288,7 @@ def first_base(espo: Canonical, advo: Canonical) -> tuple[dict[str, str], dict[s
         if e is None or a is None:
             espo_fp[f] = advo_fp[f] = fingerprint_value(None)
         else:
-            espo_fp[f] = advo_fp[f] = PENDING
+            espo_fp[f] = advo_fp[f] = Mark.OWED
     return espo_fp, advo_fp
 
 

@@ -1,13 +1,8 @@
-"""The names the sync writes and reports: statuses on the record, actions taken, the result type."""
+"""The names the sync writes and reports: statuses on the record and the actions taken."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from domain.decision import Decision
 
 ENTITY = "CBeteiligte"
 
@@ -36,18 +31,16 @@ class Action(StrEnum):
     COVERED_BY_HOLDER = "covered_by_lock_holder"  # the lease holder runs once more for this change
     FAILED = "failed"
     ERROR = "error"
+    # deletes (DELETE_POLICY)
+    UNLINKED = "unlinked"
+    DELETED_IN_ADVOWARE = "deleted_in_advoware"
+    DELETE_FAILED = "delete_failed"
+    DELETE_NO_LINK = "delete_no_link"
+    DELETE_IGNORED_RECORD_EXISTS = "delete_ignored_record_exists"
 
 
-@dataclass
-class SyncResult:
-    espo_id: str
-    betnr: int | None
-    action: str
-    status: str
-    decision: Decision | None = None
-    message: str = ""
+class DeletePolicy(StrEnum):
+    """``DELETE_POLICY``: what a record deleted in EspoCRM means for its Advoware twin."""
 
-    def describe(self) -> str:
-        d = self.decision.summary() if self.decision else self.action
-        extra = f" - {self.message}" if self.message else ""
-        return f"{self.espo_id} betnr={self.betnr} status={self.status} decision={d}{extra}"
+    UNLINK = "unlink"  # keep the twin, forget the link
+    DELETE = "delete"  # delete the twin too (a referenced one is kept and reported)

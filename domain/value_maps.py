@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from domain.toml_lines import where_in_toml
+
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "value_maps.toml"
 
 
@@ -100,27 +102,49 @@ class ValueMaps:
 
 
 def load_value_maps(path: str | Path | None, advo_names: dict[str, str]) -> ValueMaps:
-    """Read the file; ``advo_names`` maps each mapped EspoCRM field to its Advoware field."""
+    """Read the file; ``advo_names`` maps each mapped EspoCRM field to its Advoware field. Checked strictly:
+    an unknown field, an entry that lists no values, a blank value, a table without entries, Advoware values
+    differing only in case, or an EspoCRM value listed under two Advoware values is a :class:`ValueMapError`
+    naming the file and line."""
     p = Path(path) if path else DEFAULT_FILE
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (FileNotFoundError, IsADirectoryError):
         raise ValueMapError(f"value map file not found: {p} (set VALUE_MAPS_FILE or restore it)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueMapError(f"value map file {p} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValueMapError(f"value map file {p} is not UTF-8: save it as UTF-8") from None
     maps: dict[str, EnumMap] = {}
     for espo_field, table in data.items():
+        where = where_in_toml(p, text, espo_field)
         if espo_field not in advo_names:
-            raise ValueMapError(f"{p}: [{espo_field}] is not a mapped EspoCRM field "
+            raise ValueMapError(f"{where}: [{espo_field}] is not a mapped EspoCRM field "
                                 f"(mapped: {', '.join(sorted(advo_names))})")
-        if not isinstance(table, dict):
-            raise ValueMapError(f"{p}: [{espo_field}] must be a table of Advoware value = [EspoCRM values]")
+        if not isinstance(table, dict) or not table:
+            raise ValueMapError(f"{where}: [{espo_field}] must be a table of Advoware value = [EspoCRM values]")
         to_espo: dict[str, list[str]] = {}
+        seen: dict[str, str] = {}
+        folded_advo: dict[str, str] = {}
         for advo_value, espo_values in table.items():
+            at = where_in_toml(p, text, espo_field, advo_value)
             values = [espo_values] if isinstance(espo_values, str) else espo_values
-            if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
-                raise ValueMapError(f"{p}: [{espo_field}] {advo_value} must list EspoCRM values, "
+            if not advo_value.strip():
+                raise ValueMapError(f"{at}: [{espo_field}] has an empty Advoware value: name it, "
                                     'e.g. Herr = ["Herr", "Mr."]')
+            if _fold(advo_value) in folded_advo:  # from_advoware could not tell them apart
+                raise ValueMapError(f"{at}: [{espo_field}] lists {folded_advo[_fold(advo_value)]} and {advo_value}, "
+                                    "which differ only in case or blanks: keep one")
+            folded_advo[_fold(advo_value)] = advo_value
+            if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+                raise ValueMapError(f"{at}: [{espo_field}] {advo_value} must list EspoCRM values, "
+                                    'e.g. Herr = ["Herr", "Mr."]')
+            for v in values:
+                if _fold(v) in seen and seen[_fold(v)] != advo_value:
+                    raise ValueMapError(f"{at}: [{espo_field}] lists {v!r} under {seen[_fold(v)]} and {advo_value}: "
+                                        "keep it under one Advoware value")
+                seen[_fold(v)] = advo_value
             to_espo[advo_value] = values
         maps[espo_field] = EnumMap(espo_field, advo_names[espo_field], to_espo, str(p))
     return ValueMaps(maps)

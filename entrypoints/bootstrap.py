@@ -23,6 +23,7 @@ from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
+from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
 
@@ -39,6 +40,7 @@ class Services:
     metrics: SyncMetrics
     policy: ConflictPolicy
     stored_secrets: WebhookSecretStore
+    dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -52,6 +54,7 @@ class Services:
     async def aclose(self) -> None:
         await self.espo.aclose()
         await self.advo.aclose()
+        await self.dependencies.aclose()
 
 
 _current: Services | None = None
@@ -94,14 +97,17 @@ def build_services(
     redis: Redis | None = None,
     clock: Any = time.time,
     policy: ConflictPolicy | None = None,
+    espo: EspoCRMAPI | None = None,
+    advo: AdvowareAPI | None = None,
 ) -> Services:
-    missing = settings.missing_for_production()
-    if missing:
-        raise RuntimeError("missing configuration: " + ", ".join(missing))
+    """Everything one process needs. Tests pass their own Redis, clock, policy or clients (e.g. the
+    in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
+    settings.require_production()
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
-    espo = espo_client(settings)
-    advo = advoware_client(settings, redis)
+    espo = espo or espo_client(settings)
+    dependencies = dependency_health(settings, redis, espo, advo)
+    advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
     policy = policy or load_policy(settings.conflict_policy_file)
@@ -111,7 +117,22 @@ def build_services(
     )
     sync.creates.on_match = OnCreateMatch(settings.on_create_match)
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis))
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
+                    dependencies)
+
+
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None) -> DependencyHealth:
+    """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
+    Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
+    closers: tuple[Any, ...] = ()
+    tokens = None
+    if advo is None:
+        tokens = MemoryTokens()
+        advo = advoware_client(settings, None, tokens=tokens)
+        closers = (advo.aclose,)
+    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis,
+                            timeout=settings.http_timeout_seconds,
+                            redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
 
 def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMAPI:
@@ -121,6 +142,7 @@ def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMA
         _secret(settings.espocrm_api_key),
         hmac_secret=_secret(settings.espocrm_hmac_secret) or None,
         timeout=timeout or settings.http_timeout_seconds,
+        max_inflight=settings.espocrm_max_inflight,
     )
 
 
@@ -141,7 +163,14 @@ def advoware_client(
         tokens=tokens,
         timeout=timeout or settings.http_timeout_seconds,
         timezone=settings.advoware_timezone,
+        max_inflight=settings.advoware_max_inflight,
     )
+
+
+def sync_check_schedule() -> str:
+    """The cron schedule of the sync check (``SYNC_CHECK_CRON``), for the cron step's config. Read
+    through the settings like everything else, so the environment and ``.env`` agree."""
+    return get_settings().sync_check_cron
 
 
 def get_services() -> Services:

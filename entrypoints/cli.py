@@ -1,9 +1,9 @@
-"""The ``beteiligte-sync`` command: serve, sync-check, sync, dead-letters."""
+"""The ``beteiligte-sync`` command: serve, sync-check, sync (global options and one-line errors:
+:mod:`entrypoints.cli_errors`); the operator commands are in cli_ops, the sandbox ones in cli_sandbox."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,16 +11,21 @@ from typing import Any
 import click
 
 from adapters.embedded_redis import EmbeddedRedis, StartupError
-from config.settings import Settings
+from config.settings import LOG_LEVELS, Settings, load_settings
+from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_match import match
+from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, status
+from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
-from entrypoints.sandbox import banner
-from entrypoints.startup import Prepared, prepare
+from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
+from stephost.host import serve as serve_host
+from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, enqueue_plan
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
@@ -35,12 +40,15 @@ def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
         sys.exit(REFUSED_EXIT_CODE)
 
 
-@click.group()
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LOG_LEVEL or INFO)")
+@click.group(cls=CommandGroup)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              help="default: LOG_LEVEL or INFO; before or after the subcommand")
+@click.option("--debug", is_flag=True, help="print the traceback of an error to stderr")
 @click.pass_context
-def main(ctx: click.Context, log_level: str | None) -> None:
+def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
     """Keeps Beteiligte in sync between EspoCRM and Advoware."""
-    settings = Settings()
+    ctx.meta[DEBUG] = debug
+    settings = load_settings()
     configure_logging(log_level or settings.log_level)
     ctx.obj = settings
 
@@ -51,31 +59,39 @@ def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
     url = f"http://{settings.host}:{settings.port}"
     prepared = _prepare(settings, service_url=url)
+    try:
+        check_port_free(settings)
+    except BaseException:
+        prepared.close()
+        raise
     services = prepared.services
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
         prepared.sandbox.espo.start_webhook_job(2.0)
+        from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
+
         click.echo(banner(prepared.sandbox, url))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
     if prepared.embedded:
         click.echo(f"state: {prepared.embedded.describe()}")
     try:
-        asyncio.run(_serve(host, prepared.embedded))
+        asyncio.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
     finally:
         prepared.close()
 
 
-async def _serve(host: Any, embedded: EmbeddedRedis | None) -> None:
-    """The host, plus (embedded store) a supervisor that starts the redis-server again if it dies."""
-    from stephost.host import serve as serve_host
-
-    supervisor = asyncio.create_task(embedded.supervise()) if embedded else None
+async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
+    """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
+    that starts the redis-server again if it dies."""
+    tasks = [asyncio.create_task(dependencies.run(every))]
+    if embedded:
+        tasks.append(asyncio.create_task(embedded.supervise()))
     try:
         await serve_host(host)
     finally:
-        if supervisor:
-            supervisor.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
@@ -109,12 +125,12 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
     while any record is failed or permanently_failed afterwards, 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        plan = await services.checker.plan(confirm=confirm_mass_change)
+        plan = await services.checker.plan(confirm=confirm_mass_change, record=not dry_run)
         if dry_run:
             click.echo("\n".join(describe_plan(plan)))
             return ExitCode.OK
-        await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
-        drained = await host.drain(timeout)
+        queued = await enqueue_plan(plan, lambda ev: host.emit(ev["topic"], ev["data"]))
+        drained = await drain_with_progress(host, timeout, queued)
         report = await status_report(services.espo)
         work, deletes = (len(plan.safe_work()), 0) if plan.held else (len(plan.work), len(plan.deletes))
         click.echo(f"sync check: scanned {plan.scanned}, queued {work} records and {deletes} deletes")
@@ -134,27 +150,21 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
 @click.argument("espo_id")
 @click.pass_obj
 def sync(settings: Settings, espo_id: str) -> None:
-    """Sync one record now and print the decision taken."""
+    """Sync one record now and print the decision taken. Exit code 2 when EspoCRM has no such record
+    or cannot be read, 3 when the record is failed afterwards."""
 
     async def body(services: Services, _host: Any) -> int:
         result = await services.sync.sync(espo_id, trigger="cli")
+        if result.status == SyncStatus.DELETED:
+            # A wrong ESPOCRM_URL path 404s on every route too: the list read raises its NotFoundError,
+            # whose one line names ESPOCRM_URL instead of the id.
+            await services.espo.list(ENTITY, select=["id"], max_size=1)
+            raise CommandRefused(f"no CBeteiligte with id {espo_id!r} in EspoCRM (never there, or deleted): check "
+                                 "the id (the last part of the record's address in EspoCRM)")
         click.echo(result.describe())
+        if result.status == SyncStatus.UNKNOWN:
+            return ExitCode.REFUSED
         return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
-
-    _run_once(settings, body)
-
-
-@main.command("dead-letters")
-@click.pass_obj
-def dead_letters(settings: Settings) -> None:
-    """List events that failed every attempt (kept for operators)."""
-
-    async def body(_services: Services, host: Any) -> int:
-        letters = await host.dead_letters()
-        for letter in letters:
-            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
-        click.echo(f"{len(letters)} dead letters")
-        return ExitCode.OK
 
     _run_once(settings, body)
 
@@ -162,6 +172,11 @@ def dead_letters(settings: Settings) -> None:
 main.add_command(store)
 main.add_command(doctor)
 main.add_command(webhooks)
+main.add_command(status)
+main.add_command(retry_failed)
+main.add_command(dead_letters)
+main.add_command(history)
+main.add_command(sandbox)
 main.add_command(match)
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from adapters.advoware_token_cache import AdvowareTokenCache, TokenFetcher
 from adapters.embedded_redis import StartupError
 from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, RetryableError
 from adapters.webhook_secrets import WebhookSecretStore
@@ -24,6 +23,7 @@ from entrypoints import doctor_espocrm as espocrm
 from entrypoints.bootstrap import advoware_client, espo_client
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
+from sync.dependency_health import MemoryTokens
 from sync.setup_report import Line, Status, fail, ok, skip
 from sync.webhook_setup import Expected
 
@@ -40,26 +40,6 @@ MASK = "***"
 # The lines carry no secret by construction; scrubbing is the safety net. Shorter values (a sandbox
 # password like "sync") would blank ordinary words of the output.
 MIN_SCRUB_LENGTH = 8
-
-
-class MemoryTokens(AdvowareTokenCache):
-    """A token of the doctor's own, fetched on first use and kept in memory: the check asks the token
-    gateway itself (not Redis' cached token) and works while the store is down."""
-
-    def __init__(self) -> None:
-        super().__init__(redis=None)
-        self.token: str | None = None
-
-    async def get_or_fetch(self, fetch: TokenFetcher) -> str:
-        if self.token is None:
-            self.token, _ = await fetch()
-        return self.token
-
-    async def invalidate(self, token: str) -> bool:
-        if self.token != token:
-            return False
-        self.token = None
-        return True
 
 
 def describe(exc: BaseException) -> str:

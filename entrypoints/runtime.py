@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from entrypoints.bootstrap import Services
+from entrypoints.bootstrap import Services, is_real_redis, set_services
+from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
 
@@ -22,7 +24,15 @@ WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
 
 
+class Readiness(StrEnum):
+    """``status`` of ``GET /ready``."""
+
+    READY = "ready"
+    NOT_READY = "not_ready"
+
+
 def configure_logging(level: str = "INFO") -> None:
+    """``level`` is already validated (``Settings.log_level``, ``--log-level``)."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -33,9 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
 
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
-    overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron}
-    if workers:
-        overrides["queue.workers"] = workers
+    overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
+                                 "queue.workers": workers or s.sync_concurrency}
     return load_host_config(CONFIG_FILE, overrides)
 
 
@@ -57,6 +66,19 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
             "queue_depth": host.queue_depth(),
             "dead_letters": dead,
             "mode": "sandbox" if services.settings.sandbox else "configured",
+            "dependencies": dependencies(services),
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def readiness(_request: Request) -> Response:
+        """Ready to sync: every dependency's last check was ok and every worker is reading."""
+        host = host_ref[0]
+        workers_ok = host.workers_healthy()
+        ready = workers_ok and services.dependencies.ready()
+        body = {
+            "status": Readiness.READY if ready else Readiness.NOT_READY,
+            "workers": WORKERS_READING if workers_ok else WORKERS_NOT_READING,
+            "dependencies": dependencies(services),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -69,16 +91,25 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
             logging.getLogger(__name__).warning("dead letters unavailable for /metrics")
         return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    return [Route("/health", health, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    return [Route("/health", health, methods=["GET"]), Route("/ready", readiness, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]), *status_routes(services, host_ref)]
+
+
+def dependencies(services: Services) -> dict[str, dict[str, Any]]:
+    """Per dependency: ``status`` (ok, failing, unknown before the first check), ``since``, ``checked_at``
+    and ``last_error`` (one line naming the fix)."""
+    out = {}
+    for state in services.dependencies.snapshot():
+        data = state.to_json()
+        out[data.pop("name")] = data
+    return out
 
 
 def build_host(
     services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
 ) -> StepHost:
     """The step host over the project's steps, with the service's extra routes."""
-    import entrypoints.bootstrap as wiring
-
-    wiring.set_services(services)
+    set_services(services)
     ref: list[StepHost] = []
     host = StepHost(
         host_config(services, cron=cron, workers=workers),
@@ -87,7 +118,7 @@ def build_host(
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
         # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
         # shared by every worker process; only fakeredis in tests keeps them in-process.
-        durable_bus=wiring.is_real_redis(services.redis),
+        durable_bus=is_real_redis(services.redis),
     )
     ref.append(host)
     return host

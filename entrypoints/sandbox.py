@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
+
+from adapters.espocrm_api import EspoCRMAPI
 from config.settings import Settings
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
@@ -45,8 +48,6 @@ class Sandbox:
 
     async def register_webhooks(self, service_url: str) -> dict[str, str]:
         """Registers the three webhooks as the sync's API user (so ``skipOwn`` hides its writes)."""
-        from adapters.espocrm_api import EspoCRMAPI
-
         secrets: dict[str, str] = {}
         async with EspoCRMAPI(self.espo_server.url, self.espo.api_key) as api:
             for ev in EVENTS:
@@ -65,8 +66,6 @@ class Sandbox:
 
 
 def _secret(value: str) -> Any:
-    from pydantic import SecretStr
-
     return SecretStr(value)
 
 

@@ -12,14 +12,20 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from adapters.embedded_redis import EmbeddedRedis
-from config.settings import Settings
+from adapters.embedded_redis import EmbeddedRedis, find_redis_server
+from config.settings import ConfigError, Settings
+from domain.beteiligte_mapper import configure_value_maps
+from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
-from entrypoints.sandbox import Sandbox, start_sandbox
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
 from entrypoints.store_guard import refuse_unshared
+
+if TYPE_CHECKING:  # the simulators are loaded only in sandbox mode (see _start_sandbox)
+    from entrypoints.sandbox import Sandbox
 
 
 @dataclass
@@ -38,8 +44,15 @@ class Prepared:
 
 def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     """Services for this process; ``service_url`` is given by ``serve`` (the URL of its webhooks).
-    Raises :class:`adapters.embedded_redis.StartupError` (one line for the operator) when it must not run."""
+    Raises :class:`adapters.embedded_redis.StartupError` or :class:`config.settings.ConfigError` (one line
+    for the operator) when it must not run, before anything is started."""
     embedded = None if settings.redis_url else EmbeddedRedis.for_settings(settings)
+    if embedded and not embedded.is_running():
+        find_redis_server(embedded.binary)  # the first thing to install, whatever else is wrong
+    if not settings.sandbox:
+        settings.require_production()
+    load_policy(settings.conflict_policy_file)  # a wrong file stops us here, before a store or sandbox starts
+    configure_value_maps(settings.value_maps_file)
     if service_url is None:
         refuse_unshared(settings, embedded)
     if embedded:
@@ -67,6 +80,8 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
 def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
                    service_url: str | None) -> tuple[Settings, Sandbox]:
     """Both simulators on a store emptied first: their records start afresh, links to old ones would lie."""
+    from entrypoints.sandbox import start_sandbox  # sandbox mode only: production never loads the simulators
+
     if embedded:
         with embedded.sync_client() as client:
             client.flushall()
@@ -76,3 +91,17 @@ def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
         secrets = asyncio.run(sandbox.register_webhooks(service_url))
     sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
     return sandbox.settings(settings, secrets), sandbox
+
+
+def check_port_free(settings: Settings) -> None:
+    """:class:`ConfigError` naming HOST/PORT when ``serve`` could not listen there (in use, or not an
+    address of this machine); checked before the host starts, so the operator gets one line, not uvicorn's."""
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"configuration: cannot listen on HOST {settings.host} PORT {settings.port} "
+                          f"({exc.strerror or exc}): stop what uses it or set PORT (or HOST) to a free one") from None

@@ -128,6 +128,42 @@ class CallCounter:
             self._c.clear()
 
 
+class Activity:
+    """Requests being served right now, the most at once since the last reset (how a client's
+    concurrency cap is seen from the server), and the wall-clock time the last answer went out."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.last_done = 0.0
+        self.serving_s = 0.0  # time spent serving requests, the injected latency not counted
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.now -= 1
+            self.last_done = time.time()
+
+    def served(self, seconds: float) -> None:
+        with self._lock:
+            self.serving_s += seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak = self.now
+            self.serving_s = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {"inflight": self.now, "peak": self.peak, "last_done": self.last_done,
+                    "serving_s": self.serving_s}
+
+
 async def _send_json(send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]]) -> None:
     body = json.dumps(payload).encode() if payload is not None else b""
     await send(
@@ -168,13 +204,18 @@ class SimulatorMiddleware:
         calls: CallCounter,
         fault_body: Any = None,
         records: Any = None,
+        edit_record: Any = None,
     ) -> None:
         self.app = app
         self.faults = faults
         self.calls = calls
+        self.activity = Activity()
         # callable(record_id | None) -> list | dict | None: an uncounted, unauthenticated look at the
         # simulator's data under /__sim/records[/<id>] (sandbox and debugging only)
         self.records = records
+        # callable(record_id, body) -> (status, payload): ``PUT /__sim/records/<id>`` edits a record as a
+        # user of that system would; without it the route is read-only and says so (405)
+        self.edit_record = edit_record
         # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
         self.fault_body = fault_body
 
@@ -188,8 +229,22 @@ class SimulatorMiddleware:
             await self._control(scope, receive, send)
             return
         self.calls.hit(f"{method} {normalize_path(path)}")
-        if self.faults.latency:
+        self.activity.enter()
+        try:
+            await self._serve(scope, receive, send, method, path)
+        finally:
+            self.activity.leave()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
+        if self.faults.latency:  # every request answers this much later (a system far away)
             await asyncio.sleep(self.faults.latency)
+        started = time.perf_counter()
+        try:
+            await self._serve_now(scope, receive, send, method, path)
+        finally:
+            self.activity.served(time.perf_counter() - started)
+
+    async def _serve_now(self, scope: Scope, receive: Receive, send: Send, method: str, path: str) -> None:
         rule = self.faults.pick(method, path)
         if rule is not None and rule.before is not None:
             rule.before()
@@ -233,6 +288,14 @@ class SimulatorMiddleware:
         except OSError:
             pass  # the client gave up long ago: that is the point
 
+    async def _edit(self, rid: str, method: str, body: bytes, send: Send) -> None:
+        if self.edit_record is None or method != "PUT" or not rid:
+            what = "PUT /__sim/records/<id> only" if self.edit_record else "read-only: edit through the API"
+            await _send_json(send, 405, {"error": what}, [])
+            return
+        status, payload = self.edit_record(rid, body)
+        await _send_json(send, status, payload, [])
+
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b""
         while True:
@@ -255,6 +318,12 @@ class SimulatorMiddleware:
                 for r in data.get("rules", []):
                     self.faults.add(FaultRule(**{k: v for k, v in r.items() if k not in ("before", "after")}))
             await _send_json(send, 200, self.faults.to_json(), [])
+        elif path == "/__sim/activity":
+            if method == "DELETE":
+                self.activity.reset()
+            await _send_json(send, 200, self.activity.to_json(), [])
+        elif path.startswith("/__sim/records") and method not in ("GET", "HEAD"):
+            await self._edit(path.removeprefix("/__sim/records").strip("/"), method, body, send)
         elif path.startswith("/__sim/records") and self.records is not None:
             rid = path.removeprefix("/__sim/records").strip("/") or None
             found = self.records(rid)

@@ -19,6 +19,9 @@ log = logging.getLogger("stephost.cron")
 
 # Runs one cron step once with a fresh trace id; logs and re-raises what the handler raised.
 CronRunner = Callable[[Step], Awaitable[None]]
+# Claims one scheduled run (step name, the schedule's fire time) for this process: False when another
+# process sharing the schedule has it already, so each slot runs once across all processes.
+SlotClaim = Callable[[str, datetime], Awaitable[bool]]
 
 
 def _utcnow() -> datetime:
@@ -34,7 +37,9 @@ class CronScheduler:
         *,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        claim: SlotClaim | None = None,
     ) -> None:
+        self._claim = claim
         self._steps = {s.name: s for s in steps if s.type == "cron"}
         self._schedules: dict[str, str] = {n: s.cron or "" for n, s in self._steps.items()}
         for name, expr in (overrides or {}).items():
@@ -99,7 +104,7 @@ class CronScheduler:
                 self.skipped[name] += 1
                 log.warning("cron step %s still running at %s; skipping this run", name, fire_at.isoformat())
             else:
-                task = asyncio.create_task(self._guarded_run(name), name=f"stephost-cron-run-{name}")
+                task = asyncio.create_task(self._guarded_run(name, fire_at), name=f"stephost-cron-run-{name}")
                 self._runs.add(task)
                 task.add_done_callback(self._runs.discard)
                 await asyncio.sleep(0)  # let the run take its lock before the next tick is judged
@@ -108,9 +113,20 @@ class CronScheduler:
             if itr.get_current(datetime) < now:
                 itr = croniter(self._schedules[name], now)
 
-    async def _guarded_run(self, name: str) -> None:
+    async def _guarded_run(self, name: str, fire_at: datetime) -> None:
         async with self._locks[name]:
+            if self._claim is not None and not await self._claimed(name, fire_at):
+                return
             try:
                 await self._runner(self._steps[name])
             except Exception:  # the runner has logged it with the run's trace id
                 pass
+
+    async def _claimed(self, name: str, fire_at: datetime) -> bool:
+        assert self._claim is not None
+        try:
+            return await self._claim(name, fire_at)
+        except Exception as exc:  # the store is away: this slot is skipped, the next one tried
+            log.warning("cron step %s: could not claim the run of %s (%s); skipping it", name,
+                        fire_at.isoformat(), exc)
+            return False

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +25,7 @@ from stephost.http_app import build_http_app
 from stephost.state import DeadLetterStore, RedisState
 
 log = logging.getLogger("stephost.host")
+CRON_SLOT_TTL_S = 3600  # a slot's claim is kept this long: far beyond any clock skew between processes
 
 
 class StepHost:
@@ -53,7 +57,8 @@ class StepHost:
         self.state = RedisState(redis, prefix)
         self.dead_letter_store = DeadLetterStore(redis, prefix)
         self.bus: EventBus = bus or self._make_bus(durable_bus)
-        self.cron = CronScheduler(self.steps, self._run_cron_step, cron_overrides)
+        self.cron = CronScheduler(self.steps, self._run_cron_step, cron_overrides, claim=self._claim_cron_slot)
+        self._owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._by_name = {s.name: s for s in self.steps}
         self._http_app: Starlette | None = None
         self._started = False
@@ -166,6 +171,16 @@ class StepHost:
 
     async def _run_event_step(self, step: Step, data: Any, trace_id: str) -> None:
         await step.handler(data, self.make_context(step, trace_id))
+
+    async def _claim_cron_slot(self, name: str, fire_at: datetime) -> bool:
+        """One scheduled run per slot across every process on this Redis: the first to ``SET NX`` the
+        slot's key runs it. The key outlives any clock difference between the processes."""
+        key = f"{self.config.redis.key_prefix}:cron:{name}:{fire_at.isoformat()}"
+        if await self.redis.set(key, self._owner, nx=True, ex=CRON_SLOT_TTL_S):
+            log.info("[step=%s] scheduled run of %s claimed by %s", name, fire_at.isoformat(), self._owner)
+            return True
+        log.debug("[step=%s] scheduled run of %s taken by another process", name, fire_at.isoformat())
+        return False
 
     async def _run_cron_step(self, step: Step) -> None:
         context = self.make_context(step)

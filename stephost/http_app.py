@@ -13,19 +13,31 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from stephost.config import HttpConfig
+from stephost.config import HostConfig, HttpConfig
+from stephost.context import StepContext
 from stephost.discovery import Step
 from stephost.http_limits import BodyBudget, EdgeRefusal, HandlerSlots, read_body
 
-if TYPE_CHECKING:
-    from stephost.host import StepHost
+
+class StepHost(Protocol):
+    """What the HTTP app needs of the host (:class:`stephost.host.StepHost`)."""
+
+    config: HostConfig
+    steps: list[Step]
+    extra_routes: list[BaseRoute]
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float = 10.0) -> None: ...
+
+    def make_context(self, step: Step, trace_id: str | None = None) -> StepContext: ...
 
 log = logging.getLogger("stephost.http")
 

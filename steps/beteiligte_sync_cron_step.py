@@ -1,16 +1,15 @@
 """Scheduled sync check: queues every record that needs a sync (Advoware has no webhooks)."""
 
-import os
 from typing import Any
 
-from entrypoints.bootstrap import get_services
+from entrypoints.bootstrap import get_services, sync_check_schedule
 from sync.sync_check import enqueue_plan
 
 config = {
     "type": "cron",
     "name": "beteiligte_sync_cron",
     "description": "Finds records that need a sync and queues them",
-    "cron": os.environ.get("SYNC_CHECK_CRON", "*/15 * * * *"),
+    "cron": sync_check_schedule(),
     "emits": ["vmh.beteiligte.sync_check", "vmh.beteiligte.delete"],
     "flows": ["beteiligte-sync"],
 }

@@ -16,26 +16,26 @@ from typing import TYPE_CHECKING
 
 from adapters.errors import ApiError, DeferredError, NotFoundError, RetryableError
 from adapters.sync_state_store import SyncStateStore
-from domain.sync_status import ENTITY, SyncResult, SyncStatus
+from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
     from adapters.espocrm_api import EspoCRMAPI
 
 LOCK_WAIT_S = 30.0
-UNLINK, DELETE = "unlink", "delete"
 
 
 class BeteiligteDeleter:
     def __init__(self, espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
-                 policy: str, clock: Callable[[], float]) -> None:
+                 policy: DeletePolicy | str, clock: Callable[[], float]) -> None:
         self.espo = espo
         self.advo = advo
         self.store = store
         self.metrics = metrics
-        self.policy = policy
+        self.policy = DeletePolicy(policy)
         self.clock = clock
 
     async def delete(self, espo_id: str) -> SyncResult:
@@ -59,19 +59,19 @@ class BeteiligteDeleter:
         betnr = link.betnr if link else None
         if await self._still_exists(espo_id):
             log_record(logging.WARNING, "delete event for a record that still exists in EspoCRM: ignored",
-                       espo_id=espo_id, betnr=betnr, decision="delete_ignored_record_exists")
+                       espo_id=espo_id, betnr=betnr, decision=Action.DELETE_IGNORED_RECORD_EXISTS)
             self.metrics.syncs.labels("delete_ignored", "record_exists").inc()
-            return SyncResult(espo_id, betnr, "delete_ignored_record_exists", SyncStatus.CLEAN)
+            return SyncResult(espo_id, betnr, Action.DELETE_IGNORED_RECORD_EXISTS, SyncStatus.CLEAN)
         if betnr is None:
             log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
-                       espo_id=espo_id, betnr=None, decision="delete_unknown_link")
+                       espo_id=espo_id, betnr=None, decision=Action.DELETE_NO_LINK)
             self.metrics.syncs.labels("delete_unlinked", "no_link").inc()
-            return SyncResult(espo_id, None, "delete_no_link", SyncStatus.DELETED)
-        if self.policy == DELETE:
+            return SyncResult(espo_id, None, Action.DELETE_NO_LINK, SyncStatus.DELETED)
+        if self.policy == DeletePolicy.DELETE:
             failed = await self._delete_in_advoware(espo_id, betnr)
             if failed is not None:
                 return failed
-        action = "deleted_in_advoware" if self.policy == DELETE else "unlinked"
+        action = Action.DELETED_IN_ADVOWARE if self.policy == DeletePolicy.DELETE else Action.UNLINKED
         await self.store.forget(espo_id)
         self.metrics.syncs.labels(action, "ok").inc()
         log_record(logging.INFO, f"EspoCRM record deleted, policy {self.policy}", espo_id=espo_id,
@@ -96,8 +96,8 @@ class BeteiligteDeleter:
             msg = f"Advoware-Beteiligter {betnr} konnte nicht gelöscht werden: {exc}"
             await self.store.record_failed_delete(espo_id, betnr, msg, self.clock())
             self.metrics.failures.labels("delete").inc()
-            log_record(logging.ERROR, msg, espo_id=espo_id, betnr=betnr, decision="delete_failed")
+            log_record(logging.ERROR, msg, espo_id=espo_id, betnr=betnr, decision=Action.DELETE_FAILED)
             if isinstance(exc, RetryableError | DeferredError):
                 raise  # transient: the host retries the event
-            return SyncResult(espo_id, betnr, "delete_failed", SyncStatus.DELETED, message=msg)
+            return SyncResult(espo_id, betnr, Action.DELETE_FAILED, SyncStatus.DELETED, message=msg)
         return None

@@ -35,7 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.sync_status import ENTITY, Action, SyncResult, SyncStatus
+from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
@@ -43,8 +43,10 @@ from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
+from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -74,7 +76,7 @@ class BeteiligteSync:
         policy: ConflictPolicy,
         metrics: SyncMetrics,
         timezone: str = "Europe/Berlin",
-        delete_policy: str = "unlink",
+        delete_policy: DeletePolicy | str = DeletePolicy.UNLINK,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lock_wait_s: float = LOCK_WAIT_S,
@@ -93,6 +95,7 @@ class BeteiligteSync:
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
+        self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -100,7 +103,13 @@ class BeteiligteSync:
     # -- entry point ----------------------------------------------------------------------------
     async def sync(self, espo_id: str, trigger: str = "webhook", seen: dict[str, str] | None = None) -> SyncResult:
         """Sync one record. ``seen``: fingerprints of the mapped values (and ``betnr``) a webhook item
-        carried; when they are the stored state of the last sync, nothing is read or written."""
+        carried; when they are the stored state of the last sync, nothing is read or written. The
+        final result goes to the record's history and the shared day counters."""
+        result = await self._sync(espo_id, trigger, seen)
+        await self.journal.note(result, trigger)
+        return result
+
+    async def _sync(self, espo_id: str, trigger: str, seen: dict[str, str] | None) -> SyncResult:
         if seen and await self._proved_in_sync(espo_id, seen):
             self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
             log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
@@ -137,9 +146,8 @@ class BeteiligteSync:
         """Our lease token, or ``None`` when the holder took our change's flag (it runs once more)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            token = await self.store.acquire(espo_id)
+            token = await self.store.acquire_fresh(espo_id)  # takes the flags set so far: the pass reads after them
             if token is not None:
-                await self.store.clear_dirty(espo_id)  # this pass reads after every flag set so far
                 return token
             await self.store.mark_dirty(espo_id)
             log_record(logging.INFO, "lease held, change flagged for the holder", espo_id=espo_id,
@@ -241,8 +249,7 @@ class BeteiligteSync:
         modified_at = record.get("modifiedAt")
         ours = self.espo_facts.user_id is not None and record.get("modifiedById") == self.espo_facts.user_id
         if modified_at and (not ours or fallback):
-            if await self.store.espo_edited_at(espo_id) != modified_at:
-                await self.store.save_espo_edited_at(espo_id, modified_at)
+            await self.store.save_espo_edited_at(espo_id, modified_at)  # one write, not a read and a write
             return parse_espo(modified_at)
         return parse_espo(await self.store.espo_edited_at(espo_id))
 
@@ -267,7 +274,9 @@ class BeteiligteSync:
 
     # -- delete -------------------------------------------------------------------------------
     async def delete(self, espo_id: str) -> SyncResult:
-        return await self.deleter.delete(espo_id)
+        result = await self.deleter.delete(espo_id)
+        await self.journal.note(result, "delete")
+        return result
 
 
 def _as_error(exc: BaseException) -> BaseException:

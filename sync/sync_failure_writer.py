@@ -13,10 +13,11 @@ from adapters.errors import ApiError, NotFoundError
 from adapters.sync_state_store import RetryState, SyncStateStore
 from domain.beteiligte_mapper import FIELDS, MappingError, espo_to_canonical
 from domain.decision import Decision, fingerprint
-from domain.sync_status import ENTITY, SyncResult
+from domain.sync_status import ENTITY, Action, SyncStatus
 from sync.metrics import SyncMetrics
-from sync.sync_failures import MAX_FAILURES, plan_failure
+from sync.sync_failures import MAX_FAILURES, FailureKind, FailurePlan, plan_failure
 from sync.sync_log import log_record
+from sync.sync_result import SyncResult
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
@@ -60,13 +61,10 @@ class FailureWriter:
     ) -> SyncResult:
         espo_id = str(record.get("id"))
         betnr = record.get("betnr")
-        count_before = int(record.get("syncRetryCount") or 0)
+        count_before = _retry_count(record)
         plan = plan_failure(exc, count_before, self.rng)
         count = count_before + 1 if plan.counts else count_before
-        if plan.kind == "deferred":
-            status = "pending_sync"
-        else:
-            status = "permanently_failed" if count >= MAX_FAILURES else "failed"
+        status = _status_after(plan, count)
         now = self.clock()
         await self.store.save_retry(espo_id, RetryState(
             count=count,
@@ -81,26 +79,28 @@ class FailureWriter:
         log_record(logging.ERROR if plan.counts else logging.WARNING, plan.message, espo_id=espo_id,
                    betnr=betnr, decision=f"failed:{plan.kind}", status=status, count=count,
                    trigger=trigger)
-        try:
-            answer = await self.espo.update(ENTITY, espo_id, {
-                "syncStatus": status,
-                "syncRetryCount": count,
-                "syncErrorMessage": plan.message,
-            })
-            if espo_fingerprint(answer) != espo_fingerprint(record) and answer.get("modifiedAt"):
-                # A person saved the record while this attempt ran; our status write now hides their
-                # edit time behind ours (modifiedById = us), so keep it for newest_wins.
-                await self.store.save_espo_edited_at(espo_id, str(answer["modifiedAt"]))
-        except ApiError as exc2:
-            # The record stays "syncing"; the sync check picks it up once the lock has expired.
-            log_record(logging.ERROR, f"could not write failure status: {exc2}", espo_id=espo_id,
-                       betnr=betnr, decision="status_write_failed")
+        await self._write_status(record, status, count, plan.message)
         if plan.counts and count == MAX_FAILURES:
             note = (note + "\n\n" if note else "") + (
                 f"Synchronisation mit Advoware nach {count} Versuchen aufgegeben: {plan.message}")
         if note:
             await self._post_note(espo_id, betnr, note)
-        return SyncResult(espo_id, betnr, "failed", status, message=plan.message)
+        return SyncResult(espo_id, betnr, Action.FAILED, status, message=plan.message)
+
+    async def _write_status(self, record: dict[str, Any], status: SyncStatus, count: int, message: str) -> None:
+        espo_id, betnr = str(record.get("id")), record.get("betnr")
+        try:
+            answer = await self.espo.update(ENTITY, espo_id, {
+                "syncStatus": status, "syncRetryCount": count, "syncErrorMessage": message,
+            })
+            if espo_fingerprint(answer) != espo_fingerprint(record) and answer.get("modifiedAt"):
+                # A person saved the record while this attempt ran; our status write now hides their
+                # edit time behind ours (modifiedById = us), so keep it for newest_wins.
+                await self.store.save_espo_edited_at(espo_id, str(answer["modifiedAt"]))
+        except ApiError as exc:
+            # The record stays "syncing"; the sync check picks it up once the lock has expired.
+            log_record(logging.ERROR, f"could not write failure status: {exc}", espo_id=espo_id,
+                       betnr=betnr, decision="status_write_failed")
 
     async def advoware_missing(
         self, record: dict[str, Any], betnr: int, decision: Decision, trigger: str
@@ -121,3 +121,15 @@ class FailureWriter:
         except ApiError as exc:
             log_record(logging.ERROR, f"could not post note: {exc}", espo_id=espo_id, betnr=betnr,
                        decision="note_failed")
+
+
+def _retry_count(record: dict[str, Any]) -> int:
+    """``syncRetryCount`` as EspoCRM holds it: empty on a new record; anything but a count is 0."""
+    value = record.get("syncRetryCount")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _status_after(plan: FailurePlan, count: int) -> SyncStatus:
+    if plan.kind == FailureKind.DEFERRED:
+        return SyncStatus.PENDING
+    return SyncStatus.PERMANENTLY_FAILED if count >= MAX_FAILURES else SyncStatus.FAILED

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from enum import StrEnum
 
 from adapters.errors import (
     ApiError,
@@ -23,22 +24,30 @@ BACKOFF_MAX_S = 3600.0
 PERMANENT_RETRY_S = 6 * 3600.0
 
 
+class FailureKind(StrEnum):
+    """What the caller does next (the ``kind`` label of the failure metrics)."""
+
+    DEFERRED = "deferred"  # the system asked us to wait (429/503): not counted, no status change
+    RETRYABLE = "retryable"  # try again with backoff, counted toward MAX_FAILURES
+    FATAL = "fatal"  # not before the record changes
+
+
 @dataclass(frozen=True)
 class FailurePlan:
-    kind: str  # "deferred" | "retryable" | "fatal"
+    kind: FailureKind
     counts: bool  # counts toward MAX_FAILURES
     delay_s: float | None  # None: not before the record changes
     message: str
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException) -> FailureKind:
     if isinstance(exc, DeferredError):
-        return "deferred"
+        return FailureKind.DEFERRED
     if isinstance(exc, FatalError | MappingError | NotFoundError):
-        return "fatal"
+        return FailureKind.FATAL
     # RetryableError, AuthenticationError (a new token may help later), and anything unexpected
     # (a bug): retry with backoff, visible to operators on the record.
-    return "retryable"
+    return FailureKind.RETRYABLE
 
 
 def backoff_seconds(count: int, rng: random.Random | None = None) -> float:
@@ -62,11 +71,11 @@ def describe(exc: BaseException) -> str:
 def plan_failure(exc: BaseException, count_before: int, rng: random.Random | None = None) -> FailurePlan:
     kind = classify(exc)
     msg = describe(exc)
-    if kind == "deferred":
+    if kind == FailureKind.DEFERRED:
         wait = exc.retry_after if isinstance(exc, DeferredError) else 60.0
         return FailurePlan(kind, False, wait, f"{msg} - waiting {wait:.0f} s before the next attempt")
     count = count_before + 1
-    if kind == "fatal":
+    if kind == FailureKind.FATAL:
         return FailurePlan(kind, True, None, f"{msg} - no retry until the record changes")
     if count >= MAX_FAILURES:
         return FailurePlan(kind, True, PERMANENT_RETRY_S, f"{msg} - gave up after {count} attempts")

@@ -15,25 +15,52 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from adapters.advoware_api import AdvowareAPI
 from adapters.errors import NotFoundError, RetryableError, ValidationError
-from adapters.sync_state_store import Link
+from adapters.espocrm_api import EspoCRMAPI
+from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
     advoware_to_canonical,
     canonical_to_advoware,
     canonical_to_espo,
     espo_to_canonical,
 )
-from domain.decision import PENDING, Decision, decide_records, fingerprint
-from domain.sync_status import ENTITY, Action, SyncResult, SyncStatus
+from domain.conflict_policy import ConflictPolicy
+from domain.decision import Decision, decide_records, fingerprint, owed
+from domain.sync_status import ENTITY, Action, SyncStatus
 from domain.timestamps import format_espo, parse_advoware
+from sync.advoware_create import AdvowareCreator
+from sync.espocrm_facts import EspoFacts
+from sync.metrics import SyncMetrics
+from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
+from sync.sync_result import SyncResult
 
-if TYPE_CHECKING:
-    from sync.beteiligte_sync import BeteiligteSync
+
+class PassOwner(Protocol):
+    """What a pass needs from the record's sync (:class:`sync.beteiligte_sync.BeteiligteSync`)."""
+
+    espo: EspoCRMAPI
+    advo: AdvowareAPI
+    store: SyncStateStore
+    policy: ConflictPolicy
+    metrics: SyncMetrics
+    timezone: str
+    clock: Callable[[], float]
+    failures: FailureWriter
+    creates: AdvowareCreator
+    espo_facts: EspoFacts
+
+    def now(self) -> datetime: ...
+
+    async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None: ...
+
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None: ...
 
 
 class RecordMoved(Exception):  # noqa: N818 - a signal, not a failure
@@ -69,7 +96,7 @@ def _needs_status_write(record: dict[str, Any], betnr: int) -> bool:
 
 
 class SyncPass:
-    def __init__(self, sync: BeteiligteSync) -> None:
+    def __init__(self, sync: PassOwner) -> None:
         self.s = sync
 
     async def run(self, st: PassState, trigger: str) -> SyncResult:
@@ -82,7 +109,9 @@ class SyncPass:
             timezone=s.timezone, espo_edited_at=st.espo_edited_at,
             advo_edited_at=self._advo_edited_at(link, advo_obj))
         if decision.action == Action.ADVOWARE_MISSING:
-            return await s.failures.advoware_missing(st.record, betnr or 0, decision, trigger)
+            if betnr is None:
+                raise RuntimeError("decide() reported a missing twin for a record that has no betnr")
+            return await s.failures.advoware_missing(st.record, betnr, decision, trigger)
         if not decision.writes_advoware and not decision.to_espo:
             if betnr is None or advo_obj is None:
                 raise RuntimeError("decide() found nothing to do for a record without its twin")
@@ -161,7 +190,7 @@ class SyncPass:
         # EspoCRM edit, the next decision must not take our own write for a person's change.
         # Values still owed to EspoCRM stay marked as Advoware changes, so they are not lost.
         advo_fp = fingerprint(advoware_to_canonical(final))
-        advo_fp.update(dict.fromkeys(decision.to_espo, PENDING))
+        advo_fp.update(owed(decision.to_espo))
         # EspoCRM's side of the base: the values we decided on, which Advoware now holds; a person
         # undoing the change before the release lands is then a change again, not "nothing moved".
         owed_since = self._advo_edited_at(link, advo_obj) if decision.to_espo else None

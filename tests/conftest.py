@@ -8,6 +8,7 @@ import pytest
 
 from stephost.host import StepHost
 from tests.embedded_support import state_root
+from tests.fakes.fast_bed import FastBed, start_fast_testbed
 from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
 from tests.testbed import Testbed, start_testbed
@@ -31,6 +32,18 @@ async def tb(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
     and against a current EspoCRM with optimistic concurrency on."""
     profile, occ = request.param
     bed = await start_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
+    try:
+        yield bed
+    finally:
+        await bed.close()
+
+
+@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+async def fast_tb(request: pytest.FixtureRequest) -> AsyncIterator[FastBed]:
+    """``tb`` without sockets: the same simulators and services, the clients replaced by the in-memory
+    fakes (proven alike by tests/test_client_contract.py). For tests of the sync's logic."""
+    profile, occ = request.param
+    bed = await start_fast_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
     try:
         yield bed
     finally:

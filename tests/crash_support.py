@@ -155,6 +155,9 @@ def syncing_ids(espo: str) -> set[str]:
     return {r["id"] for r in espo_records(espo) if r.get("syncStatus") == SYNCING}
 
 
+WEBHOOK_RETRY_DELAY_S = 10.0
+
+
 class Installation:
     """Simulators, a store and ``serve`` under ``root``. ``redis``: a throwaway redis-server with AOF
     (``REDIS_URL``); otherwise the embedded store in ``root/state``."""
@@ -164,8 +167,11 @@ class Installation:
         self.root = root
         self.state = root / "state"
         occ_flag = "--occ" if occ else "--no-occ"
+        # EspoCRM retries a failed batch every 10 min, 4 times: far longer than a restart. Compressed
+        # here, but still longer than the slowest restart on a loaded machine (10 s apart, 30 s in all).
         self.espo_sim, self.espo = start_simulator("simulators.espocrm", root, "--profile", profile, occ_flag,
-                                                   "--webhook-interval", str(webhook_interval))
+                                                   "--webhook-interval", str(webhook_interval),
+                                                   "--webhook-retry-delay", str(WEBHOOK_RETRY_DELAY_S))
         self.advo_sim, self.advo = start_simulator("simulators.advoware", root)
         self.redis = RedisServer(appendonly=True) if redis else None
         extra = {"REDIS_URL": self.redis.url} if self.redis else {}

@@ -17,7 +17,8 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.advoware_api import AdvowareAPI, request_timestamp, sign_token_request
+from adapters.advoware_api import AdvowareAPI
+from adapters.advoware_wire import request_timestamp, sign_token_request
 from adapters.errors import (
     AuthenticationError,
     BadResponseError,

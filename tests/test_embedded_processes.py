@@ -181,7 +181,9 @@ def test_kill_9_of_serve_and_of_the_server_loses_no_link_and_no_queued_event() -
 
 def _crash_and_recover(root: Path, espo: str, advo: str) -> None:
     port = free_port()
-    env = env_for(root / "state", port, HTTP_TIMEOUT_SECONDS=HTTP_TIMEOUT, **_configured(espo, advo, port))
+    # 4 syncs in flight (SYNC_CONCURRENCY): at most those are held by the dead worker's leases below
+    env = env_for(root / "state", port, HTTP_TIMEOUT_SECONDS=HTTP_TIMEOUT, SYNC_CONCURRENCY="4",
+                  **_configured(espo, advo, port))
     store = EmbeddedRedis(root / "state")
     serve = start_serve(env, root)
     try:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import simulators.espocrm.webhooks as webhooks_module
 from simulators.common import ServerHandle, serve_in_thread
 from simulators.espocrm.simulator import EspoCRMSimulator
 
@@ -202,6 +203,25 @@ async def test_retry_succeeds_on_next_flush(
     second = await sim.flush_webhooks()
     assert second[0].outcome == "done" and second[0].attempt == 2
     assert sim.pending_webhook_events() == 0
+
+
+async def test_a_batch_kept_for_retry_waits_for_the_retry_delay(
+    http: httpx.AsyncClient, sim: EspoCRMSimulator, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EspoCRM sends a failed batch again every 10 min, not on every job run: a receiver that is down
+    for a restart gets the batch later instead of losing it after four quick attempts."""
+    clock = [1000.0]
+    monkeypatch.setattr(webhooks_module.time, "monotonic", lambda: clock[0])
+    sim.set_webhook_retry_delay(600)
+    await register(http, receiver, "create")
+    receiver.statuses = [503]
+    sim.seed(lastName="Restart")
+    assert (await sim.flush_webhooks())[0].outcome == "retry"
+    clock[0] += 599
+    assert await sim.flush_webhooks() == [] and sim.pending_webhook_events() == 1
+    clock[0] += 1
+    (second,) = await sim.flush_webhooks()
+    assert second.outcome == "done" and second.attempt == 2
 
 
 @pytest.mark.parametrize("status", [400, 422, 502, 504])

@@ -34,7 +34,7 @@ async def test_hostile_chaos_on_espocrm_8_converges_without_duplicates(occ: bool
 
 class LostAnswerChaos(ChaosRun):
     """The chaos workload plus writes that are APPLIED but whose answer is lost (the client times
-    out): what ``FaultRule(delay=...)`` in chaos.py was meant to be (see test_hostile_tooling.py)."""
+    out): what ``FaultRule(delay=...)`` in tests/chaos/ was meant to be (see test_hostile_tooling.py)."""
 
     def faults_on(self) -> None:
         super().faults_on()
@@ -48,7 +48,7 @@ class LostAnswerChaos(ChaosRun):
 @pytest.mark.parametrize(("occ", "seed"), [(False, 21), (True, 22)], ids=["8-occ_off", "8-occ_on"])
 async def test_hostile_chaos_with_applied_but_lost_answers(occ: bool, seed: int) -> None:
     """Every pair converges and the second check writes nothing. Duplicates are NOT asserted (not
-    deterministic; printed): with chaos.py's default ``round_clock_s`` (the service's fake clock moves
+    deterministic; printed): with tests/chaos's default ``round_clock_s`` (the service's fake clock moves
     900 s per round, the simulators' clocks do not) seed 22 / OCC on left 1-3 duplicate Beteiligte
     (the clock-skew bug, ``test_hostile_create.py::...with_clock_skew_creates_once``); with
     ``round_clock_s=0`` 1 run in 4 still left one: a lost POST answer, then a person's edit before the

@@ -17,12 +17,13 @@ from domain.sync_status import Action
 from simulators.common import FaultRule
 from tests.conftest import SAMPLE, synced_record
 from tests.testbed import Testbed
+from tests.waiting import until
 
 
 @pytest.fixture
-def bed(tb: Testbed) -> Testbed:
+def bed(fast_tb: Testbed) -> Testbed:
     """The shared installation of conftest: EspoCRM 8.1.5 without OCC and 9.x with it."""
-    return tb
+    return fast_tb
 
 
 async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Testbed):
@@ -35,7 +36,7 @@ async def test_hostile_revert_during_the_release_window_reaches_advoware(bed: Te
                                   lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
     assert await asyncio.to_thread(served.wait, 10)
-    await asyncio.sleep(0.05)  # the release has been applied: EspoCRM shows Potsdam, clean
+    await until(lambda: bed.espo_record(espo_id)["syncStatus"] == "clean", "the release to be applied")
     assert bed.espo_record(espo_id)["addressCity"] == "Potsdam"
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])  # the person changes it back
     seen = item_fingerprints({"addressCity": SAMPLE["addressCity"], "id": espo_id})
@@ -58,7 +59,7 @@ async def test_hostile_a_webhook_during_the_release_window_goes_to_the_holder(be
                                   lose_answer=True, before=served.set))
     holder = asyncio.create_task(bed.services.sync.sync(espo_id, "webhook_update"))
     assert await asyncio.to_thread(served.wait, 10)
-    await asyncio.sleep(0.05)
+    await until(lambda: bed.espo_record(espo_id)["syncStatus"] == "clean", "the release to be applied")
     bed.espo.user_edit(espo_id, addressCity=SAMPLE["addressCity"])
     seen = item_fingerprints({"addressCity": SAMPLE["addressCity"], "id": espo_id})
     newcomer = await bed.services.sync.sync(espo_id, "webhook_update", seen)

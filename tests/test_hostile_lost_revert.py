@@ -18,30 +18,31 @@ import pytest
 
 from simulators.common import FaultRule
 from tests.conftest import SAMPLE
-from tests.testbed import Testbed, start_testbed
+from tests.fakes.fast_bed import start_fast_testbed
+from tests.testbed import Testbed
 
 
 @pytest.fixture
-def bed(tb: Testbed) -> Testbed:
+def bed(fast_tb: Testbed) -> Testbed:
     """The shared installation of conftest: EspoCRM 8.1.5 without OCC and 9.x with it."""
-    return tb
+    return fast_tb
 
 
-async def half_failed_sync(tb: Testbed) -> dict[str, Any]:
+async def half_failed_sync(fast_tb: Testbed) -> dict[str, Any]:
     """Anna -> Anne reaches Advoware, but both release attempts fail (EspoCRM 500)."""
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
+    rec = fast_tb.espo.seed(**SAMPLE)
+    await fast_tb.flush()
+    await fast_tb.flush()
+    rec = fast_tb.espo_record(rec["id"])
     assert rec["syncStatus"] == "clean"
-    tb.espo.user_edit(rec["id"], firstName="Anne")
+    fast_tb.espo.user_edit(rec["id"], firstName="Anne")
     # PUT #1 is the syncing mark; the release and its quick retry fail; the failure write goes through
-    tb.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=2, status=500))
-    result = await tb.services.sync.sync(rec["id"], "webhook_update")
-    tb.espo.faults.clear()
+    fast_tb.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=2, status=500))
+    result = await fast_tb.services.sync.sync(rec["id"], "webhook_update")
+    fast_tb.espo.faults.clear()
     assert result.status == "failed", result.describe()
-    assert tb.advo_record(rec["betnr"])["vorname"] == "Anne"  # Advoware was written
-    assert tb.espo_record(rec["id"])["syncStatus"] == "failed"
+    assert fast_tb.advo_record(rec["betnr"])["vorname"] == "Anne"  # Advoware was written
+    assert fast_tb.espo_record(rec["id"])["syncStatus"] == "failed"
     return rec
 
 
@@ -118,32 +119,32 @@ RACE_GAPS = {
     pytest.param("9", False, "before_release", id="9-occ_off-before_release"),
 ])
 async def test_hostile_revert_in_a_gap_of_a_running_sync(profile: str, occ: bool, gap: str):
-    tb = await start_testbed(espo_profile=profile, occ=occ)
+    fast_tb = await start_fast_testbed(espo_profile=profile, occ=occ)
     try:
-        await _revert_race(tb, gap)
+        await _revert_race(fast_tb, gap)
     finally:
-        await tb.close()
+        await fast_tb.close()
 
 
-async def _revert_race(tb: Testbed, gap: str) -> None:
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
-    tb.espo.user_edit(rec["id"], firstName="Anne")  # goes to Advoware
-    tb.advo.edit(rec["betnr"], ort="Köln")  # comes to EspoCRM (so the pass re-reads / releases values)
+async def _revert_race(fast_tb: Testbed, gap: str) -> None:
+    rec = fast_tb.espo.seed(**SAMPLE)
+    await fast_tb.flush()
+    await fast_tb.flush()
+    rec = fast_tb.espo_record(rec["id"])
+    fast_tb.espo.user_edit(rec["id"], firstName="Anne")  # goes to Advoware
+    fast_tb.advo.edit(rec["betnr"], ort="Köln")  # comes to EspoCRM (so the pass re-reads / releases values)
     sim, method, path, skip = RACE_GAPS[gap]
 
     def person_undoes_it() -> None:
-        tb.espo.user_edit(rec["id"], firstName="Anna")
+        fast_tb.espo.user_edit(rec["id"], firstName="Anna")
 
-    rule = (tb.espo if sim == "espo" else tb.advo).faults.add(FaultRule(
+    rule = (fast_tb.espo if sim == "espo" else fast_tb.advo).faults.add(FaultRule(
         method=method, path=path, skip=skip, times=1, before=person_undoes_it))
-    result = await tb.services.sync.sync(rec["id"], "webhook_update")
+    result = await fast_tb.services.sync.sync(rec["id"], "webhook_update")
     assert rule.times == 0
-    tb.espo.faults.clear()
-    await tb.flush()
-    espo, advo = tb.espo_record(rec["id"]), tb.advo_record(rec["betnr"])
+    fast_tb.espo.faults.clear()
+    await fast_tb.flush()
+    espo, advo = fast_tb.espo_record(rec["id"]), fast_tb.advo_record(rec["betnr"])
     assert (espo["firstName"], advo["vorname"]) == ("Anna", "Anna"), (
         f"EspoCRM {espo['firstName']!r} ({espo['syncStatus']}) vs Advoware {advo['vorname']!r}; "
         f"{result.describe()}")

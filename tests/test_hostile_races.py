@@ -8,7 +8,8 @@ import pytest
 
 from simulators.common import FaultRule
 from tests.conftest import SAMPLE, synced_record
-from tests.testbed import Testbed, start_testbed
+from tests.fakes.fast_bed import start_fast_testbed
+from tests.testbed import Testbed
 
 ADVO_ITEM = r"/advonet/Beteiligte/\d+$"
 
@@ -16,11 +17,11 @@ ADVO_ITEM = r"/advonet/Beteiligte/\d+$"
 @pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
 async def bed(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
     profile, occ = request.param
-    tb = await start_testbed(espo_profile=profile, occ=occ, delete_policy="delete")
+    fast_tb = await start_fast_testbed(espo_profile=profile, occ=occ, delete_policy="delete")
     try:
-        yield tb
+        yield fast_tb
     finally:
-        await tb.close()
+        await fast_tb.close()
 
 
 async def test_hostile_advoware_edit_between_our_get_and_put_survives(bed: Testbed):

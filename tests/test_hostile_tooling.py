@@ -1,6 +1,6 @@
 """Does the test tooling do what the chaos harness says it does? (Found by hostile testing, fixed.)
 
-``tests/chaos.py`` injects "a few answers delayed past the client's timeout that are still
+``tests/chaos/`` injects "a few answers delayed past the client's timeout that are still
 applied" as ``FaultRule(delay=...)``. The middleware slept BEFORE reading the request; by then the
 client had disconnected and the write was never applied. Now a delayed request is taken in first and
 applied after the delay, as a slow real server would; chaos also uses ``lose_answer`` for writes.
@@ -8,14 +8,13 @@ applied after the delay, as a slow real server would; chaos also uses ``lose_ans
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from adapters.errors import ApiError
 from simulators.common import FaultRule
 from tests.conftest import SAMPLE
 from tests.testbed import start_testbed
+from tests.waiting import until
 
 
 async def test_hostile_a_delayed_past_timeout_advoware_post_is_still_applied():
@@ -25,8 +24,8 @@ async def test_hostile_a_delayed_past_timeout_advoware_post_is_still_applied():
         body = {"name": "Spät", "rowId": None}
         with pytest.raises(ApiError):
             await tb.services.advo.create_beteiligter(body)
-        await asyncio.sleep(1.0)
-        assert [b["name"] for b in tb.advo.all()] == ["Spät"], "the delayed POST was never applied"
+        await until(lambda: tb.advo.all(), "the delayed POST to be applied")
+        assert [b["name"] for b in tb.advo.all()] == ["Spät"]
     finally:
         await tb.close()
 
@@ -38,7 +37,6 @@ async def test_hostile_a_delayed_past_timeout_espocrm_put_is_still_applied():
         tb.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", delay=1.5, times=1))
         with pytest.raises(ApiError):
             await tb.services.espo.update("CBeteiligte", rec["id"], {"firstName": "Spät"})
-        await asyncio.sleep(1.0)
-        assert tb.espo_record(rec["id"])["firstName"] == "Spät", "the delayed PUT was never applied"
+        await until(lambda: tb.espo_record(rec["id"])["firstName"] == "Spät", "the delayed PUT to be applied")
     finally:
         await tb.close()

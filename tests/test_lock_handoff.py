@@ -34,17 +34,17 @@ POINTS: dict[str, tuple[str, str, str, int, str]] = {
 _counter = itertools.count()
 
 
-async def linked_record(tb: Testbed) -> dict[str, Any]:
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
+async def linked_record(fast_tb: Testbed) -> dict[str, Any]:
+    rec = fast_tb.espo.seed(**SAMPLE)
+    await fast_tb.flush()
+    rec = fast_tb.espo_record(rec["id"])
     assert rec["syncStatus"] == "clean"
     return rec
 
 
-def fire_at(tb: Testbed, point: str, action: Callable[[], None]) -> FaultRule:
+def fire_at(fast_tb: Testbed, point: str, action: Callable[[], None]) -> FaultRule:
     sim, method, path, skip, when = POINTS[point]
-    target = tb.espo if sim == "espo" else tb.advo
+    target = fast_tb.espo if sim == "espo" else fast_tb.advo
     rule = FaultRule(method=method, path=path, skip=skip, times=1)
     if when == "before":
         rule.before = action
@@ -54,8 +54,8 @@ def fire_at(tb: Testbed, point: str, action: Callable[[], None]) -> FaultRule:
     return rule
 
 
-async def race_once(tb: Testbed, point: str) -> tuple[str, list[Any]]:
-    rec = await linked_record(tb)
+async def race_once(fast_tb: Testbed, point: str) -> tuple[str, list[Any]]:
+    rec = await linked_record(fast_tb)
     espo_id = rec["id"]
     loop = asyncio.get_running_loop()
     late_value = f"Spät {next(_counter)}"
@@ -63,51 +63,51 @@ async def race_once(tb: Testbed, point: str) -> tuple[str, list[Any]]:
     fired = threading.Event()
 
     def person_edits_and_webhook_arrives() -> None:  # runs in the simulator's server thread
-        tb.espo.user_edit(espo_id, firstName=late_value)
+        fast_tb.espo.user_edit(espo_id, firstName=late_value)
         seen = item_fingerprints({"firstName": late_value, "id": espo_id})
-        fut = asyncio.run_coroutine_threadsafe(tb.services.sync.sync(espo_id, "webhook_update", seen), loop)
+        fut = asyncio.run_coroutine_threadsafe(fast_tb.services.sync.sync(espo_id, "webhook_update", seen), loop)
         concurrent.append(fut)
         fired.set()
 
-    tb.espo.user_edit(espo_id, firstName="Erste")  # the change the running sync is about
-    fire_at(tb, point, person_edits_and_webhook_arrives)
-    holder = await tb.services.sync.sync(espo_id, "webhook_update")
+    fast_tb.espo.user_edit(espo_id, firstName="Erste")  # the change the running sync is about
+    fire_at(fast_tb, point, person_edits_and_webhook_arrives)
+    holder = await fast_tb.services.sync.sync(espo_id, "webhook_update")
     # an "after" hook may still be running when the holder is done: wait for the person's edit
     assert await asyncio.to_thread(fired.wait, 10), f"{point}: the race was never fired"
     others = [await asyncio.wrap_future(f) for f in concurrent]
-    tb.espo.faults.clear()
-    tb.advo.faults.clear()
+    fast_tb.espo.faults.clear()
+    fast_tb.advo.faults.clear()
     return late_value, [holder, *others]
 
 
 @pytest.mark.parametrize("point", list(POINTS))
-async def test_a_change_at_any_point_of_a_sync_reaches_advoware(tb: Testbed, point: str):
+async def test_a_change_at_any_point_of_a_sync_reaches_advoware(fast_tb: Testbed, point: str):
     for _ in range(4):
-        late_value, results = await race_once(tb, point)
+        late_value, results = await race_once(fast_tb, point)
         espo_id = results[0].espo_id
-        rec = tb.espo_record(espo_id)
+        rec = fast_tb.espo_record(espo_id)
         assert rec["firstName"] == late_value
-        assert tb.advo_record(rec["betnr"])["vorname"] == late_value, (point, [r.describe() for r in results])
+        assert fast_tb.advo_record(rec["betnr"])["vorname"] == late_value, (point, [r.describe() for r in results])
         assert rec["syncStatus"] == "clean"
-        assert not await tb.services.store.is_locked(espo_id)
+        assert not await fast_tb.services.store.is_locked(espo_id)
 
 
-async def test_a_waiting_event_takes_over_a_dead_holders_lapsed_lease(tb: Testbed):
-    rec = await linked_record(tb)
-    store = tb.services.store
+async def test_a_waiting_event_takes_over_a_dead_holders_lapsed_lease(fast_tb: Testbed):
+    rec = await linked_record(fast_tb)
+    store = fast_tb.services.store
     dead_token = await store.acquire(rec["id"], ttl_ms=300)  # a worker that died holding the lease
     assert dead_token is not None
-    tb.espo.user_edit(rec["id"], firstName="Nach dem Absturz")
-    result = await tb.services.sync.sync(rec["id"], "webhook_update")
+    fast_tb.espo.user_edit(rec["id"], firstName="Nach dem Absturz")
+    result = await fast_tb.services.sync.sync(rec["id"], "webhook_update")
     assert result.action == "update", result.describe()
-    assert tb.advo_record(rec["betnr"])["vorname"] == "Nach dem Absturz"
+    assert fast_tb.advo_record(rec["betnr"])["vorname"] == "Nach dem Absturz"
 
 
-async def test_an_event_never_waits_forever_behind_a_live_holder(tb: Testbed):
-    rec = await linked_record(tb)
-    token = await tb.services.store.acquire(rec["id"])
+async def test_an_event_never_waits_forever_behind_a_live_holder(fast_tb: Testbed):
+    rec = await linked_record(fast_tb)
+    token = await fast_tb.services.store.acquire(rec["id"])
     assert token is not None
-    tb.services.sync.lock_wait_s = 0.2
+    fast_tb.services.sync.lock_wait_s = 0.2
     with pytest.raises(LockBusyError):  # the host retries the event later: it is not acknowledged
-        await tb.services.sync.sync(rec["id"], "webhook_update")
-    assert await tb.services.store.is_dirty(rec["id"])  # and the holder would run once more
+        await fast_tb.services.sync.sync(rec["id"], "webhook_update")
+    assert await fast_tb.services.store.is_dirty(rec["id"])  # and the holder would run once more

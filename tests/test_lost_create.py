@@ -4,13 +4,13 @@ record before the next attempt (which then sends other values than the lost one 
 from __future__ import annotations
 
 from tests.conftest import SAMPLE
-from tests.testbed import start_testbed
+from tests.fakes.fast_bed import start_fast_testbed
 
 ADVO_COLLECTION = "/advonet/Beteiligte$"
 
 
 async def test_lost_create_is_adopted_after_a_person_changed_the_record() -> None:
-    tb = await start_testbed(http_timeout=1.0)
+    tb = await start_fast_testbed(http_timeout=1.0)
     try:
         # The POST is applied but its answer never arrives; the quick retry cannot look for it.
         tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, delay=1.5, lose_answer=True, times=1)

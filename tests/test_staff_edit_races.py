@@ -21,7 +21,8 @@ import pytest
 from domain.beteiligte_mapper import espo_to_canonical
 from simulators.common import FaultRule
 from tests.conftest import SAMPLE
-from tests.testbed import Testbed, start_testbed
+from tests.fakes.fast_bed import start_fast_testbed
+from tests.testbed import Testbed
 
 # gap -> (simulator, method, path, matching requests let through first)
 GAPS: dict[str, tuple[str, str, str, int]] = {
@@ -40,72 +41,72 @@ CASES = [pytest.param(profile, occ, gap, id=f"{profile}-occ_{'on' if occ else 'o
          if not (occ and gap == "between_advoware_write_and_reread")]
 
 
-async def prepared(tb: Testbed) -> dict[str, Any]:
-    rec = tb.espo.seed(**SAMPLE)
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
+async def prepared(fast_tb: Testbed) -> dict[str, Any]:
+    rec = fast_tb.espo.seed(**SAMPLE)
+    await fast_tb.flush()
+    rec = fast_tb.espo_record(rec["id"])
     assert rec["syncStatus"] == "clean", rec
-    tb.advo.edit(rec["betnr"], ort="Köln")
-    tb.espo.user_edit(rec["id"], firstName="Anne")
+    fast_tb.advo.edit(rec["betnr"], ort="Köln")
+    fast_tb.espo.user_edit(rec["id"], firstName="Anne")
     return rec
 
 
-def staff_edit(tb: Testbed, gap: str) -> dict[str, str]:
+def staff_edit(fast_tb: Testbed, gap: str) -> dict[str, str]:
     """What the person changes. In the one window left without OCC the person's city would be
     overwritten by our release (documented), so there the test edits only the phone number."""
-    if gap == "between_advoware_write_and_release" and not tb.espo.occ:
+    if gap == "between_advoware_write_and_release" and not fast_tb.espo.occ:
         return {"phoneNumber": STAFF_PHONE}
     return {"addressCity": STAFF_CITY, "phoneNumber": STAFF_PHONE}
 
 
 @pytest.mark.parametrize(("profile", "occ", "gap"), CASES)
 async def test_a_staff_edit_in_any_gap_of_a_sync_survives(profile: str, occ: bool, gap: str):
-    tb = await start_testbed(espo_profile=profile, occ=occ)
+    fast_tb = await start_fast_testbed(espo_profile=profile, occ=occ)
     try:
         for _ in range(3):
-            await one_race(tb, gap)
+            await one_race(fast_tb, gap)
     finally:
-        await tb.close()
+        await fast_tb.close()
 
 
-async def one_race(tb: Testbed, gap: str) -> None:
-    rec = await prepared(tb)
-    edit = staff_edit(tb, gap)
+async def one_race(fast_tb: Testbed, gap: str) -> None:
+    rec = await prepared(fast_tb)
+    edit = staff_edit(fast_tb, gap)
     sim, method, path, skip = GAPS[gap]
 
     def person_saves() -> None:
-        tb.espo.user_edit(rec["id"], **edit)
+        fast_tb.espo.user_edit(rec["id"], **edit)
 
     rule = FaultRule(method=method, path=path, skip=skip, times=1, before=person_saves)
-    (tb.espo if sim == "espo" else tb.advo).faults.add(rule)
-    result = await tb.services.sync.sync(rec["id"], "webhook_update")
+    (fast_tb.espo if sim == "espo" else fast_tb.advo).faults.add(rule)
+    result = await fast_tb.services.sync.sync(rec["id"], "webhook_update")
     assert rule.times == 0, f"{gap}: the staff edit was never made"
-    tb.espo.faults.clear()
-    tb.advo.faults.clear()
+    fast_tb.espo.faults.clear()
+    fast_tb.advo.faults.clear()
 
     expect_city = edit.get("addressCity", "Köln")
-    assert_pair(tb, rec["id"], firstName="Anne", addressCity=expect_city, phoneNumber=STAFF_PHONE,
+    assert_pair(fast_tb, rec["id"], firstName="Anne", addressCity=expect_city, phoneNumber=STAFF_PHONE,
                 why=result.describe())
-    notes = "\n".join(n["post"] for n in tb.espo.notes_for(rec["id"]))
+    notes = "\n".join(n["post"] for n in fast_tb.espo.notes_for(rec["id"]))
     if "addressCity" in edit:
         assert "addressCity" in notes, "a conflict the person won must be reported"
     # Later deliveries (the person's own webhook, 8.x echoes of our writes) and a sync check change nothing.
-    tb.reset_calls()
-    await tb.flush()
-    await tb.sync_check()
-    assert tb.writes() == 0, tb.calls()
-    assert_pair(tb, rec["id"], firstName="Anne", addressCity=expect_city, phoneNumber=STAFF_PHONE,
+    fast_tb.reset_calls()
+    await fast_tb.flush()
+    await fast_tb.sync_check()
+    assert fast_tb.writes() == 0, fast_tb.calls()
+    assert_pair(fast_tb, rec["id"], firstName="Anne", addressCity=expect_city, phoneNumber=STAFF_PHONE,
                 why="after webhooks and a sync check")
 
 
-def assert_pair(tb: Testbed, espo_id: str, *, why: str, **want: str) -> None:
-    rec = tb.espo_record(espo_id)
+def assert_pair(fast_tb: Testbed, espo_id: str, *, why: str, **want: str) -> None:
+    rec = fast_tb.espo_record(espo_id)
     assert rec["syncStatus"] == "clean", (rec["syncStatus"], rec["syncErrorMessage"], why)
     espo = espo_to_canonical(rec)
     advo = espo_to_canonical({"lastName": "x"} | {  # Advoware's values in EspoCRM's names
-        "firstName": tb.advo_record(rec["betnr"])["vorname"],
-        "addressCity": tb.advo_record(rec["betnr"])["ort"],
-        "phoneNumber": tb.advo_record(rec["betnr"])["telefon"],
+        "firstName": fast_tb.advo_record(rec["betnr"])["vorname"],
+        "addressCity": fast_tb.advo_record(rec["betnr"])["ort"],
+        "phoneNumber": fast_tb.advo_record(rec["betnr"])["telefon"],
     })
     for field, value in want.items():
         expected = espo_to_canonical({"lastName": "x", field: value})[field]

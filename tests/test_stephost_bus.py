@@ -1,6 +1,5 @@
 """In-process event bus: fan-out, retry with backoff, dead letters, drain, bounded queue."""
 
-import asyncio
 import logging
 import random
 from pathlib import Path
@@ -16,6 +15,9 @@ from stephost.discovery import Step
 from stephost.host import StepHost
 from stephost.state import DeadLetterStore
 from tests.stephost_fixtures.support import fast_config, http_server
+from tests.waiting import until
+
+RETRY_S = 5.0
 
 
 async def test_every_subscriber_gets_its_own_copy(host: StepHost) -> None:
@@ -72,18 +74,16 @@ async def test_drain_times_out_while_work_is_in_flight(host: StepHost) -> None:
 
 
 async def test_retry_wait_does_not_block_a_worker() -> None:
-    h = StepHost(fast_config(workers=1, backoffBaseSeconds=0.3, backoffMaxSeconds=0.3), fakeredis.FakeAsyncRedis())
+    # The failed event waits RETRY_S for its retry: far longer than the other event needs on one worker.
+    h = StepHost(fast_config(workers=1, backoffBaseSeconds=RETRY_S, backoffMaxSeconds=RETRY_S),
+                 fakeredis.FakeAsyncRedis())
     async with h:
         await h.emit("fx.flaky", {"id": "w", "failTimes": 1})
-        await asyncio.sleep(0.05)
+        await until(lambda: h.state.get("flaky-calls", "w"), "the flaky event to fail once")
         await h.emit("fx.fanout", {"n": 2})
-        for _ in range(100):
-            if await h.state.get("fanout", "b"):
-                break
-            await asyncio.sleep(0.01)
-        assert await h.state.get("fanout", "b") is not None
+        await until(lambda: h.state.get("fanout", "b"), "the other event to run while the retry waits")
         assert await h.state.get("flaky-done", "w") is None  # still waiting for its retry
-        assert await h.drain(5)
+        assert await h.drain(RETRY_S + 10)
         assert await h.state.get("flaky-done", "w") == 1
 
 

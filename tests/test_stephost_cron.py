@@ -12,6 +12,7 @@ from stephost.cron import CronScheduler
 from stephost.discovery import Step, discover_steps
 from stephost.host import StepHost
 from tests.stephost_fixtures.support import APP_STEPS, fast_config
+from tests.waiting import until
 
 
 def cron_step(name: str = "tick") -> Step:
@@ -43,10 +44,7 @@ async def test_real_schedule_fires_every_second() -> None:
     host = StepHost(fast_config(), fakeredis.FakeAsyncRedis(), cron_overrides={"tick": "* * * * * *"})
     assert host.cron.schedules["tick"] == "* * * * * *"
     async with host:
-        for _ in range(250):
-            if await host.state.get("tick", "runs"):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: host.state.get("tick", "runs"), "the every-second schedule to fire")
     assert len(await host.state.get("tick", "runs")) >= 1
 
 

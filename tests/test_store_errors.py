@@ -11,15 +11,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.sync_state_store import Link
 from tests.conftest import SAMPLE
-from tests.testbed import start_testbed
+from tests.fakes.fast_bed import start_fast_testbed
 
 
 async def test_a_redis_error_mid_sync_is_retried_by_the_bus_not_put_on_the_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    tb = await start_testbed()
+    fast_tb = await start_fast_testbed()
     try:
-        store = tb.services.store
+        store = fast_tb.services.store
         save_link = store.save_link
         failures: list[str] = []
 
@@ -30,11 +30,11 @@ async def test_a_redis_error_mid_sync_is_retried_by_the_bus_not_put_on_the_recor
             return await save_link(espo_id, link)
 
         monkeypatch.setattr(store, "save_link", save_link_once_failing)
-        rec = tb.espo.seed(**SAMPLE)
-        await tb.flush()
-        after = tb.espo_record(rec["id"])
+        rec = fast_tb.espo.seed(**SAMPLE)
+        await fast_tb.flush()
+        after = fast_tb.espo_record(rec["id"])
         assert failures == [rec["id"]]
         assert after["syncStatus"] == "clean", after["syncErrorMessage"]
-        assert [b["betNr"] for b in tb.advo.all()] == [after["betnr"]]  # the create was adopted
+        assert [b["betNr"] for b in fast_tb.advo.all()] == [after["betnr"]]  # the create was adopted
     finally:
-        await tb.close()
+        await fast_tb.close()

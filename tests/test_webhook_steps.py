@@ -1,5 +1,5 @@
-"""The step handlers called directly: the three webhook API steps (with a test double for the services),
-the central event step and the cron step (against the whole testbed)."""
+"""The three webhook API steps called directly, with a test double for the services: signatures, bodies,
+batching and a full queue. The event and cron steps are in ``test_event_cron_steps.py``."""
 
 from __future__ import annotations
 
@@ -19,12 +19,9 @@ from simulators.espocrm.webhooks import php_json_encode
 from stephost.testing import RecordingContext, make_request
 from steps import beteiligte_create_api_step as create_step
 from steps import beteiligte_delete_api_step as delete_step
-from steps import beteiligte_sync_cron_step as cron_step
-from steps import beteiligte_sync_event_step as event_step
 from steps import beteiligte_update_api_step as update_step
 from sync.metrics import SyncMetrics
 from tests.conftest import SAMPLE
-from tests.testbed import Testbed, start_testbed
 
 HOOK = "hookid0000000001"
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -226,89 +223,3 @@ async def test_queue_full_answers_503_so_espocrm_retries(services: FakeServices,
     result, _ = await call(step, raw, ctx=ctx)
     assert result["status"] == 503
     assert services.count(step.config["path"].rsplit("/", 1)[1], 503) == 1
-
-
-# -- the event and cron steps against the whole installation (tb fixture: real HTTP, fakeredis) --------
-
-
-async def test_event_step_creates_and_links_then_unlinks_on_delete(tb: Testbed) -> None:
-    rec = tb.espo.seed(**SAMPLE)  # webhook queued in EspoCRM, never delivered: the step is called directly
-    ctx = RecordingContext(emits=event_step.config["emits"])
-    await event_step.handler({"id": rec["id"], "trigger": "webhook_create"}, ctx)
-    rec = tb.espo_record(rec["id"])
-    assert rec["betnr"] and rec["syncStatus"] == "clean"
-    advo = tb.advo_record(rec["betnr"])
-    assert advo["name"] == SAMPLE["lastName"] and advo["rowId"] == rec["advowareRowId"]
-    assert ctx.emitted == [] and any(e.msg == "sync finished" for e in ctx.logs("info"))
-
-    tb.reset_calls()
-    await event_step.handler({"id": rec["id"], "trigger": "webhook_update"}, ctx)  # a duplicate delivery
-    advo_writes = {k: v for k, v in tb.calls().items() if k.startswith("advoware") and " GET " not in k}
-    assert advo_writes == {}, tb.calls()  # already in sync: nothing echoed to Advoware
-    assert tb.advo_record(rec["betnr"])["rowId"] == advo["rowId"]
-    assert tb.espo_record(rec["id"])["syncStatus"] == "clean"
-
-    tb.espo.user_delete(rec["id"])
-    await event_step.handler({"id": rec["id"], "trigger": "webhook_delete", "deleted": True}, ctx)
-    assert await tb.services.store.get_link(rec["id"]) is None
-    assert tb.advo.get(rec["betnr"]) is not None  # delete policy "unlink" keeps Advoware untouched
-
-
-async def test_event_step_ignores_an_event_without_id(tb: Testbed) -> None:
-    ctx = RecordingContext(emits=event_step.config["emits"])
-    await event_step.handler({"trigger": "webhook_create"}, ctx)
-    assert [e.msg for e in ctx.logs("error")] == ["event without id ignored"]
-    assert tb.writes() == 0
-
-
-async def test_cron_step_queues_unsynced_records_and_then_nothing(tb: Testbed) -> None:
-    a, b = tb.espo.seed(**SAMPLE), tb.espo.seed(**{**SAMPLE, "lastName": "Meier"})
-    ctx = RecordingContext(emits=cron_step.config["emits"])
-    await cron_step.handler(ctx)
-    assert ctx.topics() == ["vmh.beteiligte.sync_check"] * 2
-    assert {e["data"]["id"] for e in ctx.emitted} == {a["id"], b["id"]}
-    for e in ctx.emitted:
-        await event_step.handler(e["data"], RecordingContext(emits=[]))
-    assert tb.espo_record(a["id"])["betnr"] and tb.espo_record(b["id"])["betnr"]
-
-    tb.reset_calls()
-    again = RecordingContext(emits=cron_step.config["emits"])
-    await cron_step.handler(again)
-    assert again.emitted == [] and tb.writes() == 0, tb.calls()
-
-
-async def test_cron_step_queues_a_lost_delete(tb: Testbed) -> None:
-    rec = tb.espo.seed(**SAMPLE)
-    await event_step.handler({"id": rec["id"]}, RecordingContext(emits=[]))
-    tb.espo.user_delete(rec["id"])  # the delete webhook is never delivered
-    ctx = RecordingContext(emits=cron_step.config["emits"])
-    await cron_step.handler(ctx)
-    assert ctx.emitted == [{"topic": "vmh.beteiligte.delete",
-                            "data": {"id": rec["id"], "deleted": True, "trigger": "sync_check"}}]
-
-
-async def test_cron_step_holds_a_mass_delete(tb: Testbed) -> None:
-    ids = [tb.espo.seed(**{**SAMPLE, "lastName": f"N{i}"})["id"] for i in range(3)]
-    for i in ids:
-        await event_step.handler({"id": i}, RecordingContext(emits=[]))
-    for i in ids:
-        tb.espo.user_delete(i)
-    ctx = RecordingContext(emits=cron_step.config["emits"])
-    await cron_step.handler(ctx)
-    assert ctx.emitted == []
-    assert [e.msg for e in ctx.logs("error")] == ["sync check held risky records by the mass-change guard"]
-
-
-async def test_delete_event_for_a_record_that_still_exists_keeps_its_advoware_twin() -> None:
-    bed = await start_testbed(delete_policy="delete")
-    try:
-        rec = bed.espo.seed(**SAMPLE)
-        await event_step.handler({"id": rec["id"]}, RecordingContext(emits=[]))
-        betnr = bed.espo_record(rec["id"])["betnr"]
-        # e.g. the create webhook's batch arriving at the delete URL: the signature is valid there too
-        await event_step.handler({"id": rec["id"], "trigger": "webhook_delete", "deleted": True},
-                                 RecordingContext(emits=[]))
-        assert bed.advo.get(betnr) is not None
-        assert await bed.services.store.get_link(rec["id"]) is not None
-    finally:
-        await bed.close()

@@ -57,8 +57,8 @@ class Testbed:
 
     espo: EspoCRMSimulator
     advo: AdvowareSimulator
-    espo_server: ServerHandle
-    advo_server: ServerHandle
+    espo_server: ServerHandle | None  # None: the fast bed (tests/fakes/fast_bed.py) serves no HTTP
+    advo_server: ServerHandle | None
     services: Services
     host: StepHost
     url: str
@@ -130,8 +130,9 @@ class Testbed:
             await self.server_task
         await self.services.aclose()
         self.espo.stop_webhook_job()
-        self.espo_server.stop()
-        self.advo_server.stop()
+        for handle in (self.espo_server, self.advo_server):
+            if handle is not None:
+                handle.stop()
 
 
 async def start_testbed(

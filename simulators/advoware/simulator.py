@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.advoware.auth import Credentials, TokenRegistry
-from simulators.advoware.fields import FieldError
+from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
 from simulators.advoware.store import BeteiligteStore, StoreError, parse_since
 from simulators.common import CallCounter, FaultInjector, SimulatorMiddleware
 
@@ -103,13 +103,32 @@ class AdvowareSimulator:
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
         inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem,
-                                    records=self._records_view)
+                                    records=self._records_view, edit_record=self._edit_view)
         self.app: ASGIApp = _ProblemJsonContentType(inner)
 
     def _records_view(self, rid: str | None) -> Any:
         if rid is None:
             return self.all()
         return self.get(int(rid)) if rid.isdigit() else None
+
+    def _edit_view(self, rid: str, body: bytes) -> tuple[int, Any]:
+        """``PUT /__sim/records/<betNr>``: an Advoware user's edit of the given fields (new ``rowId``
+        and ``geaendertAm``). Unknown or read-only fields and invalid values are refused, nothing changes."""
+        try:
+            changes = json.loads(body or b"null")
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict) or not changes:
+            return 400, {"error": "the body must be a JSON object of the fields to change"}
+        unknown = sorted(set(changes) - set(WRITABLE_FIELDS))
+        if unknown:
+            return 400, {"error": f"not writable fields: {', '.join(unknown)}; writable: {', '.join(WRITABLE_FIELDS)}"}
+        if not rid.isdigit() or self.get(int(rid)) is None:
+            return 404, {"error": f"no Beteiligter with betNr {rid}"}
+        try:
+            return 200, self.edit(int(rid), **changes)
+        except FieldError as exc:
+            return 400, {"error": str(exc)}
 
     # -- direct methods: an Advoware user / the test ------------------------------------------
     def seed(self, **fields: Any) -> dict[str, Any]:

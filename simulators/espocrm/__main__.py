@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-demo", action="store_true", help="create sample Beteiligte")
     parser.add_argument("--webhook-interval", type=float, default=5.0,
                         help="seconds between webhook job runs (EspoCRM: 120, 8.1.5: 300)")
+    parser.add_argument("--webhook-retry-delay", type=float, default=0.0,
+                        help="seconds a failed batch waits before it is sent again (EspoCRM: 600; "
+                             "default 0: the next job run)")
     args = parser.parse_args(argv)
 
     sim = EspoCRMSimulator(api_key=args.api_key, hmac_secret=args.hmac_secret, admin_api_key=args.admin_api_key,
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seeded {len(seeded)} demo Beteiligte")
     print(f"EspoCRM {args.profile} simulator on http://{args.host}:{args.port}/api/v1/  "
           f"X-Api-Key: {args.api_key}  OCC: {'on' if args.occ else 'off'}", flush=True)
+    sim.set_webhook_retry_delay(args.webhook_retry_delay)
     sim.start_webhook_job(args.webhook_interval)
     try:
         uvicorn.run(sim.app, host=args.host, port=args.port, log_level="warning")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,12 +15,48 @@ from starlette.routing import Route
 
 from simulators.espocrm.fields import ENTITY, EspoValidationError
 from simulators.espocrm.list_query import BadListRequest, MaxSizeExceeded, run_list_query
-from simulators.espocrm.records import NOTE_ATTRIBUTES, RecordNotFound, VersionConflict
-from simulators.espocrm.users import User
+from simulators.espocrm.profiles import Behaviour
+from simulators.espocrm.records import (
+    NOTE_ATTRIBUTES,
+    BeteiligteStore,
+    Change,
+    NoteStore,
+    RecordNotFound,
+    VersionConflict,
+)
+from simulators.espocrm.users import Authenticator, User
 from simulators.espocrm.webhooks import SKIP_OWN, WEBHOOK_EVENTS
 
-if TYPE_CHECKING:
-    from simulators.espocrm.simulator import EspoCRMSimulator
+
+class EspoBackend(Protocol):
+    """What the HTTP API needs of the simulator (:class:`simulators.espocrm.simulator.EspoCRMSimulator`)."""
+
+    auth: Authenticator
+    store: BeteiligteStore
+    note_store: NoteStore
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def behaviour(self) -> Behaviour: ...
+
+    @property
+    def webhooks(self) -> list[dict[str, Any]]: ...
+
+    def apply(self, change: Change | None) -> None: ...
+
+    def get(self, record_id: str) -> dict[str, Any] | None: ...
+
+    def get_deleted(self, record_id: str) -> dict[str, Any] | None: ...
+
+    def metadata(self) -> dict[str, Any]: ...
+
+    def list_attributes(self) -> dict[str, str]: ...
+
+    def register_webhook(self, event: str, url: str, skip_own: bool, owner_id: str) -> dict[str, Any]: ...
+
+    def remove_webhook(self, webhook_id: str) -> bool: ...
 
 API_PREFIX = "/api/v1"
 VERSION_HEADER = "x-version-number"
@@ -65,7 +102,7 @@ def _version_header(request: Request) -> int | None:
 
 
 class EspoHTTP:
-    def __init__(self, sim: EspoCRMSimulator) -> None:
+    def __init__(self, sim: EspoBackend) -> None:
         self.sim = sim
 
     def guard(self, handler: Handler) -> Handler:
@@ -205,5 +242,5 @@ class EspoHTTP:
         return JSONResponse(data)
 
 
-def build_app(sim: EspoCRMSimulator) -> Starlette:
+def build_app(sim: EspoBackend) -> Starlette:
     return Starlette(routes=EspoHTTP(sim).routes())

@@ -232,6 +232,10 @@ class EspoCRMSimulator:
         every 5 min, 9.x: every 2 min)."""
         self._dispatcher.start_job(interval_s if interval_s is not None else self.behaviour.webhook_job_interval_s)
 
+    def set_webhook_retry_delay(self, seconds: float) -> None:
+        """How long a batch kept for retry waits before a job run sends it again (EspoCRM: 600 s)."""
+        self._dispatcher.retry_delay_s = seconds
+
     def stop_webhook_job(self) -> None:
         self._dispatcher.stop_job()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ class DeliveryResult:
 class _Batch:
     items: list[dict[str, Any]]
     attempts: int = 0
+    not_before: float = 0.0  # time.monotonic(): a batch kept for retry waits until then
 
 
 @dataclass
@@ -98,6 +100,9 @@ class WebhookDispatcher:
         self.batch_size = batch_size
         self.portion_size = portion_size
         self.timeout_s = timeout_s
+        # A batch kept for retry is sent again by the first job run after this many seconds (EspoCRM:
+        # 600, "every 10 min"); 0 = the next job run.
+        self.retry_delay_s = 0.0
         self._subs: dict[str, _Subscription] = {}
         self._events: list[_Event] = []
         self._seq = itertools.count(1)
@@ -167,9 +172,15 @@ class WebhookDispatcher:
         due: list[tuple[dict[str, Any], _Batch]] = []
         with self._lock:
             self._move_events(self.portion_size if one_run else None, up_to)
+            now = time.monotonic()
             for sub in self._subs.values():
-                due.extend((dict(sub.record), batch) for batch in sub.retry_batches)
-                sub.retry_batches = []
+                waiting: list[_Batch] = []
+                for batch in sub.retry_batches:
+                    if one_run and batch.not_before > now:
+                        waiting.append(batch)
+                    else:
+                        due.append((dict(sub.record), batch))
+                sub.retry_batches = waiting
                 while sub.queue:
                     items, sub.queue = sub.queue[: self.batch_size], sub.queue[self.batch_size:]
                     due.append((dict(sub.record), _Batch(items)))
@@ -239,6 +250,7 @@ class WebhookDispatcher:
             sub = self._subs.get(webhook_id)
             if sub is None:
                 return False
+            batch.not_before = time.monotonic() + self.retry_delay_s
             sub.retry_batches.append(batch)
             return True
 

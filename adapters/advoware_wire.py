@@ -1,0 +1,53 @@
+"""What goes over Advoware's wire besides the records: the signed token request (spec §2) and the
+text of a problem+json error answer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+ROLE = 2
+PRODUCT = 64
+PROBLEM_KEYS = ("type", "title", "detail")
+MAX_FIELD_ERRORS = 5
+
+
+def sign_token_request(app_id: str, api_key_b64: str, nonce: str, timestamp: str) -> str:
+    """``base64(HMAC_SHA512(key=b64decode(API_KEY), msg="64:" + AppID + ":" + Nonce + ":" + TS))``."""
+    key = base64.b64decode(api_key_b64)
+    msg = f"{PRODUCT}:{app_id}:{nonce}:{timestamp}".encode()
+    return base64.b64encode(hmac.new(key, msg, hashlib.sha512).digest()).decode()
+
+
+def request_timestamp(now: datetime | None = None) -> str:
+    """ISO 8601 UTC with 7 fractional digits, e.g. ``2026-11-29T10:04:26.7955547Z``."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
+def token_request_body(*, app_id: str, api_key: str, kanzlei: str, database: str, user: str,
+                       password: str) -> dict[str, Any]:
+    """The body of ``POST`` to the token endpoint, signed with a fresh nonce and timestamp."""
+    nonce = str(uuid.uuid4())
+    stamp = request_timestamp()
+    return {
+        "AppID": app_id, "Kanzlei": kanzlei, "Database": database, "User": user, "Role": ROLE,
+        "Product": PRODUCT, "Password": password, "Nonce": nonce,
+        "HMAC512Signature": sign_token_request(app_id, api_key, nonce, stamp), "RequestTimeStamp": stamp,
+    }
+
+
+def problem_text(problem: dict[str, Any]) -> str:
+    """problem+json ``detail`` (or ``title``), plus the first message per field of an ``errors`` map."""
+    text = problem.get("detail") or problem.get("title")
+    parts = [text] if isinstance(text, str) and text else []
+    errors = problem.get("errors")
+    if isinstance(errors, dict):
+        for field, messages in list(errors.items())[:MAX_FIELD_ERRORS]:
+            first = messages[0] if isinstance(messages, list) and messages else messages
+            parts.append(f"{field}: {first}")
+    return "; ".join(str(p) for p in parts)

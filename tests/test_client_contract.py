@@ -1,0 +1,318 @@
+"""One contract, two implementations (vdirsyncer's storage-test pattern): every test runs against
+the production HTTP client talking to a simulator over real HTTP, and against the in-memory fake
+over the same simulator. Both must answer alike: the same values, the same errors with the same text
+and details, the same counted calls. Tests that use the fakes rely on this module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.errors import (
+    AuthenticationError,
+    BadResponseError,
+    DeferredError,
+    ForbiddenError,
+    NotFoundError,
+    ReferencedError,
+    RetryableError,
+    StaleWriteError,
+    ValidationError,
+)
+from simulators.common import FaultRule
+from simulators.espocrm.fields import GERMAN_SALUTATIONS
+from simulators.espocrm.profiles import Profile
+from tests.fakes.backends import (
+    ADMIN_KEY,
+    Backend,
+    Kind,
+    Servers,
+    advo_row,
+    counted,
+    error_facts,
+    espo_row,
+    make_backend,
+    shared_servers,
+)
+
+E = "CBeteiligte"
+PERSON = {"salutationName": "Ms.", "firstName": "Anna", "lastName": "Müller", "phoneNumber": "+49 30 1234567",
+          "dateOfBirth": "1980-04-12", "addressCity": "Berlin"}
+PARTY = {"name": "Müller", "vorname": "Anna", "anrede": "Frau", "geburtsdatum": "1980-04-12T00:00:00",
+         "ort": "Berlin", "kurzname": "MÜLLER"}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    with shared_servers() as s:
+        yield s
+
+
+@pytest.fixture(params=list(Kind))
+async def b(request: pytest.FixtureRequest, servers: Servers) -> AsyncIterator[Backend]:
+    backend = make_backend(request.param, servers)
+    yield backend
+    await backend.aclose()
+
+
+# -- EspoCRM --------------------------------------------------------------------------------------
+async def test_espo_create_answers_the_stored_record_with_phone_normalised(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    assert len(rec["id"]) == 17 and rec["phoneNumber"] == "+49301234567" and rec["name"] == "Anna Müller"
+    assert rec["syncStatus"] == "pending_sync" and "versionNumber" not in rec  # OCC off by default
+    assert await b.espo.get(E, rec["id"]) == rec == b.espo_sim.get(rec["id"])
+    assert counted(b, "espo") == {"POST /api/v1/CBeteiligte": 1, "GET /api/v1/CBeteiligte/{id}": 1}
+
+
+async def test_espo_validation_failures_name_field_and_type_and_change_nothing(b: Backend):
+    for data, field, kind in [({"firstName": "X"}, "lastName", "required"),
+                              ({**PERSON, "salutationName": "Herr"}, "salutationName", "valid"),
+                              ({**PERSON, "dateOfBirth": "1980-02-30"}, "dateOfBirth", "valid")]:
+        with pytest.raises(ValidationError) as caught:
+            await b.espo.create(E, data)
+        assert error_facts(caught.value) == (
+            ValidationError, f"espocrm: HTTP 400: Field validation failure; entityType: {E}, field: {field}, "
+                             f"type: {kind}.", 400,
+            {"messageTranslation": {"label": "validationFailure", "scope": None,
+                                    "data": {"field": field, "type": kind}}})
+    assert b.espo_sim.all() == []
+    b.espo_sim.set_salutation_options(GERMAN_SALUTATIONS)
+    assert (await b.espo.create(E, {**PERSON, "salutationName": "Herr"}))["salutationName"] == "Herr"
+
+
+async def test_espo_update_is_partial_and_ignores_system_attributes(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    after = await b.espo.update(E, rec["id"], {"addressCity": "Köln", "modifiedAt": "2000-01-01 00:00:00",
+                                              "versionNumber": 99, "unknownThing": 1})
+    assert after["addressCity"] == "Köln" and after["firstName"] == "Anna"
+    assert after["modifiedAt"] != "2000-01-01 00:00:00" and "versionNumber" not in after
+
+
+async def test_espo_without_occ_a_stale_version_overwrites(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    b.espo_sim.user_edit(rec["id"], addressCity="Bonn")
+    after = await b.espo.update(E, rec["id"], {"addressCity": "Köln"}, version_number=1)
+    assert after["addressCity"] == "Köln"
+
+
+async def test_espo_with_occ_a_stale_version_changing_a_moved_field_is_409(b: Backend):
+    b.espo_sim.set_occ(True)
+    rec = await b.espo.create(E, PERSON)
+    assert rec["versionNumber"] == 1
+    b.espo_sim.user_edit(rec["id"], addressCity="Bonn")
+    with pytest.raises(StaleWriteError) as caught:
+        await b.espo.update(E, rec["id"], {"addressCity": "Köln"}, version_number=1)
+    assert error_facts(caught.value) == (StaleWriteError, "espocrm: HTTP 409: modified", 409,
+                                         {"values": {"addressCity": "Bonn"}, "versionNumber": 2})
+    same = await b.espo.update(E, rec["id"], {"addressCity": "Bonn"}, version_number=1)  # changes nothing
+    assert same["versionNumber"] == 2
+    assert (await b.espo.update(E, rec["id"], {"addressCity": "Köln"}, version_number=2))["versionNumber"] == 3
+
+
+async def test_espo_missing_and_deleted_records_are_404_but_an_admin_sees_deleted(b: Backend):
+    with pytest.raises(NotFoundError) as caught:
+        await b.espo.get(E, "0123456789abcdef0")
+    assert error_facts(caught.value) == (NotFoundError, "espocrm: HTTP 404: Record 0123456789abcdef0 does not "
+                                                        "exist.", 404, {})
+    rec = await b.espo.create(E, PERSON)
+    assert await b.espo.delete(E, rec["id"]) is None
+    for call in (b.espo.get(E, rec["id"]), b.espo.delete(E, rec["id"]), b.espo.update(E, rec["id"], {})):
+        with pytest.raises(NotFoundError):
+            await call
+    admin = b.espo_as(ADMIN_KEY)
+    assert (await admin.get(E, rec["id"]))["deleted"] is True
+    await admin.aclose()
+
+
+async def test_espo_list_filters_orders_selects_and_pages(b: Backend):
+    for i, city in enumerate(["Bonn", "Köln", "Berlin", None]):
+        await b.espo.create(E, {"lastName": f"P{i}", "addressCity": city, "betnr": 100 + i if i % 2 else None})
+    page = await b.espo.list(E, where=[{"type": "isNotNull", "attribute": "addressCity"}],
+                             select=["lastName", "addressCity"], order_by="addressCity", max_size=2)
+    assert page == {"total": 3, "list": [{"id": page["list"][0]["id"], "lastName": "P2", "addressCity": "Berlin"},
+                                         {"id": page["list"][1]["id"], "lastName": "P0", "addressCity": "Bonn"}]}
+    linked = [r["lastName"] async for r in b.espo.iter_list(
+        E, where=[{"type": "or", "value": [{"type": "isNull", "attribute": "betnr"},
+                                           {"type": "greaterThan", "attribute": "betnr", "value": 102}]}],
+        page_size=1)]
+    assert linked == ["P0", "P2", "P3"]
+
+
+async def test_espo_list_refuses_big_pages_and_unknown_attributes(b: Backend):
+    with pytest.raises(ForbiddenError) as caught:
+        await b.espo.list(E, max_size=201)
+    assert caught.value.status == 403
+    with pytest.raises(ValidationError) as bad:
+        await b.espo.list(E, where=[{"type": "equals", "attribute": "nope", "value": "x"}])
+    assert str(bad.value) == "espocrm: HTTP 400: Bad where item: unknown attribute …."
+
+
+async def test_espo_notes_need_an_existing_parent(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    note = await b.espo.post_note(E, rec["id"], "Hallo **Team**")
+    assert note["post"] == "Hallo **Team**" and b.espo_sim.notes_for(rec["id"]) == [note]
+    with pytest.raises(NotFoundError):
+        await b.espo.post_note(E, "0123456789abcdef0", "x")
+
+
+async def test_espo_tells_its_user_and_metadata(b: Backend):
+    user = await b.espo.get_raw("App/user")
+    assert user["user"]["id"] == b.espo_sim.api_user_id and user["user"]["type"] == "api"
+    meta = await b.espo.get_raw("Metadata")
+    assert meta["entityDefs"][E]["optimisticConcurrencyControl"] is False
+    assert meta["entityDefs"][E]["fields"]["salutationName"]["options"] == ["", "Mr.", "Ms.", "Mrs.", "Dr."]
+
+
+async def test_espo_webhooks_and_the_events_our_writes_queue(b: Backend):
+    b.espo_sim.set_profile(Profile.V8)
+    hook = await b.espo.register_webhook(f"{E}.update", "http://sync.test/hook", skip_own=True)
+    assert len(hook["secretKey"]) == 32 and "skipOwn" not in hook  # 8.1.5 drops the option
+    rec = await b.espo.create(E, PERSON)
+    await b.espo.update(E, rec["id"], {"addressCity": "Berlin"})  # a no-op save still counts on 8.x
+    (_, items), = b.espo_sim.take_webhook_events()
+    assert [i["id"] for i in items] == [rec["id"]] and items[0]["modifiedById"] == b.espo_sim.api_user_id
+    with pytest.raises(ValidationError):
+        await b.espo.register_webhook("Account.update", "http://sync.test/hook")
+
+
+async def test_espo_wrong_key_and_bad_ids(b: Backend):
+    stranger = b.espo_as("not-a-key")
+    with pytest.raises(AuthenticationError):
+        await stranger.get(E, "0123456789abcdef0")
+    await stranger.aclose()
+    with pytest.raises(ValidationError) as caught:
+        await b.espo.get(E, "..")
+    assert "dot segment" in str(caught.value)
+    assert counted(b, "espo") == {"GET /api/v1/CBeteiligte/{id}": 1}  # the bad id never left
+
+
+async def test_espo_injected_faults(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    b.espo_sim.faults.add(method="GET", path=r"/CBeteiligte/", status=503, retry_after=42)
+    with pytest.raises(DeferredError) as deferred:
+        await b.espo.get(E, rec["id"])
+    assert (deferred.value.retry_after, str(deferred.value)) == (42, "espocrm: HTTP 503: service unavailable")
+    b.espo_sim.faults.add(method="GET", status=200, body="<html>maintenance</html>")
+    with pytest.raises(BadResponseError):
+        await b.espo.get(E, rec["id"])
+    seen: list[str] = []
+    b.espo_sim.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", status=500,
+                                    before=lambda: seen.append("before")))
+    with pytest.raises(RetryableError) as failed:
+        await b.espo.update(E, rec["id"], {"addressCity": "Köln"})
+    assert (str(failed.value), seen) == ("espocrm: HTTP 500: server error", ["before"])
+    assert espo_row(b, rec["id"])["addressCity"] == "Berlin"
+
+
+async def test_espo_a_lost_answer_times_out_but_the_write_landed(b: Backend):
+    rec = await b.espo.create(E, PERSON)
+    b.espo_sim.faults.add(method="PUT", path=r"/CBeteiligte/", delay=4.0, lose_answer=True)
+    with pytest.raises(RetryableError) as caught:
+        await b.espo.update(E, rec["id"], {"addressCity": "Köln"})
+    assert str(caught.value) == f"espocrm: PUT CBeteiligte/{rec['id']}: timeout"
+    assert espo_row(b, rec["id"])["addressCity"] == "Köln"
+
+
+# -- Advoware -------------------------------------------------------------------------------------
+async def test_advo_create_fills_every_writable_field_and_stamps_berlin_time(b: Backend):
+    created = await b.advo.create_beteiligter(PARTY)
+    assert created["betNr"] == 10001 and created["rowId"] and created["telefon"] is None
+    assert created["geaendertAm"] == created["angelegtAm"] and created["geaendertAm"].startswith("2026-07-01T12:00")
+    assert await b.advo.get_beteiligter(10001) == created == b.advo_sim.get(10001)
+
+
+async def test_advo_create_without_row_id_in_the_answer_costs_one_get(b: Backend):
+    b.advo_sim.set_post_returns_rowid(False)
+    created = await b.advo.create_beteiligter(PARTY)
+    assert created["rowId"] == advo_row(b, created["betNr"])["rowId"]
+    assert counted(b, "advo") == {"POST /api/v1/advonet/Beteiligte": 1, "GET /api/v1/advonet/Beteiligte/{id}": 1}
+
+
+async def test_advo_put_replaces_fully_and_needs_the_current_row_id(b: Backend):
+    created = await b.advo.create_beteiligter(PARTY)
+    updated = await b.advo.update_beteiligter(10001, {"name": "Meier", "rowId": created["rowId"]})
+    assert updated["name"] == "Meier" and updated["vorname"] is None and updated["kurzname"] is None
+    assert updated["rowId"] != created["rowId"]
+    for row_id, word in [(created["rowId"], "stale"), (None, "missing")]:
+        with pytest.raises(StaleWriteError) as caught:
+            await b.advo.update_beteiligter(10001, {"name": "X", "rowId": row_id})
+        assert str(caught.value) == (f"advoware: HTTP 409: PUT Beteiligte/{{betNr}}: rowId is {word}: "
+                                     "Beteiligter … was changed in between; read it again")
+    assert advo_row(b, 10001)["name"] == "Meier"
+
+
+async def test_advo_validation_and_missing_records(b: Backend):
+    bad_date = "geburtsdatum must have the form YYYY-MM-DDT00:00:00"
+    for body, text in [({"vorname": "X"}, "name is required"), ({"name": "X", "geburtsdatum": "1980-04-12"}, bad_date)]:
+        with pytest.raises(ValidationError) as caught:
+            await b.advo.create_beteiligter(body)
+        assert str(caught.value) == f"advoware: HTTP 400: POST Beteiligte: {text}"
+    with pytest.raises(NotFoundError) as missing:
+        await b.advo.get_beteiligter(4242)
+    assert error_facts(missing.value) == (
+        NotFoundError, "advoware: HTTP 404: GET Beteiligte/{betNr}: Beteiligter … does not exist.", 404,
+        {"type": "about:blank", "title": "Not Found", "detail": "Beteiligter … does not exist."})
+    with pytest.raises(ValidationError):
+        await b.advo.get_beteiligter(0)
+    assert b.advo_sim.all() == []
+
+
+async def test_advo_delete_and_a_referenced_beteiligter(b: Backend):
+    one, two = [await b.advo.create_beteiligter({**PARTY, "name": n}) for n in ("Eins", "Zwei")]
+    b.advo_sim.set_referenced(two["betNr"])
+    assert await b.advo.delete_beteiligter(one["betNr"]) is None
+    with pytest.raises(NotFoundError):
+        await b.advo.delete_beteiligter(one["betNr"])
+    with pytest.raises(ReferencedError) as caught:
+        await b.advo.delete_beteiligter(two["betNr"])
+    assert caught.value.status == 409 and b.advo_sim.get(two["betNr"]) is not None
+
+
+async def test_advo_list_orders_by_change_pages_and_filters_in_local_time(b: Backend):
+    first = await b.advo.create_beteiligter({"name": "Eins"})
+    b.clock.advance(hours=1)
+    second = await b.advo.create_beteiligter({"name": "Zwei"})
+    b.advo_sim.edit(first["betNr"], ort="Bonn")
+    names = [p["name"] async for p in b.advo.iter_beteiligte(page_size=1)]
+    assert names == ["Zwei", "Eins"]
+    since = datetime(2026, 7, 1, 10, 30, tzinfo=UTC)  # 12:30 in Berlin: after the first create
+    assert [p["betNr"] for p in await b.advo.list_beteiligte(geaendert_seit=since)] == [
+        second["betNr"], first["betNr"]]
+    assert await b.advo.list_beteiligte(geaendert_seit=since + timedelta(hours=2)) == []
+    assert await b.advo.supports_list() is True
+
+
+async def test_advo_without_the_list_endpoint(b: Backend):
+    b.advo_sim.set_list_endpoint(False)
+    assert await b.advo.supports_list() is False
+    with pytest.raises(NotFoundError):
+        await b.advo.list_beteiligte()
+
+
+async def test_advo_injected_faults(b: Backend):
+    created = await b.advo.create_beteiligter(PARTY)
+    b.advo_sim.faults.add(method="GET", path=r"/Beteiligte/\d+$", status=429, retry_after=3)
+    with pytest.raises(DeferredError) as deferred:
+        await b.advo.get_beteiligter(created["betNr"])
+    assert (deferred.value.retry_after, str(deferred.value)) == (
+        3, "advoware: HTTP 429: GET Beteiligte/{betNr}: simulated fault (HTTP 429)")
+    b.advo_sim.faults.add(method="GET", path=r"/Beteiligte/\d+$", status=401, times=1)
+    assert (await b.advo.get_beteiligter(created["betNr"]))["betNr"] == created["betNr"]  # renewed once
+    b.advo_sim.faults.add(method="GET", path=r"/Beteiligte/\d+$", status=401, times=2)
+    with pytest.raises(AuthenticationError):
+        await b.advo.get_beteiligter(created["betNr"])
+    b.advo_sim.faults.add(method="DELETE", status=500)
+    with pytest.raises(RetryableError) as failed:
+        await b.advo.delete_beteiligter(created["betNr"])
+    assert str(failed.value) == "advoware: HTTP 500: DELETE Beteiligte/{betNr}: simulated fault (HTTP 500)"
+    assert b.advo_sim.get(created["betNr"]) is not None
+
+
+async def test_advo_a_create_whose_answer_was_lost_still_landed(b: Backend):
+    b.advo_sim.faults.add(method="POST", path=r"/advonet/Beteiligte$", delay=4.0, lose_answer=True)
+    with pytest.raises(RetryableError) as caught:
+        await b.advo.create_beteiligter(PARTY)
+    assert str(caught.value) == "advoware: POST Beteiligte: timed out"
+    assert [p["name"] for p in b.advo_sim.all()] == ["Müller"]
