@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     sync_concurrency: int = Field(default=10, ge=1, le=200)
     espocrm_max_inflight: int = Field(default=10, ge=1, le=200)
     advoware_max_inflight: int = Field(default=10, ge=1, le=200)
+    # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
+    # it so staff decide (ask), or create without looking (create).
+    on_create_match: str = Field(default="link", pattern="^(link|create|ask)$")
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from config.settings import Settings, get_settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
+from sync.create_match import OnCreateMatch
 from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
@@ -114,6 +115,7 @@ def build_services(
         espo, advo, store, policy=policy, metrics=metrics, timezone=settings.advoware_timezone,
         delete_policy=settings.delete_policy, clock=clock,
     )
+    sync.creates.on_match = OnCreateMatch(settings.on_create_match)
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
     return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
                     dependencies)

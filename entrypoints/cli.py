@@ -16,6 +16,7 @@ from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
+from entrypoints.cli_match import match
 from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, status
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
@@ -177,6 +178,7 @@ main.add_command(retry_failed)
 main.add_command(dead_letters)
 main.add_command(history)
 main.add_command(sandbox)
+main.add_command(match)
 
 if __name__ == "__main__":
     main()

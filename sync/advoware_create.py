@@ -19,22 +19,34 @@ from adapters.errors import OutcomeUnknownError, RetryableError
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
+from sync.create_match import CreateMatcher, OnCreateMatch
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
 
 ADOPT_WINDOW = timedelta(hours=24)
 
 
 class AdvowareCreator:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_match: OnCreateMatch = OnCreateMatch.LINK,
+                 espo: EspoCRMAPI | None = None) -> None:
         self.advo = advo
         self.store = store
         self.metrics = metrics
         self.clock = clock
+        self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match, espo=espo)
+
+    @property
+    def on_match(self) -> OnCreateMatch:
+        return self.matcher.mode
+
+    @on_match.setter
+    def on_match(self, mode: OnCreateMatch) -> None:
+        self.matcher.mode = OnCreateMatch(mode)
 
     async def create(self, espo_id: str, espo_vals: Canonical) -> dict[str, Any]:
         """The Beteiligter created (or adopted) for these EspoCRM values; its link is saved before
@@ -43,8 +55,10 @@ class AdvowareCreator:
         want = fingerprint(advoware_to_canonical(body))
         obj = await self._adopt_lost_create(espo_id, want)
         if obj is None:
+            await self.matcher.check(espo_id, espo_vals)  # links an existing Beteiligter instead (issue 11)
             await self.store.mark_create_attempt(espo_id, self._now(), want)
             obj = await self._post(body)
+            await self.matcher.created(obj)
         elif fingerprint(advoware_to_canonical(obj)) != want:
             # adopted with the values of an earlier attempt; a person changed the record since
             await self.store.mark_create_attempt(espo_id, self._now(), want)

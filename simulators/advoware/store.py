@@ -131,12 +131,12 @@ class BeteiligteStore:
                 self._referenced.discard(betnr)
 
     def query(self, *, since: datetime | None, skip: int, take: int) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = [copy.deepcopy(r) for r in self._rows.values()]
-        if since is not None:
-            rows = [r for r in rows if datetime.fromisoformat(r["geaendertAm"]) >= since]
-        rows.sort(key=lambda r: (r["geaendertAm"], r["betNr"]))
-        return rows[skip : skip + take]
+        with self._lock:  # filter and sort first, copy only the page: a page costs no copy of the table
+            rows = list(self._rows.values())
+            if since is not None:
+                rows = [r for r in rows if datetime.fromisoformat(r["geaendertAm"]) >= since]
+            rows.sort(key=lambda r: (r["geaendertAm"], r["betNr"]))
+            return [copy.deepcopy(r) for r in rows[skip : skip + take]]
 
     def all(self) -> list[dict[str, Any]]:
         with self._lock:

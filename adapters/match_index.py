@@ -1,0 +1,75 @@
+"""The match keys of every Advoware Beteiligter, in Redis: what the sync consults before a create.
+
+Only hashes of the strong rules' keys are kept (no client data): ``bsync:mk:<hash>`` is the set of
+``betNr`` having that key, ``bsync:mb:<betNr>`` the set of its key hashes (to replace them when the
+Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete.
+``beteiligte-sync match`` builds it; each create then reads Advoware's changes since the watermark
+(one list call) and brings it up to date. Losing it is safe: the create check is skipped until
+``match`` runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+from adapters.redis_ops import as_text
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class MatchKeyIndex:
+    def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _mk(self, h: str) -> str:
+        return f"{self.prefix}:mk:{h}"
+
+    def _mb(self, betnr: int) -> str:
+        return f"{self.prefix}:mb:{betnr}"
+
+    @property
+    def _water(self) -> str:
+        return f"{self.prefix}:mwater"
+
+    async def put_many(self, items: Iterable[tuple[int, list[str]]]) -> None:
+        """Replace the keys of each Beteiligter (one round trip to read, one to write)."""
+        batch = [(betnr, {key_hash(k) for k in keys}) for betnr, keys in items]
+        if not batch:
+            return
+        read = self.redis.pipeline(transaction=False)
+        for betnr, _ in batch:
+            read.smembers(self._mb(betnr))
+        old_sets = await read.execute()
+        write = self.redis.pipeline(transaction=True)
+        for (betnr, new), old_raw in zip(batch, old_sets, strict=True):
+            old = {str(as_text(h)) for h in old_raw}
+            for h in old - new:
+                write.srem(self._mk(h), betnr)
+            write.delete(self._mb(betnr))
+            if new:
+                write.sadd(self._mb(betnr), *new)
+            for h in new:
+                write.sadd(self._mk(h), betnr)
+        await write.execute()
+
+    async def remove(self, betnr: int) -> None:
+        await self.put_many([(betnr, [])])
+
+    async def lookup(self, keys: Iterable[str]) -> set[int]:
+        """Every ``betNr`` having any of these keys."""
+        hashes = [self._mk(key_hash(k)) for k in keys]
+        if not hashes:
+            return set()
+        return {int(as_text(b) or 0) for b in await self.redis.sunion(hashes)}
+
+    async def watermark(self) -> str | None:
+        return as_text(await self.redis.get(self._water))
+
+    async def set_watermark(self, stamp: str) -> None:
+        await self.redis.set(self._water, stamp)

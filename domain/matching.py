@@ -1,0 +1,299 @@
+"""Pure matching of existing parties: which EspoCRM record and which Advoware Beteiligter are one party.
+
+No I/O. Each side is reduced to a :class:`Party` (normalised identity, :mod:`domain.normalize`). The
+Advoware side goes into a :class:`MatchIndex` (dicts of blocking keys, so 20 000 × 10 000 costs one
+dict lookup per rule and EspoCRM record, never a comparison of every pair); each EspoCRM record is
+then looked up by every rule. No rule ever builds a key from an empty value.
+
+Rules (strongest first; ``auto`` rules are kept for linking by default, the others wait for a person):
+
+| rule | needs | confidence | auto |
+|---|---|---|---|
+| ``company_register`` | register number + court | 1.00 | yes |
+| ``person_name_dob`` | family + first name + birth date | 0.99 | yes |
+| ``company_name_plz`` | legal name (form spelt one way) + postcode, registers not contradicting | 0.95 | yes |
+| ``person_swapped_dob`` | first and family name swapped + birth date | 0.90 | yes |
+| ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.90 | yes |
+| ``person_typo_dob_email`` | first name + birth date + e-mail, family name one letter off | 0.85 | yes |
+| ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
+
+Two different birth dates, two different register numbers or a person against a company never
+match. E-mail is only supporting evidence (it never matches alone). A record with more than one
+candidate in its best tier (the auto rules; the weak rule only where no auto rule matched) is
+**ambiguous**: listed, never linked.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from domain import normalize as n
+from domain.beteiligte_mapper import FIELD_GROUP, Canonical
+from domain.decision import Mark, fingerprint, fingerprint_value
+
+
+class Kind(StrEnum):
+    PERSON = "person"
+    COMPANY = "company"
+
+
+class Rule(StrEnum):
+    COMPANY_REGISTER = "company_register"
+    PERSON_NAME_DOB = "person_name_dob"
+    COMPANY_NAME_PLZ = "company_name_plz"
+    PERSON_SWAPPED_DOB = "person_swapped_dob"
+    PERSON_NAME_EMAIL = "person_name_email"
+    PERSON_TYPO_DOB_EMAIL = "person_typo_dob_email"
+    PERSON_NAME_PLZ = "person_name_plz"
+
+
+class Verdict(StrEnum):
+    LINK = "link"  # unique both ways by an auto rule: kept for --apply
+    REVIEW = "review"  # unique, but by a weak rule: a person decides
+    AMBIGUOUS = "ambiguous"  # several candidates: never linked
+    LINKED_ELSEWHERE = "linked_elsewhere"  # the Beteiligter is already linked to another record
+    WEAKER = "weaker"  # a weak-rule candidate of a record that has an auto-rule match
+
+
+CONFIDENCE: dict[Rule, float] = {
+    Rule.COMPANY_REGISTER: 1.0, Rule.PERSON_NAME_DOB: 0.99, Rule.COMPANY_NAME_PLZ: 0.95,
+    Rule.PERSON_SWAPPED_DOB: 0.9, Rule.PERSON_NAME_EMAIL: 0.9, Rule.PERSON_TYPO_DOB_EMAIL: 0.85,
+    Rule.PERSON_NAME_PLZ: 0.6,
+}
+AUTO: frozenset[Rule] = frozenset(r for r in Rule if r != Rule.PERSON_NAME_PLZ)
+STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB, Rule.COMPANY_NAME_PLZ})
+EMAIL_BONUS = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """The normalised identity of one record; ``ref`` is the EspoCRM id or the ``betNr`` as text."""
+
+    ref: str
+    kind: Kind
+    label: str
+    family: str | None = None
+    first: str | None = None
+    dob: str | None = None
+    company: str | None = None
+    register: str | None = None
+    court: str | None = None
+    email: str | None = None
+    plz: str | None = None
+
+
+def _kind(name: Any, rechtsform: Any, anrede: Any, vorname: Any) -> Kind:
+    form = n.fold(rechtsform)
+    if n.company_form(rechtsform) or n.fold(anrede) == "firma":
+        return Kind.COMPANY
+    if not n.fold(vorname) and n.has_company_form(name):  # "Meier GmbH"; a person "Anna Ek" stays one
+        return Kind.COMPANY
+    if form and form != "natuerliche person" and not vorname:
+        return Kind.COMPANY
+    return Kind.PERSON
+
+
+def _party(ref: str, name: Any, vorname: Any, anrede: Any, rechtsform: Any, dob: Any, reg: Any,
+           court: Any, email: Any, plz: Any) -> Party:
+    kind = _kind(name, rechtsform, anrede, vorname)
+    label = " ".join(str(v).strip() for v in (vorname, name) if v and str(v).strip()) or "?"
+    mail, postcode = n.email(email), n.postcode(plz)
+    if kind == Kind.COMPANY:
+        return Party(ref, kind, label, company=n.company_name(name, rechtsform), register=n.register_number(reg),
+                     court=n.court(court), email=mail, plz=postcode)
+    return Party(ref, kind, label, family=n.person_name(name), first=n.person_name(vorname),
+                 dob=n.birth_date(dob), email=mail, plz=postcode)
+
+
+def party_from_espo(record: Mapping[str, Any]) -> Party:
+    r = record.get
+    return _party(str(r("id")), r("lastName"), r("firstName"), r("salutationName"), r("rechtsform"),
+                  r("dateOfBirth"), r("handelsregisterNummer"), r("registergericht"), r("emailAddress"),
+                  r("addressPostalCode"))
+
+
+def party_from_advoware(obj: Mapping[str, Any]) -> Party:
+    o = obj.get
+    return _party(str(o("betNr")), o("name"), o("vorname"), o("anrede"), o("rechtsform"), o("geburtsdatum"),
+                  o("handelsRegisterNummer"), o("registergericht"), o("email"), o("plz"))
+
+
+def _key(*parts: str | None) -> str | None:
+    """A blocking key, or ``None`` when any part is empty: no rule matches on an empty value."""
+    return "|".join(parts) if all(parts) else None  # type: ignore[arg-type]
+
+
+def _index_keys(p: Party) -> dict[str, str | None]:
+    if p.kind == Kind.COMPANY:
+        return {"rc": _key(p.register, p.court), "cp": _key(p.company, p.plz)}
+    return {"nd": _key(p.family, p.first, p.dob), "ne": _key(p.family, p.first, p.email),
+            "np": _key(p.family, p.first, p.plz), "fde": _key(p.first, p.dob, p.email)}
+
+
+def strong_keys(p: Party) -> list[str]:
+    """Keys of the strong rules only (the index the sync consults before a create)."""
+    return [f"{k}:{v}" for k, v in _index_keys(p).items() if k in ("nd", "rc", "cp") and v]
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours apart (not equal)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def _compatible(a: Party, b: Party) -> bool:
+    """No identifying value contradicts: different birth dates or register numbers never match."""
+    if a.kind != b.kind:
+        return False
+    if a.dob and b.dob and a.dob != b.dob:
+        return False
+    return not (a.register and b.register and (a.register, a.court) != (b.register, b.court))
+
+
+def rule_for(a: Party, b: Party) -> Rule | None:
+    """The strongest rule by which two parties are one, or ``None``."""
+    if not _compatible(a, b):
+        return None
+    if a.kind == Kind.COMPANY:
+        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court):
+            return Rule.COMPANY_REGISTER
+        return Rule.COMPANY_NAME_PLZ if _key(a.company, a.plz) and (a.company, a.plz) == (b.company, b.plz) else None
+    names = a.family and a.first and (a.family, a.first) == (b.family, b.first)
+    if names and a.dob and a.dob == b.dob:
+        return Rule.PERSON_NAME_DOB
+    if a.dob and a.dob == b.dob and a.family and a.first and (a.family, a.first) == (b.first, b.family):
+        return Rule.PERSON_SWAPPED_DOB
+    if names and a.email and a.email == b.email:
+        return Rule.PERSON_NAME_EMAIL
+    if (a.first and a.dob and a.email and (a.first, a.dob, a.email) == (b.first, b.dob, b.email)
+            and a.family and b.family and within_one_edit(a.family, b.family)):
+        return Rule.PERSON_TYPO_DOB_EMAIL
+    return Rule.PERSON_NAME_PLZ if names and a.plz and a.plz == b.plz else None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    advo_ref: str
+    rule: Rule
+    confidence: float
+
+
+@dataclass
+class MatchIndex:
+    """The Advoware side, by blocking key; built page by page."""
+
+    parties: dict[str, Party] = field(default_factory=dict)
+    keys: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, p: Party) -> None:
+        self.parties[p.ref] = p
+        for kind, key in _index_keys(p).items():
+            if key:
+                self.keys[kind].setdefault(key, []).append(p.ref)
+
+    def candidates(self, p: Party) -> list[Candidate]:
+        """Every Advoware party ``p`` matches, with the strongest rule for each."""
+        refs: set[str] = set()
+        for kind, key in _index_keys(p).items():
+            if key:
+                refs.update(self.keys[kind].get(key, ()))
+        if p.kind == Kind.PERSON and p.first and p.family and p.dob:
+            refs.update(self.keys["nd"].get(f"{p.first}|{p.family}|{p.dob}", ()))  # swapped names
+        out = []
+        for ref in sorted(refs):
+            rule = rule_for(p, self.parties[ref])
+            if rule is not None:
+                bonus = EMAIL_BONUS if p.email and p.email == self.parties[ref].email and rule in STRONG else 0.0
+                out.append(Candidate(ref, rule, min(1.0, CONFIDENCE[rule] + bonus)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    espo_ref: str
+    advo_ref: str
+    rule: Rule
+    confidence: float
+    verdict: Verdict
+    note: str = ""
+
+
+def _tiers(pairs: list[tuple[str, Candidate]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per EspoCRM ref and per Advoware ref, its partners in its best tier: the auto-rule partners
+    when it has any, otherwise every partner."""
+    auto_e: dict[str, set[str]] = defaultdict(set)
+    auto_a: dict[str, set[str]] = defaultdict(set)
+    all_e: dict[str, set[str]] = defaultdict(set)
+    all_a: dict[str, set[str]] = defaultdict(set)
+    for espo_ref, c in pairs:
+        all_e[espo_ref].add(c.advo_ref)
+        all_a[c.advo_ref].add(espo_ref)
+        if c.rule in AUTO:
+            auto_e[espo_ref].add(c.advo_ref)
+            auto_a[c.advo_ref].add(espo_ref)
+    by_espo = {k: auto_e.get(k) or v for k, v in all_e.items()}
+    by_advo = {k: auto_a.get(k) or v for k, v in all_a.items()}
+    return by_espo, by_advo
+
+
+def _verdict(espo_ref: str, c: Candidate, by_espo: dict[str, set[str]], by_advo: dict[str, set[str]],
+             linked: Mapping[str, str]) -> tuple[Verdict, str]:
+    owner = linked.get(c.advo_ref)
+    if owner is not None and owner != espo_ref:
+        return Verdict.LINKED_ELSEWHERE, f"Beteiligter already linked to EspoCRM {owner}"
+    if c.advo_ref not in by_espo[espo_ref] or espo_ref not in by_advo[c.advo_ref]:
+        return Verdict.WEAKER, "a stronger match exists for one of the two"
+    if len(by_espo[espo_ref]) > 1:
+        return Verdict.AMBIGUOUS, "also matches betnr " + ", ".join(sorted(by_espo[espo_ref] - {c.advo_ref}))
+    if len(by_advo[c.advo_ref]) > 1:
+        others = ", ".join(sorted(by_advo[c.advo_ref] - {espo_ref}))
+        return Verdict.AMBIGUOUS, "Beteiligter also matches EspoCRM " + others
+    return (Verdict.LINK if c.rule in AUTO else Verdict.REVIEW), ""
+
+
+def resolve(found: Iterable[tuple[str, Candidate]], linked: Mapping[str, str]) -> list[Proposal]:
+    """Verdicts for every (EspoCRM ref, candidate) found. A pair is linked only when, among the
+    candidates of the best tier (auto rules; the weak rule only where no auto rule matched), each
+    side has exactly this one. ``linked`` maps an already linked ``betNr`` to its EspoCRM id."""
+    pairs = list(found)
+    by_espo, by_advo = _tiers(pairs)
+    out = []
+    for espo_ref, c in pairs:
+        verdict, note = _verdict(espo_ref, c, by_espo, by_advo, linked)
+        out.append(Proposal(espo_ref, c.advo_ref, c.rule, c.confidence, verdict, note))
+    return out
+
+
+def differences(espo: Canonical, advo: Canonical) -> list[tuple[str, str | None, str | None]]:
+    """Mapped fields whose canonical values differ: (field, EspoCRM value, Advoware value)."""
+    return [(f, espo.get(f), advo.get(f)) for f in FIELD_GROUP if espo.get(f) != advo.get(f)]
+
+
+def first_base(espo: Canonical, advo: Canonical) -> tuple[dict[str, str], dict[str, str]]:
+    """The base stored when two existing records are linked, so that the first sync resolves their
+    differences: a value only one side has goes to the other side; two different values count as
+    changed on both sides, so the group's conflict strategy decides (and a Note reports it)."""
+    espo_fp, advo_fp = fingerprint(espo), fingerprint(advo)
+    for f, e, a in differences(espo, advo):
+        if e is None or a is None:
+            espo_fp[f] = advo_fp[f] = fingerprint_value(None)
+        else:
+            espo_fp[f] = advo_fp[f] = Mark.OWED
+    return espo_fp, advo_fp
+
+
+def fill_from_advoware(espo: Canonical, advo: Canonical) -> Canonical:
+    """The values only Advoware has: written to EspoCRM when a pair is linked, so that no value is
+    lost when the first sync lets EspoCRM's side of a group win (EspoCRM is the master for stammdaten,
+    and an empty EspoCRM field would otherwise empty the Advoware one)."""
+    return {f: a for f, e, a in differences(espo, advo) if e is None and a is not None}

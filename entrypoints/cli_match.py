@@ -1,0 +1,165 @@
+"""``beteiligte-sync match``: propose pairs of existing records, then link the reviewed ones.
+
+    beteiligte-sync match                       # scan both systems, print a table, write match.csv
+    beteiligte-sync match --apply [FILE]        # dry run: what linking FILE's kept pairs would do
+    beteiligte-sync match --apply [FILE] --yes  # link them (resumable, idempotent)
+    beteiligte-sync match --import-unmatched [--yes]   # create Advoware-only parties in EspoCRM
+
+Nothing is written to either system without ``--yes``. Exit codes: 0 done, 2 refused (a review file
+that cannot be trusted, no Advoware list endpoint, a store not shared with ``serve``, a system that does
+not answer: one line each, no traceback), 3 some pairs
+were not linked (busy, gone, linked elsewhere, an error): run it again or see the lines printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.embedded_redis import StartupError
+from adapters.errors import ApiError
+from config.settings import Settings
+from domain.timestamps import utc_now
+from entrypoints.bootstrap import Services
+from entrypoints.check_report import ExitCode
+from entrypoints.startup import prepare
+from sync.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
+from sync.match_apply import Outcome, PairLinker, apply_pairs
+from sync.match_file import MatchFileError, read_pairs, write_report
+
+DEFAULT_FILE = "match.csv"
+NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,
+            Outcome.RECORD_LINKED_OTHER}
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
+
+
+def _table(report: MatchReport, limit: int) -> Table:
+    table = Table(title=f"Proposed pairs (first {limit}; all in the CSV)", show_lines=False)
+    for col in ("keep", "verdict", "rule", "conf.", "EspoCRM id", "EspoCRM", "betnr", "Advoware", "note"):
+        table.add_column(col, overflow="fold")
+    for p in sorted(report.proposals, key=verdict_order)[:limit]:
+        table.add_row("yes" if p.verdict == "link" else "no", p.verdict.value, p.rule.value, f"{p.confidence:.2f}",
+                      p.espo_ref, report.espo_labels.get(p.espo_ref, ""), p.advo_ref,
+                      report.advo_labels.get(p.advo_ref, ""), p.note)
+    return table
+
+
+async def _scan(services: Services, console: Console, out: Path, limit: int) -> MatchReport:
+    with console.status("reading both systems page by page …"):
+        report = await scan(services.espo, services.advo, services.store)
+    if limit and report.proposals:
+        console.print(_table(report, limit))
+    rows = write_report(out, report)
+    counts = report.counts()
+    console.print(f"scanned {report.advoware_scanned} Beteiligte in Advoware and {report.espocrm_scanned} "
+                  f"records in EspoCRM ({report.already_linked} already linked)")
+    console.print("proposals: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in
+                                            ("link", "review", "ambiguous", "linked_elsewhere", "weaker")))
+    console.print(f"{len(report.unmatched_advoware)} Beteiligte only in Advoware (--import-unmatched creates them "
+                  "in EspoCRM)")
+    console.print(f"wrote {rows} rows to {out}: review it (keep yes/no, add pairs by hand), then "
+                  f"beteiligte-sync match --apply {out}")
+    return report
+
+
+async def _apply(services: Services, console: Console, file: Path, yes: bool) -> int:
+    pairs = read_pairs(file)
+    linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock)
+    with _progress(console) as bar:
+        task = bar.add_task("linking" if yes else "checking (dry run)", total=len(pairs))
+        results = await apply_pairs(linker, pairs, lambda _r: bar.advance(task))
+    counts = Counter(r.outcome.value for r in results)
+    for r in results:
+        if r.outcome in NOT_DONE:
+            console.print(f"{r.outcome.value}: EspoCRM {r.pair.espo_id} / betnr {r.pair.betnr} "
+                          f"(line {r.pair.line}): {r.message}", markup=False)
+    differing = sum(1 for r in results if r.differences)
+    fields = Counter(f for r in results for f, _, _ in r.differences)
+    console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no pairs kept in the file")
+    by_field = ", ".join(f"{f} {n}" for f, n in fields.most_common())
+    console.print(f"{differing} pairs differ in mapped fields ({by_field})" if differing
+                  else "no pair differs in a mapped field")
+    if not yes:
+        console.print(f"dry run: nothing written. Link them: beteiligte-sync match --apply {file} --yes")
+    else:
+        console.print("the next sync of each linked record resolves the differences by the conflict policy; "
+                      "run beteiligte-sync sync-check")
+    return ExitCode.RECORDS_FAILED if any(r.outcome in NOT_DONE for r in results) else ExitCode.OK
+
+
+async def _import(services: Services, console: Console, report: MatchReport, yes: bool) -> int:
+    with _progress(console) as bar:
+        task = bar.add_task("importing" if yes else "counting (dry run)", total=len(report.unmatched_advoware))
+        summary = await import_unmatched(services.espo, services.advo, services.store, report.unmatched_advoware,
+                                         write=yes, now=utc_now, clock=services.sync.clock,
+                                         on_progress=lambda: bar.advance(task))
+    for line in summary.failed:
+        console.print(f"not imported: {line}", markup=False)
+    if yes:
+        console.print(f"created {summary.created} Beteiligte in EspoCRM, linked")
+    else:
+        console.print(f"dry run: would create {summary.would_create} records in EspoCRM; add --yes to do it")
+    return ExitCode.RECORDS_FAILED if summary.failed else ExitCode.OK
+
+
+@click.command("match")
+@click.option("--out", default=DEFAULT_FILE, show_default=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the scan writes its review file.")
+@click.option("--apply", "apply_file", is_flag=False, flag_value=DEFAULT_FILE, default=None,
+              type=click.Path(dir_okay=False, path_type=Path), help="Link the kept pairs of this file (default "
+              f"{DEFAULT_FILE}); a dry run without --yes.")
+@click.option("--yes", is_flag=True, help="Write: without it --apply and --import-unmatched only report.")
+@click.option("--import-unmatched", is_flag=True, help="Create Advoware-only parties in EspoCRM (off by default: "
+              "EspoCRM is the master for which parties exist).")
+@click.option("--limit", default=30, show_default=True, help="Rows of the table printed (0: none).")
+@click.pass_obj
+def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, import_unmatched: bool,
+          limit: int) -> None:
+    """Find the parties both systems already hold and link them (issue 11)."""
+    console = Console(highlight=False)
+    if apply_file is not None and not apply_file.is_file():
+        click.echo(f"{apply_file}: no such file: run beteiligte-sync match first (it writes {DEFAULT_FILE})", err=True)
+        sys.exit(ExitCode.REFUSED)
+    try:
+        prepared = prepare(settings)
+    except StartupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(ExitCode.REFUSED)
+
+    async def body() -> int:
+        services = prepared.services
+        try:
+            if apply_file is not None:
+                code = await _apply(services, console, apply_file, yes)
+                if not import_unmatched:
+                    return code
+            report = await _scan(services, console, out, limit if apply_file is None else 0)
+            return await _import(services, console, report, yes) if import_unmatched else ExitCode.OK
+        finally:
+            await services.aclose()
+
+    try:
+        code: Any = asyncio.run(body())
+    except (MatchFileError, MatchUnavailable) as exc:
+        click.echo(str(exc), err=True)
+        code = ExitCode.REFUSED
+    except (ApiError, RedisError) as exc:  # a system or the store away: one line, run it again later
+        click.echo(f"stopped: {exc}; check the connection (beteiligte-sync doctor) and run the same command "
+                   "again (pairs already linked are skipped)", err=True)
+        code = ExitCode.REFUSED
+    finally:
+        prepared.close()
+    sys.exit(int(code))

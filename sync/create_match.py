@@ -1,0 +1,148 @@
+"""Before a create in Advoware: is this party already there? (issue 11, ``ON_CREATE_MATCH``)
+
+The EspoCRM values are looked up by the strong rules (:data:`domain.matching.STRONG`) in the match
+key index (:mod:`adapters.match_index`, built by ``beteiligte-sync match``), after bringing the index
+up to date with ONE list read of Advoware's changes since its watermark. A unique candidate is read
+once more (instead of the ``POST`` a create would cost) and must still match; then, by
+``ON_CREATE_MATCH``:
+
+- ``link`` (default): the record is linked to it as ``match --apply`` links a pair (values only
+  Advoware has are written to EspoCRM, the first-link base is stored) and the pass decides again as
+  for a linked record: the policy resolves the remaining differences;
+- ``ask``: the record fails with a message naming the candidate's ``betNr``; staff decide;
+- ``create``: no lookup at all (the behaviour before issue 11).
+
+Several candidates, or one already linked to another EspoCRM record, fail the record with a message
+naming them (never linked, never created as another duplicate). Without the index (``match`` never
+ran) or without Advoware's list endpoint there is no lookup and no extra read: the create goes ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from adapters.errors import FatalError, NotFoundError, StaleWriteError
+from adapters.match_index import MatchKeyIndex
+from adapters.sync_state_store import Link, SyncStateStore
+from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
+from domain.matching import (
+    STRONG,
+    fill_from_advoware,
+    first_base,
+    party_from_advoware,
+    party_from_espo,
+    rule_for,
+    strong_keys,
+)
+from domain.sync_status import ENTITY
+from sync.sync_log import log_record
+
+if TYPE_CHECKING:
+    from adapters.advoware_api import AdvowareAPI
+    from adapters.espocrm_api import EspoCRMAPI
+
+INDEX_PAGE = 200
+
+
+class OnCreateMatch(StrEnum):
+    LINK = "link"
+    CREATE = "create"
+    ASK = "ask"
+
+
+class LinkedExisting(StaleWriteError):
+    """The record was linked to an existing Beteiligter: read it and decide again, as a linked record
+    (the sync's re-decide path; no import of the pass needed)."""
+
+
+class MatchFound(FatalError):
+    """A create that staff must decide (``ask``, several candidates, or one linked elsewhere)."""
+
+
+def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
+    return [(int(o["betNr"]), strong_keys(party_from_advoware(o))) for o in objs]
+
+
+async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
+    """Advoware's changes since the watermark (one list read), put into the index; ``None`` when there
+    is no index yet or no list endpoint."""
+    water = await index.watermark()
+    if water is None:
+        return None
+    try:
+        page = await advo.list_beteiligte(geaendert_seit=datetime.fromisoformat(water), take=INDEX_PAGE)
+    except NotFoundError:
+        return None
+    await index.put_many(index_entries(page))
+    stamps = [str(o["geaendertAm"]) for o in page if o.get("geaendertAm")]
+    if stamps and max(stamps) > water:
+        await index.set_watermark(max(stamps))
+    return page
+
+
+class CreateMatcher:
+    def __init__(self, advo: AdvowareAPI, store: SyncStateStore, *, clock: Callable[[], float],
+                 mode: OnCreateMatch = OnCreateMatch.LINK, espo: EspoCRMAPI | None = None) -> None:
+        self.advo = advo
+        self.espo = espo
+        self.store = store
+        self.clock = clock
+        self.mode = mode
+        self.index = MatchKeyIndex(store.redis, store.prefix)
+
+    async def check(self, espo_id: str, espo_vals: Canonical) -> None:
+        """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`."""
+        if self.mode == OnCreateMatch.CREATE:
+            return
+        party = party_from_espo({"id": espo_id, **espo_vals})
+        keys = strong_keys(party)
+        page = await refresh_index(self.index, self.advo) if keys else None
+        if page is None:
+            return
+        candidates = await self.index.lookup(keys)
+        if len(candidates) > 1:
+            numbers = ", ".join(str(b) for b in sorted(candidates))
+            raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
+                             "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
+        if not candidates:
+            return
+        betnr = candidates.pop()
+        owner = await self.store.betnr_owner(betnr)
+        if owner is not None and owner != espo_id:
+            raise MatchFound(f"not created in Advoware: matches Beteiligter {betnr}, which is already linked to "
+                             f"EspoCRM record {owner} (a duplicate in EspoCRM?)")
+        obj = next((o for o in page if o["betNr"] == betnr), None) or await self._read(betnr)
+        rule = rule_for(party, party_from_advoware(obj)) if obj else None
+        if obj is None or rule not in STRONG:
+            return
+        if self.mode == OnCreateMatch.ASK:
+            raise MatchFound(f"not created in Advoware: matches the existing Beteiligter {betnr} ({rule}); "
+                             f"enter {betnr} in betnr to link it, or have it created (ON_CREATE_MATCH=create)")
+        advo_vals = advoware_to_canonical(obj)
+        fill = fill_from_advoware(espo_vals, advo_vals)
+        if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
+            written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill)))
+            espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
+        espo_fp, advo_fp = first_base(espo_vals, advo_vals)
+        await self.store.save_link(espo_id, Link(betnr=betnr, row_id=obj.get("rowId"), espo=espo_fp,
+                                                 advo=advo_fp, synced_at=self.clock()))
+        log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
+                   espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)
+        raise LinkedExisting(f"linked to the existing Beteiligter {betnr} instead of creating it",
+                             system="advoware")
+
+    async def _read(self, betnr: int) -> dict[str, Any] | None:
+        try:
+            return await self.advo.get_beteiligter(betnr)
+        except NotFoundError:
+            await self.index.remove(betnr)
+            return None
+
+    async def created(self, obj: dict[str, Any]) -> None:
+        """Index a Beteiligter we created (when the index exists), so its duplicate is found at once."""
+        if await self.index.watermark() is not None:
+            await self.index.put_many(index_entries([obj]))

@@ -1,0 +1,98 @@
+"""The review file of ``beteiligte-sync match``: a CSV an operator can open, edit and hand back.
+
+Columns: ``keep`` (``yes``/``no``; ``ja``/``nein``, ``x``, ``1``/``0`` too), ``verdict``, ``rule``,
+``confidence``, ``espo_id``, ``betnr``, ``espocrm``, ``advoware``, ``note``. Only ``keep``, ``espo_id``
+and ``betnr`` are read back: drop a row or set ``keep`` to ``no``, set it to ``yes`` to link a pair
+the rules only proposed, or add a row with just those three columns to link a pair by hand. A bad
+file is refused as a whole, naming the line, before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.api_ids import check_id
+from adapters.errors import ValidationError
+from domain.matching import Verdict
+from sync.match import MatchReport, verdict_order
+
+COLUMNS = ("keep", "verdict", "rule", "confidence", "espo_id", "betnr", "espocrm", "advoware", "note")
+YES = frozenset({"yes", "y", "ja", "j", "x", "1", "true"})
+NO = frozenset({"no", "n", "nein", "0", "false", ""})
+
+
+class MatchFileError(Exception):
+    """The review file cannot be used; its message names the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    espo_id: str
+    betnr: int
+    rule: str = "by hand"
+    line: int = 0
+
+
+def write_report(path: Path, report: MatchReport) -> int:
+    """Every proposal, best first; links are kept (``yes``), everything else waits for a person."""
+    rows = sorted(report.proposals, key=verdict_order)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(COLUMNS)
+        for p in rows:
+            out.writerow(["yes" if p.verdict == Verdict.LINK else "no", p.verdict.value, p.rule.value,
+                          f"{p.confidence:.3f}", p.espo_ref, p.advo_ref, report.espo_labels.get(p.espo_ref, ""),
+                          report.advo_labels.get(p.advo_ref, ""), p.note])
+    return len(rows)
+
+
+def _pair(row: dict[str, str | None], line: int) -> Pair | None:
+    keep = (row.get("keep") or "").strip().casefold()
+    if keep not in YES | NO:
+        raise MatchFileError(f"line {line}: keep is '{keep}': write yes or no")
+    if keep in NO:
+        return None
+    espo_id, betnr = (row.get("espo_id") or "").strip(), (row.get("betnr") or "").strip()
+    try:
+        check_id(espo_id, "espo_id")
+    except ValidationError as exc:
+        raise MatchFileError(f"line {line}: {exc.message}") from exc
+    if not betnr.isdigit() or int(betnr) <= 0:
+        raise MatchFileError(f"line {line}: betnr '{betnr}' is not a positive whole number")
+    return Pair(espo_id, int(betnr), (row.get("rule") or "").strip() or "by hand", line)
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """The kept pairs; :class:`MatchFileError` for a file that cannot be trusted as a whole."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            sample = fh.read(4096)
+            fh.seek(0)
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t") if sample.strip() else csv.excel
+            reader = csv.DictReader(fh, dialect=dialect)
+            missing = {"keep", "espo_id", "betnr"} - set(reader.fieldnames or ())
+            if missing:
+                raise MatchFileError(f"{path}: columns {', '.join(sorted(missing))} missing: keep the header "
+                                     "line of the file match wrote")
+            pairs = [p for i, row in enumerate(reader, start=2) if (p := _pair(row, i)) is not None]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MatchFileError(f"{path}: cannot be read ({exc})") from exc
+    _refuse_duplicates(pairs)
+    return list({(p.espo_id, p.betnr): p for p in pairs}.values())
+
+
+def _refuse_duplicates(pairs: list[Pair]) -> None:
+    seen_espo: dict[str, Pair] = {}
+    seen_betnr: dict[int, Pair] = {}
+    for p in pairs:
+        other = seen_espo.get(p.espo_id)
+        if other is not None and other.betnr != p.betnr:
+            raise MatchFileError(f"lines {other.line} and {p.line}: EspoCRM record {p.espo_id} is kept with two "
+                                 "Beteiligte: keep one of them")
+        twin = seen_betnr.get(p.betnr)
+        if twin is not None and twin.espo_id != p.espo_id:
+            raise MatchFileError(f"lines {twin.line} and {p.line}: Beteiligter {p.betnr} is kept with two EspoCRM "
+                                 "records: keep one of them")
+        seen_espo[p.espo_id], seen_betnr[p.betnr] = p, p
