@@ -21,9 +21,9 @@ from adapters.errors import (
     StaleWriteError,
     ValidationError,
 )
-from simulators.common import FaultRule
 from simulators.espocrm.fields import GERMAN_SALUTATIONS
 from simulators.espocrm.profiles import Profile
+from simulators.faults import FaultRule
 from tests.fakes.backends import (
     ADMIN_KEY,
     Backend,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.chaos import ChaosConfig, ChaosRun
 from tests.testbed import start_testbed
 

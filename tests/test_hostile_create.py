@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from domain.beteiligte_mapper import canonical_to_advoware, espo_to_canonical
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
 from tests.fakes.fast_bed import start_fast_testbed
 from tests.testbed import Testbed

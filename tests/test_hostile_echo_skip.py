@@ -14,7 +14,7 @@ import pytest
 
 from domain.decision import item_fingerprints
 from domain.sync_status import Action
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE, synced_record
 from tests.testbed import Testbed
 from tests.waiting import until

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE, synced_record
 from tests.fakes.fast_bed import start_fast_testbed
 from tests.testbed import Testbed

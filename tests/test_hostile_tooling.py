@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.errors import ApiError
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
 from tests.testbed import start_testbed
 from tests.waiting import until

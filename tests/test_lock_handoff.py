@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from domain.decision import item_fingerprints
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from sync.beteiligte_sync import LockBusyError
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from domain.conflict_policy import ConflictPolicy
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
 from tests.fakes.fast_bed import start_fast_testbed
 from tests.testbed import Testbed

@@ -21,8 +21,8 @@ from adapters.errors import ApiError, DeferredError
 from adapters.espocrm_api import EspoCRMAPI
 from adapters.rate_limit import InflightLimit
 from simulators.advoware.simulator import AdvowareSimulator
-from simulators.common import FaultInjector
 from simulators.espocrm.simulator import EspoCRMSimulator
+from simulators.faults import FaultInjector
 
 LATENCY_S = 0.01  # any latency: requests let in at once by the door are all in the simulator at once
 CAP = 8

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from domain.beteiligte_mapper import espo_to_canonical
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
 from tests.fakes.fast_bed import start_fast_testbed
 from tests.testbed import Testbed

@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from simulators.advoware.auth import Credentials, TokenRegistry
 from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
 from simulators.advoware.store import BeteiligteStore, StoreError, parse_since
-from simulators.common import CallCounter, FaultInjector, SimulatorMiddleware
+from simulators.common import CallCounter, SimulatorMiddleware
+from simulators.faults import FaultInjector
 
 DEFAULT_API_KEY_B64 = base64.b64encode(b"advoware-sandbox-secret-key").decode()
 MAX_TAKE = 200

@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from simulators.common import CallCounter, FaultInjector, SimulatorMiddleware
+from simulators.common import CallCounter, SimulatorMiddleware
 from simulators.espocrm.fields import ENTITY, STOCK_SALUTATIONS, FieldRules, entity_defs, list_attributes
 from simulators.espocrm.http_api import build_app
 from simulators.espocrm.profiles import BATCH_SIZE, EVENT_PORTION_SIZE, Behaviour, Profile, behaviour_of
 from simulators.espocrm.records import BeteiligteStore, Change, EntitySettings, NoteStore
 from simulators.espocrm.users import Authenticator, User, UserType
 from simulators.espocrm.webhooks import DeliveryResult, WebhookDispatcher
+from simulators.faults import FaultInjector
 
 
 class EspoCRMSimulator:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from domain.conflict_policy import ConflictPolicy
-from simulators.common import FaultRule
+from simulators.faults import FaultRule
 from tests.chaos.config import ChaosConfig, ChaosStats
 from tests.chaos.contract import advoware_to_canonical, espo_to_canonical
 from tests.chaos.people import People

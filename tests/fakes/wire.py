@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.common import CallCounter, FaultInjector, normalize_path
+from simulators.common import CallCounter, normalize_path
+from simulators.faults import FaultInjector
 
 Serve = Callable[[], Any]
 
