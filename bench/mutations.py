@@ -65,7 +65,7 @@ MUTATIONS = (
              "            failed = None\n",
              (CONVERGENCE,)),
     Mutation("the Advoware timezone is not passed to the client", "entrypoints/bootstrap.py",
-             "        timezone=settings.advoware_timezone,\n    )", "    )",
+             "        timezone=settings.advoware_timezone,\n", "",
              ("tests/test_bootstrap.py",)),
 )
 
