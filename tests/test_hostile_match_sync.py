@@ -141,3 +141,21 @@ async def test_apply_racing_the_create_of_a_twin_does_not_link_both(tb: Testbed)
     links = [await tb.services.store.get_link(r["id"]) for r in (reviewed, twin)]
     linked = [link for link in links if link is not None and link.betnr == existing["betNr"]]
     assert len(linked) == 1, f"both EspoCRM records are linked to one Beteiligter ({applied}, {created!r})"
+
+
+@pytest.mark.xfail(strict=True, reason="PairLinker._link posts the differences Note after the link write: interrupted "
+                                       "there, the rerun says already_linked and the Note is never posted")
+async def test_an_apply_interrupted_before_its_note_posts_the_note_when_run_again(tb: Testbed) -> None:
+    existing = tb.advo.seed(**ANNA_ADVO)  # differs from the EspoCRM record: a Note is owed
+    anna = tb.espo.seed(**SAMPLE)
+    tb.espo.take_webhook_events()
+    pair = Pair(anna["id"], int(existing["betNr"]), "person_name_dob", 2)
+    tb.espo.faults.add(method="POST", path="/Note", status=400, times=1)  # the run stops right there
+    [first] = await apply_pairs(PairLinker(tb.services.espo, tb.services.advo, tb.services.store, write=True,
+                                           clock=tb.clock), [pair])
+    assert first.outcome == Outcome.ERROR and tb.espo_record(anna["id"])["betnr"] == existing["betNr"]
+    [again] = await apply_pairs(PairLinker(tb.services.espo, tb.services.advo, tb.services.store, write=True,
+                                           clock=tb.clock), [pair])  # "run the same command again"
+    assert again.outcome == Outcome.ALREADY
+    notes = [n["post"] for n in tb.espo.notes_for(anna["id"])]
+    assert any(str(existing["betNr"]) in (text or "") for text in notes), notes
