@@ -197,10 +197,17 @@ class SyncStateStore:
         raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
         return {i: decode_link(raw) if raw else None for i, raw in zip(espo_ids, raws, strict=True)}
 
-    async def save_link(self, espo_id: str, link: Link) -> None:
+    async def save_link(self, espo_id: str, link: Link, *, clear_create_attempt: bool = False,
+                        clear_retry: bool = False) -> None:
+        """Store the base (and the ``betNr`` owner); in the same transaction, one round trip, drop the
+        create attempt it settles and/or the retry schedule it ends."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._k("link", espo_id), encode_link(link))
             pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
+            if clear_create_attempt:
+                pipe.delete(self._k("create", espo_id))
+            if clear_retry:
+                pipe.delete(self._k("retry", espo_id))
             await pipe.execute()
 
     async def betnr_owner(self, betnr: int) -> str | None:
@@ -243,10 +250,11 @@ class SyncStateStore:
             await self.redis.hdel(self._betnr_owner, str(link.betnr))
 
     # -- creates whose answer may be lost ---------------------------------------------------------
-    async def mark_create_attempt(self, espo_id: str, at: datetime, sent: dict[str, str]) -> None:
+    async def mark_create_attempt(self, espo_id: str, at: datetime, sent: dict[str, str],
+                                  previous: CreateAttempt | None) -> None:
         """Note a ``POST`` (or the ``PUT`` after an adoption) before it is sent: when it started and the
-        fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed."""
-        previous = await self.create_attempt(espo_id)
+        fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed.
+        ``previous``: :meth:`create_attempt` as read under the same lease (not read again here)."""
         attempt = CreateAttempt(at=previous.at if previous else at, sent=[*(previous.sent if previous else []), sent])
         raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent})
         await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
@@ -262,9 +270,6 @@ class SyncStateStore:
             return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=list(data["sent"]))
         except (KeyError, TypeError, ValueError):
             return None
-
-    async def clear_create_attempt(self, espo_id: str) -> None:
-        await self.redis.delete(self._k("create", espo_id))
 
     # -- retries ------------------------------------------------------------------------------
     async def get_retry(self, espo_id: str) -> RetryState | None:

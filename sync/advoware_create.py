@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import OutcomeUnknownError, RetryableError
-from adapters.sync_state_store import Link, SyncStateStore
+from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
 from sync.create_match import CreateMatcher, OnCreateMatch
@@ -53,23 +53,23 @@ class AdvowareCreator:
         this returns."""
         body = canonical_to_advoware(espo_vals)
         want = fingerprint(advoware_to_canonical(body))
-        obj = await self._adopt_lost_create(espo_id, want)
+        attempt = await self.store.create_attempt(espo_id)  # read once: we hold the record's lease
+        obj = await self._adopt_lost_create(espo_id, want, attempt)
         if obj is None:
             await self.matcher.check(espo_id, espo_vals)  # links an existing Beteiligter instead (issue 11)
-            await self.store.mark_create_attempt(espo_id, self._now(), want)
+            await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
             obj = await self._post(body)
             await self.matcher.created(obj)
         elif fingerprint(advoware_to_canonical(obj)) != want:
             # adopted with the values of an earlier attempt; a person changed the record since
-            await self.store.mark_create_attempt(espo_id, self._now(), want)
+            await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
             obj = await self.advo.update_beteiligter(int(obj["betNr"]), canonical_to_advoware(espo_vals, obj))
             self.metrics.writes.labels("advoware").inc()
         betnr = int(obj["betNr"])
         values = advoware_to_canonical(obj)
         await self.store.save_link(espo_id, Link(
             betnr=betnr, row_id=obj.get("rowId"), espo=fingerprint(espo_vals),
-            advo=fingerprint(values), synced_at=self.clock()))
-        await self.store.clear_create_attempt(espo_id)
+            advo=fingerprint(values), synced_at=self.clock()), clear_create_attempt=True)
         return obj
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -84,10 +84,10 @@ class AdvowareCreator:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
-    async def _adopt_lost_create(self, espo_id: str, want: dict[str, str]) -> dict[str, Any] | None:
+    async def _adopt_lost_create(self, espo_id: str, want: dict[str, str],
+                                 attempt: CreateAttempt | None) -> dict[str, Any] | None:
         """The Beteiligter an earlier attempt created, found by the values that attempt sent (or the
         ones this attempt would send), changed in Advoware since the first attempt started."""
-        attempt = await self.store.create_attempt(espo_id)
         if attempt is None or not await self.advo.supports_list():
             return None  # without the list endpoint it cannot be found: the create is repeated
         sent = [want, *attempt.sent]

@@ -213,8 +213,7 @@ class SyncPass:
             await s.store.mark_dirty(st.espo_id)  # a person's edit landed meanwhile: one more pass
         await s.store.save_link(st.espo_id, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
-            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()))
-        await s.store.clear_retry(st.espo_id)
+            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()), clear_retry=True)
         await s.report_conflicts(st.espo_id, betnr, decision)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
@@ -252,8 +251,9 @@ class SyncPass:
         fresh = Link(betnr=betnr, row_id=advo_obj.get("rowId"), espo=fingerprint(espo_to_canonical(st.record)),
                      advo=fingerprint(advoware_to_canonical(advo_obj)), synced_at=s.clock())
         if link is None or (link.espo, link.advo, link.row_id) != (fresh.espo, fresh.advo, fresh.row_id):
-            await s.store.save_link(st.espo_id, fresh)
-        await s.store.clear_retry(st.espo_id)
+            await s.store.save_link(st.espo_id, fresh, clear_retry=True)
+        else:
+            await s.store.clear_retry(st.espo_id)
         s.metrics.syncs.labels(Action.NOOP, "ok").inc()
         log_record(logging.INFO, "in sync, nothing written", espo_id=st.espo_id, betnr=betnr,
                    decision=decision.summary(), trigger=trigger)

@@ -101,3 +101,35 @@ async def test_lock_of_a_dead_process_expires(real_redis_url: str) -> None:
         assert fetch.calls == 1
     finally:
         await client.aclose()
+
+
+async def test_token_held_in_memory_until_a_401() -> None:
+    """Between calls the token comes from memory: Redis is read again only after invalidate()."""
+    redis = fakeredis.FakeAsyncRedis()
+    cache, other = AdvowareTokenCache(redis), AdvowareTokenCache(redis)
+    fetch = CountingFetcher()
+    assert await cache.get_or_fetch(fetch) == "token-1"
+    await redis.set(cache.key, "renewed-elsewhere", px=60_000)  # another process renewed it
+    assert await cache.get_or_fetch(fetch) == "token-1"  # no Redis read per call
+    assert await other.get_or_fetch(fetch) == "renewed-elsewhere"  # a fresh process reads Redis
+    assert await cache.invalidate("token-1") is False  # our 401: Redis holds another token already
+    assert await cache.get_or_fetch(fetch) == "renewed-elsewhere"
+    assert fetch.calls == 1
+
+
+@pytest.mark.redis
+@needs_redis
+async def test_token_read_from_redis_is_held_only_for_its_ttl(real_redis_url: str) -> None:
+    client = aioredis.from_url(real_redis_url)
+    try:
+        writer, reader = AdvowareTokenCache(client, margin=0.2), AdvowareTokenCache(client, margin=0.2)
+        await writer.store("brief", expires_in=0.5)  # kept 0.3 s in Redis
+        fetch = CountingFetcher()
+        assert await reader.get_or_fetch(fetch) == "brief"
+        deadline = asyncio.get_running_loop().time() + 10
+        while await reader.get_or_fetch(fetch) == "brief":  # held in memory until the key's TTL ends
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        assert fetch.calls == 1 and await reader.get() == "token-1"
+    finally:
+        await client.aclose()

@@ -23,11 +23,11 @@ async def test_a_redis_error_mid_sync_is_retried_by_the_bus_not_put_on_the_recor
         save_link = store.save_link
         failures: list[str] = []
 
-        async def save_link_once_failing(espo_id: str, link: Link) -> Any:
+        async def save_link_once_failing(espo_id: str, link: Link, **clear: bool) -> Any:
             if not failures:  # right after the Advoware create: the link is not saved yet
                 failures.append(espo_id)
                 raise RedisConnectionError("Connection closed by server.")
-            return await save_link(espo_id, link)
+            return await save_link(espo_id, link, **clear)
 
         monkeypatch.setattr(store, "save_link", save_link_once_failing)
         rec = fast_tb.espo.seed(**SAMPLE)
