@@ -41,7 +41,40 @@ def _join(base: str, suffix: str) -> str:
     return base if base.endswith(suffix) else base + suffix
 
 
-class AdvowareAPI:
+class AdvowareListing:
+    """Paging over ``list_beteiligte``, shared by the client and its in-memory fake (``tests/fakes``)."""
+
+    _supports_list: bool | None
+
+    async def list_beteiligte(
+        self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def iter_beteiligte(
+        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every Beteiligter, page by page."""
+        skip = 0
+        while True:
+            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
+            for item in page:
+                yield item
+            if len(page) < page_size:
+                return
+            skip += len(page)
+
+    async def supports_list(self) -> bool:
+        """Whether the list endpoint exists (probed once, then cached)."""
+        if self._supports_list is None:
+            try:
+                await self.list_beteiligte(take=1)
+            except NotFoundError:
+                pass
+        return bool(self._supports_list)
+
+
+class AdvowareAPI(AdvowareListing):
     """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
     no built-in fallback: an in-process store would hide that the processes do not share it).
     ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own)."""
@@ -140,28 +173,6 @@ class AdvowareAPI:
         page = [self._object(item, "GET Beteiligte") for item in data]
         self._supports_list = True
         return page
-
-    async def iter_beteiligte(
-        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every Beteiligter, page by page."""
-        skip = 0
-        while True:
-            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
-            for item in page:
-                yield item
-            if len(page) < page_size:
-                return
-            skip += len(page)
-
-    async def supports_list(self) -> bool:
-        """Whether the list endpoint exists (probed once, then cached)."""
-        if self._supports_list is None:
-            try:
-                await self.list_beteiligte(take=1)
-            except NotFoundError:
-                pass
-        return bool(self._supports_list)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _local_stamp(self, when: datetime) -> str:

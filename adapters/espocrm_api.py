@@ -55,7 +55,39 @@ def hmac_authorization(api_key: str, secret: str, method: str, path: str) -> str
     return base64.b64encode(api_key.encode() + b":" + digest).decode()
 
 
-class EspoCRMAPI:
+class EspoPaging:
+    """Paging over ``list``, shared by the client and its in-memory fake (``tests/fakes``)."""
+
+    async def list(
+        self, entity: str, *, where: builtins.list[dict[str, Any]] | None = None,
+        select: builtins.list[str] | None = None, order_by: str | None = None, order: str = "asc",
+        max_size: int = 200, offset: int = 0,
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def iter_list(
+        self,
+        entity: str,
+        *,
+        where: builtins.list[dict[str, Any]] | None = None,
+        select: builtins.list[str] | None = None,
+        order_by: str = "createdAt",
+        page_size: int = 200,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching record, page by page (ascending ``order_by``)."""
+        offset = 0
+        while True:
+            page = await self.list(entity, where=where, select=select, order_by=order_by,
+                                   order="asc", max_size=page_size, offset=offset)
+            items: builtins.list[dict[str, Any]] = page["list"]
+            for item in items:
+                yield item
+            offset += len(items)
+            if not items or len(items) < page_size or offset >= page["total"]:
+                return
+
+
+class EspoCRMAPI(EspoPaging):
     def __init__(
         self,
         base_url: str,
@@ -191,27 +223,6 @@ class EspoCRMAPI:
         if not isinstance(result.get("list"), list) or not isinstance(result.get("total"), int):
             raise BadResponseError(f"GET {entity} list: missing total/list", system=SYSTEM)
         return result
-
-    async def iter_list(
-        self,
-        entity: str,
-        *,
-        where: builtins.list[dict[str, Any]] | None = None,
-        select: builtins.list[str] | None = None,
-        order_by: str = "createdAt",
-        page_size: int = 200,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every matching record, page by page (ascending ``order_by``)."""
-        offset = 0
-        while True:
-            page = await self.list(entity, where=where, select=select, order_by=order_by,
-                                   order="asc", max_size=page_size, offset=offset)
-            items: builtins.list[dict[str, Any]] = page["list"]
-            for item in items:
-                yield item
-            offset += len(items)
-            if not items or len(items) < page_size or offset >= page["total"]:
-                return
 
     # -- stream and webhooks -------------------------------------------------------------------
     async def post_note(self, parent_type: str, parent_id: str, text: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -17,7 +16,7 @@ from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_match import match
-from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, status
+from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, run_with_services, status
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
@@ -94,27 +93,6 @@ async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: Depend
             task.cancel()
 
 
-def _run_once(settings: Settings, body: Callable[[Services, Any], Awaitable[int]]) -> None:
-    """Build the services, start the host without HTTP or cron, run ``body``, exit with its code."""
-    prepared = _prepare(settings)
-    services = prepared.services
-
-    async def main() -> int:
-        host = build_host(services, cron=False)
-        await host.start()
-        try:
-            return await body(services, host)
-        finally:
-            await host.stop()
-            await services.aclose()
-
-    try:
-        code = asyncio.run(main())
-    finally:
-        prepared.close()
-    sys.exit(code)
-
-
 @main.command("sync-check")
 @click.option("--dry-run", is_flag=True, help="Show what would be done per record and field; write nothing.")
 @click.option("--confirm-mass-change", is_flag=True, help="Go ahead although the mass-change guard holds.")
@@ -144,7 +122,7 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
             return ExitCode.TIMED_OUT
         return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
 
-    _run_once(settings, body)
+    run_with_services(settings, body, start_host=True)
 
 
 @main.command()
@@ -167,7 +145,7 @@ def sync(settings: Settings, espo_id: str) -> None:
             return ExitCode.REFUSED
         return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
 
-    _run_once(settings, body)
+    run_with_services(settings, body, start_host=True)
 
 
 main.add_command(store)

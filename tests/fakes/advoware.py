@@ -11,13 +11,13 @@ answered by one repeat, as the client does after renewing its token).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.advoware_api import MAX_TAKE, SYSTEM
+from adapters.advoware_api import MAX_TAKE, SYSTEM, AdvowareListing
 from adapters.advoware_wire import PROBLEM_KEYS, problem_text
 from adapters.api_ids import BETEILIGTE, beteiligter_path
 from adapters.errors import (
@@ -44,7 +44,7 @@ class _Problem(Exception):
         self.status, self.body = status, body
 
 
-class FakeAdvoware:
+class FakeAdvoware(AdvowareListing):
     """``timezone``: the firm's zone as the client is configured with it (``ADVOWARE_TIMEZONE``)."""
 
     def __init__(self, sim: AdvowareSimulator, *, timeout: float = 10.0, timezone: str = "Europe/Berlin") -> None:
@@ -107,26 +107,6 @@ class FakeAdvoware:
         page = [_object(item, "GET Beteiligte") for item in data]
         self._supports_list = True
         return page
-
-    async def iter_beteiligte(
-        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        skip = 0
-        while True:
-            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
-            for item in page:
-                yield item
-            if len(page) < page_size:
-                return
-            skip += len(page)
-
-    async def supports_list(self) -> bool:
-        if self._supports_list is None:
-            try:
-                await self.list_beteiligte(take=1)
-            except NotFoundError:
-                pass
-        return bool(self._supports_list)
 
     # -- what the simulator's routes do ---------------------------------------------------------
     def _read(self, betnr: int) -> dict[str, Any]:

@@ -11,12 +11,12 @@ same :mod:`adapters.errors` error, with the same text and details, that the HTTP
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from adapters.api_ids import check_entity, check_id, record_path
 from adapters.errors import ApiError, BadResponseError, RetryableError, error_for_status
-from adapters.espocrm_api import SYSTEM, encode_bracket_params, status_reason
+from adapters.espocrm_api import SYSTEM, EspoPaging, encode_bracket_params, status_reason
 from simulators.espocrm.fields import ENTITY, EspoValidationError
 from simulators.espocrm.list_query import BadListRequest, MaxSizeExceeded, run_list_query
 from simulators.espocrm.records import NOTE_ATTRIBUTES, RecordNotFound, VersionConflict
@@ -37,7 +37,7 @@ class _Answer(Exception):
         self.status, self.reason, self.details = status, reason, details or {}
 
 
-class FakeEspoCRM:
+class FakeEspoCRM(EspoPaging):
     """Acts as the user whose API key it holds (default: the simulator's API user)."""
 
     def __init__(self, sim: EspoCRMSimulator, api_key: str | None = None, *, timeout: float = 10.0) -> None:
@@ -115,26 +115,6 @@ class FakeEspoCRM:
         if not isinstance(result.get("list"), builtins.list) or not isinstance(result.get("total"), int):
             raise BadResponseError(f"GET {entity} list: missing total/list", system=SYSTEM)
         return result
-
-    async def iter_list(
-        self,
-        entity: str,
-        *,
-        where: builtins.list[dict[str, Any]] | None = None,
-        select: builtins.list[str] | None = None,
-        order_by: str = "createdAt",
-        page_size: int = 200,
-    ) -> AsyncIterator[dict[str, Any]]:
-        offset = 0
-        while True:
-            page = await self.list(entity, where=where, select=select, order_by=order_by,
-                                   order="asc", max_size=page_size, offset=offset)
-            items: builtins.list[dict[str, Any]] = page["list"]
-            for item in items:
-                yield item
-            offset += len(items)
-            if not items or len(items) < page_size or offset >= page["total"]:
-                return
 
     # -- stream and webhooks -------------------------------------------------------------------
     async def post_note(self, parent_type: str, parent_id: str, text: str) -> dict[str, Any]:
