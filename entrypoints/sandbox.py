@@ -85,7 +85,7 @@ def banner(sandbox: Sandbox, service_url: str) -> str:
     rid = some[0]["id"] if some else "<id>"
     return f"""
 beteiligte-sync is running in SANDBOX mode (no ESPOCRM_URL / ADVOWARE_URL configured).
-  service:            {service_url}   (GET /health, GET /metrics)
+  service:            {service_url}   (GET /health, /ready, /metrics; /status with STATUS_TOKEN)
   EspoCRM simulator:  {sandbox.espo_server.url}/api/v1/   staff key: {sandbox.espo.staff_api_key}
   Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/
   EspoCRM sends its webhooks every 2 s here (every 2 min in a real EspoCRM).
@@ -97,4 +97,8 @@ then, a few seconds later, see it arrive in Advoware (the record's betnr is the 
   curl -s {sandbox.espo_server.url}/__sim/records/{rid}      # syncStatus, betnr, advowareLastSync
   curl -s {sandbox.advo_server.url}/__sim/records            # every Advoware Beteiligter
   curl -s {sandbox.advo_server.url}/__sim/calls              # API calls the sync made, per endpoint
+Change a Beteiligter in Advoware (the next sync check brings it to EspoCRM), or make a system fail:
+  ./dev sandbox advoware-edit <betnr> ort=Köln
+  ./dev sandbox fault advoware 503 --count 3                 # then: ./dev sandbox clear-faults
+  ./dev sync-check        ./dev status        ./dev history {rid}
 """
