@@ -1,0 +1,50 @@
+"""Hostile tests of issue 11's matching rules (pure domain): each xfail is a bug found, not fixed."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from domain.matching import AUTO, MatchIndex, Rule, Verdict, party_from_advoware, party_from_espo, resolve, rule_for
+
+
+def _espo(**values: object) -> dict[str, object]:
+    return {"id": "e1", **values}
+
+
+def _advo(**values: object) -> dict[str, object]:
+    return {"betNr": 1001, **values}
+
+
+@pytest.mark.xfail(strict=True, reason="fold() drops NFD combining umlauts (ü -> u, not ue): a Mac-typed Müller never "
+                                       "matches the NFC Müller, so the party is duplicated")
+def test_nfd_umlauts_match_nfc_umlauts() -> None:
+    nfd = unicodedata.normalize("NFD", "Müller")
+    espo = party_from_espo(_espo(lastName=nfd, firstName="Jürgen", dateOfBirth="1975-01-02"))
+    advo = party_from_advoware(_advo(name="Müller", vorname=unicodedata.normalize("NFC", "Jürgen"),
+                                     geburtsdatum="1975-01-02T00:00:00"))
+    assert rule_for(espo, advo) == Rule.PERSON_NAME_DOB
+
+
+@pytest.mark.xfail(strict=True, reason="company_register ignores contradicting legal forms: a GmbH and a GmbH & Co. KG "
+                                       "with the same bare register number and court are auto-linked")
+def test_gmbh_and_gmbh_co_kg_are_never_linked_by_register() -> None:
+    kg = party_from_espo(_espo(lastName="Weiß Bau GmbH & Co. KG", salutationName="Firma",
+                               rechtsform="GmbH & Co. KG", handelsregisterNummer="12345",
+                               registergericht="AG München"))
+    gmbh = party_from_advoware(_advo(name="Weiß Bau Verwaltungs GmbH", anrede="Firma", rechtsform="GmbH",
+                                     handelsRegisterNummer="12345", registergericht="Amtsgericht München"))
+    assert rule_for(kg, gmbh) not in AUTO
+
+
+@pytest.mark.xfail(strict=True, reason="person_name_email auto-links on name + a shared family e-mail when one birth "
+                                       "date is missing: the son is linked to his father's Beteiligter")
+def test_father_and_son_sharing_a_family_mailbox_are_not_auto_linked() -> None:
+    index = MatchIndex()
+    index.add(party_from_advoware(_advo(name="Müller", vorname="Hans", anrede="Herr",
+                                        geburtsdatum="1950-03-03T00:00:00", email="familie.mueller@t-online.de")))
+    son = party_from_espo(_espo(lastName="Müller", firstName="Hans", salutationName="Herr",
+                                emailAddress="familie.mueller@t-online.de"))
+    proposals = resolve([(son.ref, c) for c in index.candidates(son)], {})
+    assert [p.verdict for p in proposals if p.verdict == Verdict.LINK] == []

@@ -1,0 +1,93 @@
+"""Hostile tests of issue 11's linking (create hook and ``match --apply``) over HTTP against both
+simulators, with the testbed's Redis: each xfail is a bug found, not fixed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from adapters.errors import FatalError
+from domain.beteiligte_mapper import espo_to_canonical
+from domain.sync_status import ENTITY
+from sync.create_match import CreateMatcher, LinkedExisting, MatchFound
+from sync.match import scan
+from sync.match_apply import Outcome, PairLinker, apply_pairs
+from sync.match_file import Pair
+from tests.conftest import SAMPLE
+from tests.testbed import Testbed
+
+ANNA_ADVO = {"name": "Müller", "vorname": "Anna", "anrede": "Frau", "rechtsform": "natürliche Person",
+             "geburtsdatum": "1980-04-12T00:00:00", "email": None, "telefon": "+49 30 999999", "ort": "Berlin",
+             "kurzname": "MUELLER"}
+KARL_ADVO = {"name": "Otto", "vorname": "Karl", "anrede": "Herr", "rechtsform": "natürliche Person",
+             "geburtsdatum": "1950-05-05T00:00:00", "ort": "Hamburg"}
+
+
+async def _index(tb: Testbed) -> None:
+    """What ``beteiligte-sync match`` does first: page through Advoware into the match key index."""
+    await scan(tb.services.espo, tb.services.advo, tb.services.store)
+
+
+class _BarrierEspo:
+    """The EspoCRM client, whose writes wait until both concurrent creates have reached theirs: both
+    have then looked for an owner of the candidate, neither has stored its link yet."""
+
+    def __init__(self, espo: Any, parties: int) -> None:
+        self._espo = espo
+        self._barrier = asyncio.Barrier(parties)
+
+    async def update(self, entity: str, espo_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        await self._barrier.wait()
+        return await self._espo.update(entity, espo_id, body)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._espo, name)
+
+
+@pytest.mark.xfail(strict=True, reason="CreateMatcher.check: owner check and save_link are not atomic across records: "
+                                       "two EspoCRM twins created at once both link the same Beteiligter")
+async def test_two_espocrm_twins_created_at_once_do_not_both_link_one_beteiligter(tb: Testbed) -> None:
+    await _index(tb)
+    existing = tb.advo.seed(**ANNA_ADVO)  # has a phone EspoCRM lacks: the link writes it to EspoCRM first
+    twins = [tb.espo.seed(**{**SAMPLE, "phoneNumber": None}) for _ in range(2)]
+    tb.espo.take_webhook_events()  # the test drives the two creates itself
+    espo = _BarrierEspo(tb.services.espo, 2)
+    matcher = CreateMatcher(tb.services.advo, tb.services.store, clock=tb.clock, espo=espo)  # type: ignore[arg-type]
+    vals = [espo_to_canonical(await tb.services.espo.get(ENTITY, t["id"])) for t in twins]
+    outcomes = await asyncio.gather(*(matcher.check(t["id"], v) for t, v in zip(twins, vals, strict=True)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, LinkedExisting | FatalError) for o in outcomes), outcomes
+    links = [await tb.services.store.get_link(t["id"]) for t in twins]
+    linked = [link for link in links if link is not None and link.betnr == existing["betNr"]]
+    assert len(linked) == 1, "both EspoCRM records are linked to one Beteiligter"
+    assert sum(isinstance(o, MatchFound) for o in outcomes) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="CreateMatcher.check: a Beteiligter deleted (merged) in Advoware stays in the "
+                                       "match index; the create fails naming it as a second candidate")
+async def test_a_merged_away_advoware_duplicate_does_not_block_the_link(tb: Testbed) -> None:
+    keep, dup = tb.advo.seed(**ANNA_ADVO), tb.advo.seed(**ANNA_ADVO)
+    await _index(tb)
+    await tb.services.advo.delete_beteiligter(int(dup["betNr"]))  # staff merge the duplicate in Advoware
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    assert str(dup["betNr"]) not in (rec["syncErrorMessage"] or ""), rec["syncErrorMessage"]
+    assert (rec["syncStatus"], rec["betnr"]) == ("clean", keep["betNr"])
+
+
+@pytest.mark.xfail(strict=True, reason="PairLinker._link never re-checks a reviewed row: a betnr mistyped in the CSV "
+                                       "links Anna to Karl's Beteiligter (different birth dates)")
+async def test_a_mistyped_betnr_in_the_review_file_is_not_linked(tb: Testbed) -> None:
+    tb.advo.seed(**ANNA_ADVO)
+    karl = tb.advo.seed(**KARL_ADVO)
+    anna = tb.espo.seed(**SAMPLE)
+    tb.espo.take_webhook_events()
+    linker = PairLinker(tb.services.espo, tb.services.advo, tb.services.store, write=True, clock=tb.clock)
+    # the row match wrote for Anna (rule person_name_dob), its betnr typed wrong: Karl's
+    [result] = await apply_pairs(linker, [Pair(anna["id"], int(karl["betNr"]), "person_name_dob", 2)])
+    assert result.outcome != Outcome.LINKED, result
+    assert tb.espo_record(anna["id"])["betnr"] is None
