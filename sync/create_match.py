@@ -122,18 +122,29 @@ class CreateMatcher:
         if self.mode == OnCreateMatch.ASK:
             raise MatchFound(f"not created in Advoware: matches the existing Beteiligter {betnr} ({rule}); "
                              f"enter {betnr} in betnr to link it, or have it created (ON_CREATE_MATCH=create)")
+        owner = await self.store.claim_betnr(betnr, espo_id)  # atomic: a twin created at once loses here
+        if owner is not None:
+            raise MatchFound(f"not created in Advoware: matches Beteiligter {betnr}, which is already linked to "
+                             f"EspoCRM record {owner} (a duplicate in EspoCRM?)")
+        try:
+            await self._link(espo_id, espo_vals, obj)
+        except BaseException:
+            await self.store.release_betnr(betnr, espo_id)
+            raise
+        log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
+                   espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)
+        raise LinkedExisting(f"linked to the existing Beteiligter {betnr} instead of creating it",
+                             system="advoware")
+
+    async def _link(self, espo_id: str, espo_vals: Canonical, obj: dict[str, Any]) -> None:
         advo_vals = advoware_to_canonical(obj)
         fill = fill_from_advoware(espo_vals, advo_vals)
         if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
             written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill)))
             espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
-        await self.store.save_link(espo_id, Link(betnr=betnr, row_id=obj.get("rowId"), espo=espo_fp,
+        await self.store.save_link(espo_id, Link(betnr=int(obj["betNr"]), row_id=obj.get("rowId"), espo=espo_fp,
                                                  advo=advo_fp, synced_at=self.clock()))
-        log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
-                   espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)
-        raise LinkedExisting(f"linked to the existing Beteiligter {betnr} instead of creating it",
-                             system="advoware")
 
     async def _read(self, betnr: int) -> dict[str, Any] | None:
         try:

@@ -129,6 +129,17 @@ class PairLinker:
         diffs = differences(espo_vals, advo_vals)
         if not self.write:
             return ApplyResult(pair, Outcome.WOULD_LINK, diffs)
+        taken = await self.store.claim_betnr(pair.betnr, pair.espo_id)  # atomic against a concurrent link
+        if taken is not None:
+            return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {taken}")
+        try:
+            return await self._write(pair, obj, espo_vals, advo_vals, diffs)
+        except BaseException:
+            await self.store.release_betnr(pair.betnr, pair.espo_id)
+            raise
+
+    async def _write(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical,
+                     diffs: list[tuple[str, str | None, str | None]]) -> ApplyResult:
         fill = fill_from_advoware(espo_vals, advo_vals)
         await self._save_base(pair, obj, {**espo_vals, **fill}, advo_vals)  # before: a lost write stays linked
         updated = await self.espo.update(ENTITY, pair.espo_id, {
