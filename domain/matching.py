@@ -9,7 +9,7 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 
 | rule | needs | confidence | auto |
 |---|---|---|---|
-| ``company_register`` | register number + court | 1.00 | yes |
+| ``company_register`` | register number + court + legal form (or, one form unknown, name) | 1.00 | yes |
 | ``person_name_dob`` | family + first name + birth date | 0.99 | yes |
 | ``company_name_plz`` | legal name (form spelt one way) + postcode, registers not contradicting | 0.95 | yes |
 | ``person_swapped_dob`` | first and family name swapped + birth date | 0.90 | yes |
@@ -17,8 +17,9 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 | ``person_typo_dob_email`` | first name + birth date + e-mail, family name one letter off | 0.85 | yes |
 | ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
 
-Two different birth dates, two different register numbers or a person against a company never
-match. E-mail is only supporting evidence (it never matches alone). A record with more than one
+Two different birth dates, two different register numbers, two different legal forms (a GmbH and
+its GmbH & Co. KG share register court and often the bare number) or a person against a company
+never match. E-mail is only supporting evidence (it never matches alone). A record with more than one
 candidate in its best tier (the auto rules; the weak rule only where no auto rule matched) is
 **ambiguous**: listed, never linked.
 """
@@ -84,6 +85,7 @@ class Party:
     court: str | None = None
     email: str | None = None
     plz: str | None = None
+    form: str | None = None  # a company's legal form (from its name, else from rechtsform)
 
 
 def _kind(name: Any, rechtsform: Any, anrede: Any, vorname: Any) -> Kind:
@@ -104,7 +106,8 @@ def _party(ref: str, name: Any, vorname: Any, anrede: Any, rechtsform: Any, dob:
     mail, postcode = n.email(email), n.postcode(plz)
     if kind == Kind.COMPANY:
         return Party(ref, kind, label, company=n.company_name(name, rechtsform), register=n.register_number(reg),
-                     court=n.court(court), email=mail, plz=postcode)
+                     court=n.court(court), email=mail, plz=postcode,
+                     form=n.name_form(name) or n.company_form(rechtsform))
     return Party(ref, kind, label, family=n.person_name(name), first=n.person_name(vorname),
                  dob=n.birth_date(dob), email=mail, plz=postcode)
 
@@ -157,6 +160,8 @@ def _compatible(a: Party, b: Party) -> bool:
         return False
     if a.dob and b.dob and a.dob != b.dob:
         return False
+    if a.form and b.form and a.form != b.form:  # a GmbH is never its GmbH & Co. KG
+        return False
     return not (a.register and b.register and (a.register, a.court) != (b.register, b.court))
 
 
@@ -165,7 +170,8 @@ def rule_for(a: Party, b: Party) -> Rule | None:
     if not _compatible(a, b):
         return None
     if a.kind == Kind.COMPANY:
-        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court):
+        same_form = (a.form == b.form) if a.form and b.form else bool(a.company) and a.company == b.company
+        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court) and same_form:
             return Rule.COMPANY_REGISTER
         return Rule.COMPANY_NAME_PLZ if _key(a.company, a.plz) and (a.company, a.plz) == (b.company, b.plz) else None
     names = a.family and a.first and (a.family, a.first) == (b.family, b.first)

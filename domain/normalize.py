@@ -111,6 +111,16 @@ def company_name(name: object, rechtsform: object = None) -> str | None:
     return canon or None
 
 
+def name_form(name: object) -> str | None:
+    """The legal form a company's name ends with (``Weiß Bau GmbH & Co. KG`` → ``gmbh co kg``)."""
+    folded = fold(name)
+    if folded is None:
+        return None
+    canon = " ".join(t for t in _canonical_forms(folded.split(" ")) if t != "&")
+    return next((f for f in sorted(COMPANY_FORMS, key=len, reverse=True)
+                 if canon == f or canon.endswith(" " + f)), None)
+
+
 def has_company_form(name: object) -> bool:
     """Whether a name carries a legal form (``Meier GmbH``): a company even without ``rechtsform``."""
     folded = fold(name)

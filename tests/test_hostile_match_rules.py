@@ -27,8 +27,6 @@ def test_nfd_umlauts_match_nfc_umlauts() -> None:
     assert rule_for(espo, advo) == Rule.PERSON_NAME_DOB
 
 
-@pytest.mark.xfail(strict=True, reason="company_register ignores contradicting legal forms: a GmbH and a GmbH & Co. KG "
-                                       "with the same bare register number and court are auto-linked")
 def test_gmbh_and_gmbh_co_kg_are_never_linked_by_register() -> None:
     kg = party_from_espo(_espo(lastName="Weiß Bau GmbH & Co. KG", salutationName="Firma",
                                rechtsform="GmbH & Co. KG", handelsregisterNummer="12345",
