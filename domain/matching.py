@@ -13,13 +13,14 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 | ``person_name_dob`` | family + first name + birth date | 0.99 | yes |
 | ``company_name_plz`` | legal name (form spelt one way) + postcode, registers not contradicting | 0.95 | yes |
 | ``person_swapped_dob`` | first and family name swapped + birth date | 0.90 | yes |
-| ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.90 | yes |
 | ``person_typo_dob_email`` | first name + birth date + e-mail, family name one letter off | 0.85 | yes |
+| ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.70 | no |
 | ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
 
 Two different birth dates, two different register numbers, two different legal forms (a GmbH and
 its GmbH & Co. KG share register court and often the bare number) or a person against a company
-never match. E-mail is only supporting evidence (it never matches alone). A record with more than one
+never match. E-mail is only supporting evidence (it never matches alone, and never links without two equal
+birth dates). A record with more than one
 candidate in its best tier (the auto rules; the weak rule only where no auto rule matched) is
 **ambiguous**: listed, never linked.
 """
@@ -62,10 +63,12 @@ class Verdict(StrEnum):
 
 CONFIDENCE: dict[Rule, float] = {
     Rule.COMPANY_REGISTER: 1.0, Rule.PERSON_NAME_DOB: 0.99, Rule.COMPANY_NAME_PLZ: 0.95,
-    Rule.PERSON_SWAPPED_DOB: 0.9, Rule.PERSON_NAME_EMAIL: 0.9, Rule.PERSON_TYPO_DOB_EMAIL: 0.85,
+    Rule.PERSON_SWAPPED_DOB: 0.9, Rule.PERSON_NAME_EMAIL: 0.7, Rule.PERSON_TYPO_DOB_EMAIL: 0.85,
     Rule.PERSON_NAME_PLZ: 0.6,
 }
-AUTO: frozenset[Rule] = frozenset(r for r in Rule if r != Rule.PERSON_NAME_PLZ)
+# E-mail is supporting evidence only: a family mailbox is shared by father and son of one name, so
+# name + e-mail without both birth dates waits for a person.
+AUTO: frozenset[Rule] = frozenset(r for r in Rule if r not in (Rule.PERSON_NAME_PLZ, Rule.PERSON_NAME_EMAIL))
 STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB, Rule.COMPANY_NAME_PLZ})
 EMAIL_BONUS = 0.005
 

@@ -36,8 +36,6 @@ def test_gmbh_and_gmbh_co_kg_are_never_linked_by_register() -> None:
     assert rule_for(kg, gmbh) not in AUTO
 
 
-@pytest.mark.xfail(strict=True, reason="person_name_email auto-links on name + a shared family e-mail when one birth "
-                                       "date is missing: the son is linked to his father's Beteiligter")
 def test_father_and_son_sharing_a_family_mailbox_are_not_auto_linked() -> None:
     index = MatchIndex()
     index.add(party_from_advoware(_advo(name="Müller", vorname="Hans", anrede="Herr",
