@@ -190,6 +190,16 @@ def rule_for(a: Party, b: Party) -> Rule | None:
     return Rule.PERSON_NAME_PLZ if names and a.plz and a.plz == b.plz else None
 
 
+def plausible(a: Party, b: Party) -> bool:
+    """Whether a pair a person kept may be linked: a rule matches, or nothing contradicts and the names
+    agree (a betnr mistyped in the review file names someone else)."""
+    if rule_for(a, b) is not None:
+        return True
+    names = (a.company,) if a.kind == Kind.COMPANY else (a.family, a.first)
+    other = (b.company,) if b.kind == Kind.COMPANY else (b.family, b.first)
+    return _compatible(a, b) and all(names) and names == other
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     advo_ref: str

@@ -28,7 +28,7 @@ from domain.beteiligte_mapper import (
     canonical_to_espo,
     espo_to_canonical,
 )
-from domain.matching import differences, fill_from_advoware, first_base
+from domain.matching import differences, fill_from_advoware, first_base, party_from_advoware, party_from_espo, plausible
 from domain.sync_status import ENTITY, SyncStatus
 from sync.match_file import Pair
 from sync.sync_log import log_record
@@ -48,6 +48,7 @@ class Outcome(StrEnum):
     BETNR_TAKEN = "betnr_linked_elsewhere"
     ESPO_GONE = "espocrm_record_gone"
     ADVO_GONE = "advoware_beteiligter_gone"
+    MISMATCH = "does_not_match"  # the row names two different parties (a mistyped betnr)
     BUSY = "busy"
     ERROR = "error"
 
@@ -125,6 +126,10 @@ class PairLinker:
             obj = await self.advo.get_beteiligter(pair.betnr)
         except NotFoundError:
             return ApplyResult(pair, Outcome.ADVO_GONE, message="no such Beteiligter in Advoware")
+        if not plausible(party_from_espo(record), party_from_advoware(obj)):
+            return ApplyResult(pair, Outcome.MISMATCH, message=(
+                f"line {pair.line}: EspoCRM {pair.espo_id} and Beteiligter {pair.betnr} neither match by a rule "
+                "nor have the same name: check the betnr on that line"))
         espo_vals, advo_vals = espo_to_canonical(record), advoware_to_canonical(obj)
         diffs = differences(espo_vals, advo_vals)
         if not self.write:

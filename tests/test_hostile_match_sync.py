@@ -94,8 +94,6 @@ async def test_a_merged_away_advoware_duplicate_does_not_block_the_link(tb: Test
     assert (rec["syncStatus"], rec["betnr"]) == ("clean", keep["betNr"])
 
 
-@pytest.mark.xfail(strict=True, reason="PairLinker._link never re-checks a reviewed row: a betnr mistyped in the CSV "
-                                       "links Anna to Karl's Beteiligter (different birth dates)")
 async def test_a_mistyped_betnr_in_the_review_file_is_not_linked(tb: Testbed) -> None:
     tb.advo.seed(**ANNA_ADVO)
     karl = tb.advo.seed(**KARL_ADVO)
