@@ -55,7 +55,7 @@ def fold(value: object) -> str | None:
     """Case, umlauts, ß, accents, punctuation and whitespace folded; ``None`` when nothing is left."""
     if value is None:
         return None
-    text = str(value).casefold().translate(_UMLAUTS)
+    text = unicodedata.normalize("NFC", str(value)).casefold().translate(_UMLAUTS)  # NFD ü (Mac) is ü too
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
     return text or None
