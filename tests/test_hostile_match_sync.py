@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from adapters.errors import FatalError
 from domain.beteiligte_mapper import espo_to_canonical
 from domain.sync_status import ENTITY
@@ -80,8 +78,6 @@ async def test_two_espocrm_twins_created_at_once_do_not_both_link_one_beteiligte
     assert sum(isinstance(o, MatchFound) for o in outcomes) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="CreateMatcher.check: a Beteiligter deleted (merged) in Advoware stays in the "
-                                       "match index; the create fails naming it as a second candidate")
 async def test_a_merged_away_advoware_duplicate_does_not_block_the_link(tb: Testbed) -> None:
     keep, dup = tb.advo.seed(**ANNA_ADVO), tb.advo.seed(**ANNA_ADVO)
     await _index(tb)
