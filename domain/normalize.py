@@ -10,13 +10,15 @@ whitespace or punctuation): the matching rules never build a key from an empty v
   ``GmbH & Co. KG`` are ``gmbh co kg``; ``UG (haftungsbeschränkt)`` is ``ug``; ``e. K.`` is ``ek``)
 - register numbers: ``HRB 12345``, ``HR B 12345`` and ``HRB12345`` are ``HRB12345``; courts:
   ``Amtsgericht München`` and ``AG München`` are ``muenchen``
-- dates: ``YYYY-MM-DD``, ``YYYY-MM-DDT00:00:00`` or ``DD.MM.YYYY`` → ``YYYY-MM-DD``
+- dates: ``YYYY-MM-DD``, ``YYYY-MM-DDT00:00:00`` or ``DD.MM.YYYY`` → ``YYYY-MM-DD``; an impossible
+  date or a placeholder (up to ``1900-01-01``) is empty
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "æ": "ae", "ø": "oe"})
 _NON_WORD = re.compile(r"[^a-z0-9&]+")
@@ -49,6 +51,7 @@ _COURT_PREFIXES = ("amtsgericht ", "ag ", "registergericht ", "amtsger ")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _DE_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _PLZ = re.compile(r"\d+")
+PLACEHOLDER_DATE = date(1900, 1, 1)  # this day and earlier: what systems write for "unknown"
 
 
 def fold(value: object) -> str | None:
@@ -154,17 +157,24 @@ def court(value: object) -> str | None:
 
 
 def birth_date(value: object) -> str | None:
-    """``YYYY-MM-DD`` from an ISO date, an Advoware datetime or ``DD.MM.YYYY``; else ``None``."""
+    """``YYYY-MM-DD`` from an ISO date, an Advoware datetime or ``DD.MM.YYYY``; ``None`` for anything
+    else, an impossible date or a placeholder (``00.00.0000``, ``0001-01-01``, ``1900-01-01``): a
+    placeholder is no birth date, two namesakes never match by it."""
     if value is None:
         return None
     text = str(value).strip()
     m = _ISO_DATE.match(text)
-    if m:
-        return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+    parts = (m.group(1), m.group(2), m.group(3)) if m else None
     m = _DE_DATE.match(text)
     if m:
-        return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}"
-    return None
+        parts = (m.group(3), m.group(2), m.group(1))
+    if parts is None:
+        return None
+    try:
+        day = date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+    return day.isoformat() if day > PLACEHOLDER_DATE else None
 
 
 def email(value: object) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
+
 from domain.matching import AUTO, MatchIndex, Rule, Verdict, party_from_advoware, party_from_espo, resolve, rule_for
 
 
@@ -51,8 +53,6 @@ def test_a_name_ending_in_the_letters_of_its_form_gets_the_form() -> None:
     assert rule_for(espo, advo) == Rule.COMPANY_NAME_PLZ
 
 
-@pytest.mark.xfail(strict=True, reason="normalize.birth_date keeps the placeholder 00.00.0000 as a birth date: two "
-                                       "namesakes whose dates are unknown are auto-linked by person_name_dob")
 def test_a_placeholder_birth_date_is_an_empty_value() -> None:
     munich = party_from_espo(_espo(lastName="Müller", firstName="Hans", dateOfBirth="0000-00-00",
                                    addressPostalCode="80331"))
