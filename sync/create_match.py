@@ -130,7 +130,8 @@ class CreateMatcher:
         try:
             await self._link(espo_id, espo_vals, obj)
         except BaseException:
-            await self.store.release_betnr(betnr, espo_id)
+            if await self.store.get_link(espo_id) is None:
+                await self.store.release_betnr(betnr, espo_id)
             raise
         log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
                    espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)

@@ -6,8 +6,10 @@ linked meanwhile, the Beteiligter linked to another record, either gone), then s
 base (:func:`domain.matching.first_base`) and write ``betnr``, ``advowareRowId`` and
 ``syncStatus=pending_sync`` to the EspoCRM record, and post one Note listing the differences the next
 sync resolves. The base is stored first: if the EspoCRM write is lost, the sync still treats the
-record as linked (a create whose release never landed), never creates it. A pair whose record already
-carries this ``betnr`` is done: running it again, or after an interruption, skips it.
+record as linked (a create whose release never landed), never creates it; if EspoCRM refuses the
+write (4xx), the base is dropped again: the pair is reported as an error and nothing is linked. A
+pair whose record already carries this ``betnr`` is done: running it again, or after an interruption,
+skips it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from adapters.errors import ApiError, NotFoundError
+from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, ValidationError
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
     Canonical,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 PARALLEL = 8
+# Answers that say the EspoCRM write was not applied (unlike a timeout or a 5xx, whose write may have landed).
+REFUSED = (ValidationError, ForbiddenError, NotFoundError, AuthenticationError)
 
 
 class Outcome(StrEnum):
@@ -139,8 +143,11 @@ class PairLinker:
             return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {taken}")
         try:
             return await self._write(pair, obj, espo_vals, advo_vals, diffs)
-        except BaseException:
-            await self.store.release_betnr(pair.betnr, pair.espo_id)
+        except BaseException as exc:
+            if isinstance(exc, REFUSED):  # the EspoCRM write surely did not land: nothing is linked
+                await self.store.drop_link(pair.espo_id)
+            if await self.store.get_link(pair.espo_id) is None:  # a lost write stays linked, and claimed
+                await self.store.release_betnr(pair.betnr, pair.espo_id)
             raise
 
     async def _write(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical,

@@ -168,8 +168,6 @@ async def test_an_apply_interrupted_before_its_note_posts_the_note_when_run_agai
     assert any(str(existing["betNr"]) in (text or "") for text in notes), notes
 
 
-@pytest.mark.xfail(strict=True, reason="PairLinker._link stores the link before the EspoCRM write and keeps it when "
-                                       "EspoCRM refuses that write: an 'error' pair is linked for the next sync anyway")
 async def test_a_pair_whose_espocrm_write_is_refused_stays_unlinked(tb: Testbed) -> None:
     existing = tb.advo.seed(**ANNA_ADVO)
     anna = tb.espo.seed(**SAMPLE)
