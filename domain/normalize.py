@@ -109,7 +109,7 @@ def company_name(name: object, rechtsform: object = None) -> str | None:
         return None
     canon = " ".join(t for t in _canonical_forms(folded.split(" ")) if t != "&")
     form = company_form(rechtsform)
-    if form and not canon.endswith(form):
+    if form and not (canon == form or canon.endswith(" " + form)):  # by words: "verlag" does not end in "ag"
         canon = f"{canon} {form}"
     return canon or None
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 
-import pytest
-
 from domain.matching import AUTO, MatchIndex, Rule, Verdict, party_from_advoware, party_from_espo, resolve, rule_for
 
 
@@ -44,8 +42,6 @@ def test_father_and_son_sharing_a_family_mailbox_are_not_auto_linked() -> None:
     assert [p.verdict for p in proposals if p.verdict == Verdict.LINK] == []
 
 
-@pytest.mark.xfail(strict=True, reason="company_name appends the legal form only when the name does not end with its "
-                                       "letters: 'Müller Verlag' + AG misses 'Müller Verlag AG' (a duplicate)")
 def test_a_name_ending_in_the_letters_of_its_form_gets_the_form() -> None:
     espo = party_from_espo(_espo(lastName="Müller Verlag", salutationName="Firma", rechtsform="AG",
                                  addressPostalCode="80331"))
