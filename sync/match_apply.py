@@ -9,7 +9,7 @@ sync resolves. The base is stored first: if the EspoCRM write is lost, the sync 
 record as linked (a create whose release never landed), never creates it; if EspoCRM refuses the
 write (4xx), the base is dropped again: the pair is reported as an error and nothing is linked. A
 pair whose record already carries this ``betnr`` is done: running it again, or after an interruption,
-skips it.
+skips it, but posts the differences Note an interrupted run still owed (kept in Redis until posted).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, ValidationError
+from adapters.redis_ops import as_text
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
     Canonical,
@@ -109,6 +110,15 @@ class PairLinker:
                 return owner
         return None
 
+    def _note_key(self, pair: Pair) -> str:
+        return f"{self.store.prefix}:match_note:{pair.espo_id}"
+
+    async def _post_owed_note(self, pair: Pair) -> None:
+        text = as_text(await self.store.redis.get(self._note_key(pair)))
+        if text:
+            await self.espo.post_note(ENTITY, pair.espo_id, text)
+            await self.store.redis.delete(self._note_key(pair))
+
     async def _save_base(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical) -> None:
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(pair.espo_id, Link(betnr=pair.betnr, row_id=obj.get("rowId"), espo=espo_fp,
@@ -120,6 +130,8 @@ class PairLinker:
         except NotFoundError:
             return ApplyResult(pair, Outcome.ESPO_GONE, message="no such EspoCRM record")
         if record.get("betnr") == pair.betnr:
+            if self.write:
+                await self._post_owed_note(pair)
             return ApplyResult(pair, Outcome.ALREADY)
         if record.get("betnr"):
             return ApplyResult(pair, Outcome.RECORD_LINKED_OTHER, message=f"linked to betnr {record['betnr']}")
@@ -143,9 +155,7 @@ class PairLinker:
             return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {taken}")
         try:
             return await self._write(pair, obj, espo_vals, advo_vals, diffs)
-        except BaseException as exc:
-            if isinstance(exc, REFUSED):  # the EspoCRM write surely did not land: nothing is linked
-                await self.store.drop_link(pair.espo_id)
+        except BaseException:
             if await self.store.get_link(pair.espo_id) is None:  # a lost write stays linked, and claimed
                 await self.store.release_betnr(pair.betnr, pair.espo_id)
             raise
@@ -154,13 +164,19 @@ class PairLinker:
                      diffs: list[tuple[str, str | None, str | None]]) -> ApplyResult:
         fill = fill_from_advoware(espo_vals, advo_vals)
         await self._save_base(pair, obj, {**espo_vals, **fill}, advo_vals)  # before: a lost write stays linked
-        updated = await self.espo.update(ENTITY, pair.espo_id, {
-            **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
-            "syncStatus": SyncStatus.PENDING})
+        if diffs:  # owed until posted: a run interrupted before the Note posts it when run again
+            await self.store.redis.set(self._note_key(pair), note_text(pair.betnr, diffs))
+        try:
+            updated = await self.espo.update(ENTITY, pair.espo_id, {
+                **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
+                "syncStatus": SyncStatus.PENDING})
+        except REFUSED:  # the EspoCRM write surely did not land: nothing is linked
+            await self.store.drop_link(pair.espo_id)
+            await self.store.redis.delete(self._note_key(pair))
+            raise
         written = espo_to_canonical(updated)  # what EspoCRM made of the values filled in (it normalises some)
         await self._save_base(pair, obj, {**espo_vals, **{f: written[f] for f in fill}}, advo_vals)
-        if diffs:
-            await self.espo.post_note(ENTITY, pair.espo_id, note_text(pair.betnr, diffs))
+        await self._post_owed_note(pair)
         log_record(logging.INFO, "linked an existing pair", espo_id=pair.espo_id, betnr=pair.betnr,
                    decision="match_apply", rule=pair.rule, differences=len(diffs))
         return ApplyResult(pair, Outcome.LINKED, diffs)
