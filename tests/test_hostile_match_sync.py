@@ -4,8 +4,9 @@ simulators, with the testbed's Redis: each xfail is a bug found, not fixed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.errors import FatalError
 from domain.beteiligte_mapper import espo_to_canonical
@@ -31,6 +32,9 @@ async def _index(tb: Testbed) -> None:
     await scan(tb.services.espo, tb.services.advo, tb.services.store)
 
 
+T = TypeVar("T")
+
+
 class _Gate:
     """Holds each party at its step until every party has reached its step or finished without one
     (a fixed matcher refuses the loser before its step: waiting for it would deadlock)."""
@@ -48,7 +52,7 @@ class _Gate:
         self._arrive()
         await self._open.wait()
 
-    async def run(self, work: Any) -> Any:
+    async def run(self, work: Awaitable[T]) -> T:
         """One party; one that ends while the gate is shut never met it (a waiting party cannot end)."""
         try:
             return await work
