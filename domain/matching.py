@@ -192,12 +192,17 @@ def rule_for(a: Party, b: Party) -> Rule | None:
 
 def plausible(a: Party, b: Party) -> bool:
     """Whether a pair a person kept may be linked: a rule matches, or nothing contradicts and the names
-    agree (a betnr mistyped in the review file names someone else)."""
+    agree (a person: same first name, family name at most one letter off; a company: same name or
+    register). A betnr mistyped in the review file names someone else."""
     if rule_for(a, b) is not None:
         return True
-    names = (a.company,) if a.kind == Kind.COMPANY else (a.family, a.first)
-    other = (b.company,) if b.kind == Kind.COMPANY else (b.family, b.first)
-    return _compatible(a, b) and all(names) and names == other
+    if not _compatible(a, b):
+        return False
+    if a.kind == Kind.COMPANY:
+        return bool(a.company and a.company == b.company) or bool(_key(a.register, a.court)
+                                                                 and (a.register, a.court) == (b.register, b.court))
+    return bool(a.first and a.family and b.family and a.first == b.first
+                and (a.family == b.family or within_one_edit(a.family, b.family)))
 
 
 @dataclass(frozen=True, slots=True)

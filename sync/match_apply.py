@@ -144,8 +144,8 @@ class PairLinker:
             return ApplyResult(pair, Outcome.ADVO_GONE, message="no such Beteiligter in Advoware")
         if not plausible(party_from_espo(record), party_from_advoware(obj)):
             return ApplyResult(pair, Outcome.MISMATCH, message=(
-                f"line {pair.line}: EspoCRM {pair.espo_id} and Beteiligter {pair.betnr} neither match by a rule "
-                "nor have the same name: check the betnr on that line"))
+                f"line {pair.line}: EspoCRM {pair.espo_id} and Beteiligter {pair.betnr} match by no rule and their "
+                "names differ: check the betnr on that line (or enter it in the record's betnr in EspoCRM)"))
         espo_vals, advo_vals = espo_to_canonical(record), advoware_to_canonical(obj)
         diffs = differences(espo_vals, advo_vals)
         if not self.write:
