@@ -34,8 +34,6 @@ from enum import StrEnum
 from typing import Any
 
 from domain import normalize as n
-from domain.beteiligte_mapper import FIELD_GROUP, Canonical
-from domain.decision import Mark, fingerprint, fingerprint_value
 
 
 class Kind(StrEnum):
@@ -296,28 +294,3 @@ def resolve(found: Iterable[tuple[str, Candidate]], linked: Mapping[str, str]) -
         verdict, note = _verdict(espo_ref, c, by_espo, by_advo, linked)
         out.append(Proposal(espo_ref, c.advo_ref, c.rule, c.confidence, verdict, note))
     return out
-
-
-def differences(espo: Canonical, advo: Canonical) -> list[tuple[str, str | None, str | None]]:
-    """Mapped fields whose canonical values differ: (field, EspoCRM value, Advoware value)."""
-    return [(f, espo.get(f), advo.get(f)) for f in FIELD_GROUP if espo.get(f) != advo.get(f)]
-
-
-def first_base(espo: Canonical, advo: Canonical) -> tuple[dict[str, str], dict[str, str]]:
-    """The base stored when two existing records are linked, so that the first sync resolves their
-    differences: a value only one side has goes to the other side; two different values count as
-    changed on both sides, so the group's conflict strategy decides (and a Note reports it)."""
-    espo_fp, advo_fp = fingerprint(espo), fingerprint(advo)
-    for f, e, a in differences(espo, advo):
-        if e is None or a is None:
-            espo_fp[f] = advo_fp[f] = fingerprint_value(None)
-        else:
-            espo_fp[f] = advo_fp[f] = Mark.OWED
-    return espo_fp, advo_fp
-
-
-def fill_from_advoware(espo: Canonical, advo: Canonical) -> Canonical:
-    """The values only Advoware has: written to EspoCRM when a pair is linked, so that no value is
-    lost when the first sync lets EspoCRM's side of a group win (EspoCRM is the master for stammdaten,
-    and an empty EspoCRM field would otherwise empty the Advoware one)."""
-    return {f: a for f, e, a in differences(espo, advo) if e is None and a is not None}

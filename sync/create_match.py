@@ -31,12 +31,11 @@ from adapters.errors import FatalError, NotFoundError, StaleWriteError
 from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
+from domain.first_link import fill_from_advoware, first_base
 from domain.matching import (
     STRONG,
     Party,
     Rule,
-    fill_from_advoware,
-    first_base,
     party_from_advoware,
     party_from_espo,
     rule_for,

@@ -31,7 +31,8 @@ from domain.beteiligte_mapper import (
     canonical_to_espo,
     espo_to_canonical,
 )
-from domain.matching import differences, fill_from_advoware, first_base, party_from_advoware, party_from_espo, plausible
+from domain.first_link import differences, fill_from_advoware, first_base
+from domain.matching import party_from_advoware, party_from_espo, plausible
 from domain.sync_status import ENTITY, SyncStatus
 from sync.match_file import Pair
 from sync.sync_log import log_record
