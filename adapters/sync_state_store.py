@@ -210,6 +210,22 @@ class SyncStateStore:
                 pipe.delete(self._k("retry", espo_id))
             await pipe.execute()
 
+    async def claim_betnr(self, betnr: int, espo_id: str) -> str | None:
+        """Claim a Beteiligter for one EspoCRM record before linking it (``HSETNX``, one atomic step):
+        two records linking one Beteiligter at once cannot both win. Returns the other owner, or
+        ``None`` when the claim holds (this record owns it now, or did already)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self._betnr_owner, str(betnr), espo_id)
+            pipe.hget(self._betnr_owner, str(betnr))
+            _, owner = await pipe.execute()
+        owner_id = as_text(owner)
+        return owner_id if owner_id is not None and owner_id != espo_id else None
+
+    async def release_betnr(self, betnr: int, espo_id: str) -> None:
+        """Give up a claim whose link was not stored (only this record's own claim)."""
+        if await self.betnr_owner(betnr) == espo_id:  # no other record can claim it meanwhile (HSETNX)
+            await self.redis.hdel(self._betnr_owner, str(betnr))
+
     async def betnr_owner(self, betnr: int) -> str | None:
         """The EspoCRM record a Beteiligter is linked to (links saved since this index exists)."""
         return as_text(await self.redis.hget(self._betnr_owner, str(betnr)))

@@ -9,16 +9,18 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 
 | rule | needs | confidence | auto |
 |---|---|---|---|
-| ``company_register`` | register number + court | 1.00 | yes |
+| ``company_register`` | register number + court + legal form (or, one form unknown, name) | 1.00 | yes |
 | ``person_name_dob`` | family + first name + birth date | 0.99 | yes |
 | ``company_name_plz`` | legal name (form spelt one way) + postcode, registers not contradicting | 0.95 | yes |
 | ``person_swapped_dob`` | first and family name swapped + birth date | 0.90 | yes |
-| ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.90 | yes |
 | ``person_typo_dob_email`` | first name + birth date + e-mail, family name one letter off | 0.85 | yes |
+| ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.70 | no |
 | ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
 
-Two different birth dates, two different register numbers or a person against a company never
-match. E-mail is only supporting evidence (it never matches alone). A record with more than one
+Two different birth dates, two different register numbers, two different legal forms (a GmbH and
+its GmbH & Co. KG share register court and often the bare number) or a person against a company
+never match. E-mail is only supporting evidence (it never matches alone, and never links without two equal
+birth dates). A record with more than one
 candidate in its best tier (the auto rules; the weak rule only where no auto rule matched) is
 **ambiguous**: listed, never linked.
 """
@@ -32,8 +34,6 @@ from enum import StrEnum
 from typing import Any
 
 from domain import normalize as n
-from domain.beteiligte_mapper import FIELD_GROUP, Canonical
-from domain.decision import Mark, fingerprint, fingerprint_value
 
 
 class Kind(StrEnum):
@@ -61,10 +61,12 @@ class Verdict(StrEnum):
 
 CONFIDENCE: dict[Rule, float] = {
     Rule.COMPANY_REGISTER: 1.0, Rule.PERSON_NAME_DOB: 0.99, Rule.COMPANY_NAME_PLZ: 0.95,
-    Rule.PERSON_SWAPPED_DOB: 0.9, Rule.PERSON_NAME_EMAIL: 0.9, Rule.PERSON_TYPO_DOB_EMAIL: 0.85,
+    Rule.PERSON_SWAPPED_DOB: 0.9, Rule.PERSON_NAME_EMAIL: 0.7, Rule.PERSON_TYPO_DOB_EMAIL: 0.85,
     Rule.PERSON_NAME_PLZ: 0.6,
 }
-AUTO: frozenset[Rule] = frozenset(r for r in Rule if r != Rule.PERSON_NAME_PLZ)
+# E-mail is supporting evidence only: a family mailbox is shared by father and son of one name, so
+# name + e-mail without both birth dates waits for a person.
+AUTO: frozenset[Rule] = frozenset(r for r in Rule if r not in (Rule.PERSON_NAME_PLZ, Rule.PERSON_NAME_EMAIL))
 STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB, Rule.COMPANY_NAME_PLZ})
 EMAIL_BONUS = 0.005
 
@@ -84,6 +86,7 @@ class Party:
     court: str | None = None
     email: str | None = None
     plz: str | None = None
+    form: str | None = None  # a company's legal form (from its name, else from rechtsform)
 
 
 def _kind(name: Any, rechtsform: Any, anrede: Any, vorname: Any) -> Kind:
@@ -104,7 +107,8 @@ def _party(ref: str, name: Any, vorname: Any, anrede: Any, rechtsform: Any, dob:
     mail, postcode = n.email(email), n.postcode(plz)
     if kind == Kind.COMPANY:
         return Party(ref, kind, label, company=n.company_name(name, rechtsform), register=n.register_number(reg),
-                     court=n.court(court), email=mail, plz=postcode)
+                     court=n.court(court), email=mail, plz=postcode,
+                     form=n.name_form(name) or n.company_form(rechtsform))
     return Party(ref, kind, label, family=n.person_name(name), first=n.person_name(vorname),
                  dob=n.birth_date(dob), email=mail, plz=postcode)
 
@@ -157,6 +161,8 @@ def _compatible(a: Party, b: Party) -> bool:
         return False
     if a.dob and b.dob and a.dob != b.dob:
         return False
+    if a.form and b.form and a.form != b.form:  # a GmbH is never its GmbH & Co. KG
+        return False
     return not (a.register and b.register and (a.register, a.court) != (b.register, b.court))
 
 
@@ -165,7 +171,8 @@ def rule_for(a: Party, b: Party) -> Rule | None:
     if not _compatible(a, b):
         return None
     if a.kind == Kind.COMPANY:
-        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court):
+        same_form = (a.form == b.form) if a.form and b.form else bool(a.company) and a.company == b.company
+        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court) and same_form:
             return Rule.COMPANY_REGISTER
         return Rule.COMPANY_NAME_PLZ if _key(a.company, a.plz) and (a.company, a.plz) == (b.company, b.plz) else None
     names = a.family and a.first and (a.family, a.first) == (b.family, b.first)
@@ -179,6 +186,21 @@ def rule_for(a: Party, b: Party) -> Rule | None:
             and a.family and b.family and within_one_edit(a.family, b.family)):
         return Rule.PERSON_TYPO_DOB_EMAIL
     return Rule.PERSON_NAME_PLZ if names and a.plz and a.plz == b.plz else None
+
+
+def plausible(a: Party, b: Party) -> bool:
+    """Whether a pair a person kept may be linked: a rule matches, or nothing contradicts and the names
+    agree (a person: same first name, family name at most one letter off; a company: same name or
+    register). A betnr mistyped in the review file names someone else."""
+    if rule_for(a, b) is not None:
+        return True
+    if not _compatible(a, b):
+        return False
+    if a.kind == Kind.COMPANY:
+        return bool(a.company and a.company == b.company) or bool(_key(a.register, a.court)
+                                                                 and (a.register, a.court) == (b.register, b.court))
+    return bool(a.first and a.family and b.family and a.first == b.first
+                and (a.family == b.family or within_one_edit(a.family, b.family)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,28 +294,3 @@ def resolve(found: Iterable[tuple[str, Candidate]], linked: Mapping[str, str]) -
         verdict, note = _verdict(espo_ref, c, by_espo, by_advo, linked)
         out.append(Proposal(espo_ref, c.advo_ref, c.rule, c.confidence, verdict, note))
     return out
-
-
-def differences(espo: Canonical, advo: Canonical) -> list[tuple[str, str | None, str | None]]:
-    """Mapped fields whose canonical values differ: (field, EspoCRM value, Advoware value)."""
-    return [(f, espo.get(f), advo.get(f)) for f in FIELD_GROUP if espo.get(f) != advo.get(f)]
-
-
-def first_base(espo: Canonical, advo: Canonical) -> tuple[dict[str, str], dict[str, str]]:
-    """The base stored when two existing records are linked, so that the first sync resolves their
-    differences: a value only one side has goes to the other side; two different values count as
-    changed on both sides, so the group's conflict strategy decides (and a Note reports it)."""
-    espo_fp, advo_fp = fingerprint(espo), fingerprint(advo)
-    for f, e, a in differences(espo, advo):
-        if e is None or a is None:
-            espo_fp[f] = advo_fp[f] = fingerprint_value(None)
-        else:
-            espo_fp[f] = advo_fp[f] = Mark.OWED
-    return espo_fp, advo_fp
-
-
-def fill_from_advoware(espo: Canonical, advo: Canonical) -> Canonical:
-    """The values only Advoware has: written to EspoCRM when a pair is linked, so that no value is
-    lost when the first sync lets EspoCRM's side of a group win (EspoCRM is the master for stammdaten,
-    and an empty EspoCRM field would otherwise empty the Advoware one)."""
-    return {f: a for f, e, a in differences(espo, advo) if e is None and a is not None}

@@ -10,13 +10,15 @@ whitespace or punctuation): the matching rules never build a key from an empty v
   ``GmbH & Co. KG`` are ``gmbh co kg``; ``UG (haftungsbeschränkt)`` is ``ug``; ``e. K.`` is ``ek``)
 - register numbers: ``HRB 12345``, ``HR B 12345`` and ``HRB12345`` are ``HRB12345``; courts:
   ``Amtsgericht München`` and ``AG München`` are ``muenchen``
-- dates: ``YYYY-MM-DD``, ``YYYY-MM-DDT00:00:00`` or ``DD.MM.YYYY`` → ``YYYY-MM-DD``
+- dates: ``YYYY-MM-DD``, ``YYYY-MM-DDT00:00:00`` or ``DD.MM.YYYY`` → ``YYYY-MM-DD``; an impossible
+  date or a placeholder (up to ``1900-01-01``) is empty
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "æ": "ae", "ø": "oe"})
 _NON_WORD = re.compile(r"[^a-z0-9&]+")
@@ -49,13 +51,14 @@ _COURT_PREFIXES = ("amtsgericht ", "ag ", "registergericht ", "amtsger ")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 _DE_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _PLZ = re.compile(r"\d+")
+PLACEHOLDER_DATE = date(1900, 1, 1)  # this day and earlier: what systems write for "unknown"
 
 
 def fold(value: object) -> str | None:
     """Case, umlauts, ß, accents, punctuation and whitespace folded; ``None`` when nothing is left."""
     if value is None:
         return None
-    text = str(value).casefold().translate(_UMLAUTS)
+    text = unicodedata.normalize("NFC", str(value)).casefold().translate(_UMLAUTS)  # NFD ü (Mac) is ü too
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
     return text or None
@@ -106,9 +109,19 @@ def company_name(name: object, rechtsform: object = None) -> str | None:
         return None
     canon = " ".join(t for t in _canonical_forms(folded.split(" ")) if t != "&")
     form = company_form(rechtsform)
-    if form and not canon.endswith(form):
+    if form and not (canon == form or canon.endswith(" " + form)):  # by words: "verlag" does not end in "ag"
         canon = f"{canon} {form}"
     return canon or None
+
+
+def name_form(name: object) -> str | None:
+    """The legal form a company's name ends with (``Weiß Bau GmbH & Co. KG`` → ``gmbh co kg``)."""
+    folded = fold(name)
+    if folded is None:
+        return None
+    canon = " ".join(t for t in _canonical_forms(folded.split(" ")) if t != "&")
+    return next((f for f in sorted(COMPANY_FORMS, key=len, reverse=True)
+                 if canon == f or canon.endswith(" " + f)), None)
 
 
 def has_company_form(name: object) -> bool:
@@ -144,17 +157,24 @@ def court(value: object) -> str | None:
 
 
 def birth_date(value: object) -> str | None:
-    """``YYYY-MM-DD`` from an ISO date, an Advoware datetime or ``DD.MM.YYYY``; else ``None``."""
+    """``YYYY-MM-DD`` from an ISO date, an Advoware datetime or ``DD.MM.YYYY``; ``None`` for anything
+    else, an impossible date or a placeholder (``00.00.0000``, ``0001-01-01``, ``1900-01-01``): a
+    placeholder is no birth date, two namesakes never match by it."""
     if value is None:
         return None
     text = str(value).strip()
     m = _ISO_DATE.match(text)
-    if m:
-        return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+    parts = (m.group(1), m.group(2), m.group(3)) if m else None
     m = _DE_DATE.match(text)
     if m:
-        return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}"
-    return None
+        parts = (m.group(3), m.group(2), m.group(1))
+    if parts is None:
+        return None
+    try:
+        day = date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+    return day.isoformat() if day > PLACEHOLDER_DATE else None
 
 
 def email(value: object) -> str | None:

@@ -38,7 +38,7 @@ from sync.match_file import MatchFileError, read_pairs, write_report
 
 DEFAULT_FILE = "match.csv"
 NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,
-            Outcome.RECORD_LINKED_OTHER}
+            Outcome.RECORD_LINKED_OTHER, Outcome.MISMATCH}
 
 
 def _progress(console: Console) -> Progress:

@@ -12,13 +12,15 @@ once more (instead of the ``POST`` a create would cost) and must still match; th
 - ``ask``: the record fails with a message naming the candidate's ``betNr``; staff decide;
 - ``create``: no lookup at all (the behaviour before issue 11).
 
-Several candidates, or one already linked to another EspoCRM record, fail the record with a message
+Several candidates (each read afresh first: one deleted or merged away in Advoware leaves the index
+and does not count), or one already linked to another EspoCRM record, fail the record with a message
 naming them (never linked, never created as another duplicate). Without the index (``match`` never
 ran) or without Advoware's list endpoint there is no lookup and no extra read: the create goes ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -29,10 +31,11 @@ from adapters.errors import FatalError, NotFoundError, StaleWriteError
 from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
+from domain.first_link import fill_from_advoware, first_base
 from domain.matching import (
     STRONG,
-    fill_from_advoware,
-    first_base,
+    Party,
+    Rule,
     party_from_advoware,
     party_from_espo,
     rule_for,
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 INDEX_PAGE = 200
+MAX_READS = 5  # candidates read to drop those gone from Advoware; more are ambiguous anyway
 
 
 class OnCreateMatch(StrEnum):
@@ -103,37 +107,64 @@ class CreateMatcher:
         page = await refresh_index(self.index, self.advo) if keys else None
         if page is None:
             return
-        candidates = await self.index.lookup(keys)
-        if len(candidates) > 1:
-            numbers = ", ".join(str(b) for b in sorted(candidates))
+        found = await self._live(party, await self.index.lookup(keys), page)
+        if len(found) > 1:
+            numbers = ", ".join(str(b) for b in sorted(found))
             raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
                              "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
-        if not candidates:
+        if not found:
             return
-        betnr = candidates.pop()
+        [(betnr, (obj, rule))] = found.items()
         owner = await self.store.betnr_owner(betnr)
         if owner is not None and owner != espo_id:
             raise MatchFound(f"not created in Advoware: matches Beteiligter {betnr}, which is already linked to "
                              f"EspoCRM record {owner} (a duplicate in EspoCRM?)")
-        obj = next((o for o in page if o["betNr"] == betnr), None) or await self._read(betnr)
-        rule = rule_for(party, party_from_advoware(obj)) if obj else None
-        if obj is None or rule not in STRONG:
-            return
         if self.mode == OnCreateMatch.ASK:
             raise MatchFound(f"not created in Advoware: matches the existing Beteiligter {betnr} ({rule}); "
                              f"enter {betnr} in betnr to link it, or have it created (ON_CREATE_MATCH=create)")
+        owner = await self.store.claim_betnr(betnr, espo_id)  # atomic: a twin created at once loses here
+        if owner is not None:
+            raise MatchFound(f"not created in Advoware: matches Beteiligter {betnr}, which is already linked to "
+                             f"EspoCRM record {owner} (a duplicate in EspoCRM?)")
+        try:
+            await self._link(espo_id, espo_vals, obj)
+        except BaseException:
+            if await self.store.get_link(espo_id) is None:
+                await self.store.release_betnr(betnr, espo_id)
+            raise
+        log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
+                   espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)
+        raise LinkedExisting(f"linked to the existing Beteiligter {betnr} instead of creating it",
+                             system="advoware")
+
+    async def _link(self, espo_id: str, espo_vals: Canonical, obj: dict[str, Any]) -> None:
         advo_vals = advoware_to_canonical(obj)
         fill = fill_from_advoware(espo_vals, advo_vals)
         if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
             written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill)))
             espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
-        await self.store.save_link(espo_id, Link(betnr=betnr, row_id=obj.get("rowId"), espo=espo_fp,
+        await self.store.save_link(espo_id, Link(betnr=int(obj["betNr"]), row_id=obj.get("rowId"), espo=espo_fp,
                                                  advo=advo_fp, synced_at=self.clock()))
-        log_record(logging.WARNING, "linked to an existing Beteiligter instead of creating a duplicate",
-                   espo_id=espo_id, betnr=betnr, decision="link_existing", rule=rule)
-        raise LinkedExisting(f"linked to the existing Beteiligter {betnr} instead of creating it",
-                             system="advoware")
+
+    async def _live(self, party: Party, candidates: set[int], page: list[dict[str, Any]]
+                    ) -> dict[int, tuple[dict[str, Any], Rule]]:
+        """The candidates that still exist and still match by a strong rule, read afresh unless the
+        change page has them (a duplicate merged away in Advoware leaves the index here). More than
+        :data:`MAX_READS` are not read: they are several either way."""
+        if len(candidates) > MAX_READS:
+            return {b: ({}, Rule.COMPANY_REGISTER) for b in candidates}
+        fresh = {int(o["betNr"]): o for o in page}
+        objs = await asyncio.gather(*(self._fresh(b, fresh) for b in sorted(candidates)))
+        found = {}
+        for obj in objs:
+            rule = rule_for(party, party_from_advoware(obj)) if obj else None
+            if obj and rule in STRONG:
+                found[int(obj["betNr"])] = (obj, rule)
+        return found
+
+    async def _fresh(self, betnr: int, fresh: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+        return fresh.get(betnr) or await self._read(betnr)
 
     async def _read(self, betnr: int) -> dict[str, Any] | None:
         try:

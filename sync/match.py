@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 ESPO_SELECT = [f.espo for f in FIELDS] + ["betnr"]
 INDEX_BATCH = 500
 EMPTY_WATERMARK = "1900-01-01T00:00:00.000"
+PAGE = 200  # Advoware's largest page
+OVERLAP = 20  # parties each page re-reads of the one before (see every_beteiligter)
 
 
 class MatchUnavailable(Exception):  # noqa: N818 - an operator's message, not a crash
@@ -62,6 +64,30 @@ class MatchReport:
         return Counter(p.verdict.value for p in self.proposals)
 
 
+async def every_beteiligter(advo: AdvowareAPI, page_size: int = PAGE) -> AsyncIterator[dict[str, Any]]:
+    """Every Beteiligter, paged by ``skip`` in ``geaendertAm`` order, pages overlapping by
+    :data:`OVERLAP`. Staff editing a Beteiligter already read moves it to the end and shifts the rest
+    forward: with plain pages the next one would skip a party. A page is trusted only when it holds an
+    anchor, a party read before and unchanged since (everything before it in the order was read then);
+    without one the scan steps back a page. An edited party is yielded again, with its new values."""
+    seen: dict[int, str] = {}
+    skip = 0
+    while True:
+        page = await advo.list_beteiligte(skip=skip, take=page_size)
+        anchored = skip == 0 or any(seen.get(int(o["betNr"])) == str(o.get("geaendertAm")) for o in page)
+        if not anchored and page:
+            skip = max(0, skip - page_size)
+            continue
+        for obj in page:
+            stamp = str(obj.get("geaendertAm"))
+            if seen.get(int(obj["betNr"])) != stamp:
+                seen[int(obj["betNr"])] = stamp
+                yield obj
+        if len(page) < page_size:
+            return
+        skip += len(page) - OVERLAP
+
+
 async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> MatchReport:
     """Both systems, page by page; only normalised identities of Advoware's side stay in memory."""
     if not await advo.supports_list():
@@ -71,7 +97,7 @@ async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> Ma
     keys = MatchKeyIndex(store.redis, store.prefix)
     batch: list[dict[str, Any]] = []
     water = ""
-    async for obj in advo.iter_beteiligte():
+    async for obj in every_beteiligter(advo):
         index.add(party_from_advoware(obj))
         batch.append(obj)
         water = max(water, str(obj.get("geaendertAm") or ""))
@@ -113,7 +139,7 @@ async def import_unmatched(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncState
     """Create the given Advoware-only parties in EspoCRM, linked (``betnr``, base stored), ``clean``.
     Resumable: an imported party carries its ``betnr`` and is no longer unmatched at the next scan."""
     summary = ImportSummary()
-    async for obj in advo.iter_beteiligte():
+    async for obj in every_beteiligter(advo):
         if str(obj["betNr"]) not in refs:
             continue
         on_progress()

@@ -6,8 +6,10 @@ linked meanwhile, the Beteiligter linked to another record, either gone), then s
 base (:func:`domain.matching.first_base`) and write ``betnr``, ``advowareRowId`` and
 ``syncStatus=pending_sync`` to the EspoCRM record, and post one Note listing the differences the next
 sync resolves. The base is stored first: if the EspoCRM write is lost, the sync still treats the
-record as linked (a create whose release never landed), never creates it. A pair whose record already
-carries this ``betnr`` is done: running it again, or after an interruption, skips it.
+record as linked (a create whose release never landed), never creates it; if EspoCRM refuses the
+write (4xx), the base is dropped again: the pair is reported as an error and nothing is linked. A
+pair whose record already carries this ``betnr`` is done: running it again, or after an interruption,
+skips it, but posts the differences Note an interrupted run still owed (kept in Redis until posted).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from adapters.errors import ApiError, NotFoundError
+from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, ValidationError
+from adapters.redis_ops import as_text
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
     Canonical,
@@ -28,7 +31,8 @@ from domain.beteiligte_mapper import (
     canonical_to_espo,
     espo_to_canonical,
 )
-from domain.matching import differences, fill_from_advoware, first_base
+from domain.first_link import differences, fill_from_advoware, first_base
+from domain.matching import party_from_advoware, party_from_espo, plausible
 from domain.sync_status import ENTITY, SyncStatus
 from sync.match_file import Pair
 from sync.sync_log import log_record
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 PARALLEL = 8
+# Answers that say the EspoCRM write was not applied (unlike a timeout or a 5xx, whose write may have landed).
+REFUSED = (ValidationError, ForbiddenError, NotFoundError, AuthenticationError)
 
 
 class Outcome(StrEnum):
@@ -48,6 +54,7 @@ class Outcome(StrEnum):
     BETNR_TAKEN = "betnr_linked_elsewhere"
     ESPO_GONE = "espocrm_record_gone"
     ADVO_GONE = "advoware_beteiligter_gone"
+    MISMATCH = "does_not_match"  # the row names two different parties (a mistyped betnr)
     BUSY = "busy"
     ERROR = "error"
 
@@ -104,6 +111,15 @@ class PairLinker:
                 return owner
         return None
 
+    def _note_key(self, pair: Pair) -> str:
+        return f"{self.store.prefix}:match_note:{pair.espo_id}"
+
+    async def _post_owed_note(self, pair: Pair) -> None:
+        text = as_text(await self.store.redis.get(self._note_key(pair)))
+        if text:
+            await self.espo.post_note(ENTITY, pair.espo_id, text)
+            await self.store.redis.delete(self._note_key(pair))
+
     async def _save_base(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical) -> None:
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(pair.espo_id, Link(betnr=pair.betnr, row_id=obj.get("rowId"), espo=espo_fp,
@@ -115,6 +131,8 @@ class PairLinker:
         except NotFoundError:
             return ApplyResult(pair, Outcome.ESPO_GONE, message="no such EspoCRM record")
         if record.get("betnr") == pair.betnr:
+            if self.write:
+                await self._post_owed_note(pair)
             return ApplyResult(pair, Outcome.ALREADY)
         if record.get("betnr"):
             return ApplyResult(pair, Outcome.RECORD_LINKED_OTHER, message=f"linked to betnr {record['betnr']}")
@@ -125,19 +143,41 @@ class PairLinker:
             obj = await self.advo.get_beteiligter(pair.betnr)
         except NotFoundError:
             return ApplyResult(pair, Outcome.ADVO_GONE, message="no such Beteiligter in Advoware")
+        if not plausible(party_from_espo(record), party_from_advoware(obj)):
+            return ApplyResult(pair, Outcome.MISMATCH, message=(
+                f"line {pair.line}: EspoCRM {pair.espo_id} and Beteiligter {pair.betnr} match by no rule and their "
+                "names differ: check the betnr on that line (or enter it in the record's betnr in EspoCRM)"))
         espo_vals, advo_vals = espo_to_canonical(record), advoware_to_canonical(obj)
         diffs = differences(espo_vals, advo_vals)
         if not self.write:
             return ApplyResult(pair, Outcome.WOULD_LINK, diffs)
+        taken = await self.store.claim_betnr(pair.betnr, pair.espo_id)  # atomic against a concurrent link
+        if taken is not None:
+            return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {taken}")
+        try:
+            return await self._write(pair, obj, espo_vals, advo_vals, diffs)
+        except BaseException:
+            if await self.store.get_link(pair.espo_id) is None:  # a lost write stays linked, and claimed
+                await self.store.release_betnr(pair.betnr, pair.espo_id)
+            raise
+
+    async def _write(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical,
+                     diffs: list[tuple[str, str | None, str | None]]) -> ApplyResult:
         fill = fill_from_advoware(espo_vals, advo_vals)
         await self._save_base(pair, obj, {**espo_vals, **fill}, advo_vals)  # before: a lost write stays linked
-        updated = await self.espo.update(ENTITY, pair.espo_id, {
-            **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
-            "syncStatus": SyncStatus.PENDING})
+        if diffs:  # owed until posted: a run interrupted before the Note posts it when run again
+            await self.store.redis.set(self._note_key(pair), note_text(pair.betnr, diffs))
+        try:
+            updated = await self.espo.update(ENTITY, pair.espo_id, {
+                **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
+                "syncStatus": SyncStatus.PENDING})
+        except REFUSED:  # the EspoCRM write surely did not land: nothing is linked
+            await self.store.drop_link(pair.espo_id)
+            await self.store.redis.delete(self._note_key(pair))
+            raise
         written = espo_to_canonical(updated)  # what EspoCRM made of the values filled in (it normalises some)
         await self._save_base(pair, obj, {**espo_vals, **{f: written[f] for f in fill}}, advo_vals)
-        if diffs:
-            await self.espo.post_note(ENTITY, pair.espo_id, note_text(pair.betnr, diffs))
+        await self._post_owed_note(pair)
         log_record(logging.INFO, "linked an existing pair", espo_id=pair.espo_id, betnr=pair.betnr,
                    decision="match_apply", rule=pair.rule, differences=len(diffs))
         return ApplyResult(pair, Outcome.LINKED, diffs)

@@ -4,7 +4,9 @@ Columns: ``keep`` (``yes``/``no``; ``ja``/``nein``, ``x``, ``1``/``0`` too), ``v
 ``confidence``, ``espo_id``, ``betnr``, ``espocrm``, ``advoware``, ``note``. Only ``keep``, ``espo_id``
 and ``betnr`` are read back: drop a row or set ``keep`` to ``no``, set it to ``yes`` to link a pair
 the rules only proposed, or add a row with just those three columns to link a pair by hand. A bad
-file is refused as a whole, naming the line, before anything is written.
+file is refused as a whole, naming the line, before anything is written. Cells that would start
+like a spreadsheet formula (``= + - @``) are written with a leading ``'`` (CSV injection: party
+names are client data); reading drops it again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ class Pair:
     line: int = 0
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: str) -> str:
+    """A value a spreadsheet shows as text: one starting like a formula gets a leading ``'``
+    (a party named ``=HYPERLINK(...)`` never runs when the operator opens the file)."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def uncell(value: str | None) -> str:
+    """A cell as read back: whitespace and the ``'`` :func:`cell` added dropped."""
+    text = (value or "").strip()
+    return text[1:].strip() if text.startswith("'") else text
+
+
 def write_report(path: Path, report: MatchReport) -> int:
     """Every proposal, best first; links are kept (``yes``), everything else waits for a person."""
     rows = sorted(report.proposals, key=verdict_order)
@@ -42,26 +59,27 @@ def write_report(path: Path, report: MatchReport) -> int:
         out = csv.writer(fh)
         out.writerow(COLUMNS)
         for p in rows:
-            out.writerow(["yes" if p.verdict == Verdict.LINK else "no", p.verdict.value, p.rule.value,
-                          f"{p.confidence:.3f}", p.espo_ref, p.advo_ref, report.espo_labels.get(p.espo_ref, ""),
-                          report.advo_labels.get(p.advo_ref, ""), p.note])
+            out.writerow([cell(v) for v in (
+                "yes" if p.verdict == Verdict.LINK else "no", p.verdict.value, p.rule.value, f"{p.confidence:.3f}",
+                p.espo_ref, p.advo_ref, report.espo_labels.get(p.espo_ref, ""), report.advo_labels.get(p.advo_ref, ""),
+                p.note)])
     return len(rows)
 
 
 def _pair(row: dict[str, str | None], line: int) -> Pair | None:
-    keep = (row.get("keep") or "").strip().casefold()
+    keep = uncell(row.get("keep")).casefold()
     if keep not in YES | NO:
         raise MatchFileError(f"line {line}: keep is '{keep}': write yes or no")
     if keep in NO:
         return None
-    espo_id, betnr = (row.get("espo_id") or "").strip(), (row.get("betnr") or "").strip()
+    espo_id, betnr = uncell(row.get("espo_id")), uncell(row.get("betnr"))
     try:
         check_id(espo_id, "espo_id")
     except ValidationError as exc:
         raise MatchFileError(f"line {line}: {exc.message}") from exc
     if not betnr.isdigit() or int(betnr) <= 0:
         raise MatchFileError(f"line {line}: betnr '{betnr}' is not a positive whole number")
-    return Pair(espo_id, int(betnr), (row.get("rule") or "").strip() or "by hand", line)
+    return Pair(espo_id, int(betnr), uncell(row.get("rule")) or "by hand", line)
 
 
 def read_pairs(path: Path) -> list[Pair]:

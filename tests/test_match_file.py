@@ -9,7 +9,8 @@ import pytest
 from domain.beteiligte_mapper import FIELDS, Canonical
 from domain.conflict_policy import load_policy
 from domain.decision import Base, decide
-from domain.matching import Candidate, Rule, fill_from_advoware, first_base, resolve
+from domain.first_link import fill_from_advoware, first_base
+from domain.matching import Candidate, Rule, resolve
 from sync.match import MatchReport
 from sync.match_file import MatchFileError, Pair, read_pairs, write_report
 

@@ -37,7 +37,9 @@ def test_only_true_pairs_are_linked_by_the_rules() -> None:
     links = {(p.espo_ref, p.advo_ref) for p in resolve(found, {}) if p.verdict == Verdict.LINK}
     truth = {(str(e), str(a)) for e, a in sets.truth}
     assert links <= truth  # precision 100 %
-    assert len(links) >= 0.95 * len(truth)
+    # 93 %, not 95 %: name + e-mail with one birth date missing (the no_dob copies) waits for review,
+    # since a father and son of one name share a family mailbox (tests/test_hostile_match_rules.py)
+    assert len(links) >= 0.93 * len(truth)
 
 
 def test_bad_sizes_are_refused() -> None:
