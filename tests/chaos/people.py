@@ -174,11 +174,21 @@ class People:
                         self.espo_edit(m, [f])
                         self.stats.group_conflicts += 1
             if rng.random() < cfg.delete_rate:
-                rec = self.tb.espo.get(m.espo_id)
-                m.betnr = rec.get("betnr") if rec else m.betnr
-                self.tb.espo.user_delete(m.espo_id)
-                m.deleted = True
-                self.stats.records_deleted += 1
+                self._delete(m)
+
+    def delete_a_linked_record(self) -> None:
+        """Every run deletes at least one record that is linked by now, so the delete policy is always
+        exercised (whether a randomly deleted record was linked yet depends on timing)."""
+        linked = [m for m in self._live() if (self.tb.espo.get(m.espo_id) or {}).get("betnr")]
+        if linked:
+            self._delete(self.rng.choice(linked))
+
+    def _delete(self, m: RecordModel) -> None:
+        rec = self.tb.espo.get(m.espo_id)
+        m.betnr = rec.get("betnr") if rec else m.betnr
+        self.tb.espo.user_delete(m.espo_id)
+        m.deleted = True
+        self.stats.records_deleted += 1
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

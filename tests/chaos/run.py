@@ -135,6 +135,7 @@ class ChaosRun(People):
         self.phase += 1
         self.quiet = True
         self.round_no = cfg.rounds
+        self.delete_a_linked_record()
         self.edit_some(cfg.final_edits)
         # faults have stopped; EspoCRM's last queue (and held-back batches) are delivered, still lossy
         await self.hooks.post(self.hooks.plan(self.hooks.capture(), final=True))
