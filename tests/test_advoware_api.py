@@ -15,7 +15,6 @@ import fakeredis
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.advoware_api import AdvowareAPI
 from adapters.advoware_wire import request_timestamp, sign_token_request
@@ -31,6 +30,7 @@ from adapters.errors import (
 )
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, free_port, serve_in_thread
+from tests.fakes.backends import CurrentApp
 from tests.redis_server import redis_server
 
 TOKEN = "POST /api/v1/Token"
@@ -51,32 +51,16 @@ def sim() -> AdvowareSimulator:
     return AdvowareSimulator(password=PASSWORD, api_key_b64=API_KEY, seed=3, clock=clock)
 
 
-class _CurrentApp:
-    """One uvicorn server for the module, serving whichever test's simulator is current."""
-
-    def __init__(self) -> None:
-        self.target: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        assert self.target is not None
-        await self.target(scope, receive, send)
-
-
 @pytest.fixture(scope="module")
-def _shared_server() -> Iterator[tuple[ServerHandle, _CurrentApp]]:
-    current = _CurrentApp()
+def _shared_server() -> Iterator[tuple[ServerHandle, CurrentApp]]:
+    current = CurrentApp()
     handle = serve_in_thread(current)
     yield handle, current
     handle.stop()
 
 
 @pytest.fixture
-def server(sim: AdvowareSimulator, _shared_server: tuple[ServerHandle, _CurrentApp]) -> ServerHandle:
+def server(sim: AdvowareSimulator, _shared_server: tuple[ServerHandle, CurrentApp]) -> ServerHandle:
     handle, current = _shared_server
     current.target = sim.app
     return handle
