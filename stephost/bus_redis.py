@@ -87,6 +87,7 @@ class RedisStreamBus:
         key_prefix: str,
         *,
         poll_seconds: float = 0.1,
+        block_seconds: float = 1.0,
         rng: random.Random | None = None,
     ) -> None:
         self._subscribers = subscribers_by_topic(steps)
@@ -98,8 +99,11 @@ class RedisStreamBus:
         self._scripts = BusScripts(redis, self._keys, dead_letters.key)
         names = sorted({s.name for subs in self._subscribers.values() for s in subs})
         self._streams = [self._keys.stream(name) for name in names]
-        self._poll = poll_seconds
-        self._read_timeout = poll_seconds + READ_GRACE_SECONDS
+        self._poll = poll_seconds  # housekeeping: due retries and dead workers' entries
+        # A worker's XREADGROUP waits this long for a new entry (it returns at once when one comes, and
+        # an idle loop is cancelled at stop): longer means fewer idle round trips, not more latency.
+        self._block = block_seconds
+        self._read_timeout = block_seconds + READ_GRACE_SECONDS
         self._rng = rng or random.Random()
         self._consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._loops = LoopSupervisor(
@@ -235,7 +239,7 @@ class RedisStreamBus:
         if not self._streams:
             return []
         streams = dict.fromkeys(self._streams, start)
-        block = max(1, int(self._poll * 1000))
+        block = max(1, int(self._block * 1000))
         reply = await self._in_group(
             lambda: asyncio.wait_for(
                 self._redis.xreadgroup(GROUP, self._consumer_name(name), streams, count=1, block=block),
