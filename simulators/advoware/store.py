@@ -157,7 +157,8 @@ class BeteiligteStore:
                 return self._sorted_query(since, skip, take)
             start = 0 if since is None else self._order.first_at_least(
                 since, key=lambda k: datetime.fromisoformat(k[0]))
-            return [copy.deepcopy(self._rows[k[1]]) for k in self._order.ascending(start + skip, take)]
+            # every value is a str, an int or None: a flat copy is a full one, at a tenth of deepcopy's cost
+            return [dict(self._rows[k[1]]) for k in self._order.ascending(start + skip, take)]
 
     def _sorted_query(self, since: datetime | None, skip: int, take: int) -> list[dict[str, Any]]:
         rows = list(self._rows.values())
