@@ -77,27 +77,47 @@ class Scan:
 
     # -- reading --------------------------------------------------------------------------------
     async def read_espocrm(self, twins_now: bool = False) -> None:
-        offset, total = 0, None
-        while total is None or offset < total:
-            page = await self.espo.list(ENTITY, select=self.select, order_by="createdAt", order="asc",
-                                                max_size=PAGE, offset=offset)
-            records: list[dict[str, Any]] = page["list"]
-            total = int(page["total"])
-            if not records:
-                break
-            offset += len(records)
-            self.espo_pages += 1
-            await self._espo_page(records, twins_now)
-            self._progress()
-            if len(records) < PAGE:
-                break
+        """Page by page, the next page asked for while this one is judged (one page read ahead)."""
+        offset = 0
+        ahead: asyncio.Future[dict[str, Any]] | None = self._espo_list(offset)
+        try:
+            while ahead is not None:
+                page = await ahead
+                records: list[dict[str, Any]] = page["list"]
+                offset += len(records)
+                more = len(records) == PAGE and offset < int(page["total"])
+                ahead = self._espo_list(offset) if more else None
+                if not records:
+                    break
+                self.espo_pages += 1
+                await self._espo_page(records, twins_now)
+                self._progress()
+        finally:
+            await _drop(ahead)
+
+    def _espo_list(self, offset: int) -> asyncio.Future[dict[str, Any]]:
+        return asyncio.ensure_future(self.espo.list(ENTITY, select=self.select, order_by="createdAt", order="asc",
+                                                    max_size=PAGE, offset=offset))
 
     async def read_advoware(self) -> None:
-        async for obj in self.advo.iter_beteiligte(page_size=PAGE):
-            self.rows[int(obj["betNr"])] = _hash(obj.get("rowId"))
-            if len(self.rows) % PAGE == 0:
-                self.advo_pages += 1
-                self._progress()
+        """Page by page, one page read ahead; only a hash of each ``rowId`` is kept."""
+        skip = 0
+        ahead: asyncio.Future[list[dict[str, Any]]] | None = self._advo_list(skip)
+        try:
+            while ahead is not None:
+                page = await ahead
+                skip += len(page)
+                ahead = self._advo_list(skip) if len(page) == PAGE else None
+                for obj in page:
+                    self.rows[int(obj["betNr"])] = _hash(obj.get("rowId"))
+                if page:
+                    self.advo_pages += 1
+                    self._progress()
+        finally:
+            await _drop(ahead)
+
+    def _advo_list(self, skip: int) -> asyncio.Future[list[dict[str, Any]]]:
+        return asyncio.ensure_future(self.advo.list_beteiligte(skip=skip, take=PAGE))
 
     def _progress(self) -> None:
         if (self.espo_pages + self.advo_pages) % PROGRESS_EVERY_PAGES == 0:
@@ -215,6 +235,13 @@ class Scan:
             return betnr, await self.advo.get_beteiligter(betnr)
         except NotFoundError:
             return betnr, None
+
+
+async def _drop(ahead: asyncio.Future[Any] | None) -> None:
+    """A failed page stops a read: the page asked for ahead is dropped, its answer too."""
+    if ahead is not None:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
 
 
 async def gather_limited(limit: int, calls: list[Awaitable[tuple[K, Any]]]) -> dict[K, Any]:

@@ -102,3 +102,30 @@ def test_a_link_is_stored_compact_and_reads_back_as_written_also_in_the_older_fo
     assert decode_link(older) == link
     assert decode_link('{"v":"another","b":1}') is None  # another field layout: a missing base (safe)
     assert decode_link("{not json") is None
+
+
+async def test_the_next_page_is_asked_for_while_this_one_is_judged() -> None:
+    """One page read ahead: without Advoware's list, judging EspoCRM's first page reads its twins one
+    by one; the first of those GETs is answered only once EspoCRM's second page has been asked for,
+    which a check that read a page only after judging the one before would never do (and fail)."""
+    tb = await start_testbed(list_endpoint=False)
+    try:
+        ids = [tb.espo.seed(**{**SAMPLE, "lastName": f"Ahead {i}"})["id"] for i in range(RECORDS)]
+        await tb.flush()
+        await tb.flush()
+        assert all(tb.espo_record(i)["syncStatus"] == "clean" for i in ids)
+        second_page_asked = threading.Event()
+        overlapped: list[bool] = []
+        tb.espo.faults.add(method="GET", path=r"/CBeteiligte$", skip=1, before=second_page_asked.set)
+        tb.advo.faults.add(method="GET", path=r"/Beteiligte/\d+$",
+                           before=lambda: overlapped.append(second_page_asked.wait(WAIT_S)))
+        tb.reset_calls()
+        plan = await tb.services.checker.plan()
+        assert overlapped == [True]
+        assert plan.advoware_source == "get" and plan.scanned == RECORDS and plan.work == [] and not plan.deletes
+        calls = tb.calls()
+        assert calls.get(ESPO_LIST) == 2 and calls.get(ADVO_GET) == RECORDS  # each page and twin once
+    finally:
+        tb.advo.faults.clear()
+        tb.espo.faults.clear()
+        await tb.close()

@@ -14,6 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from simulators.advoware.fields import writable_values
+from simulators.sorted_index import SortedIndex
+
+STAMP_LENGTH = len("2026-01-01T00:00:00.000")  # fixed width: text order is time order
 
 
 class StoreError(Exception):
@@ -53,6 +56,10 @@ class BeteiligteStore:
         self._next_betnr = 10001
         self._row_version = 0x1F40
         self._lock = threading.Lock()
+        # the list order (geaendertAm, betNr) as an index, kept on every write; a stamp of another
+        # width (a year before 1000) would make text order differ from time order: then every list sorts
+        self._order = SortedIndex()
+        self._indexed = True
 
     # -- helpers (call with the lock held) -------------------------------------------------
     def _stamp(self) -> str:
@@ -61,6 +68,13 @@ class BeteiligteStore:
     def _new_row_id(self) -> str:
         self._row_version += 1
         return base64.b64encode(self._row_version.to_bytes(8, "big")).decode()
+
+    def _index(self, row: dict[str, Any]) -> None:
+        self._indexed = self._indexed and len(row["geaendertAm"]) == STAMP_LENGTH
+        self._order.add((row["geaendertAm"], row["betNr"]))
+
+    def _unindex(self, row: dict[str, Any]) -> None:
+        self._order.remove((row["geaendertAm"], row["betNr"]))
 
     def _require(self, betnr: int) -> dict[str, Any]:
         row = self._rows.get(betnr)
@@ -78,6 +92,7 @@ class BeteiligteStore:
             row = {"betNr": betnr, **values, "rowId": self._new_row_id(), "angelegtAm": stamp,
                    "geaendertAm": stamp}
             self._rows[betnr] = row
+            self._index(row)
             return copy.deepcopy(row)
 
     def get(self, betnr: int) -> dict[str, Any] | None:
@@ -95,9 +110,11 @@ class BeteiligteStore:
                 what = "missing" if sent is None else "stale"
                 raise StoreError(409, "Conflict", f"rowId is {what}: Beteiligter {betnr} was changed "
                                                   "in between; read it again")
+            self._unindex(row)
             row.update(values)
             row["rowId"] = self._new_row_id()
             row["geaendertAm"] = self._stamp()
+            self._index(row)
             return copy.deepcopy(row)
 
     def edit(self, betnr: int, changes: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +124,11 @@ class BeteiligteStore:
             row = self._rows.get(betnr)
             if row is None:
                 raise KeyError(betnr)
+            self._unindex(row)
             row.update(values)
             row["rowId"] = self._new_row_id()
             row["geaendertAm"] = self._stamp()
+            self._index(row)
             return copy.deepcopy(row)
 
     def delete(self, betnr: int, *, force: bool = False) -> None:
@@ -118,7 +137,7 @@ class BeteiligteStore:
             if betnr in self._referenced and not force:
                 raise StoreError(409, "Conflict", f"Beteiligter {betnr} is still referenced by a matter "
                                                   "(Akte) and cannot be deleted.")
-            del self._rows[betnr]
+            self._unindex(self._rows.pop(betnr))
             self._referenced.discard(betnr)
 
     def set_referenced(self, betnr: int, referenced: bool) -> None:
@@ -131,12 +150,22 @@ class BeteiligteStore:
                 self._referenced.discard(betnr)
 
     def query(self, *, since: datetime | None, skip: int, take: int) -> list[dict[str, Any]]:
-        with self._lock:  # filter and sort first, copy only the page: a page costs no copy of the table
-            rows = list(self._rows.values())
-            if since is not None:
-                rows = [r for r in rows if datetime.fromisoformat(r["geaendertAm"]) >= since]
-            rows.sort(key=lambda r: (r["geaendertAm"], r["betNr"]))
-            return [copy.deepcopy(r) for r in rows[skip : skip + take]]
+        """Rows changed at or after ``since`` by ``geaendertAm, betNr``: a seek in the index and the
+        page, like the database; a copy of the page only."""
+        with self._lock:
+            if not self._indexed:
+                return self._sorted_query(since, skip, take)
+            start = 0 if since is None else self._order.first_at_least(
+                since, key=lambda k: datetime.fromisoformat(k[0]))
+            # every value is a str, an int or None: a flat copy is a full one, at a tenth of deepcopy's cost
+            return [dict(self._rows[k[1]]) for k in self._order.ascending(start + skip, take)]
+
+    def _sorted_query(self, since: datetime | None, skip: int, take: int) -> list[dict[str, Any]]:
+        rows = list(self._rows.values())
+        if since is not None:
+            rows = [r for r in rows if datetime.fromisoformat(r["geaendertAm"]) >= since]
+        rows.sort(key=lambda r: (r["geaendertAm"], r["betNr"]))
+        return [copy.deepcopy(r) for r in rows[skip : skip + take]]
 
     def all(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 MAX_SIZE_LIMIT = 200
@@ -130,15 +131,42 @@ def _int_param(params: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
-def run_list_query(
-    records: list[dict[str, Any]],
+@dataclass(frozen=True)
+class ListRequest:
+    """A checked list request: page, order, filter and projection."""
+
+    max_size: int
+    offset: int
+    order_by: str
+    descending: bool
+    predicates: list[Predicate]
+    select: list[str] | None
+
+    def sort_page(self, records: list[dict[str, Any]], kinds: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
+        """Filter and sort every record (in creation order), then page: ``(total, page)``."""
+        matched = [r for r in records if all(p(r) for p in self.predicates)]
+        order_by = self.order_by
+        # Stable sort keeps creation order for ties (also descending); nulls first ascending, like MySQL.
+        matched.sort(key=lambda r: (r.get(order_by) is not None, r.get(order_by) or 0)
+                     if kinds[order_by] == "int"
+                     else (r.get(order_by) is not None, r.get(order_by) or ""),
+                     reverse=self.descending)
+        return len(matched), matched[self.offset: self.offset + self.max_size]
+
+    def project(self, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.select is None:
+            return page
+        return [{f: r.get(f) for f in self.select} for r in page]
+
+
+def parse_list_request(
     query_items: Iterable[tuple[str, str]],
     kinds: dict[str, str],
     *,
     default_order_by: str = "createdAt",
     default_order: str = "desc",
-) -> dict[str, Any]:
-    """Filter, sort, page and project ``records`` (in creation order) -> ``{"total", "list"}``."""
+) -> ListRequest:
+    """The query parameters, checked in EspoCRM's order (``maxSize`` first, ``where`` last)."""
     params = parse_bracket_params(query_items)
     max_size = _int_param(params, "maxSize", DEFAULT_MAX_SIZE)
     if max_size > MAX_SIZE_LIMIT:
@@ -152,15 +180,23 @@ def run_list_query(
         raise BadListRequest("Bad order.")
     where = params.get("where")
     predicates = [compile_where(w, kinds) for w in _as_list(where)] if where is not None else []
-    matched = [r for r in records if all(p(r) for p in predicates)]
-    # Stable sort keeps creation order for ties; nulls first ascending, like MySQL.
-    matched.sort(key=lambda r: (r.get(order_by) is not None, r.get(order_by) or 0)
-                 if kinds[order_by] == "int"
-                 else (r.get(order_by) is not None, r.get(order_by) or ""),
-                 reverse=order == "desc")
-    page = matched[offset: offset + max_size]
     select = params.get("select")
+    fields = None
     if isinstance(select, str) and select:
         fields = ["id"] + [f for f in select.split(",") if f and f != "id" and f in kinds]
-        page = [{f: r.get(f) for f in fields} for r in page]
-    return {"total": len(matched), "list": page}
+    return ListRequest(max_size, offset, order_by, order == "desc", predicates, fields)
+
+
+def run_list_query(
+    records: list[dict[str, Any]],
+    query_items: Iterable[tuple[str, str]],
+    kinds: dict[str, str],
+    *,
+    default_order_by: str = "createdAt",
+    default_order: str = "desc",
+) -> dict[str, Any]:
+    """Filter, sort, page and project ``records`` (in creation order) -> ``{"total", "list"}``."""
+    request = parse_list_request(query_items, kinds, default_order_by=default_order_by,
+                                 default_order=default_order)
+    total, page = request.sort_page(records, kinds)
+    return {"total": total, "list": request.project(page)}

@@ -23,6 +23,7 @@ from simulators.espocrm.fields import (
     FieldRules,
 )
 from simulators.espocrm.profiles import Behaviour
+from simulators.sorted_index import SortedIndex
 
 __all__ = ["ENTITY", "BeteiligteStore", "Change", "EntitySettings", "EspoValidationError", "NoteStore",
            "RecordNotFound", "VersionConflict"]
@@ -30,6 +31,7 @@ __all__ = ["ENTITY", "BeteiligteStore", "Change", "EntitySettings", "EspoValidat
 CREATE, UPDATE, DELETE = (f"{ENTITY}.{e}" for e in ("create", "update", "delete"))
 FOLLOWERS = "followersIds"
 DELETED = "deleted"
+CREATED_AT = "createdAt"  # the one order kept in an index: it never changes after the create
 
 
 class RecordNotFound(LookupError):
@@ -69,7 +71,8 @@ def _derived_name(rec: dict[str, Any]) -> str:
 
 
 class BeteiligteStore:
-    """CBeteiligte records in creation order, keyed by id."""
+    """CBeteiligte records in creation order, keyed by id, with an index on ``createdAt`` (ties in
+    creation order) so that a list page in that order costs the page, not a sort of every record."""
 
     def __init__(
         self,
@@ -85,6 +88,9 @@ class BeteiligteStore:
         self._user_name = user_name
         self._records: dict[str, dict[str, Any]] = {}
         self._deleted: dict[str, dict[str, Any]] = {}
+        self._by_created = SortedIndex()  # (createdAt, creation sequence, id)
+        self._index_key: dict[str, tuple[str, int, str]] = {}
+        self._created = 0
 
     def _view(self, rec: dict[str, Any]) -> dict[str, Any]:
         """The record as the API shows it: ``versionNumber`` only while OCC is on (EspoCRM's column
@@ -107,6 +113,15 @@ class BeteiligteStore:
     def all(self) -> list[dict[str, Any]]:
         return [self._view(r) for r in self._records.values()]
 
+    def page(self, order_by: str, descending: bool, offset: int, size: int) -> tuple[int, list[dict[str, Any]]] | None:
+        """``(total, page)`` of every record in ``order_by`` order, as a stable sort of :meth:`all`
+        gives it; ``None`` for an order without an index (then the caller sorts :meth:`all`)."""
+        if order_by != CREATED_AT:
+            return None
+        index = self._by_created
+        keys = index.descending_stable(offset, size) if descending else index.ascending(offset, size)
+        return len(index), [self._view(self._records[key[2]]) for key in keys]
+
     def create(self, data: dict[str, Any], actor: str) -> tuple[dict[str, Any], Change]:
         if REQUIRED_FIELD not in data:
             raise EspoValidationError(ENTITY, REQUIRED_FIELD, "required")
@@ -119,6 +134,10 @@ class BeteiligteStore:
         if self._settings.occ:
             rec[VERSION_NUMBER] = 1
         self._records[rec["id"]] = rec
+        self._created += 1
+        key = (rec[CREATED_AT], self._created, rec["id"])
+        self._index_key[rec["id"]] = key
+        self._by_created.add(key)
         view = self._view(rec)
         return view, Change(CREATE, dict(view), actor)
 
@@ -175,6 +194,7 @@ class BeteiligteStore:
         rec = self._records.pop(record_id, None)
         if rec is None:
             raise RecordNotFound(record_id)
+        self._by_created.remove(self._index_key.pop(record_id))
         rec.update(modifiedAt=self._now(), modifiedById=actor)
         self._deleted[record_id] = rec
         return Change(DELETE, {"id": record_id}, actor)
