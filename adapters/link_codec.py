@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from domain.beteiligte_mapper import FIELDS
@@ -49,9 +50,13 @@ def _pack_fp(fp: str) -> str:
     return fp
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+@lru_cache(maxsize=8192)  # a sync check unpacks every field of every link; common values repeat
 def _unpack_fp(text: str) -> str:
-    if len(text) == 11:
-        return base64.urlsafe_b64decode(text + "=").hex()
+    if len(text) == 11:  # base64.urlsafe_b64decode, without its per-call overhead (a third of the cost)
+        return binascii.a2b_base64((text + "=").encode().translate(_URLSAFE)).hex()
     return text
 
 

@@ -10,6 +10,8 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.sync_state_store import Link, decode_link, encode_link
 from domain.beteiligte_mapper import FIELDS
@@ -129,3 +131,14 @@ async def test_the_next_page_is_asked_for_while_this_one_is_judged() -> None:
         tb.advo.faults.clear()
         tb.espo.faults.clear()
         await tb.close()
+
+
+@given(st.lists(st.one_of(st.binary(min_size=8, max_size=8).map(bytes.hex), st.just(Mark.OWED.value)),
+                min_size=len(FIELDS), max_size=len(FIELDS)))
+def test_every_fingerprint_reads_back_as_written(fps: list[str]) -> None:
+    """Any 16-hex-digit fingerprint (all byte values, so every base64 character incl. ``-`` and ``_``)
+    survives the compact form, also when read a second time (from the unpacking cache)."""
+    side = {f.espo: fp for f, fp in zip(FIELDS, fps, strict=True)}
+    link = Link(betnr=7, row_id=None, espo=side, advo=dict(reversed(side.items())), synced_at=1.0)
+    assert decode_link(encode_link(link)) == link
+    assert decode_link(encode_link(link)) == link

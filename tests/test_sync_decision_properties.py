@@ -7,6 +7,8 @@ Advoware ``rowId`` that moves whenever Advoware's mapped values moved (and somet
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from domain.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
 from domain.conflict_policy import STRATEGIES, TIEBREAKS, ConflictPolicy, GroupPolicy
-from domain.decision import ADVO, ESPO, Base, Decision, decide, fingerprint
+from domain.decision import ADVO, ESPO, Base, Decision, decide, fingerprint, fingerprint_value
 
 NAMES = [f.espo for f in FIELDS]
 VALUE = st.sampled_from([None, "a", "b", "c"])
@@ -224,3 +226,12 @@ def test_changes_on_one_side_only_flow_to_the_other_without_conflict(c: Case) ->
     assert c.last is not None
     assert d.to_advoware == {f: c.espo[f] for f in NAMES if c.espo[f] != c.last[f]}
     assert not d.to_espo and not d.conflicts
+
+
+@given(st.one_of(st.none(), st.text()))
+def test_fingerprint_value_is_the_stored_form(value: str | None) -> None:
+    """Links in Redis hold these fingerprints: the fast path must give exactly what every earlier version
+    stored (SHA-256 of ``json.dumps``), for any text: umlauts, quotes, control characters, surrogates."""
+    expected = hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+    assert fingerprint_value(value) == expected
+    assert fingerprint_value(value) == expected  # and again, from the cache
