@@ -229,15 +229,22 @@ def plausible(a: Party, b: Party) -> bool:
 
 def possible_duplicate(a: Party, b: Party) -> Rule | None:
     """Why ``b`` may be the party ``a`` is, or ``None``: any rule matches, or (nothing contradicting)
-    first name and e-mail are equal and the family names one letter apart. A create meeting one waits
+    first name and e-mail are equal and the family names one letter apart as typed. A create meeting one waits
     for a person; two different birth dates (or any contradiction) never make one."""
     rule = rule_for(a, b)
     if rule is not None:
         return rule
     if (a.kind == Kind.PERSON and _compatible(a, b) and a.first and a.email and a.family and b.family
-            and (a.first, a.email) == (b.first, b.email) and within_one_edit(a.family, b.family)):
+            and (a.first, a.email) == (b.first, b.email) and _typed_one_off(a.family, b.family)):
         return Rule.PERSON_TYPO_EMAIL
     return None
+
+
+def _typed_one_off(a: str, b: str) -> bool:
+    """One letter apart as typed: a folded umlaut or ß (``ue``, ``oe``, ``ae``, ``ss``) is one letter,
+    so ``Khn`` (ü dropped) is one off ``Kühn``."""
+    squash = [x.replace("ae", "a").replace("oe", "o").replace("ue", "u").replace("ss", "s") for x in (a, b)]
+    return within_one_edit(a, b) or squash[0] == squash[1] or within_one_edit(*squash)
 
 
 @dataclass(frozen=True, slots=True)

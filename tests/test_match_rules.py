@@ -199,11 +199,14 @@ def test_weak_rules_and_a_typo_with_the_same_email_are_possible_duplicates() -> 
     assert _rule(typo, ANNA_ADVO) is None  # never a rule of match: only a create waits for it
     assert Rule.PERSON_TYPO_EMAIL not in AUTO
     assert _possible(ANNA_ESPO, ANNA_ADVO) == Rule.PERSON_NAME_DOB  # a strong match is one too
+    for typed in ("Mller", "Mlüler", "Muller"):  # the ü dropped or moved: one letter as typed
+        assert _possible({**no_dob, "lastName": typed}, ANNA_ADVO) == Rule.PERSON_TYPO_EMAIL, typed
 
 
 @pytest.mark.parametrize("change", [
     {"dateOfBirth": "1981-04-12"},  # a contradiction: another person
     {"lastName": "Müllerova"},  # two letters off
+    {"lastName": "Mlleur"},  # two letters off as typed
     {"firstName": "Anne", "lastName": "Müler"},  # typo in the family name and another first name
     {"lastName": "Müler", "emailAddress": "anna@other.de"},  # typo without the e-mail to support it
     {"salutationName": "Firma", "lastName": "Müller GmbH", "firstName": None},  # a company
