@@ -80,7 +80,8 @@ class LinkedExisting(StaleWriteError):
 
 
 class MatchFound(FatalError):
-    """A create that staff must decide (``ask``, several candidates, or one linked elsewhere)."""
+    """A create that staff must decide (``ask``, several candidates, one linked elsewhere, or a possible
+    duplicate)."""
 
 
 Live = dict[int, tuple[dict[str, Any], Rule]]

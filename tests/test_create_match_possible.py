@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
 from sync.match import scan
 from sync.match_create_new import create_new
@@ -132,3 +133,16 @@ async def test_an_index_built_before_the_weak_keys_skips_the_weak_lookup(bed: Te
     assert LIST not in _advo_calls(bed)  # nothing a strong rule can look up: no read at all
     strong = await _staff_creates(bed, firstName="Berta")  # the strong lookup still works
     assert strong["syncStatus"] == "clean" and _advo_calls(bed)[LIST] == 1
+
+
+async def test_a_declined_candidate_does_not_count_for_the_strong_rules_either(bed: Testbed) -> None:
+    first, second = bed.advo.seed(**ANNA_ADVO), bed.advo.seed(**ANNA_ADVO)  # Anna entered twice in Advoware
+    await _index(bed)
+    store = bed.services.store
+    rec = bed.espo.seed(**SAMPLE)
+    await MatchDeclines(store.redis, store.prefix).add(rec["id"], [second["betNr"]])  # a `no` row applied
+    await bed.flush()
+    await bed.flush()
+    linked = bed.espo_record(rec["id"])
+    assert linked["syncStatus"] == "clean" and linked["betnr"] == first["betNr"]  # the one left: unique
+    assert len(bed.advo.all()) == 2

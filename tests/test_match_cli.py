@@ -265,6 +265,8 @@ async def test_undecided_rows_wait_no_rows_and_create_new_create(bed: Testbed, t
     lines = created.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{espo['paul']}: declined betNr {betnr['paul']}"), lines
     assert lines[1].startswith("no/such-id: not changed:"), lines
+    bare = _match(env, tmp_path, "--create-new")
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
     assert await tb.host.drain(30)  # serve (here: the bed's host) works off the queued sync
     paul = tb.espo_record(espo["paul"])
     assert paul["syncStatus"] == "clean" and paul["betnr"] not in (None, betnr["paul"]), paul["syncErrorMessage"]
