@@ -1,8 +1,10 @@
 """The match keys of every Advoware Beteiligter, in Redis: what the sync consults before a create.
 
-Only hashes of the strong rules' keys are kept (no client data): ``bsync:mk:<hash>`` is the set of
+Only hashes of the rules' keys are kept (no client data): ``bsync:mk:<hash>`` is the set of
 ``betNr`` having that key, ``bsync:mb:<betNr>`` the set of its key hashes (to replace them when the
-Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete.
+Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete,
+``bsync:mversion`` which keys it holds (:data:`VERSION` 2: the weak keys too; an index without it was
+built before them and serves the strong lookup only, until ``match`` runs again).
 ``beteiligte-sync match`` builds it; each create then reads Advoware's changes since the watermark
 (one list call) and brings it up to date. Losing it is safe: the create check is skipped until
 ``match`` runs again.
@@ -16,6 +18,8 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 
 from adapters.redis_ops import as_text
+
+VERSION = 2  # 2: strong and weak keys (issue 11's possible duplicates)
 
 
 def key_hash(key: str) -> str:
@@ -73,3 +77,12 @@ class MatchKeyIndex:
 
     async def set_watermark(self, stamp: str) -> None:
         await self.redis.set(self._water, stamp)
+
+    async def complete(self, stamp: str) -> None:
+        """A full build is done: the watermark, and the version of the keys it holds."""
+        await self.redis.mset({self._water: stamp, f"{self.prefix}:mversion": str(VERSION)})
+
+    async def has_weak_keys(self) -> bool:
+        """Whether the index was built with the weak keys (an older one has no version)."""
+        raw = as_text(await self.redis.get(f"{self.prefix}:mversion"))
+        return raw is not None and raw.isdigit() and int(raw) >= VERSION

@@ -12,9 +12,11 @@ defaults kept). Then one sync check. Prints each figure next to its bound:
 - precision of the applied links (bound 100 %) and recall of the true pairs (bound >= 95 %);
 - ambiguous pairs reported (listed, never linked);
 - wall time and peak RSS of each command (streamed pages: only normalised identities in memory);
-- duplicates the first sync check created of a party a strong rule finds (bound 0), and, apart, those
-  created for rows left to review (a weak or ambiguous match the defaults do not keep) and for
-  near-duplicates no rule can tell (a family-name typo and no birth date or no e-mail).
+- duplicates the first sync check created of a party a strong rule finds (bound 0), of one a weak
+  rule or a possible-duplicate check finds (rows left to review, undecided: bound 0), and, apart, of
+  near-duplicates nothing can tell (a family-name typo, no birth date and no e-mail);
+- records the first sync check held for a person's decision (failed: may be an existing
+  Beteiligter), how many of them are true pairs, and apart the strong-ambiguous ones.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from domain.matching import (  # noqa: E402
     MatchIndex,
     party_from_advoware,
     party_from_espo,
+    possible_duplicate,
     resolve,
     rule_for,
 )
@@ -150,6 +153,19 @@ def report(sizes: dict[str, int], sets: PartySets, verdicts: Counter[str], appli
         print(f"{name:<44}{value:>12}{bound:>12}{'' if ratio is None else f'{ratio:.2f}':>8}")
 
 
+HELD = "may be the existing Beteiligte"  # the create's message of a possible duplicate
+
+
+def _kind_of_created(espo: dict[str, Any], advo: dict[str, Any]) -> str:
+    a, b = party_from_espo(espo), party_from_advoware(advo)
+    rule = rule_for(a, b)
+    if rule in STRONG:
+        return "strong"
+    if rule is not None or possible_duplicate(a, b) is not None:
+        return "possible"
+    return "no rule, with e-mail" if a.email else "no rule, no e-mail"
+
+
 async def _first_sync_check(tb: Testbed, sets: PartySets, betnrs: list[int], ids: list[str]) -> None:
     before = len(tb.advo.all())
     start = time.monotonic()
@@ -163,20 +179,28 @@ async def _first_sync_check(tb: Testbed, sets: PartySets, betnrs: list[int], ids
         if got is None or got == betnrs[a]:
             continue
         if got not in existing:  # a Beteiligter the sync check created for a party Advoware had
-            rule = rule_for(party_from_espo({**sets.espocrm[e], "id": ids[e]}),
-                            party_from_advoware({**sets.advoware[a], "betNr": betnrs[a]}))
-            created["strong" if rule in STRONG else "no rule" if rule is None else "review"] += 1
+            created[_kind_of_created({**sets.espocrm[e], "id": ids[e]}, {**sets.advoware[a], "betNr": betnrs[a]})] += 1
         else:
             wrong += 1
+    true_ids = {ids[e] for e, _ in sets.truth}
+    failed = {i: str(r.get("syncErrorMessage") or "") for i, r in records.items() if r["syncStatus"] == "failed"}
+    held = {i for i, m in failed.items() if HELD in m}
     statuses = Counter(r["syncStatus"] for r in records.values())
     print(f"first sync check: {wall:.1f} s, {len(tb.advo.all()) - before} Beteiligte created, "
           f"statuses {dict(statuses)}")
-    print(f"{'duplicates of a party a strong rule finds':<44}{created['strong']:>12}{'0':>12}")
-    print(f"{'linked to a wrong Beteiligter':<44}{wrong:>12}{'0':>12}")
-    print(f"{'created for rows left to review (not kept)':<44}{created['review']:>12}{'-':>12}"
-          "   (a weak or ambiguous rule: keep the row to link it)")
-    print(f"{'created for near-duplicates no rule tells':<44}{created['no rule']:>12}{'-':>12}"
-          "   (a typo and no birth date, or no e-mail)")
+    rows = [("duplicates of a party a strong rule finds", created["strong"], "0", ""),
+            ("linked to a wrong Beteiligter", wrong, "0", ""),
+            ("created for a possible duplicate (review rows)", created["possible"], "0",
+             "   (a weak rule or first name + e-mail with a typo: held for a person)"),
+            ("held for a person's decision (may be a dup.)", len(held), "-",
+             f"   ({len(held & true_ids)} true pairs, {len(held - true_ids)} namesakes of another party)"),
+            ("failed apart: several strong / linked elsewh.", len(failed) - len(held), "-",
+             "   (strong-ambiguous: staff enter the right betnr)"),
+            ("created, nothing tells (typo, no dob, no mail)", created["no rule, no e-mail"], "-",
+             "   (first name + postcode with a typo: no rule, too weak to hold a create)"),
+            ("created, no rule although an e-mail", created["no rule, with e-mail"], "-", "")]
+    for name, value, bound, why in rows:
+        print(f"{name:<48}{value:>8}{bound:>12}{why}")
 
 
 def main() -> None:

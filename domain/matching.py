@@ -17,6 +17,10 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 | ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.70 | no |
 | ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
 
+Before a create the sync looks up the strong rules (:func:`strong_keys`), then the others
+(:func:`weak_lookup_keys`): a candidate that is a :func:`possible_duplicate` (a rule matches, or first
+name + e-mail with the family name one letter off, nothing contradicting) holds the create for a person.
+
 Two different birth dates, two different register numbers, two different legal forms (a GmbH and
 its GmbH & Co. KG share register court and often the bare number) or a person against a company
 never match. E-mail is only supporting evidence (it never matches alone, and never links without two equal
@@ -49,6 +53,8 @@ class Rule(StrEnum):
     PERSON_NAME_EMAIL = "person_name_email"
     PERSON_TYPO_DOB_EMAIL = "person_typo_dob_email"
     PERSON_NAME_PLZ = "person_name_plz"
+    # Never returned by rule_for (match does not propose it): only a possible duplicate at a create.
+    PERSON_TYPO_EMAIL = "person_typo_email"
 
 
 class Verdict(StrEnum):
@@ -66,7 +72,8 @@ CONFIDENCE: dict[Rule, float] = {
 }
 # E-mail is supporting evidence only: a family mailbox is shared by father and son of one name, so
 # name + e-mail without both birth dates waits for a person.
-AUTO: frozenset[Rule] = frozenset(r for r in Rule if r not in (Rule.PERSON_NAME_PLZ, Rule.PERSON_NAME_EMAIL))
+AUTO: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB, Rule.COMPANY_NAME_PLZ,
+                                   Rule.PERSON_SWAPPED_DOB, Rule.PERSON_TYPO_DOB_EMAIL})
 STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB, Rule.COMPANY_NAME_PLZ})
 EMAIL_BONUS = 0.005
 
@@ -143,6 +150,23 @@ def strong_keys(p: Party) -> list[str]:
     return [f"{k}:{v}" for k, v in _index_keys(p).items() if k in ("nd", "rc", "cp") and v]
 
 
+def weak_keys(p: Party) -> list[str]:
+    """The keys a person is indexed under besides the strong ones (companies have no weak rule):
+    ``fe`` first name + e-mail finds name + e-mail, first name + birth date + e-mail and a family
+    name one letter off with that e-mail; ``np`` family + first name + postcode."""
+    if p.kind != Kind.PERSON:
+        return []
+    keys = {"np": _key(p.family, p.first, p.plz), "fe": _key(p.first, p.email)}
+    return [f"{k}:{v}" for k, v in keys.items() if v]
+
+
+def weak_lookup_keys(p: Party) -> list[str]:
+    """What a create looks up when no strong rule matched: :func:`weak_keys`, and the strong
+    name + birth date key with first and family name swapped."""
+    swapped = _key(p.first, p.family, p.dob) if p.kind == Kind.PERSON else None
+    return weak_keys(p) + ([f"nd:{swapped}"] if swapped else [])
+
+
 def within_one_edit(a: str, b: str) -> bool:
     """One insertion, deletion, substitution or swap of neighbours apart (not equal)."""
     if a == b or abs(len(a) - len(b)) > 1:
@@ -201,6 +225,26 @@ def plausible(a: Party, b: Party) -> bool:
                                                                  and (a.register, a.court) == (b.register, b.court))
     return bool(a.first and a.family and b.family and a.first == b.first
                 and (a.family == b.family or within_one_edit(a.family, b.family)))
+
+
+def possible_duplicate(a: Party, b: Party) -> Rule | None:
+    """Why ``b`` may be the party ``a`` is, or ``None``: any rule matches, or (nothing contradicting)
+    first name and e-mail are equal and the family names one letter apart as typed. A create meeting one waits
+    for a person; two different birth dates (or any contradiction) never make one."""
+    rule = rule_for(a, b)
+    if rule is not None:
+        return rule
+    if (a.kind == Kind.PERSON and _compatible(a, b) and a.first and a.email and a.family and b.family
+            and (a.first, a.email) == (b.first, b.email) and _typed_one_off(a.family, b.family)):
+        return Rule.PERSON_TYPO_EMAIL
+    return None
+
+
+def _typed_one_off(a: str, b: str) -> bool:
+    """One letter apart as typed: a folded umlaut or ß (``ue``, ``oe``, ``ae``, ``ss``) is one letter,
+    so ``Khn`` (ü dropped) is one off ``Kühn``."""
+    squash = [x.replace("ae", "a").replace("oe", "o").replace("ue", "u").replace("ss", "s") for x in (a, b)]
+    return within_one_edit(a, b) or squash[0] == squash[1] or within_one_edit(*squash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@
     beteiligte-sync match --apply [FILE]        # dry run: what linking FILE's kept pairs would do
     beteiligte-sync match --apply [FILE] --yes  # link them (resumable, idempotent)
     beteiligte-sync match --import-unmatched [--yes]   # create Advoware-only parties in EspoCRM
+    beteiligte-sync match --create-new ESPO_ID [...]   # another party: decline its candidates, create it
 
 Nothing is written to either system without ``--yes``. Exit codes: 0 done, 2 refused (a review file
 that cannot be trusted, no Advoware list endpoint, a store not shared with ``serve``, a system that does
 not answer: one line each, no traceback), 3 some pairs
-were not linked (busy, gone, linked elsewhere, an error): run it again or see the lines printed.
+were not linked (busy, gone, linked elsewhere, an error), or a record ``--create-new`` could not
+change: run it again or see the lines printed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from config.settings import Settings
 from domain.timestamps import utc_now
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import ExitCode
+from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
 from sync.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
-from sync.match_apply import Outcome, PairLinker, apply_pairs
-from sync.match_file import MatchFileError, read_pairs, write_report
+from sync.match_apply import Outcome, PairLinker, apply_pairs, decline_pairs, forget_declines
+from sync.match_create_new import create_new
+from sync.match_file import MatchFileError, read_review, write_report
 
 DEFAULT_FILE = "match.csv"
 NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,
@@ -51,7 +55,8 @@ def _table(report: MatchReport, limit: int) -> Table:
     for col in ("keep", "verdict", "rule", "conf.", "EspoCRM id", "EspoCRM", "betnr", "Advoware", "note"):
         table.add_column(col, overflow="fold")
     for p in sorted(report.proposals, key=verdict_order)[:limit]:
-        table.add_row("yes" if p.verdict == "link" else "no", p.verdict.value, p.rule.value, f"{p.confidence:.2f}",
+        keep = "no" if (p.espo_ref, p.advo_ref) in report.declined else "yes" if p.verdict == "link" else ""
+        table.add_row(keep, p.verdict.value, p.rule.value, f"{p.confidence:.2f}",
                       p.espo_ref, report.espo_labels.get(p.espo_ref, ""), p.advo_ref,
                       report.advo_labels.get(p.advo_ref, ""), p.note)
     return table
@@ -70,17 +75,21 @@ async def _scan(services: Services, console: Console, out: Path, limit: int) -> 
                                             ("link", "review", "ambiguous", "linked_elsewhere", "weaker")))
     console.print(f"{len(report.unmatched_advoware)} Beteiligte only in Advoware (--import-unmatched creates them "
                   "in EspoCRM)")
-    console.print(f"wrote {rows} rows to {out}: review it (keep yes/no, add pairs by hand), then "
-                  f"beteiligte-sync match --apply {out}")
+    console.print(f"wrote {rows} rows to {out}: review it (keep yes: one party, no: different parties, empty: "
+                  f"undecided; add pairs by hand), then beteiligte-sync match --apply {out}")
     return report
 
 
 async def _apply(services: Services, console: Console, file: Path, yes: bool) -> int:
-    pairs = read_pairs(file)
+    review = read_review(file)
     linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock)
     with _progress(console) as bar:
-        task = bar.add_task("linking" if yes else "checking (dry run)", total=len(pairs))
-        results = await apply_pairs(linker, pairs, lambda _r: bar.advance(task))
+        task = bar.add_task("linking" if yes else "checking (dry run)", total=len(review.links))
+        results = await apply_pairs(linker, review.links, lambda _r: bar.advance(task))
+    declines = services.sync.creates.matcher.declines
+    if yes:
+        await forget_declines(declines, results)
+    results += await decline_pairs(declines, review.declines, write=yes)
     counts = Counter(r.outcome.value for r in results)
     for r in results:
         if r.outcome in NOT_DONE:
@@ -88,7 +97,7 @@ async def _apply(services: Services, console: Console, file: Path, yes: bool) ->
                           f"(line {r.pair.line}): {r.message}", markup=False)
     differing = sum(1 for r in results if r.differences)
     fields = Counter(f for r in results for f, _, _ in r.differences)
-    console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no pairs kept in the file")
+    console.print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no pairs decided in the file")
     by_field = ", ".join(f"{f} {n}" for f, n in fields.most_common())
     console.print(f"{differing} pairs differ in mapped fields ({by_field})" if differing
                   else "no pair differs in a mapped field")
@@ -115,6 +124,16 @@ async def _import(services: Services, console: Console, report: MatchReport, yes
     return ExitCode.RECORDS_FAILED if summary.failed else ExitCode.OK
 
 
+async def _create_new(services: Services, console: Console, espo_ids: tuple[str, ...]) -> int:
+    host = build_host(services, cron=False)  # not started: its bus only queues the syncs for serve
+    failed = 0
+    for espo_id in espo_ids:
+        ok, line = await create_new(services.espo, services.sync.creates.matcher, host.emit, espo_id)
+        failed += not ok
+        console.print(line, markup=False)
+    return ExitCode.RECORDS_FAILED if failed else ExitCode.OK
+
+
 @click.command("match")
 @click.option("--out", default=DEFAULT_FILE, show_default=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where the scan writes its review file.")
@@ -125,11 +144,18 @@ async def _import(services: Services, console: Console, report: MatchReport, yes
 @click.option("--import-unmatched", is_flag=True, help="Create Advoware-only parties in EspoCRM (off by default: "
               "EspoCRM is the master for which parties exist).")
 @click.option("--limit", default=30, show_default=True, help="Rows of the table printed (0: none).")
+@click.option("--create-new", is_flag=True, help="The ESPO_IDs are parties Advoware does not have: decline "
+              "their candidates and queue their sync, which creates them.")
+@click.argument("espo_ids", nargs=-1)
 @click.pass_obj
 def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, import_unmatched: bool,
-          limit: int) -> None:
+          limit: int, create_new: bool, espo_ids: tuple[str, ...]) -> None:
     """Find the parties both systems already hold and link them (issue 11)."""
     console = Console(highlight=False)
+    if create_new != bool(espo_ids):
+        click.echo("--create-new needs the EspoCRM ids of the records to create (and ids need --create-new)",
+                   err=True)
+        sys.exit(ExitCode.REFUSED)
     if apply_file is not None and not apply_file.is_file():
         click.echo(f"{apply_file}: no such file: run beteiligte-sync match first (it writes {DEFAULT_FILE})", err=True)
         sys.exit(ExitCode.REFUSED)
@@ -142,6 +168,8 @@ def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, imp
     async def body() -> int:
         services = prepared.services
         try:
+            if create_new:
+                return await _create_new(services, console, espo_ids)
             if apply_file is not None:
                 code = await _apply(services, console, apply_file, yes)
                 if not import_unmatched:

@@ -14,8 +14,19 @@ once more (instead of the ``POST`` a create would cost) and must still match; th
 
 Several candidates (each read afresh first: one deleted or merged away in Advoware leaves the index
 and does not count), or one already linked to another EspoCRM record, fail the record with a message
-naming them (never linked, never created as another duplicate). Without the index (``match`` never
-ran) or without Advoware's list endpoint there is no lookup and no extra read: the create goes ahead.
+naming them (never linked, never created as another duplicate).
+
+When no strong rule finds the party, the weak keys are looked up in the same index
+(:func:`domain.matching.weak_lookup_keys`): a candidate that is a possible duplicate
+(:func:`domain.matching.possible_duplicate`: name + e-mail or postcode without both birth dates, a
+family name one letter off with first name and e-mail equal), read afresh like the strong ones, fails
+the record in every mode but ``create``, naming its ``betNr`` and the rule: a person enters the
+``betNr`` to link it, or runs ``beteiligte-sync match --create-new <id>`` when it is another party.
+Candidates declined for the record (:mod:`adapters.match_declines`) never count. An index built
+before the weak keys (no version) serves the strong lookup only, until ``match`` runs again.
+
+Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
+extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.
 """
 
 from __future__ import annotations
@@ -23,11 +34,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import FatalError, NotFoundError, StaleWriteError
+from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
@@ -38,8 +51,11 @@ from domain.matching import (
     Rule,
     party_from_advoware,
     party_from_espo,
+    possible_duplicate,
     rule_for,
     strong_keys,
+    weak_keys,
+    weak_lookup_keys,
 )
 from domain.sync_status import ENTITY
 from sync.sync_log import log_record
@@ -64,11 +80,47 @@ class LinkedExisting(StaleWriteError):
 
 
 class MatchFound(FatalError):
-    """A create that staff must decide (``ask``, several candidates, or one linked elsewhere)."""
+    """A create that staff must decide (``ask``, several candidates, one linked elsewhere, or a possible
+    duplicate)."""
+
+
+Live = dict[int, tuple[dict[str, Any], Rule]]
+Fresh = dict[int, dict[str, Any] | None]
+
+
+@dataclass
+class Found:
+    """What a create of a record meets: live strong candidates, else possible duplicates (``None``
+    as rule: more than :data:`MAX_READS`, not read)."""
+
+    strong: Live = field(default_factory=dict)
+    possible: dict[int, Rule | None] = field(default_factory=dict)
+
+    def betnrs(self) -> set[int]:
+        return set(self.strong) | set(self.possible)
 
 
 def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
-    return [(int(o["betNr"]), strong_keys(party_from_advoware(o))) for o in objs]
+    out = []
+    for o in objs:
+        party = party_from_advoware(o)
+        out.append((int(o["betNr"]), strong_keys(party) + weak_keys(party)))
+    return out
+
+
+def _numbers(betnrs: set[int]) -> str:
+    nums = sorted(betnrs)
+    more = f" and {len(nums) - MAX_READS} more" if len(nums) > MAX_READS else ""
+    return ", ".join(str(b) for b in nums[:MAX_READS]) + more
+
+
+def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
+    """The record's ``syncErrorMessage`` when it may be an existing Beteiligter (one line)."""
+    rules = ", ".join(sorted({r.value for r in possible.values() if r is not None})) or "weak keys"
+    which = f"enter {min(possible)} in betnr to link it; if it is another party" if len(possible) == 1 else \
+        "enter the right one's betNr in betnr to link it; if it is none of them"
+    return (f"not created in Advoware: may be the existing Beteiligte betNr {_numbers(set(possible))} ({rules}, "
+            f"too little to link without a person); {which}: beteiligte-sync match --create-new {espo_id}")
 
 
 async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
@@ -97,23 +149,45 @@ class CreateMatcher:
         self.clock = clock
         self.mode = mode
         self.index = MatchKeyIndex(store.redis, store.prefix)
+        self.declines = MatchDeclines(store.redis, store.prefix)
 
     async def check(self, espo_id: str, espo_vals: Canonical) -> None:
         """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`."""
         if self.mode == OnCreateMatch.CREATE:
             return
-        party = party_from_espo({"id": espo_id, **espo_vals})
-        keys = strong_keys(party)
-        page = await refresh_index(self.index, self.advo) if keys else None
-        if page is None:
+        found = await self.candidates(espo_id, espo_vals)
+        if found is None:
             return
-        found = await self._live(party, await self.index.lookup(keys), page)
+        if found.strong:
+            await self._strong(espo_id, espo_vals, found.strong)
+        elif found.possible:
+            log_record(logging.WARNING, "not created: may be an existing Beteiligter", espo_id=espo_id,
+                       betnr=min(found.possible), decision="possible_duplicate")
+            raise MatchFound(possible_message(espo_id, found.possible))
+
+    async def candidates(self, espo_id: str, espo_vals: Canonical) -> Found | None:
+        """The candidates a create of these values meets, those declined for the record left out;
+        ``None`` when there is no lookup (no index, no list endpoint, no value to look up)."""
+        party = party_from_espo({"id": espo_id, **espo_vals})
+        strong = strong_keys(party)
+        weak = weak_lookup_keys(party) if await self.index.has_weak_keys() else []
+        if not strong and not weak:
+            return None
+        page = await refresh_index(self.index, self.advo)
+        if page is None:
+            return None
+        declined = await self.declines.of(espo_id)
+        fresh: Fresh = {int(o["betNr"]): o for o in page}
+        found = Found(await self._live(party, await self.index.lookup(strong) - declined, fresh))
+        if not found.strong and weak:
+            found.possible = await self._possible(party, await self.index.lookup(weak) - declined, fresh)
+        return found
+
+    async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:
         if len(found) > 1:
             numbers = ", ".join(str(b) for b in sorted(found))
             raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
                              "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
-        if not found:
-            return
         [(betnr, (obj, rule))] = found.items()
         owner = await self.store.betnr_owner(betnr)
         if owner is not None and owner != espo_id:
@@ -121,7 +195,8 @@ class CreateMatcher:
                              f"EspoCRM record {owner} (a duplicate in EspoCRM?)")
         if self.mode == OnCreateMatch.ASK:
             raise MatchFound(f"not created in Advoware: matches the existing Beteiligter {betnr} ({rule}); "
-                             f"enter {betnr} in betnr to link it, or have it created (ON_CREATE_MATCH=create)")
+                             f"enter {betnr} in betnr to link it; if it is another party: "
+                             f"beteiligte-sync match --create-new {espo_id}")
         owner = await self.store.claim_betnr(betnr, espo_id)  # atomic: a twin created at once loses here
         if owner is not None:
             raise MatchFound(f"not created in Advoware: matches Beteiligter {betnr}, which is already linked to "
@@ -147,14 +222,12 @@ class CreateMatcher:
         await self.store.save_link(espo_id, Link(betnr=int(obj["betNr"]), row_id=obj.get("rowId"), espo=espo_fp,
                                                  advo=advo_fp, synced_at=self.clock()))
 
-    async def _live(self, party: Party, candidates: set[int], page: list[dict[str, Any]]
-                    ) -> dict[int, tuple[dict[str, Any], Rule]]:
+    async def _live(self, party: Party, candidates: set[int], fresh: Fresh) -> Live:
         """The candidates that still exist and still match by a strong rule, read afresh unless the
         change page has them (a duplicate merged away in Advoware leaves the index here). More than
         :data:`MAX_READS` are not read: they are several either way."""
         if len(candidates) > MAX_READS:
             return {b: ({}, Rule.COMPANY_REGISTER) for b in candidates}
-        fresh = {int(o["betNr"]): o for o in page}
         objs = await asyncio.gather(*(self._fresh(b, fresh) for b in sorted(candidates)))
         found = {}
         for obj in objs:
@@ -163,8 +236,24 @@ class CreateMatcher:
                 found[int(obj["betNr"])] = (obj, rule)
         return found
 
-    async def _fresh(self, betnr: int, fresh: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
-        return fresh.get(betnr) or await self._read(betnr)
+    async def _possible(self, party: Party, candidates: set[int], fresh: Fresh) -> dict[int, Rule | None]:
+        """The weak-key candidates that still exist and are a possible duplicate, read afresh (those
+        the strong pass read are not read again); more than :data:`MAX_READS` are not read: a person
+        decides between them anyway."""
+        if len(candidates) > MAX_READS:
+            return dict.fromkeys(candidates)
+        objs = await asyncio.gather(*(self._fresh(b, fresh) for b in sorted(candidates)))
+        found: dict[int, Rule | None] = {}
+        for obj in objs:
+            rule = possible_duplicate(party, party_from_advoware(obj)) if obj else None
+            if obj and rule is not None:
+                found[int(obj["betNr"])] = rule
+        return found
+
+    async def _fresh(self, betnr: int, fresh: Fresh) -> dict[str, Any] | None:
+        if betnr not in fresh:
+            fresh[betnr] = await self._read(betnr)
+        return fresh[betnr]
 
     async def _read(self, betnr: int) -> dict[str, Any] | None:
         try:

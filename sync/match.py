@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import ApiError
+from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
@@ -59,6 +60,7 @@ class MatchReport:
     espocrm_scanned: int = 0
     already_linked: int = 0
     unmatched_advoware: set[str] = field(default_factory=set)
+    declined: set[tuple[str, str]] = field(default_factory=set)  # (EspoCRM id, betNr) declined before
 
     def counts(self) -> Counter[str]:
         return Counter(p.verdict.value for p in self.proposals)
@@ -105,7 +107,7 @@ async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> Ma
             await keys.put_many(index_entries(batch))
             batch = []
     await keys.put_many(index_entries(batch))
-    await keys.set_watermark(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
+    await keys.complete(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
     linked: dict[str, str] = {}
     found = []
     espo_labels: dict[str, str] = {}
@@ -123,7 +125,10 @@ async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> Ma
     proposed = {p.advo_ref for p in proposals}
     unmatched = {ref for ref in index.parties if ref not in proposed and ref not in linked}
     advo_labels = {p.advo_ref: index.parties[p.advo_ref].label for p in proposals}
-    return MatchReport(proposals, espo_labels, advo_labels, len(index.parties), scanned, len(linked), unmatched)
+    declines = await MatchDeclines(store.redis, store.prefix).of_many(sorted(espo_labels))
+    declined = {(p.espo_ref, p.advo_ref) for p in proposals if int(p.advo_ref) in declines.get(p.espo_ref, ())}
+    return MatchReport(proposals, espo_labels, advo_labels, len(index.parties), scanned, len(linked), unmatched,
+                       declined)
 
 
 @dataclass

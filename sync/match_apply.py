@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, ValidationError
+from adapters.match_declines import MatchDeclines
 from adapters.redis_ops import as_text
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
@@ -57,6 +58,9 @@ class Outcome(StrEnum):
     MISMATCH = "does_not_match"  # the row names two different parties (a mistyped betnr)
     BUSY = "busy"
     ERROR = "error"
+    DECLINED = "declined"  # a no row: the operator says different parties (stored for the create)
+    WOULD_DECLINE = "would_decline"  # dry run
+    ALREADY_DECLINED = "already_declined"
 
 
 @dataclass
@@ -196,3 +200,25 @@ async def apply_pairs(linker: PairLinker, pairs: list[Pair],
         return result
 
     return list(await asyncio.gather(*(one(p) for p in pairs)))
+
+
+async def decline_pairs(declines: MatchDeclines, pairs: list[Pair], *, write: bool) -> list[ApplyResult]:
+    """The ``no`` rows: each pair is stored as different parties, so the create of the record no longer
+    waits for that Beteiligter (idempotent: a pair stored before is ``already_declined``)."""
+    out = []
+    for pair in pairs:
+        if write:
+            new = await declines.add(pair.espo_id, [pair.betnr])
+            outcome = Outcome.DECLINED if new else Outcome.ALREADY_DECLINED
+        else:
+            known = pair.betnr in await declines.of(pair.espo_id)
+            outcome = Outcome.ALREADY_DECLINED if known else Outcome.WOULD_DECLINE
+        out.append(ApplyResult(pair, outcome))
+    return out
+
+
+async def forget_declines(declines: MatchDeclines, results: list[ApplyResult]) -> None:
+    """A pair linked (``yes``) takes back a decline of the same pair stored before."""
+    for r in results:
+        if r.outcome in (Outcome.LINKED, Outcome.ALREADY):
+            await declines.forget(r.pair.espo_id, r.pair.betnr)

@@ -1,10 +1,14 @@
 """The review file of ``beteiligte-sync match``: a CSV an operator can open, edit and hand back.
 
-Columns: ``keep`` (``yes``/``no``; ``ja``/``nein``, ``x``, ``1``/``0`` too), ``verdict``, ``rule``,
+Columns: ``keep`` (``yes``/``no``/empty; ``ja``/``nein``, ``x``, ``1``/``0`` too), ``verdict``, ``rule``,
 ``confidence``, ``espo_id``, ``betnr``, ``espocrm``, ``advoware``, ``note``. Only ``keep``, ``espo_id``
-and ``betnr`` are read back: drop a row or set ``keep`` to ``no``, set it to ``yes`` to link a pair
-the rules only proposed, or add a row with just those three columns to link a pair by hand. A bad
-file is refused as a whole, naming the line, before anything is written. Cells that would start
+and ``betnr`` are read back. ``keep`` says the operator's decision: ``yes`` links the pair; ``no``
+says they are different parties (``--apply --yes`` stores that, and the create of the record then no
+longer waits for this Beteiligter); empty (or the row deleted) is undecided: nothing is stored, and a
+create of the record waits for a person while the pair may be one party. ``link`` rows are written
+``yes``, ``review`` and ``ambiguous`` ones empty, pairs declined before ``no``. Add a row with just
+those three columns to link (or decline) a pair by hand. A bad file is refused as a whole, naming the
+line, before anything is written. Cells that would start
 like a spreadsheet formula (``= + - @``) are written with a leading ``'`` (CSV injection: party
 names are client data); reading drops it again.
 """
@@ -22,7 +26,9 @@ from sync.match import MatchReport, verdict_order
 
 COLUMNS = ("keep", "verdict", "rule", "confidence", "espo_id", "betnr", "espocrm", "advoware", "note")
 YES = frozenset({"yes", "y", "ja", "j", "x", "1", "true"})
-NO = frozenset({"no", "n", "nein", "0", "false", ""})
+NO = frozenset({"no", "n", "nein", "0", "false"})
+UNDECIDED = ""
+DECLINED_NOTE = "declined before: different parties"
 
 
 class MatchFileError(Exception):
@@ -35,6 +41,14 @@ class Pair:
     betnr: int
     rule: str = "by hand"
     line: int = 0
+
+
+@dataclass(frozen=True)
+class Review:
+    """The decided rows of a review file: pairs to link, pairs declared different parties."""
+
+    links: list[Pair]
+    declines: list[Pair]
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -53,24 +67,28 @@ def uncell(value: str | None) -> str:
 
 
 def write_report(path: Path, report: MatchReport) -> int:
-    """Every proposal, best first; links are kept (``yes``), everything else waits for a person."""
+    """Every proposal, best first; links are kept (``yes``), pairs declined before are ``no``, the
+    rest is undecided (empty): it waits for a person."""
     rows = sorted(report.proposals, key=verdict_order)
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(COLUMNS)
         for p in rows:
+            declined = (p.espo_ref, p.advo_ref) in report.declined
+            keep = "no" if declined else "yes" if p.verdict == Verdict.LINK else UNDECIDED
+            note = "; ".join(t for t in (p.note, DECLINED_NOTE if declined else "") if t)
             out.writerow([cell(v) for v in (
-                "yes" if p.verdict == Verdict.LINK else "no", p.verdict.value, p.rule.value, f"{p.confidence:.3f}",
-                p.espo_ref, p.advo_ref, report.espo_labels.get(p.espo_ref, ""), report.advo_labels.get(p.advo_ref, ""),
-                p.note)])
+                keep, p.verdict.value, p.rule.value, f"{p.confidence:.3f}", p.espo_ref, p.advo_ref,
+                report.espo_labels.get(p.espo_ref, ""), report.advo_labels.get(p.advo_ref, ""), note)])
     return len(rows)
 
 
-def _pair(row: dict[str, str | None], line: int) -> Pair | None:
+def _pair(row: dict[str, str | None], line: int) -> tuple[bool, Pair] | None:
+    """``(keep, pair)`` of a decided row; ``None`` for an undecided one."""
     keep = uncell(row.get("keep")).casefold()
-    if keep not in YES | NO:
-        raise MatchFileError(f"line {line}: keep is '{keep}': write yes or no")
-    if keep in NO:
+    if keep not in YES | NO | {UNDECIDED}:
+        raise MatchFileError(f"line {line}: keep is '{keep}': write yes, no, or leave it empty (undecided)")
+    if keep == UNDECIDED:
         return None
     espo_id, betnr = uncell(row.get("espo_id")), uncell(row.get("betnr"))
     try:
@@ -79,11 +97,16 @@ def _pair(row: dict[str, str | None], line: int) -> Pair | None:
         raise MatchFileError(f"line {line}: {exc.message}") from exc
     if not betnr.isdigit() or int(betnr) <= 0:
         raise MatchFileError(f"line {line}: betnr '{betnr}' is not a positive whole number")
-    return Pair(espo_id, int(betnr), uncell(row.get("rule")) or "by hand", line)
+    return keep in YES, Pair(espo_id, int(betnr), uncell(row.get("rule")) or "by hand", line)
 
 
 def read_pairs(path: Path) -> list[Pair]:
-    """The kept pairs; :class:`MatchFileError` for a file that cannot be trusted as a whole."""
+    """The kept pairs (``yes``) of the file."""
+    return read_review(path).links
+
+
+def read_review(path: Path) -> Review:
+    """The decided rows; :class:`MatchFileError` for a file that cannot be trusted as a whole."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             sample = fh.read(4096)
@@ -94,11 +117,24 @@ def read_pairs(path: Path) -> list[Pair]:
             if missing:
                 raise MatchFileError(f"{path}: columns {', '.join(sorted(missing))} missing: keep the header "
                                      "line of the file match wrote")
-            pairs = [p for i, row in enumerate(reader, start=2) if (p := _pair(row, i)) is not None]
+            decided = [d for i, row in enumerate(reader, start=2) if (d := _pair(row, i)) is not None]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise MatchFileError(f"{path}: cannot be read ({exc})") from exc
-    _refuse_duplicates(pairs)
-    return list({(p.espo_id, p.betnr): p for p in pairs}.values())
+    links = [p for keep, p in decided if keep]
+    declines = [p for keep, p in decided if not keep]
+    _refuse_duplicates(links)
+    _refuse_contradictions(links, declines)
+    return Review(list({(p.espo_id, p.betnr): p for p in links}.values()),
+                  list({(p.espo_id, p.betnr): p for p in declines}.values()))
+
+
+def _refuse_contradictions(links: list[Pair], declines: list[Pair]) -> None:
+    kept = {(p.espo_id, p.betnr): p for p in links}
+    for p in declines:
+        other = kept.get((p.espo_id, p.betnr))
+        if other is not None:
+            raise MatchFileError(f"lines {other.line} and {p.line}: EspoCRM record {p.espo_id} and Beteiligter "
+                                 f"{p.betnr} are kept (yes) and declined (no): decide once")
 
 
 def _refuse_duplicates(pairs: list[Pair]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from adapters.match_declines import MatchDeclines
 from simulators.common import free_port
 from tests.embedded_support import env_for
 from tests.testbed import Testbed, start_testbed
@@ -105,12 +106,11 @@ async def test_match_review_apply_and_the_first_sync_check(bed: Testbed, tmp_pat
     kept = {(r["espo_id"], int(r["betnr"])) for r in rows if r["keep"] == "yes"}
     assert kept == {(espo["anna"], betnr["anna"]), (espo["bau"], betnr["bau"]), (espo["juergen"], betnr["juergen"])}
     karl = [r for r in rows if r["espo_id"] == espo["karl"]]
-    assert {r["verdict"] for r in karl} == {"ambiguous"} and {r["keep"] for r in karl} == {"no"}
+    assert {r["verdict"] for r in karl} == {"ambiguous"} and {r["keep"] for r in karl} == {""}  # undecided
 
-    # the operator's review: drops Jürgen, adds Erika by hand (the rules cannot know "Schmitt" is her)
-    for r in rows:
-        if r["espo_id"] == espo["juergen"]:
-            r["keep"] = "no"
+    # the operator's review: deletes Jürgen's row (undecided), adds Erika by hand (the rules cannot
+    # know "Schmitt" is her)
+    rows = [r for r in rows if r["espo_id"] != espo["juergen"]]
     rows.append({**dict.fromkeys(rows[0], ""), "keep": "ja", "espo_id": espo["erika"], "betnr": str(betnr["erika"])})
     _write(review, rows)
 
@@ -133,7 +133,7 @@ async def test_match_review_apply_and_the_first_sync_check(bed: Testbed, tmp_pat
     await tb.sync_check()
     await tb.flush()
     records = {k: tb.espo_record(i) for k, i in espo.items()}
-    # Jürgen was dropped from the file: the create found him in Advoware and linked him (no duplicate)
+    # Jürgen's row was deleted (undecided): the create found him in Advoware and linked him (no duplicate)
     assert records["juergen"]["betnr"] == betnr["juergen"]
     # Karl matches two Beteiligte: never linked, never created a third time; staff decide
     assert records["karl"]["syncStatus"] == "failed" and str(betnr["karl2"]) in records["karl"]["syncErrorMessage"]
@@ -210,3 +210,64 @@ async def test_a_record_a_sync_holds_is_left_for_the_next_run_which_resumes(bed:
     second = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert second.returncode == 0 and "1 already_linked, 1 linked" in second.stdout, second.stdout
     assert bed.espo_record(espo["bau"])["betnr"] == betnr["bau"]
+
+
+PAUL = {"name": "Weber", "vorname": "Paul", "anrede": "Herr", "geburtsdatum": "1940-02-02T00:00:00",
+        "email": "familie.weber@web.de"}
+GRETA = {"name": "Brandt", "vorname": "Greta", "anrede": "Frau", "geburtsdatum": "1990-03-03T00:00:00",
+         "email": "greta.brandt@gmx.de"}
+
+
+def _espo_twin(advo: dict[str, Any]) -> dict[str, Any]:
+    """The same name and e-mail entered in EspoCRM without a birth date: father or son? A person decides."""
+    return {"lastName": advo["name"], "firstName": advo["vorname"], "salutationName": advo["anrede"],
+            "emailAddress": advo["email"]}
+
+
+async def test_undecided_rows_wait_no_rows_and_create_new_create(bed: Testbed, tmp_path: Path) -> None:
+    tb = bed
+    betnr = {k: int(tb.advo.seed(**v)["betNr"]) for k, v in (("paul", PAUL), ("greta", GRETA))}
+    espo = {k: str(tb.espo.seed(**_espo_twin(v))["id"]) for k, v in (("paul", PAUL), ("greta", GRETA))}
+    tb.espo.take_webhook_events()
+    env, review = _env(tb, tmp_path), tmp_path / "match.csv"
+    assert _match(env, tmp_path, "--out", str(review)).returncode == 0
+    rows = _rows(review)
+    assert {(r["verdict"], r["rule"], r["keep"]) for r in rows} == {("review", "person_name_email", "")}
+    for r in rows:  # the operator: Greta is another party; Paul left undecided
+        r["keep"] = "no" if r["espo_id"] == espo["greta"] else ""
+    _write(review, rows)
+    declines = MatchDeclines(tb.services.store.redis, tb.services.store.prefix)
+
+    dry = _match(env, tmp_path, "--apply", str(review))
+    assert dry.returncode == 0 and "1 would_decline" in dry.stdout, dry.stdout + dry.stderr
+    assert await declines.of(espo["greta"]) == set()  # a dry run stores nothing
+    done = _match(env, tmp_path, "--apply", str(review), "--yes")
+    assert done.returncode == 0 and "1 declined" in done.stdout, done.stdout + done.stderr
+    assert await declines.of(espo["greta"]) == {betnr["greta"]}
+    assert await declines.of(espo["paul"]) == set()  # undecided: nothing stored
+    again = _match(env, tmp_path, "--apply", str(review), "--yes")
+    assert again.returncode == 0 and "1 already_declined" in again.stdout, again.stdout
+    assert _match(env, tmp_path, "--out", str(review)).returncode == 0  # the next file shows the decision
+    assert {r["espo_id"]: (r["keep"], "declined before" in r["note"]) for r in _rows(review)} == {
+        espo["greta"]: ("no", True), espo["paul"]: ("", False)}
+
+    await tb.sync_check()
+    greta, paul = tb.espo_record(espo["greta"]), tb.espo_record(espo["paul"])
+    assert greta["syncStatus"] == "clean" and greta["betnr"] not in (None, betnr["greta"])  # created: declined
+    assert paul["syncStatus"] == "failed" and paul["betnr"] is None  # held: may be the Advoware Paul
+    message = paul["syncErrorMessage"]
+    assert f"betNr {betnr['paul']}" in message and "person_name_email" in message, message
+    assert f"beteiligte-sync match --create-new {espo['paul']}" in message
+    assert len(tb.advo.all()) == 3
+
+    created = _match(env, tmp_path, "--create-new", espo["paul"], "no/such-id")
+    assert created.returncode == 3, created.stdout + created.stderr
+    lines = created.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{espo['paul']}: declined betNr {betnr['paul']}"), lines
+    assert lines[1].startswith("no/such-id: not changed:"), lines
+    bare = _match(env, tmp_path, "--create-new")
+    assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
+    assert await tb.host.drain(30)  # serve (here: the bed's host) works off the queued sync
+    paul = tb.espo_record(espo["paul"])
+    assert paul["syncStatus"] == "clean" and paul["betnr"] not in (None, betnr["paul"]), paul["syncErrorMessage"]
+    assert len(tb.advo.all()) == 4

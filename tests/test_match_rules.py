@@ -8,15 +8,19 @@ import pytest
 
 from domain import normalize as n
 from domain.matching import (
+    AUTO,
     Kind,
     MatchIndex,
     Rule,
     Verdict,
     party_from_advoware,
     party_from_espo,
+    possible_duplicate,
     resolve,
     rule_for,
     strong_keys,
+    weak_keys,
+    weak_lookup_keys,
     within_one_edit,
 )
 
@@ -179,3 +183,52 @@ def test_two_weak_candidates_are_ambiguous_and_one_weak_waits_for_review() -> No
 def test_a_beteiligter_linked_to_another_record_is_never_proposed_for_linking() -> None:
     (p,) = _match([ANNA_ESPO], [ANNA_ADVO], linked={"101": "e0"})
     assert p.verdict == Verdict.LINKED_ELSEWHERE
+
+
+# -- possible duplicates: what holds a create for a person (issue 11) ----------------------------------
+def _possible(espo: dict[str, Any], advo: dict[str, Any]) -> Rule | None:
+    return possible_duplicate(party_from_espo(espo), party_from_advoware(advo))
+
+
+def test_weak_rules_and_a_typo_with_the_same_email_are_possible_duplicates() -> None:
+    no_dob = {**ANNA_ESPO, "dateOfBirth": None, "addressPostalCode": None}
+    assert _possible(no_dob, ANNA_ADVO) == Rule.PERSON_NAME_EMAIL
+    assert _possible({**no_dob, "emailAddress": None, "addressPostalCode": "10115"}, ANNA_ADVO) == Rule.PERSON_NAME_PLZ
+    typo = {**no_dob, "lastName": "Müler"}
+    assert _possible(typo, ANNA_ADVO) == Rule.PERSON_TYPO_EMAIL
+    assert _rule(typo, ANNA_ADVO) is None  # never a rule of match: only a create waits for it
+    assert Rule.PERSON_TYPO_EMAIL not in AUTO
+    assert _possible(ANNA_ESPO, ANNA_ADVO) == Rule.PERSON_NAME_DOB  # a strong match is one too
+    for typed in ("Mller", "Mlüler", "Muller"):  # the ü dropped or moved: one letter as typed
+        assert _possible({**no_dob, "lastName": typed}, ANNA_ADVO) == Rule.PERSON_TYPO_EMAIL, typed
+
+
+@pytest.mark.parametrize("change", [
+    {"dateOfBirth": "1981-04-12"},  # a contradiction: another person
+    {"lastName": "Müllerova"},  # two letters off
+    {"lastName": "Mlleur"},  # two letters off as typed
+    {"firstName": "Anne", "lastName": "Müler"},  # typo in the family name and another first name
+    {"lastName": "Müler", "emailAddress": "anna@other.de"},  # typo without the e-mail to support it
+    {"salutationName": "Firma", "lastName": "Müller GmbH", "firstName": None},  # a company
+])
+def test_what_is_not_a_possible_duplicate(change: dict[str, Any]) -> None:
+    espo = {**ANNA_ESPO, "dateOfBirth": None, "addressPostalCode": None, **change}
+    assert _possible(espo, ANNA_ADVO) is None
+
+
+def test_empty_values_make_no_weak_key_and_no_possible_duplicate() -> None:
+    bare_espo = {"id": "e9", "lastName": "Müller", "firstName": " ", "emailAddress": "", "addressPostalCode": None}
+    bare_advo = {"betNr": 9, "name": "Müller", "vorname": "", "email": None, "plz": ""}
+    assert weak_keys(party_from_espo(bare_espo)) == [] and weak_lookup_keys(party_from_espo(bare_espo)) == []
+    assert _possible(bare_espo, bare_advo) is None
+    no_first = {"id": "e9", "lastName": "Müller", "emailAddress": "a@b.de"}
+    assert _possible(no_first, {"betNr": 9, "name": "Mueller", "email": "a@b.de"}) is None
+    assert weak_keys(party_from_advoware(FIRMA_ADVO)) == []  # companies: the strong rules only
+
+
+def test_weak_lookup_keys_find_what_the_index_holds() -> None:
+    advo = party_from_advoware(ANNA_ADVO)
+    held = set(strong_keys(advo) + weak_keys(advo))
+    for espo in ({**ANNA_ESPO, "dateOfBirth": None}, {**ANNA_ESPO, "lastName": "Müler", "dateOfBirth": None},
+                 {**ANNA_ESPO, "lastName": "Anna", "firstName": "Müller"}):
+        assert held & set(weak_lookup_keys(party_from_espo(espo))), espo
