@@ -23,6 +23,7 @@ from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
 from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
+from stephost.host import event_loop_factory
 from stephost.host import serve as serve_host
 from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, run_sync_check
@@ -75,7 +76,8 @@ def serve(settings: Settings) -> None:
     if prepared.embedded:
         click.echo(f"state: {prepared.embedded.describe()}")
     try:
-        asyncio.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
     finally:
         prepared.close()
 
