@@ -13,10 +13,14 @@ defaults kept). Then one sync check. Prints each figure next to its bound:
 - ambiguous pairs reported (listed, never linked);
 - wall time and peak RSS of each command (streamed pages: only normalised identities in memory);
 - duplicates the first sync check created of a party a strong rule finds (bound 0), of one a weak
-  rule or a possible-duplicate check finds (rows left to review, undecided: bound 0), and, apart, of
-  near-duplicates nothing can tell (a family-name typo, no birth date and no e-mail);
+  rule or a possible-duplicate check finds (rows left to review, undecided, and family-name typos
+  with first name + e-mail or postcode equal: bound 0), and, apart, of near-duplicates nothing can
+  tell (nothing in common but the names);
+- what the match key index costs: keys per Advoware party, Redis memory (``MEMORY USAGE`` of its
+  keys, and ``used_memory`` before and after ``match``);
 - records the first sync check held for a person's decision (failed: may be an existing
-  Beteiligter), how many of them are true pairs, and apart the strong-ambiguous ones.
+  Beteiligter), how many of them are true pairs and how many false holds (another party), and apart
+  the strong-ambiguous ones.
 """
 
 from __future__ import annotations
@@ -214,13 +218,13 @@ async def _first_sync_check(tb: Testbed, sets: PartySets, betnrs: list[int], ids
     rows = [("duplicates of a party a strong rule finds", created["strong"], "0", ""),
             ("linked to a wrong Beteiligter", wrong, "0", ""),
             ("created for a possible duplicate (review rows)", created["possible"], "0",
-             "   (a weak rule or first name + e-mail with a typo: held for a person)"),
+             "   (a weak rule, or first name + e-mail or postcode with a typo: held for a person)"),
             ("held for a person's decision (may be a dup.)", len(held), "-",
              f"   ({len(held & true_ids)} true pairs, {len(held - true_ids)} false holds: another party)"),
             ("failed apart: several strong / linked elsewh.", len(failed) - len(held), "-",
              "   (strong-ambiguous: staff enter the right betnr)"),
-            ("created, nothing tells (typo, no dob, no mail)", created["no rule, no e-mail"], "-",
-             "   (first name + postcode with a typo: no rule, too weak to hold a create)"),
+            ("created, nothing tells (no rule, no e-mail)", created["no rule, no e-mail"], "-",
+             "   (no birth date, e-mail or postcode in common with its Advoware party)"),
             ("created, no rule although an e-mail", created["no rule, with e-mail"], "-", "")]
     for name, value, bound, why in rows:
         print(f"{name:<48}{value:>8}{bound:>12}{why}")
