@@ -13,6 +13,7 @@ from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
+from sync.create_match import MAX_READS
 from sync.match import scan
 from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
@@ -201,3 +202,20 @@ async def test_an_index_before_the_family_name_variants_skips_them_until_match_r
     assert await MatchKeyIndex(store.redis, store.prefix).version() == 3
     second = await _staff_creates(bed, **TYPO_BARE)
     assert second["syncStatus"] == "failed" and str(existing["betNr"]) in second["syncErrorMessage"]
+
+
+async def test_more_typo_candidates_than_it_reads_are_held_unread_as_several(bed: Testbed) -> None:
+    near = ["Müller", "Mühler", "Mülar", "Mülers", "Mület", "Müle"]  # each one letter off "Müler"
+    seeded = [bed.advo.seed(**{**ANNA_AT_10115, "name": name}) for name in near]
+    await _index(bed)
+    index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
+    water = datetime.fromisoformat(str(await index.watermark()))
+    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # none comes with the list read
+    bed.reset_calls()
+    rec = await _staff_creates(bed, **TYPO_BARE)
+    message = rec["syncErrorMessage"]
+    assert rec["syncStatus"] == "failed" and "enter the right one's betNr" in message, message
+    assert f"and {len(near) - MAX_READS} more" in message
+    assert str(min(int(o["betNr"]) for o in seeded)) in message
+    calls = _advo_calls(bed)
+    assert POST not in calls and GET_ONE not in calls  # more than MAX_READS: none read
