@@ -3,8 +3,10 @@
 Only hashes of the rules' keys are kept (no client data): ``bsync:mk:<hash>`` is the set of
 ``betNr`` having that key, ``bsync:mb:<betNr>`` the set of its key hashes (to replace them when the
 Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete,
-``bsync:mversion`` which keys it holds (:data:`VERSION` 2: the weak keys too; an index without it was
-built before them and serves the strong lookup only, until ``match`` runs again).
+``bsync:mversion`` which keys it holds (:data:`domain.match_keys.KEY_VERSION`; 2: the weak keys too,
+3: first name + postcode + the family name's one-deletion variants; an index of an older version
+serves the lookups it has keys for, an index without a version the strong lookup only, until ``match``
+runs again and writes the current version).
 ``beteiligte-sync match`` builds it; each create then reads Advoware's changes since the watermark
 (one list call) and brings it up to date. Losing it is safe: the create check is skipped until
 ``match`` runs again.
@@ -18,8 +20,9 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 
 from adapters.redis_ops import as_text
+from domain.match_keys import KEY_VERSION
 
-VERSION = 2  # 2: strong and weak keys (issue 11's possible duplicates)
+VERSION = KEY_VERSION
 
 
 def key_hash(key: str) -> str:
@@ -82,7 +85,7 @@ class MatchKeyIndex:
         """A full build is done: the watermark, and the version of the keys it holds."""
         await self.redis.mset({self._water: stamp, f"{self.prefix}:mversion": str(VERSION)})
 
-    async def has_weak_keys(self) -> bool:
-        """Whether the index was built with the weak keys (an older one has no version)."""
+    async def version(self) -> int:
+        """The key version a full build wrote (0: built before the versions, or no index)."""
         raw = as_text(await self.redis.get(f"{self.prefix}:mversion"))
-        return raw is not None and raw.isdigit() and int(raw) >= VERSION
+        return int(raw) if raw is not None and raw.isdigit() else 0

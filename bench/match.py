@@ -13,10 +13,14 @@ defaults kept). Then one sync check. Prints each figure next to its bound:
 - ambiguous pairs reported (listed, never linked);
 - wall time and peak RSS of each command (streamed pages: only normalised identities in memory);
 - duplicates the first sync check created of a party a strong rule finds (bound 0), of one a weak
-  rule or a possible-duplicate check finds (rows left to review, undecided: bound 0), and, apart, of
-  near-duplicates nothing can tell (a family-name typo, no birth date and no e-mail);
+  rule or a possible-duplicate check finds (rows left to review, undecided, and family-name typos
+  with first name + e-mail or postcode equal: bound 0), and, apart, of near-duplicates nothing can
+  tell (nothing in common but the names);
+- what the match key index costs: keys per Advoware party, Redis memory (``MEMORY USAGE`` of its
+  keys, and ``used_memory`` before and after ``match``);
 - records the first sync check held for a person's decision (failed: may be an existing
-  Beteiligter), how many of them are true pairs, and apart the strong-ambiguous ones.
+  Beteiligter), how many of them are true pairs and how many false holds (another party), and apart
+  the strong-ambiguous ones.
 """
 
 from __future__ import annotations
@@ -36,15 +40,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.matching import (  # noqa: E402
-    STRONG,
-    MatchIndex,
-    party_from_advoware,
-    party_from_espo,
-    possible_duplicate,
-    resolve,
-    rule_for,
-)
+from domain.match_keys import strong_keys, weak_keys  # noqa: E402
+from domain.match_party import party_from_advoware, party_from_espo  # noqa: E402
+from domain.matching import STRONG, MatchIndex, possible_duplicate, resolve, rule_for  # noqa: E402
 from simulators.common import free_port  # noqa: E402
 from simulators.party_data import PartySets, generate  # noqa: E402
 from tests.embedded_support import env_for  # noqa: E402
@@ -119,12 +117,15 @@ async def run(sizes: dict[str, int], seed: int, sync_check: bool) -> None:
         try:
             betnrs, ids = _load(tb, sets)
             env = _env(tb, tmp)
+            used_before = await _used_memory(tb)
             scan_s, scan_mb, out = await _command(env, tmp, "match", "--out", str(tmp / "match.csv"), "--limit", "0")
+            used_after = await _used_memory(tb)
             with (tmp / "match.csv").open(encoding="utf-8") as fh:
                 verdicts = Counter(row["verdict"] for row in csv.DictReader(fh))
             apply_s, apply_mb, _ = await _command(env, tmp, "match", "--apply", str(tmp / "match.csv"), "--yes")
             applied = _figures(tb, sets, betnrs, ids)
             report(sizes, sets, verdicts, applied, scan_s, scan_mb, apply_s, apply_mb)
+            await _index_cost(tb, sets, used_after - used_before)
             if sync_check:
                 await _first_sync_check(tb, sets, betnrs, ids)
         finally:
@@ -151,6 +152,32 @@ def report(sizes: dict[str, int], sets: PartySets, verdicts: Counter[str], appli
             ("match --apply --yes: peak RSS", f"{apply_mb:.0f} MiB", "-", None)]
     for name, value, bound, ratio in rows:
         print(f"{name:<44}{value:>12}{bound:>12}{'' if ratio is None else f'{ratio:.2f}':>8}")
+
+
+async def _used_memory(tb: Testbed) -> int:
+    return int((await tb.services.store.redis.info("memory"))["used_memory"])
+
+
+async def _index_cost(tb: Testbed, sets: PartySets, grown: int) -> None:
+    """What the match key index costs: keys per Advoware party, and its Redis memory (``MEMORY USAGE``
+    of each of its keys, and ``used_memory`` before and after ``match``)."""
+    counts = []
+    for i, obj in enumerate(sets.advoware):
+        party = party_from_advoware({**obj, "betNr": i + 1})
+        counts.append(len(set(strong_keys(party) + weak_keys(party))))
+    redis, prefix = tb.services.store.redis, tb.services.store.prefix
+    names = [k async for k in redis.scan_iter(match=f"{prefix}:mk:*", count=1000)]
+    names += [k async for k in redis.scan_iter(match=f"{prefix}:mb:*", count=1000)]
+    total = 0
+    for start in range(0, len(names), 1000):
+        pipe = redis.pipeline(transaction=False)
+        for name in names[start:start + 1000]:
+            pipe.memory_usage(name)
+        total += sum(int(b or 0) for b in await pipe.execute())
+    print(f"{'match key index: keys per Advoware party':<44}{sum(counts) / len(counts):>12.1f}{'-':>12}"
+          f"   (max {max(counts)}; {len(names)} Redis keys)")
+    print(f"{'match key index: Redis memory':<44}{total / 2**20:>8.1f} MiB{'-':>12}"
+          f"   (MEMORY USAGE sum; used_memory grew {grown / 2**20:.1f} MiB over match)")
 
 
 HELD = "may be the existing Beteiligte"  # the create's message of a possible duplicate
@@ -191,13 +218,13 @@ async def _first_sync_check(tb: Testbed, sets: PartySets, betnrs: list[int], ids
     rows = [("duplicates of a party a strong rule finds", created["strong"], "0", ""),
             ("linked to a wrong Beteiligter", wrong, "0", ""),
             ("created for a possible duplicate (review rows)", created["possible"], "0",
-             "   (a weak rule or first name + e-mail with a typo: held for a person)"),
+             "   (a weak rule, or first name + e-mail or postcode with a typo: held for a person)"),
             ("held for a person's decision (may be a dup.)", len(held), "-",
-             f"   ({len(held & true_ids)} true pairs, {len(held - true_ids)} namesakes of another party)"),
+             f"   ({len(held & true_ids)} true pairs, {len(held - true_ids)} false holds: another party)"),
             ("failed apart: several strong / linked elsewh.", len(failed) - len(held), "-",
              "   (strong-ambiguous: staff enter the right betnr)"),
-            ("created, nothing tells (typo, no dob, no mail)", created["no rule, no e-mail"], "-",
-             "   (first name + postcode with a typo: no rule, too weak to hold a create)"),
+            ("created, nothing tells (no rule, no e-mail)", created["no rule, no e-mail"], "-",
+             "   (no birth date, e-mail or postcode in common with its Advoware party)"),
             ("created, no rule although an e-mail", created["no rule, with e-mail"], "-", "")]
     for name, value, bound, why in rows:
         print(f"{name:<48}{value:>8}{bound:>12}{why}")

@@ -17,9 +17,11 @@ Rules (strongest first; ``auto`` rules are kept for linking by default, the othe
 | ``person_name_email`` | family + first name + e-mail, a birth date missing on one side | 0.70 | no |
 | ``person_name_plz`` | family + first name + postcode, a birth date missing on one side | 0.60 | no |
 
-Before a create the sync looks up the strong rules (:func:`strong_keys`), then the others
-(:func:`weak_lookup_keys`): a candidate that is a :func:`possible_duplicate` (a rule matches, or first
-name + e-mail with the family name one letter off, nothing contradicting) holds the create for a person.
+The identity of a record is a :class:`domain.match_party.Party`; the keys are built in
+:mod:`domain.match_keys`. Before a create the sync looks up the strong rules
+(:func:`domain.match_keys.strong_keys`), then the others (:func:`domain.match_keys.weak_lookup_keys`): a
+candidate that is a :func:`possible_duplicate` (a rule matches, or first name + e-mail or first name +
+postcode with the family name one letter off, nothing contradicting) holds the create for a person.
 
 Two different birth dates, two different register numbers, two different legal forms (a GmbH and
 its GmbH & Co. KG share register court and often the bare number) or a person against a company
@@ -35,14 +37,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
-from domain import normalize as n
-
-
-class Kind(StrEnum):
-    PERSON = "person"
-    COMPANY = "company"
+from domain.match_keys import index_keys, key, typed_one_off, within_one_edit
+from domain.match_party import Kind, Party
 
 
 class Rule(StrEnum):
@@ -53,8 +50,9 @@ class Rule(StrEnum):
     PERSON_NAME_EMAIL = "person_name_email"
     PERSON_TYPO_DOB_EMAIL = "person_typo_dob_email"
     PERSON_NAME_PLZ = "person_name_plz"
-    # Never returned by rule_for (match does not propose it): only a possible duplicate at a create.
+    # Never returned by rule_for (match does not propose them): only possible duplicates at a create.
     PERSON_TYPO_EMAIL = "person_typo_email"
+    PERSON_TYPO_PLZ = "person_typo_plz"
 
 
 class Verdict(StrEnum):
@@ -78,107 +76,6 @@ STRONG: frozenset[Rule] = frozenset({Rule.COMPANY_REGISTER, Rule.PERSON_NAME_DOB
 EMAIL_BONUS = 0.005
 
 
-@dataclass(frozen=True, slots=True)
-class Party:
-    """The normalised identity of one record; ``ref`` is the EspoCRM id or the ``betNr`` as text."""
-
-    ref: str
-    kind: Kind
-    label: str
-    family: str | None = None
-    first: str | None = None
-    dob: str | None = None
-    company: str | None = None
-    register: str | None = None
-    court: str | None = None
-    email: str | None = None
-    plz: str | None = None
-    form: str | None = None  # a company's legal form (from its name, else from rechtsform)
-
-
-def _kind(name: Any, rechtsform: Any, anrede: Any, vorname: Any) -> Kind:
-    form = n.fold(rechtsform)
-    if n.company_form(rechtsform) or n.fold(anrede) == "firma":
-        return Kind.COMPANY
-    if not n.fold(vorname) and n.has_company_form(name):  # "Meier GmbH"; a person "Anna Ek" stays one
-        return Kind.COMPANY
-    if form and form != "natuerliche person" and not vorname:
-        return Kind.COMPANY
-    return Kind.PERSON
-
-
-def _party(ref: str, name: Any, vorname: Any, anrede: Any, rechtsform: Any, dob: Any, reg: Any,
-           court: Any, email: Any, plz: Any) -> Party:
-    kind = _kind(name, rechtsform, anrede, vorname)
-    label = " ".join(str(v).strip() for v in (vorname, name) if v and str(v).strip()) or "?"
-    mail, postcode = n.email(email), n.postcode(plz)
-    if kind == Kind.COMPANY:
-        return Party(ref, kind, label, company=n.company_name(name, rechtsform), register=n.register_number(reg),
-                     court=n.court(court), email=mail, plz=postcode,
-                     form=n.name_form(name) or n.company_form(rechtsform))
-    return Party(ref, kind, label, family=n.person_name(name), first=n.person_name(vorname),
-                 dob=n.birth_date(dob), email=mail, plz=postcode)
-
-
-def party_from_espo(record: Mapping[str, Any]) -> Party:
-    r = record.get
-    return _party(str(r("id")), r("lastName"), r("firstName"), r("salutationName"), r("rechtsform"),
-                  r("dateOfBirth"), r("handelsregisterNummer"), r("registergericht"), r("emailAddress"),
-                  r("addressPostalCode"))
-
-
-def party_from_advoware(obj: Mapping[str, Any]) -> Party:
-    o = obj.get
-    return _party(str(o("betNr")), o("name"), o("vorname"), o("anrede"), o("rechtsform"), o("geburtsdatum"),
-                  o("handelsRegisterNummer"), o("registergericht"), o("email"), o("plz"))
-
-
-def _key(*parts: str | None) -> str | None:
-    """A blocking key, or ``None`` when any part is empty: no rule matches on an empty value."""
-    return "|".join(parts) if all(parts) else None  # type: ignore[arg-type]
-
-
-def _index_keys(p: Party) -> dict[str, str | None]:
-    if p.kind == Kind.COMPANY:
-        return {"rc": _key(p.register, p.court), "cp": _key(p.company, p.plz)}
-    return {"nd": _key(p.family, p.first, p.dob), "ne": _key(p.family, p.first, p.email),
-            "np": _key(p.family, p.first, p.plz), "fde": _key(p.first, p.dob, p.email)}
-
-
-def strong_keys(p: Party) -> list[str]:
-    """Keys of the strong rules only (the index the sync consults before a create)."""
-    return [f"{k}:{v}" for k, v in _index_keys(p).items() if k in ("nd", "rc", "cp") and v]
-
-
-def weak_keys(p: Party) -> list[str]:
-    """The keys a person is indexed under besides the strong ones (companies have no weak rule):
-    ``fe`` first name + e-mail finds name + e-mail, first name + birth date + e-mail and a family
-    name one letter off with that e-mail; ``np`` family + first name + postcode."""
-    if p.kind != Kind.PERSON:
-        return []
-    keys = {"np": _key(p.family, p.first, p.plz), "fe": _key(p.first, p.email)}
-    return [f"{k}:{v}" for k, v in keys.items() if v]
-
-
-def weak_lookup_keys(p: Party) -> list[str]:
-    """What a create looks up when no strong rule matched: :func:`weak_keys`, and the strong
-    name + birth date key with first and family name swapped."""
-    swapped = _key(p.first, p.family, p.dob) if p.kind == Kind.PERSON else None
-    return weak_keys(p) + ([f"nd:{swapped}"] if swapped else [])
-
-
-def within_one_edit(a: str, b: str) -> bool:
-    """One insertion, deletion, substitution or swap of neighbours apart (not equal)."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
-
-
 def _compatible(a: Party, b: Party) -> bool:
     """No identifying value contradicts: different birth dates or register numbers never match."""
     if a.kind != b.kind:
@@ -196,9 +93,9 @@ def rule_for(a: Party, b: Party) -> Rule | None:
         return None
     if a.kind == Kind.COMPANY:
         same_form = (a.form == b.form) if a.form and b.form else bool(a.company) and a.company == b.company
-        if _key(a.register, a.court) and (a.register, a.court) == (b.register, b.court) and same_form:
+        if key(a.register, a.court) and (a.register, a.court) == (b.register, b.court) and same_form:
             return Rule.COMPANY_REGISTER
-        return Rule.COMPANY_NAME_PLZ if _key(a.company, a.plz) and (a.company, a.plz) == (b.company, b.plz) else None
+        return Rule.COMPANY_NAME_PLZ if key(a.company, a.plz) and (a.company, a.plz) == (b.company, b.plz) else None
     names = a.family and a.first and (a.family, a.first) == (b.family, b.first)
     if names and a.dob and a.dob == b.dob:
         return Rule.PERSON_NAME_DOB
@@ -221,30 +118,27 @@ def plausible(a: Party, b: Party) -> bool:
     if not _compatible(a, b):
         return False
     if a.kind == Kind.COMPANY:
-        return bool(a.company and a.company == b.company) or bool(_key(a.register, a.court)
+        return bool(a.company and a.company == b.company) or bool(key(a.register, a.court)
                                                                  and (a.register, a.court) == (b.register, b.court))
     return bool(a.first and a.family and b.family and a.first == b.first
                 and (a.family == b.family or within_one_edit(a.family, b.family)))
 
 
 def possible_duplicate(a: Party, b: Party) -> Rule | None:
-    """Why ``b`` may be the party ``a`` is, or ``None``: any rule matches, or (nothing contradicting)
-    first name and e-mail are equal and the family names one letter apart as typed. A create meeting one waits
-    for a person; two different birth dates (or any contradiction) never make one."""
+    """Why ``b`` may be the party ``a`` is, or ``None``: any rule matches, or (two persons, nothing
+    contradicting) the first names are equal, the family names one letter apart as typed
+    (:func:`domain.match_keys.typed_one_off`) and the e-mail (``person_typo_email``) or the postcode
+    (``person_typo_plz``) equal. A create meeting one waits for a person; two different birth dates
+    (or any contradiction) never make one."""
     rule = rule_for(a, b)
     if rule is not None:
         return rule
-    if (a.kind == Kind.PERSON and _compatible(a, b) and a.first and a.email and a.family and b.family
-            and (a.first, a.email) == (b.first, b.email) and _typed_one_off(a.family, b.family)):
+    if not (a.kind == Kind.PERSON and _compatible(a, b) and a.first and a.first == b.first
+            and a.family and b.family and typed_one_off(a.family, b.family)):
+        return None
+    if a.email and a.email == b.email:
         return Rule.PERSON_TYPO_EMAIL
-    return None
-
-
-def _typed_one_off(a: str, b: str) -> bool:
-    """One letter apart as typed: a folded umlaut or ß (``ue``, ``oe``, ``ae``, ``ss``) is one letter,
-    so ``Khn`` (ü dropped) is one off ``Kühn``."""
-    squash = [x.replace("ae", "a").replace("oe", "o").replace("ue", "u").replace("ss", "s") for x in (a, b)]
-    return within_one_edit(a, b) or squash[0] == squash[1] or within_one_edit(*squash)
+    return Rule.PERSON_TYPO_PLZ if a.plz and a.plz == b.plz else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,16 +157,16 @@ class MatchIndex:
 
     def add(self, p: Party) -> None:
         self.parties[p.ref] = p
-        for kind, key in _index_keys(p).items():
-            if key:
-                self.keys[kind].setdefault(key, []).append(p.ref)
+        for kind, value in index_keys(p).items():
+            if value:
+                self.keys[kind].setdefault(value, []).append(p.ref)
 
     def candidates(self, p: Party) -> list[Candidate]:
         """Every Advoware party ``p`` matches, with the strongest rule for each."""
         refs: set[str] = set()
-        for kind, key in _index_keys(p).items():
-            if key:
-                refs.update(self.keys[kind].get(key, ()))
+        for kind, value in index_keys(p).items():
+            if value:
+                refs.update(self.keys[kind].get(value, ()))
         if p.kind == Kind.PERSON and p.first and p.family and p.dob:
             refs.update(self.keys["nd"].get(f"{p.first}|{p.family}|{p.dob}", ()))  # swapped names
         out = []

@@ -17,13 +17,15 @@ and does not count), or one already linked to another EspoCRM record, fail the r
 naming them (never linked, never created as another duplicate).
 
 When no strong rule finds the party, the weak keys are looked up in the same index
-(:func:`domain.matching.weak_lookup_keys`): a candidate that is a possible duplicate
+(:func:`domain.match_keys.weak_lookup_keys`): a candidate that is a possible duplicate
 (:func:`domain.matching.possible_duplicate`: name + e-mail or postcode without both birth dates, a
-family name one letter off with first name and e-mail equal), read afresh like the strong ones, fails
+family name one letter off with first name and e-mail or postcode equal), read afresh like the
+strong ones (at most :data:`MAX_READS`; more are held as "several" unread), fails
 the record in every mode but ``create``, naming its ``betNr`` and the rule: a person enters the
 ``betNr`` to link it, or runs ``beteiligte-sync match --create-new <id>`` when it is another party.
 Candidates declined for the record (:mod:`adapters.match_declines`) never count. An index built
-before the weak keys (no version) serves the strong lookup only, until ``match`` runs again.
+before the weak keys (no version) serves the strong lookup only, one before the family-name variants
+(version 2) name + postcode without them, until ``match`` runs again.
 
 Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
 extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.
@@ -45,18 +47,9 @@ from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
 from domain.first_link import fill_from_advoware, first_base
-from domain.matching import (
-    STRONG,
-    Party,
-    Rule,
-    party_from_advoware,
-    party_from_espo,
-    possible_duplicate,
-    rule_for,
-    strong_keys,
-    weak_keys,
-    weak_lookup_keys,
-)
+from domain.match_keys import strong_keys, weak_keys, weak_lookup_keys
+from domain.match_party import Party, party_from_advoware, party_from_espo
+from domain.matching import STRONG, Rule, possible_duplicate, rule_for
 from domain.sync_status import ENTITY
 from sync.sync_log import log_record
 
@@ -170,7 +163,7 @@ class CreateMatcher:
         ``None`` when there is no lookup (no index, no list endpoint, no value to look up)."""
         party = party_from_espo({"id": espo_id, **espo_vals})
         strong = strong_keys(party)
-        weak = weak_lookup_keys(party) if await self.index.has_weak_keys() else []
+        weak = weak_lookup_keys(party, await self.index.version())
         if not strong and not weak:
             return None
         page = await refresh_index(self.index, self.advo)

@@ -28,7 +28,8 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.decision import fingerprint
-from domain.matching import MatchIndex, Proposal, Verdict, party_from_advoware, party_from_espo, resolve
+from domain.match_party import party_from_advoware, party_from_espo
+from domain.matching import MatchIndex, Proposal, Verdict, resolve
 from domain.sync_status import ENTITY, SyncStatus
 from domain.timestamps import format_espo
 from sync.create_match import index_entries

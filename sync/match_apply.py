@@ -33,7 +33,8 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.first_link import differences, fill_from_advoware, first_base
-from domain.matching import party_from_advoware, party_from_espo, plausible
+from domain.match_party import party_from_advoware, party_from_espo
+from domain.matching import plausible
 from domain.sync_status import ENTITY, SyncStatus
 from sync.match_file import Pair
 from sync.sync_log import log_record

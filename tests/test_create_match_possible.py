@@ -13,6 +13,7 @@ from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
+from sync.create_match import MAX_READS
 from sync.match import scan
 from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
@@ -146,3 +147,75 @@ async def test_a_declined_candidate_does_not_count_for_the_strong_rules_either(b
     linked = bed.espo_record(rec["id"])
     assert linked["syncStatus"] == "clean" and linked["betnr"] == first["betNr"]  # the one left: unique
     assert len(bed.advo.all()) == 2
+
+
+ANNA_AT_10115 = {**ANNA_ADVO, "plz": SAMPLE["addressPostalCode"]}
+# The near-duplicate nothing else tells: a family-name typo, no birth date, no e-mail; first name and
+# postcode as in Advoware.
+TYPO_BARE = {"lastName": "Müler", "dateOfBirth": None, "emailAddress": None}
+
+
+async def test_a_typo_with_the_same_first_name_and_postcode_is_held_until_a_person_decides(bed: Testbed) -> None:
+    existing = bed.advo.seed(**ANNA_AT_10115)
+    await _index(bed)
+    bed.reset_calls()
+    rec = await _staff_creates(bed, **TYPO_BARE)
+    assert rec["syncStatus"] == "failed" and rec["betnr"] is None
+    message = rec["syncErrorMessage"]
+    assert f"betNr {existing['betNr']} (person_typo_plz" in message, message
+    assert f"enter {existing['betNr']} in betnr to link it" in message
+    assert f"beteiligte-sync match --create-new {rec['id']}" in message
+    assert POST not in _advo_calls(bed) and len(bed.advo.all()) == 1
+
+    services = bed.services  # another party after all: `match --create-new`
+    ok, line = await create_new(services.espo, services.sync.creates.matcher, bed.host.emit, rec["id"])
+    assert ok and f"declined betNr {existing['betNr']}" in line, line
+    assert await bed.host.drain(30)
+    rec = bed.espo_record(rec["id"])
+    assert rec["syncStatus"] == "clean" and rec["betnr"] not in (None, existing["betNr"])
+    assert len(bed.advo.all()) == 2
+
+
+@pytest.mark.parametrize("espo", [
+    {"addressPostalCode": "10117"},  # another postcode
+    {"lastName": "Müllerin"},  # two letters off: no key in common
+    {"lastName": "Mülerr"},  # two letters off, a key in common: read, then no possible duplicate
+    {"firstName": "Anne"},  # another first name
+    {"dateOfBirth": "1981-04-12"},  # birth dates on both sides, different: another person
+])
+async def test_a_typo_with_postcode_but_another_difference_is_created(bed: Testbed, espo: dict[str, Any]) -> None:
+    bed.advo.seed(**ANNA_AT_10115)
+    await _index(bed)
+    rec = await _staff_creates(bed, **{**TYPO_BARE, **espo})
+    assert rec["syncStatus"] == "clean", rec["syncErrorMessage"]
+    assert rec["betnr"] is not None and len(bed.advo.all()) == 2
+
+
+async def test_an_index_before_the_family_name_variants_skips_them_until_match_runs(bed: Testbed) -> None:
+    existing = bed.advo.seed(**ANNA_AT_10115)
+    await _index(bed)
+    store = bed.services.store
+    await store.redis.set(f"{store.prefix}:mversion", "2")  # as an index built by the version before
+    first = await _staff_creates(bed, **TYPO_BARE)
+    assert first["syncStatus"] == "clean", first["syncErrorMessage"]  # the variants not looked up: created
+    await _index(bed)  # `beteiligte-sync match` again: the current version
+    assert await MatchKeyIndex(store.redis, store.prefix).version() == 3
+    second = await _staff_creates(bed, **TYPO_BARE)
+    assert second["syncStatus"] == "failed" and str(existing["betNr"]) in second["syncErrorMessage"]
+
+
+async def test_more_typo_candidates_than_it_reads_are_held_unread_as_several(bed: Testbed) -> None:
+    near = ["Müller", "Mühler", "Mülar", "Mülers", "Mület", "Müle"]  # each one letter off "Müler"
+    seeded = [bed.advo.seed(**{**ANNA_AT_10115, "name": name}) for name in near]
+    await _index(bed)
+    index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
+    water = datetime.fromisoformat(str(await index.watermark()))
+    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # none comes with the list read
+    bed.reset_calls()
+    rec = await _staff_creates(bed, **TYPO_BARE)
+    message = rec["syncErrorMessage"]
+    assert rec["syncStatus"] == "failed" and "enter the right one's betNr" in message, message
+    assert f"and {len(near) - MAX_READS} more" in message
+    assert str(min(int(o["betNr"]) for o in seeded)) in message
+    calls = _advo_calls(bed)
+    assert POST not in calls and GET_ONE not in calls  # more than MAX_READS: none read

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from domain.matching import AUTO, MatchIndex, Rule, Verdict, party_from_advoware, party_from_espo, resolve, rule_for
+from domain.match_party import party_from_advoware, party_from_espo
+from domain.matching import AUTO, MatchIndex, Rule, Verdict, resolve, rule_for
 
 
 def _espo(**values: object) -> dict[str, object]:

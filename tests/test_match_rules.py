@@ -7,22 +7,9 @@ from typing import Any
 import pytest
 
 from domain import normalize as n
-from domain.matching import (
-    AUTO,
-    Kind,
-    MatchIndex,
-    Rule,
-    Verdict,
-    party_from_advoware,
-    party_from_espo,
-    possible_duplicate,
-    resolve,
-    rule_for,
-    strong_keys,
-    weak_keys,
-    weak_lookup_keys,
-    within_one_edit,
-)
+from domain.match_keys import strong_keys, weak_keys, weak_lookup_keys, within_one_edit
+from domain.match_party import Kind, party_from_advoware, party_from_espo
+from domain.matching import AUTO, MatchIndex, Rule, Verdict, possible_duplicate, resolve, rule_for
 
 ANNA_ADVO = {"betNr": 101, "name": "Müller", "vorname": "Anna", "anrede": "Frau", "rechtsform": "natürliche Person",
              "geburtsdatum": "1980-04-12T00:00:00", "email": "anna.mueller@web.de", "plz": "10115"}
@@ -201,6 +188,16 @@ def test_weak_rules_and_a_typo_with_the_same_email_are_possible_duplicates() -> 
     assert _possible(ANNA_ESPO, ANNA_ADVO) == Rule.PERSON_NAME_DOB  # a strong match is one too
     for typed in ("Mller", "Mlüler", "Muller"):  # the ü dropped or moved: one letter as typed
         assert _possible({**no_dob, "lastName": typed}, ANNA_ADVO) == Rule.PERSON_TYPO_EMAIL, typed
+
+
+def test_a_typo_with_the_same_first_name_and_postcode_is_a_possible_duplicate() -> None:
+    bare = {**ANNA_ESPO, "lastName": "Müler", "dateOfBirth": None, "emailAddress": None}  # postcode 10115
+    assert _possible(bare, ANNA_ADVO) == Rule.PERSON_TYPO_PLZ and _rule(bare, ANNA_ADVO) is None
+    assert Rule.PERSON_TYPO_PLZ not in AUTO
+    assert _possible({**bare, "lastName": "Mller"}, ANNA_ADVO) == Rule.PERSON_TYPO_PLZ  # the ü dropped
+    for change in ({"addressPostalCode": "10117"}, {"lastName": "Müllerova"}, {"firstName": "Anne"},
+                   {"dateOfBirth": "1981-04-12"}, {"addressPostalCode": None}):
+        assert _possible({**bare, **change}, ANNA_ADVO) is None, change
 
 
 @pytest.mark.parametrize("change", [

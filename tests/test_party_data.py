@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.matching import MatchIndex, Verdict, party_from_advoware, party_from_espo, resolve
+from domain.match_party import party_from_advoware, party_from_espo
+from domain.matching import MatchIndex, Verdict, resolve
 from simulators.party_data import generate
 
 
