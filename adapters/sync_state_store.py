@@ -78,6 +78,9 @@ class RetryState:
     espo_fp: str  # fingerprint of EspoCRM's mapped values when it failed
     advo_row_id: str | None
     message: str
+    # Held for a person (a possible duplicate before a create): the sync check looks again whether
+    # its candidates are still there, although nothing changed in EspoCRM.
+    held: bool = False
 
 
 class SyncStateStore:

@@ -24,6 +24,7 @@ from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
 from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
+from sync.hold_recheck import HoldRecheck
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
 
@@ -116,7 +117,8 @@ def build_services(
         delete_policy=settings.delete_policy, clock=clock,
     )
     sync.creates.on_match = OnCreateMatch(settings.on_create_match)
-    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone)
+    checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone,
+                          recheck=HoldRecheck(sync.creates.matcher).released)
     return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
                     dependencies)
 

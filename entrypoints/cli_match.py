@@ -42,7 +42,7 @@ from sync.match_file import MatchFileError, read_review, write_report
 
 DEFAULT_FILE = "match.csv"
 NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,
-            Outcome.RECORD_LINKED_OTHER, Outcome.MISMATCH}
+            Outcome.RECORD_LINKED_OTHER, Outcome.MISMATCH, Outcome.STILL_LINKED}
 
 
 def _progress(console: Console) -> Progress:
@@ -89,7 +89,7 @@ async def _apply(services: Services, console: Console, file: Path, yes: bool) ->
     declines = services.sync.creates.matcher.declines
     if yes:
         await forget_declines(declines, results)
-    results += await decline_pairs(declines, review.declines, write=yes)
+    results += await decline_pairs(declines, services.store, review.declines, write=yes)
     counts = Counter(r.outcome.value for r in results)
     for r in results:
         if r.outcome in NOT_DONE:

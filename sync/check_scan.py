@@ -74,6 +74,9 @@ class Scan:
     rows: dict[int, int | None] = field(default_factory=dict)  # betNr -> hash(rowId), from Advoware's list
     advo_pages: int = 0
     espo_pages: int = 0
+    # Held records (a possible duplicate): asked again whether anything still holds them (sync.hold_recheck)
+    recheck: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
+    held: list[Pending] = field(default_factory=list)
 
     # -- reading --------------------------------------------------------------------------------
     async def read_espocrm(self, twins_now: bool = False) -> None:
@@ -154,6 +157,8 @@ class Scan:
             if retry.fatal or status == "permanently_failed":
                 if espo_fingerprint(rec) != retry.espo_fp:
                     work("changed since it failed")
+                elif retry.held and betnr is None:
+                    self.held.append(Pending(WorkItem(espo_id, betnr, "held: nothing holds it any more"), rec))
                 elif betnr is not None:
                     self.notes.append(Note(espo_id, betnr, _hash(retry.advo_row_id), retry))
                 elif not retry.fatal and retry.next_at <= self.now:
@@ -181,6 +186,7 @@ class Scan:
         """Settle the notes and preview the work with the twins needed (``get_only``: no list read)."""
         notes, self.notes = self.notes, []
         pending, self.pending = self.pending, []
+        pending += await self._released()
         if not get_only:  # the rowId fast path: a twin that kept its rowId was not written
             notes = [n for n in notes if n.retry is not None or n.row_hash is None or n.betnr not in self.rows
                      or self.rows[n.betnr] != n.row_hash]
@@ -195,6 +201,14 @@ class Scan:
         for p in pending:
             twin = twins.get(p.item.betnr) if p.item.betnr is not None else None
             self.plan.work.append(self.preview(p.item, p.rec, links.get(p.item.espo_id), twin))
+
+    async def _released(self) -> list[Pending]:
+        held, self.held = self.held, []
+        if self.recheck is None or not held:
+            return []
+        recheck = self.recheck
+        free = await gather_limited(self.get_concurrency, [_ask(recheck, p) for p in held])
+        return [p for p in held if free.get(p.item.espo_id)]
 
     def _verdict(self, note: Note, link: Link | None, twin: dict[str, Any] | None) -> str | None:
         if note.retry is not None:
@@ -266,3 +280,6 @@ def id_int(espo_id: str) -> int:
     except ValueError:
         return hash(espo_id)
 
+
+async def _ask(recheck: Callable[[dict[str, Any]], Awaitable[bool]], p: Pending) -> tuple[str, bool]:
+    return p.item.espo_id, await recheck(p.rec)

@@ -62,6 +62,7 @@ class Outcome(StrEnum):
     DECLINED = "declined"  # a no row: the operator says different parties (stored for the create)
     WOULD_DECLINE = "would_decline"  # dry run
     ALREADY_DECLINED = "already_declined"
+    STILL_LINKED = "still_linked"  # a no row for the pair linked now: declining does not unlink
 
 
 @dataclass
@@ -203,11 +204,21 @@ async def apply_pairs(linker: PairLinker, pairs: list[Pair],
     return list(await asyncio.gather(*(one(p) for p in pairs)))
 
 
-async def decline_pairs(declines: MatchDeclines, pairs: list[Pair], *, write: bool) -> list[ApplyResult]:
+async def decline_pairs(declines: MatchDeclines, store: SyncStateStore, pairs: list[Pair], *,
+                        write: bool) -> list[ApplyResult]:
     """The ``no`` rows: each pair is stored as different parties, so the create of the record no longer
-    waits for that Beteiligter (idempotent: a pair stored before is ``already_declined``)."""
+    waits for that Beteiligter (idempotent: a pair stored before is ``already_declined``). A pair that
+    is linked now is not declined (``still_linked``): a ``no`` does not unlink."""
     out = []
+    links = await store.get_links([p.espo_id for p in pairs])
     for pair in pairs:
+        link = links.get(pair.espo_id)
+        if link is not None and link.betnr == pair.betnr:
+            out.append(ApplyResult(pair, Outcome.STILL_LINKED,
+                                   message="linked to this Beteiligter: a no row does not unlink them; to make "
+                                           "it another party, clear betnr in the EspoCRM record (the next sync "
+                                           "creates it anew in Advoware)"))
+            continue
         if write:
             new = await declines.add(pair.espo_id, [pair.betnr])
             outcome = Outcome.DECLINED if new else Outcome.ALREADY_DECLINED

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from adapters.ops_counters import OpsCounters
@@ -58,6 +58,7 @@ class SyncChecker:
         guard_share: float = 0.2,
         guard_min: int = 3,
         get_concurrency: int = 8,
+        recheck: Callable[[dict[str, Any]], Awaitable[bool]] | None = None,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -68,12 +69,14 @@ class SyncChecker:
         self.guard_share = guard_share
         self.guard_min = guard_min
         self.get_concurrency = get_concurrency
+        self.recheck = recheck  # held records: does anything still hold them? (sync.hold_recheck)
 
     async def plan(self, *, confirm: bool = False, record: bool = True) -> CheckPlan:
         """Both systems read page by page at the same time (see :mod:`sync.check_scan`); ``record``: keep
         it as the last sync check (not for a dry run)."""
         plan = CheckPlan()
-        scan = Scan(self.espo, self.advo, self.store, self.preview, self.get_concurrency, plan, self.clock(), SELECT)
+        scan = Scan(self.espo, self.advo, self.store, self.preview, self.get_concurrency, plan, self.clock(), SELECT,
+                    recheck=self.recheck)
         if await self.advo.supports_list():
             await asyncio.gather(scan.read_espocrm(), scan.read_advoware())
             await scan.resolve()

@@ -73,6 +73,7 @@ class FailureWriter:
             espo_fp=espo_fingerprint(record),
             advo_row_id=advo_row_id,
             message=plan.message,
+            held=bool(getattr(exc, "held", False)),
         ))
         self.metrics.failures.labels(plan.kind).inc()
         self.metrics.syncs.labels("failed", plan.kind).inc()

@@ -61,9 +61,6 @@ def _advo_count(tb: Testbed) -> int:
 
 
 @pytest.mark.parametrize("change", ["deleted", "no_longer_matching"])
-@pytest.mark.xfail(strict=True, reason="a record held for a possible duplicate stays held for good once that "
-                   "candidate is deleted or changed in Advoware: the sync check never looks again (no retry "
-                   "until the EspoCRM record changes) and the message keeps naming the betNr")
 async def test_a_hold_whose_candidate_is_gone_is_released_by_the_sync_check(bed: Testbed, change: str) -> None:
     existing = bed.advo.seed(**ANNA_ADVO)
     await _index(bed)
@@ -170,9 +167,6 @@ async def test_an_nfd_family_name_links_like_the_nfc_one(bed: Testbed) -> None:
     assert _advo_count(bed) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a keep=no row applied with --yes for a record the sync already holds "
-                   "stores the decline but leaves the record failed for good: the sync check skips it until "
-                   "staff edit it, so the declined candidate's hold is never lifted")
 async def test_a_no_row_for_a_held_record_releases_it(bed: Testbed, tmp_path: Path) -> None:
     existing = bed.advo.seed(**ANNA_ADVO)
     await _index(bed)
@@ -193,8 +187,6 @@ async def test_a_no_row_for_a_held_record_releases_it(bed: Testbed, tmp_path: Pa
     assert _advo_count(bed) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="a keep=no row for a pair linked before reports 'declined' and leaves the "
-                   "link: the record keeps syncing with the Beteiligter the operator just declared another party")
 async def test_a_no_row_for_a_linked_pair_is_not_reported_declined_while_linked(bed: Testbed, tmp_path: Path) -> None:
     existing = bed.advo.seed(**ANNA_ADVO)
     rec = bed.espo.seed(**{k: v for k, v in SAMPLE.items() if k != "dateOfBirth"})
