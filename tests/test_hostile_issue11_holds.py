@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 
 from adapters.match_declines import MatchDeclines
+from sync.create_match import OnCreateMatch
 from sync.match import scan
 from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
@@ -307,3 +308,19 @@ async def test_after_the_advised_merge_in_advoware_the_record_links_to_the_one_l
     rec = bed.espo_record(rec["id"])
     assert not any(str(b) in (rec["syncErrorMessage"] or "") for b in merged), rec["syncErrorMessage"]
     assert rec["betnr"] == kept and rec["syncStatus"] == "clean", rec["syncErrorMessage"]
+
+
+@pytest.mark.parametrize(("mode", "held"), [(OnCreateMatch.ASK, True), (OnCreateMatch.CREATE, False)])
+async def test_a_possible_duplicate_is_held_in_ask_mode_and_created_in_create_mode(
+        bed: Testbed, mode: OnCreateMatch, held: bool) -> None:
+    existing = bed.advo.seed(**ANNA_ADVO)
+    await _index(bed)
+    bed.services.sync.creates.on_match = mode
+    rec = await _staff_creates(bed, **NO_DOB)
+    if held:
+        assert rec["syncStatus"] == "failed" and rec["betnr"] is None
+        assert f"enter {existing['betNr']} in betnr to link it" in rec["syncErrorMessage"]
+        assert _advo_count(bed) == 1
+    else:
+        assert rec["syncStatus"] == "clean" and rec["betnr"] not in (None, existing["betNr"])
+        assert _advo_count(bed) == 2
