@@ -382,3 +382,18 @@ async def test_a_betnr_linked_to_another_record_is_not_linked_again_by_hand(bed:
     assert first["betnr"] == existing["betNr"] and first["syncStatus"] == "clean"
     assert twin["syncStatus"] != "clean", "two EspoCRM records linked to one Beteiligter"
     assert await bed.services.store.betnr_owner(existing["betNr"]) == first["id"]
+
+
+@pytest.mark.xfail(strict=True, reason="a possible duplicate already linked to another EspoCRM record is named with "
+                   "'enter <betNr> in betnr to link it' (the strong path says it is linked elsewhere): following "
+                   "the advice links two EspoCRM records to one Beteiligter")
+async def test_a_hold_never_advises_linking_a_beteiligter_linked_elsewhere(bed: Testbed) -> None:
+    existing = bed.advo.seed(**ANNA_ADVO)
+    await _index(bed)
+    first = await _staff_creates(bed)  # name + birth date: linked
+    assert first["betnr"] == existing["betNr"]
+    twin = await _staff_creates(bed, **NO_DOB)  # the same Anna entered again, without her birth date
+    message = twin["syncErrorMessage"] or ""
+    assert twin["syncStatus"] == "failed" and str(existing["betNr"]) in message, message
+    assert f"enter {existing['betNr']} in betnr to link it" not in message, message
+    assert first["id"] in message, message  # names the record it is linked to, as the strong path does
