@@ -185,8 +185,11 @@ def email(value: object) -> str | None:
 
 
 def postcode(value: object) -> str | None:
-    """Digits only (``D-80331`` = ``80331``)."""
+    """Digits only (``D-80331`` = ``80331``); ``None`` for a placeholder (one digit repeated, ``00000``)
+    or fewer than four digits: like a placeholder birth date, no postcode two parties can share."""
     if value is None:
         return None
     digits = "".join(_PLZ.findall(str(value)))
-    return digits or None
+    if len(digits) < 4 or len(set(digits)) == 1:
+        return None
+    return digits

@@ -318,9 +318,6 @@ async def test_a_possible_duplicate_is_held_in_ask_mode_and_created_in_create_mo
         assert _advo_count(bed) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="a placeholder postcode (00000, no German postcode) is taken as a value: "
-                   "two companies of one name in different cities, both without a known postcode, are linked "
-                   "by company_name_plz (a wrong link), unlike the placeholder birth date")
 async def test_a_placeholder_postcode_never_links_two_companies(bed: Testbed) -> None:
     hamburg = bed.advo.seed(name="Müller GmbH", anrede="Firma", rechtsform="GmbH", plz="00000", ort="Hamburg")
     await _index(bed)

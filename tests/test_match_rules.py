@@ -57,6 +57,8 @@ def test_titles_registers_courts_dates() -> None:
     assert n.birth_date("1980-04-12T00:00:00") == n.birth_date("12.4.1980") == "1980-04-12"
     assert n.birth_date("gestern") is None
     assert n.postcode("D-80331") == "80331"
+    assert n.postcode("A-1010") == "1010"  # Vienna: four digits are a postcode
+    assert n.postcode("00000") is None and n.postcode("99999") is None and n.postcode("0") is None  # placeholders
     assert n.email("kein-at") is None
 
 
