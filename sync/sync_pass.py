@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.advoware_api import AdvowareAPI
-from adapters.errors import NotFoundError, RetryableError, ValidationError
+from adapters.errors import FatalError, NotFoundError, RetryableError, ValidationError
 from adapters.espocrm_api import EspoCRMAPI
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
@@ -61,6 +61,10 @@ class PassOwner(Protocol):
     async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None: ...
 
     async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None: ...
+
+
+class BetnrTaken(FatalError):
+    """The ``betnr`` entered in the record is linked to another EspoCRM record: never two links."""
 
 
 class RecordMoved(Exception):  # noqa: N818 - a signal, not a failure
@@ -131,7 +135,21 @@ class SyncPass:
             link = None  # relinked by an operator: the old base says nothing about the new pair
         if not betnr and link:
             betnr = link.betnr  # a create whose release write never landed: do not create twice
+        if betnr and link is None:
+            await self._check_owner(str(record["id"]), int(betnr))
         return link, int(betnr) if betnr else None
+
+    async def _check_owner(self, espo_id: str, betnr: int) -> None:
+        """A ``betnr`` entered by hand (or an operator's relink) must not be another record's twin."""
+        owner = await self.s.store.betnr_owner(betnr)
+        if owner is None or owner == espo_id:
+            return
+        owner_link = await self.s.store.get_link(owner)
+        if owner_link is not None and owner_link.betnr == betnr:
+            raise BetnrTaken(f"betnr {betnr} is already linked to EspoCRM record {owner}: one Beteiligter is "
+                             f"never linked to two records; if this record is a duplicate, merge it into {owner}, "
+                             "otherwise clear betnr here (the next sync creates it anew in Advoware)",
+                             system="advoware")
 
     async def _read_advoware(self, betnr: int | None, st: PassState) -> dict[str, Any] | None:
         if betnr is None:

@@ -355,8 +355,6 @@ async def test_twins_entered_at_once_create_one_beteiligter(bed: Testbed) -> Non
     assert _advo_count(bed) == 3  # Otto, Berta, Anna
 
 
-@pytest.mark.xfail(strict=True, reason="a twin held as 'already linked to EspoCRM record A' links when staff enter "
-                   "that betNr by hand: two EspoCRM records then sync one Beteiligter and the claim moves to the twin")
 async def test_a_betnr_linked_to_another_record_is_not_linked_again_by_hand(bed: Testbed) -> None:
     existing = bed.advo.seed(**ANNA_ADVO)
     await _index(bed)
