@@ -15,10 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from adapters.create_claims import CreateClaims
 from adapters.errors import OutcomeUnknownError, RetryableError
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
+from domain.match_keys import strong_keys, weak_keys
+from domain.match_party import party_from_espo
 from sync.create_match import CreateMatcher, OnCreateMatch
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
@@ -39,6 +42,7 @@ class AdvowareCreator:
         self.metrics = metrics
         self.clock = clock
         self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match, espo=espo)
+        self.claims = CreateClaims(store.redis, store.prefix)
 
     @property
     def on_match(self) -> OnCreateMatch:
@@ -56,10 +60,7 @@ class AdvowareCreator:
         attempt = await self.store.create_attempt(espo_id)  # read once: we hold the record's lease
         obj = await self._adopt_lost_create(espo_id, want, attempt)
         if obj is None:
-            await self.matcher.check(espo_id, espo_vals)  # links an existing Beteiligter instead (issue 11)
-            await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
-            obj = await self._post(body)
-            await self.matcher.created(obj)
+            obj = await self._create_claimed(espo_id, espo_vals, body, want, attempt)
         elif fingerprint(advoware_to_canonical(obj)) != want:
             # adopted with the values of an earlier attempt; a person changed the record since
             await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
@@ -71,6 +72,33 @@ class AdvowareCreator:
             betnr=betnr, row_id=obj.get("rowId"), espo=fingerprint(espo_vals),
             advo=fingerprint(values), synced_at=self.clock()), clear_create_attempt=True)
         return obj
+
+    async def _create_claimed(self, espo_id: str, espo_vals: Canonical, body: dict[str, Any],
+                              want: dict[str, str], attempt: CreateAttempt | None) -> dict[str, Any]:
+        """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
+        the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
+        keys: list[str] = []
+        if self.matcher.mode != OnCreateMatch.CREATE:
+            party = party_from_espo({"id": espo_id, **espo_vals})
+            keys = strong_keys(party) + weak_keys(party)
+        other = await self.claims.claim(espo_id, keys)
+        if other is not None:
+            raise RetryableError(f"not created in Advoware yet: EspoCRM record {other} with the same identity is "
+                                 "being created right now; tried again shortly (then it is found, not doubled)",
+                                 system="advoware")
+        keep = False
+        try:
+            await self.matcher.check(espo_id, espo_vals)  # links an existing Beteiligter instead (issue 11)
+            await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
+            obj = await self._post(body)
+            await self.matcher.created(obj)
+            return obj
+        except OutcomeUnknownError:
+            keep = True  # it may exist without being indexed: twins wait until the claims run out
+            raise
+        finally:
+            if not keep:
+                await self.claims.release(espo_id, keys)
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

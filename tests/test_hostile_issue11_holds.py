@@ -338,9 +338,6 @@ async def test_a_second_first_name_is_never_created_again_in_advoware(bed: Testb
     assert _advo_count(bed) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="EspoCRM twins entered at once (a double submit, an import) with no party in "
-                   "Advoware are each created there: the lookup and the POST race, while one after the other the "
-                   "second is held as a duplicate of the first")
 async def test_twins_entered_at_once_create_one_beteiligter(bed: Testbed) -> None:
     bed.advo.seed(name="Alt", vorname="Otto", anrede="Herr", rechtsform="natürliche Person")
     await _index(bed)
