@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 INDEX_PAGE = 200
 MAX_READS = 5  # candidates read to drop those gone from Advoware; more are ambiguous anyway
+MAX_NAMED = 10  # betNrs a "several" message names before "and N more" (it must stay one short line)
 
 
 class OnCreateMatch(StrEnum):
@@ -101,10 +102,12 @@ def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _numbers(betnrs: set[int]) -> str:
+def _numbers(betnrs: set[int], limit: int = MAX_READS) -> str:
+    """The lowest ``limit`` betNrs, then how many more: a message is cut at 480 characters
+    (:mod:`sync.sync_failures`), and its advice comes after the numbers."""
     nums = sorted(betnrs)
-    more = f" and {len(nums) - MAX_READS} more" if len(nums) > MAX_READS else ""
-    return ", ".join(str(b) for b in nums[:MAX_READS]) + more
+    more = f" and {len(nums) - limit} more" if len(nums) > limit else ""
+    return ", ".join(str(b) for b in nums[:limit]) + more
 
 
 def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
@@ -178,7 +181,7 @@ class CreateMatcher:
 
     async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:
         if len(found) > 1:
-            numbers = ", ".join(str(b) for b in sorted(found))
+            numbers = _numbers(set(found), MAX_NAMED)
             raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
                              "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
         [(betnr, (obj, rule))] = found.items()

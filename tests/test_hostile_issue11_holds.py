@@ -216,8 +216,6 @@ async def test_a_no_row_for_a_linked_pair_is_not_reported_declined_while_linked(
     assert not (still and "1 declined" in undo.stdout and undo.returncode == 0), undo.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="with ~50 strong candidates the 'several' message lists every betNr and is "
-                   "cut at 480 characters: the advice is lost and the list ends without saying that more exist")
 async def test_the_several_message_keeps_its_advice_with_many_candidates(bed: Testbed) -> None:
     authority = {"name": "Finanzamt Mitte", "anrede": "Firma", "rechtsform": "Behörde", "plz": "10179"}
     betnrs = {int(bed.advo.seed(**authority)["betNr"]) for _ in range(60)}  # entered again for each matter
