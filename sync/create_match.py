@@ -37,7 +37,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 INDEX_PAGE = 200
+OVERLAP = timedelta(hours=1)  # read again before the watermark: the repeated autumn hour
 MAX_READS = 5  # candidates read to drop those gone from Advoware; more are ambiguous anyway
 MAX_NAMED = 10  # betNrs a "several" message names before "and N more" (it must stay one short line)
 
@@ -119,21 +120,41 @@ def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
             f"too little to link without a person); {which}: beteiligte-sync match --create-new {espo_id}")
 
 
+def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: bool) -> tuple[str, int]:
+    """The watermark and how many rows stamped with it are read, after ``page``: read with
+    ``skip=seen`` from ``water`` (``skipped``), or from before ``water`` and holding every row stamped
+    with it (a page not full, or one reaching past ``water``)."""
+    stamps = [str(o["geaendertAm"]) for o in page if o.get("geaendertAm")]
+    top = max(stamps, default=water)
+    if top <= water:  # nothing past the watermark
+        at = sum(s == water for s in stamps)
+        return water, seen + at if skipped else at
+    return top, sum(s == top for s in stamps)
+
+
 async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
-    """Advoware's changes since the watermark (one list read), put into the index; ``None`` when there
-    is no index yet or no list endpoint."""
-    water = await index.watermark()
-    if water is None:
+    """Advoware's changes since the watermark, put into the index; ``None`` when there is no index
+    yet or no list endpoint. One list read from :data:`OVERLAP` before the watermark (``geaendertAm``
+    is local time without offset: the hour repeated when summer time ends is stamped backwards;
+    indexing a row again changes nothing). Only when that page is full and ends at or before the
+    watermark, a second read continues at the watermark, skipping the rows stamped with it already
+    read (a bulk change of more than :data:`INDEX_PAGE` rows with one stamp never sticks it)."""
+    cursor = await index.cursor()
+    if cursor is None:
         return None
+    water, seen = cursor
+    since = datetime.fromisoformat(water)
     try:
-        page = await advo.list_beteiligte(geaendert_seit=datetime.fromisoformat(water), take=INDEX_PAGE)
+        page = await advo.list_beteiligte(geaendert_seit=since - OVERLAP, take=INDEX_PAGE)
+        behind = len(page) == INDEX_PAGE and str(page[-1].get("geaendertAm") or "") <= water
+        more = await advo.list_beteiligte(geaendert_seit=since, skip=seen, take=INDEX_PAGE) if behind else []
     except NotFoundError:
         return None
-    await index.put_many(index_entries(page))
-    stamps = [str(o["geaendertAm"]) for o in page if o.get("geaendertAm")]
-    if stamps and max(stamps) > water:
-        await index.set_watermark(max(stamps))
-    return page
+    await index.put_many(index_entries(page + more))
+    moved = _advanced(water, seen, more, skipped=True) if behind else _advanced(water, seen, page, skipped=False)
+    if moved != cursor:
+        await index.set_watermark(*moved)
+    return page + more
 
 
 class CreateMatcher:

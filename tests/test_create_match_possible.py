@@ -13,7 +13,7 @@ from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
-from sync.create_match import MAX_READS
+from sync.create_match import MAX_READS, OVERLAP
 from sync.match import scan
 from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
@@ -92,7 +92,7 @@ async def test_a_candidate_older_than_the_watermark_is_read_once(bed: Testbed) -
     await _index(bed)
     index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
     water = datetime.fromisoformat(str(await index.watermark()))
-    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # Anna is older than the index
+    await index.set_watermark((water + OVERLAP + timedelta(seconds=1)).isoformat())  # Anna: before the overlap
     bed.reset_calls()
     rec = await _staff_creates(bed, **NO_DOB)
     assert rec["syncStatus"] == "failed" and str(existing["betNr"]) in rec["syncErrorMessage"]
@@ -210,7 +210,7 @@ async def test_more_typo_candidates_than_it_reads_are_held_unread_as_several(bed
     await _index(bed)
     index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
     water = datetime.fromisoformat(str(await index.watermark()))
-    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # none comes with the list read
+    await index.set_watermark((water + OVERLAP + timedelta(seconds=1)).isoformat())  # none comes with the list read
     bed.reset_calls()
     rec = await _staff_creates(bed, **TYPO_BARE)
     message = rec["syncErrorMessage"]

@@ -92,9 +92,6 @@ async def test_namesakes_with_other_birth_dates_never_hold_the_create(bed: Testb
     assert rec["betnr"] is not None and _advo_count(bed) == 8
 
 
-@pytest.mark.xfail(strict=True, reason="more than 200 Advoware changes with one geaendertAm stick the index "
-                   "watermark: every create re-reads the same page and a strong match changed after them is "
-                   "never indexed, so it is created again in Advoware (a duplicate)")
 async def test_a_bulk_change_with_one_stamp_does_not_stop_the_index_for_good(bed: Testbed) -> None:
     await _index(bed)
     real_clock, stamp = bed.advo.store.clock, datetime.now().astimezone()
@@ -230,9 +227,6 @@ async def test_the_several_message_keeps_its_advice_with_many_candidates(bed: Te
     assert named == betnrs or "more" in message, message  # every candidate named, or "and N more"
 
 
-@pytest.mark.xfail(strict=True, reason="Advoware's geaendertAm is local time without offset: a party entered in "
-                   "the hour repeated when summer time ends is stamped before the index watermark, never indexed, "
-                   "and its EspoCRM twin is created again in Advoware (a duplicate)")
 async def test_a_party_entered_in_the_repeated_autumn_hour_is_found_by_the_create(bed: Testbed) -> None:
     store = bed.advo.store
     at = {"now": datetime(2026, 10, 25, 0, 0, tzinfo=UTC)}  # 02:00 CEST, the night summer time ends
