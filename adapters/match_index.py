@@ -5,11 +5,13 @@ Only hashes of the rules' keys are kept (no client data): ``bsync:mk:<hash>`` is
 Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete,
 ``bsync:mwater:n`` how many rows stamped with it are indexed (a list read continues after them with
 ``skip``), ``bsync:mversion`` which keys it holds (:data:`domain.match_keys.KEY_VERSION`; 2: the weak keys too,
-3: first name + postcode + the family name's one-deletion variants; an index of an older version
-serves the lookups it has keys for, an index without a version the strong lookup only, until ``match``
-runs again and writes the current version).
-``beteiligte-sync match`` builds it; each create then reads Advoware's changes since the watermark
-(one list call) and brings it up to date. Losing it is safe: the create check is skipped until
+3: first name + postcode + the family name's one-deletion variants, 4: the weak keys of a person
+with a birth date marked by it, so that namesakes born on other days are no candidates; an index of
+an older version serves the lookups it has keys for, an index without a version the strong lookup
+only, until ``match`` runs again and writes the current version).
+``beteiligte-sync match`` builds it; each create then reads Advoware's changes since an hour before
+the watermark (one list call; a second one only behind a full page of older rows, see
+:func:`sync.create_match.refresh_index`) and brings it up to date. Losing it is safe: the create check is skipped until
 ``match`` runs again.
 """
 

@@ -2,7 +2,8 @@
 
 The EspoCRM values are looked up by the strong rules (:data:`domain.matching.STRONG`) in the match
 key index (:mod:`adapters.match_index`, built by ``beteiligte-sync match``), after bringing the index
-up to date with ONE list read of Advoware's changes since its watermark. A unique candidate is read
+up to date with one list read of Advoware's changes since an hour before its watermark
+(:func:`refresh_index`). A unique candidate is read
 once more (instead of the ``POST`` a create would cost) and must still match; then, by
 ``ON_CREATE_MATCH``:
 
@@ -19,13 +20,15 @@ naming them (never linked, never created as another duplicate).
 When no strong rule finds the party, the weak keys are looked up in the same index
 (:func:`domain.match_keys.weak_lookup_keys`): a candidate that is a possible duplicate
 (:func:`domain.matching.possible_duplicate`: name + e-mail or postcode without both birth dates, a
-family name one letter off with first name and e-mail or postcode equal), read afresh like the
+family name one letter off with first name and e-mail or postcode equal; a namesake with another
+birth date than the record's is no candidate: its keys are marked by it), read afresh like the
 strong ones (at most :data:`MAX_READS`; more are held as "several" unread), fails
 the record in every mode but ``create``, naming its ``betNr`` and the rule: a person enters the
 ``betNr`` to link it, or runs ``beteiligte-sync match --create-new <id>`` when it is another party.
 Candidates declined for the record (:mod:`adapters.match_declines`) never count. An index built
 before the weak keys (no version) serves the strong lookup only, one before the family-name variants
-(version 2) name + postcode without them, until ``match`` runs again.
+(version 2) name + postcode without them, one before the birth-date marks (version 3) every
+namesake as before, until ``match`` runs again.
 
 Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
 extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.

@@ -81,8 +81,6 @@ async def test_a_hold_whose_candidate_is_gone_is_released_by_the_sync_check(bed:
     assert rec["syncStatus"] == "clean" and rec["betnr"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="more than MAX_READS namesakes in the postcode, each with another birth "
-                   "date than the record's, hold its create unread: a contradiction makes a candidate after all")
 async def test_namesakes_with_other_birth_dates_never_hold_the_create(bed: Testbed) -> None:
     for year in range(1950, 1957):  # seven "Anna Müller" in 10115 over the years, none born 1980-04-12
         bed.advo.seed(**{**ANNA_AT_10115, "email": None, "geburtsdatum": f"{year}-01-02T00:00:00"})
