@@ -3,12 +3,15 @@
 Only hashes of the rules' keys are kept (no client data): ``bsync:mk:<hash>`` is the set of
 ``betNr`` having that key, ``bsync:mb:<betNr>`` the set of its key hashes (to replace them when the
 Beteiligter changes), ``bsync:mwater`` Advoware's ``geaendertAm`` up to which the index is complete,
-``bsync:mversion`` which keys it holds (:data:`domain.match_keys.KEY_VERSION`; 2: the weak keys too,
-3: first name + postcode + the family name's one-deletion variants; an index of an older version
-serves the lookups it has keys for, an index without a version the strong lookup only, until ``match``
-runs again and writes the current version).
-``beteiligte-sync match`` builds it; each create then reads Advoware's changes since the watermark
-(one list call) and brings it up to date. Losing it is safe: the create check is skipped until
+``bsync:mwater:n`` how many rows stamped with it are indexed (a list read continues after them with
+``skip``), ``bsync:mversion`` which keys it holds (:data:`domain.match_keys.KEY_VERSION`; 2: the weak keys too,
+3: first name + postcode + the family name's one-deletion variants, 4: the weak keys of a person
+with a birth date marked by it, so that namesakes born on other days are no candidates; an index of
+an older version serves the lookups it has keys for, an index without a version the strong lookup
+only, until ``match`` runs again and writes the current version).
+``beteiligte-sync match`` builds it; each create then reads Advoware's changes since an hour before
+the watermark (one list call; a second one only behind a full page of older rows, see
+:func:`sync.create_match.refresh_index`) and brings it up to date. Losing it is safe: the create check is skipped until
 ``match`` runs again.
 """
 
@@ -44,6 +47,10 @@ class MatchKeyIndex:
     def _water(self) -> str:
         return f"{self.prefix}:mwater"
 
+    @property
+    def _seen(self) -> str:
+        return f"{self.prefix}:mwater:n"
+
     async def put_many(self, items: Iterable[tuple[int, list[str]]]) -> None:
         """Replace the keys of each Beteiligter (one round trip to read, one to write)."""
         batch = [(betnr, {key_hash(k) for k in keys}) for betnr, keys in items]
@@ -56,6 +63,8 @@ class MatchKeyIndex:
         write = self.redis.pipeline(transaction=True)
         for (betnr, new), old_raw in zip(batch, old_sets, strict=True):
             old = {str(as_text(h)) for h in old_raw}
+            if old == new:  # read again (the list's overlap) and unchanged: nothing to write
+                continue
             for h in old - new:
                 write.srem(self._mk(h), betnr)
             write.delete(self._mb(betnr))
@@ -78,12 +87,20 @@ class MatchKeyIndex:
     async def watermark(self) -> str | None:
         return as_text(await self.redis.get(self._water))
 
-    async def set_watermark(self, stamp: str) -> None:
-        await self.redis.set(self._water, stamp)
+    async def cursor(self) -> tuple[str, int] | None:
+        """The watermark and how many rows stamped with it are indexed (0 when not known: an index
+        written before the count, or a full build); ``None`` without an index."""
+        water, seen = (as_text(v) for v in await self.redis.mget([self._water, self._seen]))
+        if water is None:
+            return None
+        return water, int(seen) if seen is not None and seen.isdigit() else 0
+
+    async def set_watermark(self, stamp: str, seen: int = 0) -> None:
+        await self.redis.mset({self._water: stamp, self._seen: str(seen)})
 
     async def complete(self, stamp: str) -> None:
         """A full build is done: the watermark, and the version of the keys it holds."""
-        await self.redis.mset({self._water: stamp, f"{self.prefix}:mversion": str(VERSION)})
+        await self.redis.mset({self._water: stamp, self._seen: "0", f"{self.prefix}:mversion": str(VERSION)})
 
     async def version(self) -> int:
         """The key version a full build wrote (0: built before the versions, or no index)."""

@@ -18,10 +18,14 @@ from __future__ import annotations
 from domain.match_party import Kind, Party
 
 # 2: the weak keys (name + e-mail, name + postcode); 3: also first name + postcode + the family
-# name's one-deletion variants (``fd``) and its umlaut-squashed spelling (``np``). An index of an
-# older version serves only the lookups it has keys for (see :func:`weak_lookup_keys`).
-KEY_VERSION = 3
+# name's one-deletion variants (``fd``) and its umlaut-squashed spelling (``np``); 4: the weak keys
+# of a person with a birth date marked by it (:func:`_marked`). An index of an older version serves
+# only the lookups it has keys for (see :func:`weak_lookup_keys`).
+KEY_VERSION = 4
 WEAK_SINCE = 2
+VARIANTS_SINCE = 3
+DOB_MARKED_SINCE = 4
+ANY_DOB = "*"
 
 
 def key(*parts: str | None) -> str | None:
@@ -84,29 +88,47 @@ def _near_keys(p: Party) -> list[str]:
             + [f"fd:{p.first}|{p.plz}|{v}" for v in sorted(family_variants(p.family) - full)])
 
 
+def _plain_weak_keys(p: Party) -> list[str]:
+    mail = key(p.first, p.email)
+    return ([f"fe:{mail}"] if mail else []) + _near_keys(p)
+
+
+def _marked(keys: list[str], mark: str) -> list[str]:
+    return [f"{k}#{mark}" for k in keys]
+
+
 def weak_keys(p: Party) -> list[str]:
     """The keys a person is indexed under besides the strong ones (companies have no weak rule):
     ``fe`` first name + e-mail finds name + e-mail, first name + birth date + e-mail and a family
     name one letter off with that e-mail; ``np`` and ``fd`` (:func:`_near_keys`) find name + postcode
-    and a family name one letter off with first name and postcode equal."""
+    and a family name one letter off with first name and postcode equal.
+
+    A person without a birth date has them as they are; one with a birth date has each twice, marked
+    ``#*`` (found by a record without a birth date) and ``#<birth date>`` (found by a record with the
+    same one): a record with another birth date, a contradiction, never finds it (namesakes born in
+    other years never hold a create)."""
     if p.kind != Kind.PERSON:
         return []
-    mail = key(p.first, p.email)
-    return ([f"fe:{mail}"] if mail else []) + _near_keys(p)
+    plain = _plain_weak_keys(p)
+    return _marked(plain, ANY_DOB) + _marked(plain, p.dob) if p.dob else plain
 
 
 def weak_lookup_keys(p: Party, version: int = KEY_VERSION) -> list[str]:
     """What a create looks up when no strong rule matched, in an index of this :data:`KEY_VERSION`:
     first name + e-mail, each variant of the family name as a name (``np``) and as a deletion
-    (``fd``: a variant shared with a deletion of the other name), and the strong name + birth date
-    key with first and family name swapped. An index of version 2 has only the name itself (``np``):
-    the variants are not looked up; an older one has no weak key at all."""
+    (``fd``: a variant shared with a deletion of the other name), as they are (the persons without a
+    birth date) and marked by the record's birth date, or by ``*`` when it has none
+    (:func:`weak_keys`); then the strong name + birth date key with first and family name swapped.
+    An index of version 2 has only the name itself (``np``): the variants are not looked up; one
+    before version 4 holds every person's keys as they are, so a record with a birth date looks
+    them up marked ``*`` too (the rows indexed since); an older one has no weak key at all."""
     if p.kind != Kind.PERSON or version < WEAK_SINCE:
         return []
-    out = [k for k in weak_keys(p) if k.startswith("fe:")]
+    out = [k for k in _plain_weak_keys(p) if k.startswith("fe:")]
     if p.first and p.plz and p.family:
-        variants = sorted(family_variants(p.family)) if version >= KEY_VERSION else [p.family]
+        variants = sorted(family_variants(p.family)) if version >= VARIANTS_SINCE else [p.family]
         out += [f"np:{v}|{p.first}|{p.plz}" for v in variants]
-        out += [f"fd:{p.first}|{p.plz}|{v}" for v in variants] if version >= KEY_VERSION else []
+        out += [f"fd:{p.first}|{p.plz}|{v}" for v in variants] if version >= VARIANTS_SINCE else []
+    mark = p.dob if p.dob and version >= DOB_MARKED_SINCE else ANY_DOB
     swapped = key(p.first, p.family, p.dob)
-    return out + ([f"nd:{swapped}"] if swapped else [])
+    return out + _marked(out, mark) + ([f"nd:{swapped}"] if swapped else [])

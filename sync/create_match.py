@@ -2,7 +2,8 @@
 
 The EspoCRM values are looked up by the strong rules (:data:`domain.matching.STRONG`) in the match
 key index (:mod:`adapters.match_index`, built by ``beteiligte-sync match``), after bringing the index
-up to date with ONE list read of Advoware's changes since its watermark. A unique candidate is read
+up to date with one list read of Advoware's changes since an hour before its watermark
+(:func:`refresh_index`). A unique candidate is read
 once more (instead of the ``POST`` a create would cost) and must still match; then, by
 ``ON_CREATE_MATCH``:
 
@@ -19,13 +20,15 @@ naming them (never linked, never created as another duplicate).
 When no strong rule finds the party, the weak keys are looked up in the same index
 (:func:`domain.match_keys.weak_lookup_keys`): a candidate that is a possible duplicate
 (:func:`domain.matching.possible_duplicate`: name + e-mail or postcode without both birth dates, a
-family name one letter off with first name and e-mail or postcode equal), read afresh like the
+family name one letter off with first name and e-mail or postcode equal; a namesake with another
+birth date than the record's is no candidate: its keys are marked by it), read afresh like the
 strong ones (at most :data:`MAX_READS`; more are held as "several" unread), fails
 the record in every mode but ``create``, naming its ``betNr`` and the rule: a person enters the
 ``betNr`` to link it, or runs ``beteiligte-sync match --create-new <id>`` when it is another party.
 Candidates declined for the record (:mod:`adapters.match_declines`) never count. An index built
 before the weak keys (no version) serves the strong lookup only, one before the family-name variants
-(version 2) name + postcode without them, until ``match`` runs again.
+(version 2) name + postcode without them, one before the birth-date marks (version 3) every
+namesake as before, until ``match`` runs again.
 
 Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
 extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.
@@ -37,7 +40,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +61,9 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 INDEX_PAGE = 200
+OVERLAP = timedelta(hours=1)  # read again before the watermark: the repeated autumn hour
 MAX_READS = 5  # candidates read to drop those gone from Advoware; more are ambiguous anyway
+MAX_NAMED = 10  # betNrs a "several" message names before "and N more" (it must stay one short line)
 
 
 class OnCreateMatch(StrEnum):
@@ -103,10 +108,12 @@ def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
     return out
 
 
-def _numbers(betnrs: set[int]) -> str:
+def _numbers(betnrs: set[int], limit: int = MAX_READS) -> str:
+    """The lowest ``limit`` betNrs, then how many more: a message is cut at 480 characters
+    (:mod:`sync.sync_failures`), and its advice comes after the numbers."""
     nums = sorted(betnrs)
-    more = f" and {len(nums) - MAX_READS} more" if len(nums) > MAX_READS else ""
-    return ", ".join(str(b) for b in nums[:MAX_READS]) + more
+    more = f" and {len(nums) - limit} more" if len(nums) > limit else ""
+    return ", ".join(str(b) for b in nums[:limit]) + more
 
 
 def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
@@ -118,21 +125,41 @@ def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
             f"too little to link without a person); {which}: beteiligte-sync match --create-new {espo_id}")
 
 
+def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: bool) -> tuple[str, int]:
+    """The watermark and how many rows stamped with it are read, after ``page``: read with
+    ``skip=seen`` from ``water`` (``skipped``), or from before ``water`` and holding every row stamped
+    with it (a page not full, or one reaching past ``water``)."""
+    stamps = [str(o["geaendertAm"]) for o in page if o.get("geaendertAm")]
+    top = max(stamps, default=water)
+    if top <= water:  # nothing past the watermark
+        at = sum(s == water for s in stamps)
+        return water, seen + at if skipped else at
+    return top, sum(s == top for s in stamps)
+
+
 async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
-    """Advoware's changes since the watermark (one list read), put into the index; ``None`` when there
-    is no index yet or no list endpoint."""
-    water = await index.watermark()
-    if water is None:
+    """Advoware's changes since the watermark, put into the index; ``None`` when there is no index
+    yet or no list endpoint. One list read from :data:`OVERLAP` before the watermark (``geaendertAm``
+    is local time without offset: the hour repeated when summer time ends is stamped backwards;
+    indexing a row again changes nothing). Only when that page is full and ends at or before the
+    watermark, a second read continues at the watermark, skipping the rows stamped with it already
+    read (a bulk change of more than :data:`INDEX_PAGE` rows with one stamp never sticks it)."""
+    cursor = await index.cursor()
+    if cursor is None:
         return None
+    water, seen = cursor
+    since = datetime.fromisoformat(water)
     try:
-        page = await advo.list_beteiligte(geaendert_seit=datetime.fromisoformat(water), take=INDEX_PAGE)
+        page = await advo.list_beteiligte(geaendert_seit=since - OVERLAP, take=INDEX_PAGE)
+        behind = len(page) == INDEX_PAGE and str(page[-1].get("geaendertAm") or "") <= water
+        more = await advo.list_beteiligte(geaendert_seit=since, skip=seen, take=INDEX_PAGE) if behind else []
     except NotFoundError:
         return None
-    await index.put_many(index_entries(page))
-    stamps = [str(o["geaendertAm"]) for o in page if o.get("geaendertAm")]
-    if stamps and max(stamps) > water:
-        await index.set_watermark(max(stamps))
-    return page
+    await index.put_many(index_entries(page + more))
+    moved = _advanced(water, seen, more, skipped=True) if behind else _advanced(water, seen, page, skipped=False)
+    if moved != cursor:
+        await index.set_watermark(*moved)
+    return page + more
 
 
 class CreateMatcher:
@@ -180,7 +207,7 @@ class CreateMatcher:
 
     async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:
         if len(found) > 1:
-            numbers = ", ".join(str(b) for b in sorted(found))
+            numbers = _numbers(set(found), MAX_NAMED)
             raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
                              "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
         [(betnr, (obj, rule))] = found.items()

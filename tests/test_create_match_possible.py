@@ -5,6 +5,7 @@ Beteiligter may be it. Through HTTP against both simulators, on a real Redis."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,9 @@ from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
-from sync.create_match import MAX_READS
+from domain.match_keys import KEY_VERSION, strong_keys, weak_keys
+from domain.match_party import party_from_advoware
+from sync.create_match import MAX_READS, OVERLAP
 from sync.match import scan
 from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
@@ -92,7 +95,7 @@ async def test_a_candidate_older_than_the_watermark_is_read_once(bed: Testbed) -
     await _index(bed)
     index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
     water = datetime.fromisoformat(str(await index.watermark()))
-    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # Anna is older than the index
+    await index.set_watermark((water + OVERLAP + timedelta(seconds=1)).isoformat())  # Anna: before the overlap
     bed.reset_calls()
     rec = await _staff_creates(bed, **NO_DOB)
     assert rec["syncStatus"] == "failed" and str(existing["betNr"]) in rec["syncErrorMessage"]
@@ -112,6 +115,22 @@ async def test_a_contradiction_is_no_possible_duplicate_and_is_created(bed: Test
     rec = await _staff_creates(bed, **espo)
     assert rec["syncStatus"] == "clean", rec["syncErrorMessage"]
     assert len(bed.advo.all()) == 2
+
+
+@pytest.mark.parametrize("dob", [None, "1980-04-12"])
+async def test_an_index_before_the_birth_date_marks_still_holds_a_typo(bed: Testbed, dob: str | None) -> None:
+    existing = bed.advo.seed(**ANNA_AT_10115)  # born 1980-04-12
+    await _index(bed)
+    store = bed.services.store
+    index = MatchKeyIndex(store.redis, store.prefix)
+    party = party_from_advoware(existing)  # its keys as version 3 wrote them: none marked
+    await index.put_many([(existing["betNr"], strong_keys(party) + weak_keys(replace(party, dob=None)))])
+    await store.redis.set(f"{store.prefix}:mversion", "3")
+    water = datetime.fromisoformat(str(await index.watermark()))
+    await index.set_watermark((water + OVERLAP + timedelta(seconds=1)).isoformat())  # not read again
+    rec = await _staff_creates(bed, **{**TYPO_BARE, "dateOfBirth": dob})
+    assert rec["syncStatus"] == "failed" and f"betNr {existing['betNr']} (" in rec["syncErrorMessage"]
+    assert len(bed.advo.all()) == 1
 
 
 async def test_empty_values_never_make_a_candidate(bed: Testbed) -> None:
@@ -199,7 +218,7 @@ async def test_an_index_before_the_family_name_variants_skips_them_until_match_r
     first = await _staff_creates(bed, **TYPO_BARE)
     assert first["syncStatus"] == "clean", first["syncErrorMessage"]  # the variants not looked up: created
     await _index(bed)  # `beteiligte-sync match` again: the current version
-    assert await MatchKeyIndex(store.redis, store.prefix).version() == 3
+    assert await MatchKeyIndex(store.redis, store.prefix).version() == KEY_VERSION
     second = await _staff_creates(bed, **TYPO_BARE)
     assert second["syncStatus"] == "failed" and str(existing["betNr"]) in second["syncErrorMessage"]
 
@@ -210,7 +229,7 @@ async def test_more_typo_candidates_than_it_reads_are_held_unread_as_several(bed
     await _index(bed)
     index = MatchKeyIndex(bed.services.store.redis, bed.services.store.prefix)
     water = datetime.fromisoformat(str(await index.watermark()))
-    await index.set_watermark((water + timedelta(seconds=1)).isoformat())  # none comes with the list read
+    await index.set_watermark((water + OVERLAP + timedelta(seconds=1)).isoformat())  # none comes with the list read
     bed.reset_calls()
     rec = await _staff_creates(bed, **TYPO_BARE)
     message = rec["syncErrorMessage"]

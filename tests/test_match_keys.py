@@ -93,5 +93,28 @@ def test_a_typo_with_the_same_first_name_and_postcode_shares_a_key_and_others_do
 def test_an_index_of_version_2_is_looked_up_by_its_own_keys() -> None:
     espo = party_from_espo({"id": "e1", "lastName": "Müler", "firstName": "Anna", "addressPostalCode": "10115",
                             "emailAddress": "a@b.de"})
-    assert weak_lookup_keys(espo, 2) == ["fe:anna|a@b.de", "np:mueler|anna|10115"]  # no variants
+    plain = ["fe:anna|a@b.de", "np:mueler|anna|10115"]  # no variants
+    assert weak_lookup_keys(espo, 2) == plain + [f"{k}#*" for k in plain]  # and as rows indexed since hold them
     assert len(weak_lookup_keys(espo, KEY_VERSION)) > 2 and weak_lookup_keys(espo, 1) == []
+
+
+def _born(dob: str | None, pid: str = "1") -> Party:
+    return Party(pid, Kind.PERSON, "müller", family="mueller", first="anna", plz="10115", dob=dob)
+
+
+def test_a_record_with_a_birth_date_finds_only_namesakes_without_one_or_with_the_same() -> None:
+    held = {dob: set(weak_keys(_born(dob))) for dob in (None, "1980-04-12", "1951-01-02")}
+    with_dob = set(weak_lookup_keys(_born("1980-04-12", "e")))
+    assert with_dob & held[None] and with_dob & held["1980-04-12"]
+    assert not with_dob & held["1951-01-02"]  # another birth date: a contradiction, no candidate
+    without = set(weak_lookup_keys(_born(None, "e")))
+    assert all(without & keys for keys in held.values())  # no birth date: every namesake
+
+
+def test_an_index_before_the_birth_date_marks_is_looked_up_as_it_was() -> None:
+    """Version 3 indexed every person's keys as they are: a record with a birth date looks those up
+    (every namesake, as before), and marked ``*`` the rows indexed since."""
+    old = set(weak_keys(_born(None)))  # what version 3 wrote for any namesake
+    since = set(weak_keys(_born("1951-01-02")))
+    lookup = set(weak_lookup_keys(_born("1980-04-12", "e"), 3))
+    assert lookup & old and lookup & since
