@@ -54,6 +54,7 @@ from domain.match_keys import strong_keys, weak_keys, weak_lookup_keys
 from domain.match_party import Party, party_from_advoware, party_from_espo
 from domain.matching import STRONG, Rule, possible_duplicate, rule_for
 from domain.sync_status import ENTITY
+from sync.match_messages import MAX_NAMED, MAX_READS, numbers, possible_message
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 INDEX_PAGE = 200
 OVERLAP = timedelta(hours=1)  # read again before the watermark: the repeated autumn hour
-MAX_READS = 5  # candidates read to drop those gone from Advoware; more are ambiguous anyway
-MAX_NAMED = 10  # betNrs a "several" message names before "and N more" (it must stay one short line)
 
 
 class OnCreateMatch(StrEnum):
@@ -106,23 +105,6 @@ def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
         party = party_from_advoware(o)
         out.append((int(o["betNr"]), strong_keys(party) + weak_keys(party)))
     return out
-
-
-def _numbers(betnrs: set[int], limit: int = MAX_READS) -> str:
-    """The lowest ``limit`` betNrs, then how many more: a message is cut at 480 characters
-    (:mod:`sync.sync_failures`), and its advice comes after the numbers."""
-    nums = sorted(betnrs)
-    more = f" and {len(nums) - limit} more" if len(nums) > limit else ""
-    return ", ".join(str(b) for b in nums[:limit]) + more
-
-
-def possible_message(espo_id: str, possible: dict[int, Rule | None]) -> str:
-    """The record's ``syncErrorMessage`` when it may be an existing Beteiligter (one line)."""
-    rules = ", ".join(sorted({r.value for r in possible.values() if r is not None})) or "weak keys"
-    which = f"enter {min(possible)} in betnr to link it; if it is another party" if len(possible) == 1 else \
-        "enter the right one's betNr in betnr to link it; if it is none of them"
-    return (f"not created in Advoware: may be the existing Beteiligte betNr {_numbers(set(possible))} ({rules}, "
-            f"too little to link without a person); {which}: beteiligte-sync match --create-new {espo_id}")
 
 
 def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: bool) -> tuple[str, int]:
@@ -185,7 +167,9 @@ class CreateMatcher:
         elif found.possible:
             log_record(logging.WARNING, "not created: may be an existing Beteiligter", espo_id=espo_id,
                        betnr=min(found.possible), decision="possible_duplicate")
-            raise MatchFound(possible_message(espo_id, found.possible))
+            owners = {b: o for b in sorted(found.possible)[:MAX_READS]
+                      if (o := await self.store.betnr_owner(b)) is not None and o != espo_id}
+            raise MatchFound(possible_message(espo_id, found.possible, owners))
 
     async def candidates(self, espo_id: str, espo_vals: Canonical) -> Found | None:
         """The candidates a create of these values meets, those declined for the record left out;
@@ -207,8 +191,8 @@ class CreateMatcher:
 
     async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:
         if len(found) > 1:
-            numbers = _numbers(set(found), MAX_NAMED)
-            raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {numbers}); "
+            named = numbers(set(found), MAX_NAMED)
+            raise MatchFound(f"not created in Advoware: matches several existing Beteiligte (betNr {named}); "
                              "link one by entering its betNr in betnr, or merge the duplicates in Advoware")
         [(betnr, (obj, rule))] = found.items()
         owner = await self.store.betnr_owner(betnr)

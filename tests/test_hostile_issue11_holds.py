@@ -358,9 +358,6 @@ async def test_a_betnr_linked_to_another_record_is_not_linked_again_by_hand(bed:
     assert await bed.services.store.betnr_owner(existing["betNr"]) == first["id"]
 
 
-@pytest.mark.xfail(strict=True, reason="a possible duplicate already linked to another EspoCRM record is named with "
-                   "'enter <betNr> in betnr to link it' (the strong path says it is linked elsewhere): following "
-                   "the advice links two EspoCRM records to one Beteiligter")
 async def test_a_hold_never_advises_linking_a_beteiligter_linked_elsewhere(bed: Testbed) -> None:
     existing = bed.advo.seed(**ANNA_ADVO)
     await _index(bed)
