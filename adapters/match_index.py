@@ -77,6 +77,17 @@ class MatchKeyIndex:
     async def remove(self, betnr: int) -> None:
         await self.put_many([(betnr, [])])
 
+    async def prune(self, keep: set[int]) -> int:
+        """After a full build: drop every Beteiligter not in ``keep`` (deleted or merged away in Advoware
+        since an earlier build; a create reads at most a few candidates, so more would stay); returns
+        how many were dropped."""
+        prefix = self._mb(0)[:-1]
+        gone = [int(name[len(prefix):]) async for raw in self.redis.scan_iter(match=prefix + "*", count=1000)
+                if (name := str(as_text(raw)))[len(prefix):].isdigit() and int(name[len(prefix):]) not in keep]
+        for start in range(0, len(gone), 500):
+            await self.put_many([(b, []) for b in gone[start:start + 500]])
+        return len(gone)
+
     async def lookup(self, keys: Iterable[str]) -> set[int]:
         """Every ``betNr`` having any of these keys."""
         hashes = [self._mk(key_hash(k)) for k in keys]

@@ -100,14 +100,17 @@ async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> Ma
     keys = MatchKeyIndex(store.redis, store.prefix)
     batch: list[dict[str, Any]] = []
     water = ""
+    seen: set[int] = set()
     async for obj in every_beteiligter(advo):
         index.add(party_from_advoware(obj))
+        seen.add(int(obj["betNr"]))
         batch.append(obj)
         water = max(water, str(obj.get("geaendertAm") or ""))
         if len(batch) >= INDEX_BATCH:
             await keys.put_many(index_entries(batch))
             batch = []
     await keys.put_many(index_entries(batch))
+    await keys.prune(seen)  # Beteiligte gone since an earlier build leave the index
     await keys.complete(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
     linked: dict[str, str] = {}
     found = []

@@ -272,9 +272,6 @@ async def test_a_yes_row_links_a_held_record(bed: Testbed, tmp_path: Path) -> No
     assert _advo_count(bed) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Beteiligte deleted in Advoware never leave the match index when more than "
-                   "MAX_READS share a key (never read) and match does not drop them either: after the advised merge "
-                   "the record stays held as 'several', naming betNrs that no longer exist")
 async def test_after_the_advised_merge_in_advoware_the_record_links_to_the_one_left(bed: Testbed) -> None:
     copies = [int(bed.advo.seed(**ANNA_ADVO)["betNr"]) for _ in range(6)]  # Anna entered six times in Advoware
     await _index(bed)
