@@ -19,12 +19,14 @@ from domain.match_party import Kind, Party
 
 # 2: the weak keys (name + e-mail, name + postcode); 3: also first name + postcode + the family
 # name's one-deletion variants (``fd``) and its umlaut-squashed spelling (``np``); 4: the weak keys
-# of a person with a birth date marked by it (:func:`_marked`). An index of an older version serves
-# only the lookups it has keys for (see :func:`weak_lookup_keys`).
-KEY_VERSION = 4
+# of a person with a birth date marked by it (:func:`_marked`); 5: family name + birth date (``fb``,
+# a second first name). An index of an older version serves only the lookups it has keys for (see
+# :func:`weak_lookup_keys`).
+KEY_VERSION = 5
 WEAK_SINCE = 2
 VARIANTS_SINCE = 3
 DOB_MARKED_SINCE = 4
+FIRST_NAMES_SINCE = 5
 ANY_DOB = "*"
 
 
@@ -110,7 +112,9 @@ def weak_keys(p: Party) -> list[str]:
     if p.kind != Kind.PERSON:
         return []
     plain = _plain_weak_keys(p)
-    return _marked(plain, ANY_DOB) + _marked(plain, p.dob) if p.dob else plain
+    family_dob = key(p.family, p.dob)  # a second first name (Anna Maria / Anna): birth date in the key
+    return (_marked(plain, ANY_DOB) + _marked(plain, p.dob) if p.dob else plain) + \
+        ([f"fb:{family_dob}"] if family_dob else [])
 
 
 def weak_lookup_keys(p: Party, version: int = KEY_VERSION) -> list[str]:
@@ -131,4 +135,6 @@ def weak_lookup_keys(p: Party, version: int = KEY_VERSION) -> list[str]:
         out += [f"fd:{p.first}|{p.plz}|{v}" for v in variants] if version >= VARIANTS_SINCE else []
     mark = p.dob if p.dob and version >= DOB_MARKED_SINCE else ANY_DOB
     swapped = key(p.first, p.family, p.dob)
-    return out + _marked(out, mark) + ([f"nd:{swapped}"] if swapped else [])
+    family_dob = key(p.family, p.dob) if version >= FIRST_NAMES_SINCE else None
+    return out + _marked(out, mark) + ([f"nd:{swapped}"] if swapped else []) + \
+        ([f"fb:{family_dob}"] if family_dob else [])

@@ -53,6 +53,7 @@ class Rule(StrEnum):
     # Never returned by rule_for (match does not propose them): only possible duplicates at a create.
     PERSON_TYPO_EMAIL = "person_typo_email"
     PERSON_TYPO_PLZ = "person_typo_plz"
+    PERSON_FIRST_NAMES_DOB = "person_first_names_dob"  # "Anna Maria" / "Anna": family name + birth date
 
 
 class Verdict(StrEnum):
@@ -128,17 +129,30 @@ def possible_duplicate(a: Party, b: Party) -> Rule | None:
     """Why ``b`` may be the party ``a`` is, or ``None``: any rule matches, or (two persons, nothing
     contradicting) the first names are equal, the family names one letter apart as typed
     (:func:`domain.match_keys.typed_one_off`) and the e-mail (``person_typo_email``) or the postcode
-    (``person_typo_plz``) equal. A create meeting one waits for a person; two different birth dates
-    (or any contradiction) never make one."""
+    (``person_typo_plz``) equal, or one first name is the other with a second one, family name and
+    birth date equal (``person_first_names_dob``). A create meeting one waits for a person; two
+    different birth dates (or any contradiction) never make one."""
     rule = rule_for(a, b)
     if rule is not None:
         return rule
+    if _second_first_name(a, b):
+        return Rule.PERSON_FIRST_NAMES_DOB
     if not (a.kind == Kind.PERSON and _compatible(a, b) and a.first and a.first == b.first
             and a.family and b.family and typed_one_off(a.family, b.family)):
         return None
     if a.email and a.email == b.email:
         return Rule.PERSON_TYPO_EMAIL
     return Rule.PERSON_TYPO_PLZ if a.plz and a.plz == b.plz else None
+
+
+def _second_first_name(a: Party, b: Party) -> bool:
+    """Two persons of one family name and birth date whose first names differ only by a second one
+    (``Anna Maria`` / ``Anna`` or ``Maria``): one folded first name begins or ends the other."""
+    if not (a.kind == Kind.PERSON == b.kind and a.dob and a.dob == b.dob and a.family and a.family == b.family
+            and a.first and b.first and a.first != b.first):
+        return False
+    short, long = sorted((a.first, b.first), key=len)
+    return long.startswith(short) or long.endswith(short)
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,8 +315,6 @@ async def test_a_placeholder_postcode_never_links_two_companies(bed: Testbed) ->
     assert rec["syncStatus"] == "clean" and _advo_count(bed) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="a second first name ('Anna Maria' in EspoCRM, 'Anna' in Advoware) with the "
-                   "same family name, birth date, e-mail and postcode is neither linked nor held: created again")
 async def test_a_second_first_name_is_never_created_again_in_advoware(bed: Testbed) -> None:
     existing = bed.advo.seed(**ANNA_AT_10115)
     await _index(bed)

@@ -202,6 +202,20 @@ def test_a_typo_with_the_same_first_name_and_postcode_is_a_possible_duplicate() 
         assert _possible({**bare, **change}, ANNA_ADVO) is None, change
 
 
+def test_a_second_first_name_with_family_name_and_birth_date_is_a_possible_duplicate() -> None:
+    for first in ("Anna Maria", "Anna-Maria", "Maria Anna"):  # a second first name, before or after
+        rec = {**ANNA_ESPO, "firstName": first}
+        assert _possible(rec, ANNA_ADVO) == Rule.PERSON_FIRST_NAMES_DOB and _rule(rec, ANNA_ADVO) is None, first
+    assert Rule.PERSON_FIRST_NAMES_DOB not in AUTO  # never linked: a person decides
+    for change in ({"dateOfBirth": "1981-04-12"}, {"dateOfBirth": None}, {"lastName": "Meier"},
+                   {"firstName": "Marianne"}):
+        assert _possible({**ANNA_ESPO, "firstName": "Anna Maria", **change}, ANNA_ADVO) is None, change
+    espo = party_from_espo({**ANNA_ESPO, "firstName": "Anna Maria"})
+    advo = party_from_advoware(ANNA_ADVO)
+    assert set(weak_lookup_keys(espo)) & set(weak_keys(advo))  # the create finds her in the index
+    assert not set(weak_lookup_keys(espo, version=4)) & {k for k in weak_keys(advo) if k.startswith("fb:")}
+
+
 @pytest.mark.parametrize("change", [
     {"dateOfBirth": "1981-04-12"},  # a contradiction: another person
     {"lastName": "Müllerova"},  # two letters off
