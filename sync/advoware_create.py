@@ -77,8 +77,8 @@ class AdvowareCreator:
                               want: dict[str, str], attempt: CreateAttempt | None) -> dict[str, Any]:
         """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
         the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
-        keys: list[str] = []
-        if self.matcher.mode != OnCreateMatch.CREATE:
+        keys: list[str] = []  # claims only where the create looks up (a mode that looks, an index built)
+        if self.matcher.mode != OnCreateMatch.CREATE and await self.matcher.index.watermark() is not None:
             party = party_from_espo({"id": espo_id, **espo_vals})
             keys = strong_keys(party) + weak_keys(party)
         other = await self.claims.claim(espo_id, keys)
