@@ -5,6 +5,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from redis import Redis
 
 from stephost.host import StepHost
 from tests.embedded_support import state_root
@@ -48,6 +49,19 @@ async def fast_tb(request: pytest.FixtureRequest) -> AsyncIterator[FastBed]:
         yield bed
     finally:
         await bed.close()
+
+
+@pytest.fixture
+async def firm(real_redis_url: str) -> AsyncIterator[Testbed]:
+    """A firm whose two systems are already full (issue 11): both simulators and the service on the
+    session's throwaway redis-server (emptied first, shared with the CLI a test runs), EspoCRM 8.1.5
+    with optimistic concurrency off."""
+    Redis.from_url(real_redis_url).flushdb()
+    testbed = await start_testbed(redis_url=real_redis_url, espo_profile="8", occ=False)
+    try:
+        yield testbed
+    finally:
+        await testbed.close()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from sync.match import scan
 from sync.match_apply import Outcome, PairLinker, apply_pairs
 from sync.match_file import Pair
 from tests.conftest import SAMPLE
+from tests.match_support import index_all as _index
 from tests.testbed import Testbed
 
 ANNA_ADVO = {"name": "Müller", "vorname": "Anna", "anrede": "Frau", "rechtsform": "natürliche Person",
@@ -27,9 +28,6 @@ KARL_ADVO = {"name": "Otto", "vorname": "Karl", "anrede": "Herr", "rechtsform": 
              "geburtsdatum": "1950-05-05T00:00:00", "ort": "Hamburg"}
 
 
-async def _index(tb: Testbed) -> None:
-    """What ``beteiligte-sync match`` does first: page through Advoware into the match key index."""
-    await scan(tb.services.espo, tb.services.advo, tb.services.store)
 
 
 T = TypeVar("T")

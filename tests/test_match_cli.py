@@ -7,17 +7,15 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from simulators.common import free_port
 from tests.embedded_support import env_for
-from tests.testbed import Testbed, start_testbed
+from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
 
@@ -45,16 +43,6 @@ ESPO: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture
-async def bed(real_redis_url: str) -> AsyncIterator[Testbed]:
-    """A firm whose two systems are already full: records entered before the sync was installed (their
-    webhook events are dropped), the service running on a real Redis the command shares."""
-    Redis.from_url(real_redis_url).flushdb()
-    tb = await start_testbed(redis_url=real_redis_url, espo_profile="8", occ=False)
-    try:
-        yield tb
-    finally:
-        await tb.close()
 
 
 def _seed(tb: Testbed) -> tuple[dict[str, int], dict[str, str]]:
@@ -94,8 +82,8 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
         out.writerows(rows)
 
 
-async def test_match_review_apply_and_the_first_sync_check(bed: Testbed, tmp_path: Path) -> None:
-    tb = bed
+async def test_match_review_apply_and_the_first_sync_check(firm: Testbed, tmp_path: Path) -> None:
+    tb = firm
     betnr, espo = _seed(tb)
     env, review = _env(tb, tmp_path), tmp_path / "match.csv"
 
@@ -148,9 +136,9 @@ async def test_match_review_apply_and_the_first_sync_check(bed: Testbed, tmp_pat
         assert records[key]["syncStatus"] == "clean", (key, records[key]["syncErrorMessage"])
 
 
-async def test_a_review_file_that_cannot_be_trusted_changes_nothing(bed: Testbed, tmp_path: Path) -> None:
-    betnr, espo = _seed(bed)
-    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+async def test_a_review_file_that_cannot_be_trusted_changes_nothing(firm: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(firm)
+    env, review = _env(firm, tmp_path), tmp_path / "review.csv"
     review.write_text(f"keep,espo_id,betnr\nyes,{espo['anna']},{betnr['anna']}\nyes,{espo['bau']},{betnr['anna']}\n")
     done = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert done.returncode == 2
@@ -158,38 +146,38 @@ async def test_a_review_file_that_cannot_be_trusted_changes_nothing(bed: Testbed
     review.write_text(f"keep,espo_id,betnr\nvielleicht,{espo['anna']},{betnr['anna']}\n")
     done = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert done.returncode == 2 and "line 2: keep" in done.stderr
-    assert all(bed.espo_record(i)["betnr"] is None for i in espo.values())
+    assert all(firm.espo_record(i)["betnr"] is None for i in espo.values())
 
 
-async def test_import_unmatched_creates_advoware_only_parties_once(bed: Testbed, tmp_path: Path) -> None:
-    betnr, espo = _seed(bed)
-    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+async def test_import_unmatched_creates_advoware_only_parties_once(firm: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(firm)
+    env, review = _env(firm, tmp_path), tmp_path / "review.csv"
     review.write_text(f"keep,espo_id,betnr\nyes,{espo['erika']},{betnr['erika']}\n")  # reviewed first
     assert _match(env, tmp_path, "--apply", str(review), "--yes").returncode == 0
     dry = _match(env, tmp_path, "--import-unmatched", "--limit", "0")
     assert dry.returncode == 0 and "would create 1 records" in dry.stdout, dry.stdout + dry.stderr
     done = _match(env, tmp_path, "--import-unmatched", "--yes", "--limit", "0")
     assert done.returncode == 0 and "created 1 Beteiligte" in done.stdout, done.stdout + done.stderr
-    [lena] = [r for r in bed.espo.all() if r["betnr"] == betnr["lena"]]
+    [lena] = [r for r in firm.espo.all() if r["betnr"] == betnr["lena"]]
     assert (lena["lastName"], lena["syncStatus"]) == ("Vogel", "clean")
     again = _match(env, tmp_path, "--import-unmatched", "--yes", "--limit", "0")
     assert "created 0 Beteiligte" in again.stdout
 
 
-async def test_a_beteiligter_linked_to_another_record_is_not_linked_again(bed: Testbed, tmp_path: Path) -> None:
-    betnr, espo = _seed(bed)
-    bed.espo.user_edit(espo["max"], betnr=betnr["anna"])  # linked by hand, our link store knows nothing
-    bed.espo.take_webhook_events()
-    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+async def test_a_beteiligter_linked_to_another_record_is_not_linked_again(firm: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(firm)
+    firm.espo.user_edit(espo["max"], betnr=betnr["anna"])  # linked by hand, our link store knows nothing
+    firm.espo.take_webhook_events()
+    env, review = _env(firm, tmp_path), tmp_path / "review.csv"
     review.write_text(f"keep,espo_id,betnr\nyes,{espo['anna']},{betnr['anna']}\n")
     done = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert done.returncode == 3 and f"betnr_linked_elsewhere: EspoCRM {espo['anna']}" in done.stdout, done.stdout
-    assert espo["max"] in done.stdout and bed.espo_record(espo["anna"])["betnr"] is None
+    assert espo["max"] in done.stdout and firm.espo_record(espo["anna"])["betnr"] is None
 
 
-async def test_a_system_that_does_not_answer_is_one_line_and_exit_2(bed: Testbed, tmp_path: Path) -> None:
-    _seed(bed)
-    env = _env(bed, tmp_path)
+async def test_a_system_that_does_not_answer_is_one_line_and_exit_2(firm: Testbed, tmp_path: Path) -> None:
+    _seed(firm)
+    env = _env(firm, tmp_path)
     env["ADVOWARE_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = _match(env, tmp_path, "--limit", "0")
     assert done.returncode == 2, done.stderr
@@ -197,19 +185,19 @@ async def test_a_system_that_does_not_answer_is_one_line_and_exit_2(bed: Testbed
     assert line.startswith("stopped: advoware:") and "run the same command again" in line
 
 
-async def test_a_record_a_sync_holds_is_left_for_the_next_run_which_resumes(bed: Testbed, tmp_path: Path) -> None:
-    betnr, espo = _seed(bed)
-    env, review = _env(bed, tmp_path), tmp_path / "review.csv"
+async def test_a_record_a_sync_holds_is_left_for_the_next_run_which_resumes(firm: Testbed, tmp_path: Path) -> None:
+    betnr, espo = _seed(firm)
+    env, review = _env(firm, tmp_path), tmp_path / "review.csv"
     review.write_text(f"keep,espo_id,betnr\nyes,{espo['anna']},{betnr['anna']}\nyes,{espo['bau']},{betnr['bau']}\n")
-    token = await bed.services.store.acquire(espo["bau"])  # a sync of this record is running
+    token = await firm.services.store.acquire(espo["bau"])  # a sync of this record is running
     assert token is not None
     first = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert first.returncode == 3 and "1 busy, 1 linked" in first.stdout, first.stdout
-    assert bed.espo_record(espo["bau"])["betnr"] is None
-    await bed.services.store.release(espo["bau"], token)
+    assert firm.espo_record(espo["bau"])["betnr"] is None
+    await firm.services.store.release(espo["bau"], token)
     second = _match(env, tmp_path, "--apply", str(review), "--yes")
     assert second.returncode == 0 and "1 already_linked, 1 linked" in second.stdout, second.stdout
-    assert bed.espo_record(espo["bau"])["betnr"] == betnr["bau"]
+    assert firm.espo_record(espo["bau"])["betnr"] == betnr["bau"]
 
 
 PAUL = {"name": "Weber", "vorname": "Paul", "anrede": "Herr", "geburtsdatum": "1940-02-02T00:00:00",
@@ -224,8 +212,8 @@ def _espo_twin(advo: dict[str, Any]) -> dict[str, Any]:
             "emailAddress": advo["email"]}
 
 
-async def test_undecided_rows_wait_no_rows_and_create_new_create(bed: Testbed, tmp_path: Path) -> None:
-    tb = bed
+async def test_undecided_rows_wait_no_rows_and_create_new_create(firm: Testbed, tmp_path: Path) -> None:
+    tb = firm
     betnr = {k: int(tb.advo.seed(**v)["betNr"]) for k, v in (("paul", PAUL), ("greta", GRETA))}
     espo = {k: str(tb.espo.seed(**_espo_twin(v))["id"]) for k, v in (("paul", PAUL), ("greta", GRETA))}
     tb.espo.take_webhook_events()
@@ -267,7 +255,7 @@ async def test_undecided_rows_wait_no_rows_and_create_new_create(bed: Testbed, t
     assert lines[1].startswith("no/such-id: not changed:"), lines
     bare = _match(env, tmp_path, "--create-new")
     assert bare.returncode == 2 and len(bare.stderr.strip().splitlines()) == 1, bare.stderr
-    assert await tb.host.drain(30)  # serve (here: the bed's host) works off the queued sync
+    assert await tb.host.drain(30)  # serve (here: the firm's host) works off the queued sync
     paul = tb.espo_record(espo["paul"])
     assert paul["syncStatus"] == "clean" and paul["betnr"] not in (None, betnr["paul"]), paul["syncErrorMessage"]
     assert len(tb.advo.all()) == 4
