@@ -28,6 +28,7 @@ from adapters.errors import (
     error_for_status,
     without_personal_data,
 )
+from adapters.http_transport import transport as http_transport
 from adapters.rate_limit import InflightLimit
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class AdvowareAPI(AdvowareListing):
         self._password = password
         self._zone = ZoneInfo(timezone)
         self._tokens = tokens or AdvowareTokenCache(redis, key=token_key, margin=token_margin)
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport or http_transport())
         self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
         self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
         self._supports_list: bool | None = None

@@ -20,6 +20,7 @@ import httpx
 
 from adapters.api_ids import check_entity, check_id, record_path
 from adapters.errors import BadResponseError, RetryableError, error_for_status, without_personal_data
+from adapters.http_transport import transport as http_transport
 from adapters.rate_limit import InflightLimit
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class EspoCRMAPI(EspoPaging):
         self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
         self._hmac_secret = hmac_secret
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/api/v1/", timeout=timeout, transport=transport
+            base_url=base_url.rstrip("/") + "/api/v1/", timeout=timeout, transport=transport or http_transport()
         )
 
     async def aclose(self) -> None:
