@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -115,5 +116,19 @@ class MatchKeyIndex:
 
     async def version(self) -> int:
         """The key version a full build wrote (0: built before the versions, or no index)."""
-        raw = as_text(await self.redis.get(f"{self.prefix}:mversion"))
-        return int(raw) if raw is not None and raw.isdigit() else 0
+        return _version(as_text(await self.redis.get(f"{self.prefix}:mversion")))
+
+    async def state(self) -> IndexState:
+        """Whether an index is built, and its key version: one round trip (a create asks both)."""
+        water, version = (as_text(v) for v in await self.redis.mget([self._water, f"{self.prefix}:mversion"]))
+        return IndexState(built=water is not None, version=_version(version))
+
+
+@dataclass(frozen=True)
+class IndexState:
+    built: bool  # ``match`` built the index (it has a watermark)
+    version: int  # the key version of its full build (0: before the versions, or no index)
+
+
+def _version(raw: str | None) -> int:
+    return int(raw) if raw is not None and raw.isdigit() else 0

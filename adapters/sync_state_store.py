@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError, WatchError
 from adapters.link_codec import Link, decode_link, encode_link
 from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
 
-__all__ = ["CreateAttempt", "Link", "RetryState", "SyncStateStore", "decode_link", "encode_link"]
+__all__ = ["CreateAttempt", "Lease", "Link", "RetryState", "SyncStateStore", "decode_link", "encode_link"]
 
 LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
 DIRTY_TTL_MS = 60 * 60 * 1000
@@ -41,13 +41,14 @@ CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
 NO_SCRIPTING = "unknown command"  # fakeredis without Lua: the WATCH/MULTI forms below are used
 
-# KEYS: lock, dirty. ARGV: token, ttl ms. The lease, and the flags set so far taken, in one step.
+# KEYS: lock, dirty, link. ARGV: token, ttl ms. The lease, the flags set so far taken, and the link
+# as the lease finds it (read under the lease, so nobody changes it meanwhile), in one step.
 _ACQUIRE_FRESH = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('DEL', KEYS[2])
-  return 1
+  return {1, redis.call('GET', KEYS[3])}
 end
-return 0
+return {0}
 """
 # KEYS: lock, dirty. ARGV: token, ttl ms. 1: released (or lost), 0: a flag was taken, run once more.
 _RELEASE_UNLESS_DIRTY = """
@@ -62,6 +63,14 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A record's writer lease, and its link as it was when the lease was taken."""
+
+    token: str
+    link: Link | None
 
 
 @dataclass
@@ -102,22 +111,28 @@ class SyncStateStore:
         ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
         return token if ok else None
 
-    async def acquire_fresh(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
+    async def acquire_fresh(self, espo_id: str, ttl_ms: int = LEASE_MS) -> Lease | None:
         """:meth:`acquire`, and on success take every "dirty" flag set so far (the pass about to run
-        reads after them): one atomic step."""
+        reads after them) and read the link: one atomic step, one round trip."""
         if self._scripting:
             token = secrets.token_hex(8)
-            keys = [self._k("lock", espo_id), self._k("dirty", espo_id)]
+            keys = [self._k("lock", espo_id), self._k("dirty", espo_id), self._k("link", espo_id)]
             try:
-                return token if await self._acquire_fresh(keys=keys, args=[token, ttl_ms]) else None
+                reply = await self._acquire_fresh(keys=keys, args=[token, ttl_ms])
             except ResponseError as exc:
                 if NO_SCRIPTING not in str(exc):
                     raise
                 self._scripting = False
+            else:
+                if not reply or not int(reply[0]):
+                    return None
+                raw = reply[1] if len(reply) > 1 else None
+                return Lease(token, decode_link(raw) if raw else None)
         taken = await self.acquire(espo_id, ttl_ms)
-        if taken is not None:
-            await self.clear_dirty(espo_id)
-        return taken
+        if taken is None:
+            return None
+        await self.clear_dirty(espo_id)
+        return Lease(taken, await self.get_link(espo_id))
 
     async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
         """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""

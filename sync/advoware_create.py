@@ -78,7 +78,8 @@ class AdvowareCreator:
         """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
         the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
         keys: list[str] = []  # claims only where the create looks up (a mode that looks, an index built)
-        if self.matcher.mode != OnCreateMatch.CREATE and await self.matcher.index.watermark() is not None:
+        state = await self.matcher.index.state()
+        if self.matcher.mode != OnCreateMatch.CREATE and state.built:
             party = party_from_espo({"id": espo_id, **espo_vals})
             keys = strong_keys(party) + weak_keys(party)
         other = await self.claims.claim(espo_id, keys)
@@ -88,10 +89,10 @@ class AdvowareCreator:
                                  system="advoware")
         keep = False
         try:
-            await self.matcher.check(espo_id, espo_vals)  # links an existing Beteiligter instead (issue 11)
+            await self.matcher.check(espo_id, espo_vals, state)  # links an existing Beteiligter instead (issue 11)
             await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
             obj = await self._post(body)
-            await self.matcher.created(obj)
+            await self.matcher.created(obj, state)
             return obj
         except OutcomeUnknownError:
             keep = True  # it may exist without being indexed: twins wait until the claims run out

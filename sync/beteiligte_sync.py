@@ -32,7 +32,7 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
-from adapters.sync_state_store import LEASE_MS, SyncStateStore
+from adapters.sync_state_store import LEASE_MS, Lease, Link, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
@@ -115,14 +115,18 @@ class BeteiligteSync:
             log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
                        decision=Action.SKIP_IN_SYNC, trigger=trigger)
             return SyncResult(espo_id, None, Action.SKIP_IN_SYNC, SyncStatus.CLEAN)
-        token = await self._take_lease(espo_id, trigger)
-        if token is None:
+        lease = await self._take_lease(espo_id, trigger)
+        if lease is None:
             return SyncResult(espo_id, None, Action.COVERED_BY_HOLDER, SyncStatus.SYNCING)
+        token = lease.token
         started = time.monotonic()
         try:
             async with self._heartbeat(espo_id, token):
                 for n in range(MAX_PASSES):
-                    result = await self._sync_locked(espo_id, trigger if n == 0 else "changed_during_sync")
+                    # the link read with the lease serves the first pass; a later one reads it again
+                    prefetched = (lease.link,) if n == 0 else None
+                    result = await self._sync_locked(espo_id, trigger if n == 0 else "changed_during_sync",
+                                                     prefetched)
                     if n + 1 < MAX_PASSES and await self.store.release_unless_dirty(espo_id, token):
                         token = ""
                         return result
@@ -142,13 +146,13 @@ class BeteiligteSync:
             return False
         return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")
 
-    async def _take_lease(self, espo_id: str, trigger: str) -> str | None:
-        """Our lease token, or ``None`` when the holder took our change's flag (it runs once more)."""
+    async def _take_lease(self, espo_id: str, trigger: str) -> Lease | None:
+        """Our lease, or ``None`` when the holder took our change's flag (it runs once more)."""
         deadline = time.monotonic() + self.lock_wait_s
         while True:
-            token = await self.store.acquire_fresh(espo_id)  # takes the flags set so far: the pass reads after them
-            if token is not None:
-                return token
+            lease = await self.store.acquire_fresh(espo_id)  # takes the flags set so far: the pass reads after them
+            if lease is not None:
+                return lease
             await self.store.mark_dirty(espo_id)
             log_record(logging.INFO, "lease held, change flagged for the holder", espo_id=espo_id,
                        betnr=None, decision="deferred_to_lock_holder", trigger=trigger)
@@ -189,7 +193,8 @@ class BeteiligteSync:
                 await task
 
     # -- one record, under the lease ------------------------------------------------------------
-    async def _sync_locked(self, espo_id: str, trigger: str) -> SyncResult:
+    async def _sync_locked(self, espo_id: str, trigger: str,
+                           prefetched: tuple[Link | None] | None = None) -> SyncResult:
         try:
             record = await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
@@ -207,7 +212,7 @@ class BeteiligteSync:
                 return SyncResult(espo_id, None, Action.ERROR, SyncStatus.UNKNOWN, message=str(exc))
             raise
         await self.espo_facts.load()  # before edit_time: it needs our own user id
-        st = PassState(record, await self.edit_time(record))
+        st = PassState(record, await self.edit_time(record), prefetched=prefetched)
         return await self._run_with_retries(st, trigger)
 
     async def _run_with_retries(self, st: PassState, trigger: str) -> SyncResult:

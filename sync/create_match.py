@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.errors import FatalError, NotFoundError, StaleWriteError
 from adapters.match_declines import MatchDeclines
-from adapters.match_index import MatchKeyIndex
+from adapters.match_index import IndexState, MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
 from domain.first_link import fill_from_advoware, first_base
@@ -155,11 +155,12 @@ class CreateMatcher:
         self.index = MatchKeyIndex(store.redis, store.prefix)
         self.declines = MatchDeclines(store.redis, store.prefix)
 
-    async def check(self, espo_id: str, espo_vals: Canonical) -> None:
-        """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`."""
+    async def check(self, espo_id: str, espo_vals: Canonical, state: IndexState | None = None) -> None:
+        """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`.
+        ``state``: the index's, as the create read it (``None``: read here)."""
         if self.mode == OnCreateMatch.CREATE:
             return
-        found = await self.candidates(espo_id, espo_vals)
+        found = await self.candidates(espo_id, espo_vals, state)
         if found is None:
             return
         if found.strong:
@@ -171,12 +172,12 @@ class CreateMatcher:
                       if (o := await self.store.betnr_owner(b)) is not None and o != espo_id}
             raise MatchFound(possible_message(espo_id, found.possible, owners))
 
-    async def candidates(self, espo_id: str, espo_vals: Canonical) -> Found | None:
+    async def candidates(self, espo_id: str, espo_vals: Canonical, state: IndexState | None = None) -> Found | None:
         """The candidates a create of these values meets, those declined for the record left out;
         ``None`` when there is no lookup (no index, no list endpoint, no value to look up)."""
         party = party_from_espo({"id": espo_id, **espo_vals})
         strong = strong_keys(party)
-        weak = weak_lookup_keys(party, await self.index.version())
+        weak = weak_lookup_keys(party, state.version if state is not None else await self.index.version())
         if not strong and not weak:
             return None
         page = await refresh_index(self.index, self.advo)
@@ -268,7 +269,9 @@ class CreateMatcher:
             await self.index.remove(betnr)
             return None
 
-    async def created(self, obj: dict[str, Any]) -> None:
-        """Index a Beteiligter we created (when the index exists), so its duplicate is found at once."""
-        if await self.index.watermark() is not None:
+    async def created(self, obj: dict[str, Any], state: IndexState | None = None) -> None:
+        """Index a Beteiligter we created (when the index exists), so its duplicate is found at once.
+        ``state``: as read before the ``POST`` (an index built meanwhile by ``match`` finds the new
+        Beteiligter itself, or its next catch-up does: it was changed after the watermark)."""
+        if (state.built if state is not None else await self.index.watermark() is not None):
             await self.index.put_many(index_entries([obj]))

@@ -79,6 +79,13 @@ class PassState:
     espo_edited_at: datetime | None  # a person's last EspoCRM edit
     advo_row_id: str | None = None  # the Advoware rowId last read or written (a failure keeps it)
     marked: bool = False  # syncStatus=syncing written in this pass
+    # The link as read with the lease (one round trip less): good for the first decision only, since
+    # a pass that is decided again may have saved a link meanwhile.
+    prefetched: tuple[Link | None] | None = None
+
+    def take_prefetched(self) -> tuple[Link | None] | None:
+        taken, self.prefetched = self.prefetched, None
+        return taken
 
     @property
     def espo_id(self) -> str:
@@ -106,7 +113,7 @@ class SyncPass:
     async def run(self, st: PassState, trigger: str) -> SyncResult:
         s = self.s
         await s.espo_facts.load()
-        link, betnr = await self._link_and_betnr(st.record)
+        link, betnr = await self._link_and_betnr(st)
         advo_obj = await self._read_advoware(betnr, st)
         decision = decide_records(
             st.record, advo_obj, link.base() if link else None, policy=s.policy, linked=betnr is not None,
@@ -128,8 +135,10 @@ class SyncPass:
         return await self._release(st, decision, betnr, final_advo, trigger)
 
     # -- reading ------------------------------------------------------------------------------
-    async def _link_and_betnr(self, record: dict[str, Any]) -> tuple[Link | None, int | None]:
-        link = await self.s.store.get_link(str(record["id"]))
+    async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None]:
+        record = st.record
+        prefetched = st.take_prefetched()
+        link = prefetched[0] if prefetched is not None else await self.s.store.get_link(st.espo_id)
         betnr = record.get("betnr")
         if link and betnr and link.betnr != betnr:
             link = None  # relinked by an operator: the old base says nothing about the new pair
