@@ -21,57 +21,22 @@ Losing any of this is safe: a missing base degrades to a full compare, a missing
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError, WatchError
 
 from adapters.link_codec import Link, decode_link, encode_link
-from adapters.redis_ops import as_text, delete_if_equals, extend_if_equals
+from adapters.record_lease import LEASE_MS, Lease, RecordLeases, Settled
+from adapters.redis_ops import as_text
 
-__all__ = ["CreateAttempt", "Lease", "Link", "RetryState", "SyncStateStore", "decode_link", "encode_link"]
+__all__ = ["LEASE_MS", "CreateAttempt", "Lease", "Link", "RetryState", "Settled", "SyncStateStore", "decode_link",
+           "encode_link"]
 
-LEASE_MS = 30 * 1000  # a dead worker's records are free again after this
-DIRTY_TTL_MS = 60 * 60 * 1000
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
 T = TypeVar("T")
-NO_SCRIPTING = "unknown command"  # fakeredis without Lua: the WATCH/MULTI forms below are used
-
-# KEYS: lock, dirty, link. ARGV: token, ttl ms. The lease, the flags set so far taken, and the link
-# as the lease finds it (read under the lease, so nobody changes it meanwhile), in one step.
-_ACQUIRE_FRESH = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('DEL', KEYS[2])
-  return {1, redis.call('GET', KEYS[3])}
-end
-return {0}
-"""
-# KEYS: lock, dirty. ARGV: token, ttl ms. 1: released (or lost), 0: a flag was taken, run once more.
-_RELEASE_UNLESS_DIRTY = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return 1
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('DEL', KEYS[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 0
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A record's writer lease, and its link as it was when the lease was taken."""
-
-    token: str
-    link: Link | None
-
 
 @dataclass
 class CreateAttempt:
@@ -92,111 +57,14 @@ class RetryState:
     held: bool = False
 
 
-class SyncStateStore:
+class SyncStateStore(RecordLeases):
     def __init__(self, redis: Redis, prefix: str = "bsync") -> None:
         self.redis = redis
         self.prefix = prefix
-        # The lease's two steps per sync as one round trip each on a real Redis (Lua); the same
-        # semantics with WATCH/MULTI where there is no scripting (fakeredis in the fast tests).
-        self._scripting = True
-        self._acquire_fresh = redis.register_script(_ACQUIRE_FRESH)
-        self._release_unless_dirty = redis.register_script(_RELEASE_UNLESS_DIRTY)
+        self._register_lease_scripts(redis)
 
     def _k(self, kind: str, espo_id: str) -> str:
         return f"{self.prefix}:{kind}:{espo_id}"
-
-    # -- lock ---------------------------------------------------------------------------------
-    async def acquire(self, espo_id: str, ttl_ms: int = LEASE_MS) -> str | None:
-        token = secrets.token_hex(8)
-        ok = await self.redis.set(self._k("lock", espo_id), token, nx=True, px=ttl_ms)
-        return token if ok else None
-
-    async def acquire_fresh(self, espo_id: str, ttl_ms: int = LEASE_MS) -> Lease | None:
-        """:meth:`acquire`, and on success take every "dirty" flag set so far (the pass about to run
-        reads after them) and read the link: one atomic step, one round trip."""
-        if self._scripting:
-            token = secrets.token_hex(8)
-            keys = [self._k("lock", espo_id), self._k("dirty", espo_id), self._k("link", espo_id)]
-            try:
-                reply = await self._acquire_fresh(keys=keys, args=[token, ttl_ms])
-            except ResponseError as exc:
-                if NO_SCRIPTING not in str(exc):
-                    raise
-                self._scripting = False
-            else:
-                if not reply or not int(reply[0]):
-                    return None
-                raw = reply[1] if len(reply) > 1 else None
-                return Lease(token, decode_link(raw) if raw else None)
-        taken = await self.acquire(espo_id, ttl_ms)
-        if taken is None:
-            return None
-        await self.clear_dirty(espo_id)
-        return Lease(taken, await self.get_link(espo_id))
-
-    async def extend(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
-        """The holder's heartbeat: ``False`` when the lease was lost (lapsed or taken over)."""
-        return await extend_if_equals(self.redis, self._k("lock", espo_id), token, ttl_ms)
-
-    async def release(self, espo_id: str, token: str) -> bool:
-        return await delete_if_equals(self.redis, self._k("lock", espo_id), token)
-
-    async def release_unless_dirty(self, espo_id: str, token: str, ttl_ms: int = LEASE_MS) -> bool:
-        """One atomic step: if a change arrived while we held the lock, take its flag, keep the lock
-        and answer ``False`` (run once more); otherwise release and answer ``True``. No flag set in
-        between can be missed: one Lua script, or (no scripting) a WATCH/MULTI transaction that is
-        retried when either key moves."""
-        lock, dirty = self._k("lock", espo_id), self._k("dirty", espo_id)
-        if self._scripting:
-            try:
-                return bool(await self._release_unless_dirty(keys=[lock, dirty], args=[token, ttl_ms]))
-            except ResponseError as exc:
-                if NO_SCRIPTING not in str(exc):
-                    raise
-                self._scripting = False
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(lock, dirty)
-                    holder, flag = await pipe.mget(lock, dirty)
-                    if as_text(holder) != token:
-                        await pipe.unwatch()
-                        return True  # lease lost: the new holder (or the waiter) covers the change
-                    waiting = flag is not None
-                    pipe.multi()
-                    if waiting:
-                        pipe.delete(dirty)
-                        pipe.pexpire(lock, ttl_ms)
-                    else:
-                        pipe.delete(lock)
-                    await pipe.execute()
-                    return not waiting
-                except WatchError:
-                    continue
-
-    async def settled_link(self, espo_id: str) -> Link | None:
-        """The link, only when it is the settled result of the last sync: no sync holds the lease and
-        no failure waits for a retry, read in one transaction (a snapshot, not three reads)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(self._k("link", espo_id))
-            pipe.exists(self._k("retry", espo_id))
-            pipe.exists(self._k("lock", espo_id))
-            raw, retry, locked = await pipe.execute()
-        if retry or locked or not raw:
-            return None
-        return decode_link(raw)
-
-    async def is_locked(self, espo_id: str) -> bool:
-        return bool(await self.redis.exists(self._k("lock", espo_id)))
-
-    async def mark_dirty(self, espo_id: str) -> None:
-        await self.redis.set(self._k("dirty", espo_id), "1", px=DIRTY_TTL_MS)
-
-    async def is_dirty(self, espo_id: str) -> bool:
-        return bool(await self.redis.exists(self._k("dirty", espo_id)))
-
-    async def clear_dirty(self, espo_id: str) -> None:
-        await self.redis.delete(self._k("dirty", espo_id))
 
     # -- a person's last EspoCRM edit ---------------------------------------------------------------
     async def espo_edited_at(self, espo_id: str) -> str | None:
@@ -220,13 +88,17 @@ class SyncStateStore:
         """Store the base (and the ``betNr`` owner); in the same transaction, one round trip, drop the
         create attempt it settles and/or the retry schedule it ends."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k("link", espo_id), encode_link(link))
-            pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
+            self._queue_link(pipe, espo_id, link, clear_retry=clear_retry)
             if clear_create_attempt:
                 pipe.delete(self._k("create", espo_id))
-            if clear_retry:
-                pipe.delete(self._k("retry", espo_id))
             await pipe.execute()
+
+    def _queue_link(self, pipe: Any, espo_id: str, link: Link | None, *, clear_retry: bool) -> None:
+        if link is not None:
+            pipe.set(self._k("link", espo_id), encode_link(link))
+            pipe.hset(self._betnr_owner, str(link.betnr), espo_id)
+        if clear_retry:
+            pipe.delete(self._k("retry", espo_id))
 
     async def claim_betnr(self, betnr: int, espo_id: str) -> str | None:
         """Claim a Beteiligter for one EspoCRM record before linking it (``HSETNX``, one atomic step):

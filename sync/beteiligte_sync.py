@@ -32,7 +32,7 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
-from adapters.sync_state_store import LEASE_MS, Lease, Link, SyncStateStore
+from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
@@ -110,12 +110,18 @@ class BeteiligteSync:
         return result
 
     async def _sync(self, espo_id: str, trigger: str, seen: dict[str, str] | None) -> SyncResult:
-        if seen and await self._proved_in_sync(espo_id, seen):
-            self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
-            log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
-                       decision=Action.SKIP_IN_SYNC, trigger=trigger)
-            return SyncResult(espo_id, None, Action.SKIP_IN_SYNC, SyncStatus.CLEAN)
-        lease = await self._take_lease(espo_id, trigger)
+        # Only a settled base proves anything: never synced, failed (the webhook may carry the fix) or
+        # a sync running (its base is about to change) means the event goes through the lease. The
+        # look and, when it proves nothing, the lease are one round trip.
+        got = await self.store.acquire_unless_settled(espo_id, look=bool(seen))
+        if isinstance(got, Settled):
+            if seen and _proves(got.link, seen):
+                self.metrics.syncs.labels(Action.SKIP_IN_SYNC, "ok").inc()
+                log_record(logging.DEBUG, "webhook values already synced", espo_id=espo_id, betnr=None,
+                           decision=Action.SKIP_IN_SYNC, trigger=trigger)
+                return SyncResult(espo_id, None, Action.SKIP_IN_SYNC, SyncStatus.CLEAN)
+            got = None
+        lease = got or await self._take_lease(espo_id, trigger)
         if lease is None:
             return SyncResult(espo_id, None, Action.COVERED_BY_HOLDER, SyncStatus.SYNCING)
         token = lease.token
@@ -123,11 +129,14 @@ class BeteiligteSync:
         try:
             async with self._heartbeat(espo_id, token):
                 for n in range(MAX_PASSES):
+                    last = n + 1 == MAX_PASSES  # then the flag stays for the waiting event: a plain release
                     # the link read with the lease serves the first pass; a later one reads it again
                     prefetched = (lease.link,) if n == 0 else None
-                    result = await self._sync_locked(espo_id, trigger if n == 0 else "changed_during_sync",
-                                                     prefetched)
-                    if n + 1 < MAX_PASSES and await self.store.release_unless_dirty(espo_id, token):
+                    result, released = await self._sync_locked(
+                        espo_id, trigger if n == 0 else "changed_during_sync", prefetched, None if last else token)
+                    if released is None and not last:  # the pass ended without releasing (nothing settled)
+                        released = await self.store.release_unless_dirty(espo_id, token)
+                    if released:
                         token = ""
                         return result
                 return result
@@ -135,16 +144,6 @@ class BeteiligteSync:
             if token:
                 await self.store.release(espo_id, token)
             self.metrics.duration.observe(time.monotonic() - started)
-
-    async def _proved_in_sync(self, espo_id: str, seen: dict[str, str]) -> bool:
-        # Only a settled base proves anything: never synced, failed (the webhook may carry the fix) or
-        # a sync running (its base is about to change) means the event goes through the lease.
-        link = await self.store.settled_link(espo_id)
-        if link is None:
-            return False
-        if "betnr" in seen and seen["betnr"] != str(link.betnr):
-            return False
-        return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")
 
     async def _take_lease(self, espo_id: str, trigger: str) -> Lease | None:
         """Our lease, or ``None`` when the holder took our change's flag (it runs once more)."""
@@ -193,10 +192,23 @@ class BeteiligteSync:
                 await task
 
     # -- one record, under the lease ------------------------------------------------------------
-    async def _sync_locked(self, espo_id: str, trigger: str,
-                           prefetched: tuple[Link | None] | None = None) -> SyncResult:
+    async def _sync_locked(self, espo_id: str, trigger: str, prefetched: tuple[Link | None] | None = None,
+                           lease_token: str | None = None) -> tuple[SyncResult, bool | None]:
+        """One pass, and whether it released the lease: with ``lease_token`` a pass that settles the
+        record releases it with its last base (``False``: a change is waiting); ``None`` when it did
+        not (no token, the record gone, a failure)."""
+        record = await self._read_record(espo_id, trigger)
+        if isinstance(record, SyncResult):
+            return record, None
+        await self.espo_facts.load()  # before edit_time: it needs our own user id
+        st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
+        result = await self._run_with_retries(st, trigger)
+        return result, st.released
+
+    async def _read_record(self, espo_id: str, trigger: str) -> dict[str, Any] | SyncResult:
+        """The EspoCRM record, or the result when there is none to sync."""
         try:
-            record = await self.espo.get(ENTITY, espo_id)
+            return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
@@ -211,9 +223,6 @@ class BeteiligteSync:
             if isinstance(exc, FatalError):
                 return SyncResult(espo_id, None, Action.ERROR, SyncStatus.UNKNOWN, message=str(exc))
             raise
-        await self.espo_facts.load()  # before edit_time: it needs our own user id
-        st = PassState(record, await self.edit_time(record), prefetched=prefetched)
-        return await self._run_with_retries(st, trigger)
 
     async def _run_with_retries(self, st: PassState, trigger: str) -> SyncResult:
         transient_left = 1  # one quick in-call retry for a short wait or a passing fault
@@ -282,6 +291,13 @@ class BeteiligteSync:
         result = await self.deleter.delete(espo_id)
         await self.journal.note(result, "delete")
         return result
+
+
+def _proves(link: Link, seen: dict[str, str]) -> bool:
+    """A webhook's values (fingerprints, and ``betnr``) are the settled link's: nothing to sync."""
+    if "betnr" in seen and seen["betnr"] != str(link.betnr):
+        return False
+    return all(link.espo.get(f) == fp for f, fp in seen.items() if f != "betnr")
 
 
 def _as_error(exc: BaseException) -> BaseException:

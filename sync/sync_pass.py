@@ -82,6 +82,10 @@ class PassState:
     # The link as read with the lease (one round trip less): good for the first decision only, since
     # a pass that is decided again may have saved a link meanwhile.
     prefetched: tuple[Link | None] | None = None
+    # The lease's token when this pass may end it: its last base and the release are then one round
+    # trip, and ``released`` says how that went (False: a change is waiting, run once more).
+    lease_token: str | None = None
+    released: bool | None = None
 
     def take_prefetched(self) -> tuple[Link | None] | None:
         taken, self.prefetched = self.prefetched, None
@@ -238,14 +242,25 @@ class SyncPass:
         base_espo = {**decided, **{f: written[f] for f in decision.to_espo}}
         if any(written[f] != base_espo[f] for f in base_espo) or updated.get("betnr") != betnr:
             await s.store.mark_dirty(st.espo_id)  # a person's edit landed meanwhile: one more pass
-        await s.store.save_link(st.espo_id, Link(
+        await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
-            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()), clear_retry=True)
+            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()))
         await s.report_conflicts(st.espo_id, betnr, decision)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
         return SyncResult(st.espo_id, betnr, decision.action, SyncStatus.CLEAN, decision)
+
+    async def _finish(self, st: PassState, link: Link | None) -> None:
+        """The pass's last base (``None``: the stored one stands) and the end of any retry schedule;
+        with the lease's release when this pass may end it, in one round trip."""
+        store = self.s.store
+        if st.lease_token is not None:
+            st.released = await store.release_unless_dirty(st.espo_id, st.lease_token, link=link, clear_retry=True)
+        elif link is not None:
+            await store.save_link(st.espo_id, link, clear_retry=True)
+        else:
+            await store.clear_retry(st.espo_id)
 
     async def _write_release(self, st: PassState, betnr: int, final_advo: dict[str, Any],
                              values: dict[str, Any]) -> dict[str, Any]:
@@ -277,10 +292,8 @@ class SyncPass:
             return await self._release(st, decision, betnr, advo_obj, trigger)
         fresh = Link(betnr=betnr, row_id=advo_obj.get("rowId"), espo=fingerprint(espo_to_canonical(st.record)),
                      advo=fingerprint(advoware_to_canonical(advo_obj)), synced_at=s.clock())
-        if link is None or (link.espo, link.advo, link.row_id) != (fresh.espo, fresh.advo, fresh.row_id):
-            await s.store.save_link(st.espo_id, fresh, clear_retry=True)
-        else:
-            await s.store.clear_retry(st.espo_id)
+        moved = link is None or (link.espo, link.advo, link.row_id) != (fresh.espo, fresh.advo, fresh.row_id)
+        await self._finish(st, fresh if moved else None)
         s.metrics.syncs.labels(Action.NOOP, "ok").inc()
         log_record(logging.INFO, "in sync, nothing written", espo_id=st.espo_id, betnr=betnr,
                    decision=decision.summary(), trigger=trigger)

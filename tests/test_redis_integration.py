@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from adapters.sync_state_store import LEASE_MS, Link, SyncStateStore
+from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
 
@@ -106,3 +106,48 @@ async def test_whole_sync_on_real_redis_with_the_durable_bus(tb_redis: Testbed, 
     tb.reset_calls()
     await tb.sync_check()
     assert tb.writes() == 0
+
+
+def _stores(redis: Redis) -> list[SyncStateStore]:
+    """The store on a real Redis (Lua), and the same store made to use its WATCH/MULTI forms."""
+    lua, watch = SyncStateStore(redis), SyncStateStore(redis)
+    watch._scripting = False
+    return [lua, watch]
+
+
+@pytest.mark.parametrize("form", [0, 1], ids=["lua", "watch-multi"])
+async def test_the_lease_looks_for_a_settled_link_in_the_same_round_trip(redis: Redis, form: int):
+    store = _stores(redis)[form]
+    link = Link(betnr=7, row_id="r7", espo={"lastName": "fp"}, advo={"lastName": "fp"}, synced_at=1.0)
+    # no link yet: the lease is taken at once, nothing to look at
+    first = await store.acquire_unless_settled("rec5")
+    assert isinstance(first, Lease) and first.link is None and await store.is_locked("rec5")
+    assert await store.acquire_unless_settled("rec5") is None  # held: neither settled nor taken
+    await store.release_unless_dirty("rec5", first.token, link=link, clear_retry=True)
+    # settled: reported, and no lease taken (a webhook's values are compared first)
+    assert await store.acquire_unless_settled("rec5") == Settled(link)
+    assert not await store.is_locked("rec5")
+    # a failure waiting for its retry is not settled: the lease is taken, with the link
+    await redis.set("bsync:retry:rec5", "{}")
+    got = await store.acquire_unless_settled("rec5")
+    assert isinstance(got, Lease) and got.link == link
+    await store.release("rec5", got.token)
+    # not asked to look: the lease, with the link
+    fresh = await store.acquire_fresh("rec5")
+    assert fresh is not None and fresh.link == link
+
+
+@pytest.mark.parametrize("form", [0, 1], ids=["lua", "watch-multi"])
+async def test_the_last_base_is_stored_with_the_release(redis: Redis, form: int):
+    store = _stores(redis)[form]
+    link = Link(betnr=8, row_id="r8", espo={"lastName": "x"}, advo={"lastName": "y"}, synced_at=2.0)
+    lease = await store.acquire_fresh("rec6")
+    assert lease is not None
+    await redis.set("bsync:retry:rec6", "{}")
+    await store.mark_dirty("rec6")  # a change arrived meanwhile: the base is stored, the lease kept
+    assert await store.release_unless_dirty("rec6", lease.token, link=link, clear_retry=True) is False
+    assert await store.get_link("rec6") == link and await store.betnr_owner(8) == "rec6"
+    assert not await redis.exists("bsync:retry:rec6") and await store.is_locked("rec6")
+    newer = Link(betnr=8, row_id="r9", espo={"lastName": "z"}, advo={"lastName": "z"}, synced_at=3.0)
+    assert await store.release_unless_dirty("rec6", lease.token, link=newer) is True
+    assert await store.get_link("rec6") == newer and not await store.is_locked("rec6")
