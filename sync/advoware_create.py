@@ -10,6 +10,7 @@ known, so a lost EspoCRM release write never leads to a second create either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.create_claims import CreateClaims
 from adapters.errors import OutcomeUnknownError, RetryableError
+from adapters.match_index import IndexState
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
@@ -57,10 +59,11 @@ class AdvowareCreator:
         this returns."""
         body = canonical_to_advoware(espo_vals)
         want = fingerprint(advoware_to_canonical(body))
-        attempt = await self.store.create_attempt(espo_id)  # read once: we hold the record's lease
+        # Both read once (we hold the record's lease), at the same time: one round trip's wait.
+        attempt, state = await asyncio.gather(self.store.create_attempt(espo_id), self.matcher.index.state())
         obj = await self._adopt_lost_create(espo_id, want, attempt)
         if obj is None:
-            obj = await self._create_claimed(espo_id, espo_vals, body, want, attempt)
+            obj = await self._create_claimed(espo_id, espo_vals, body, want, attempt, state)
         elif fingerprint(advoware_to_canonical(obj)) != want:
             # adopted with the values of an earlier attempt; a person changed the record since
             await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
@@ -74,11 +77,11 @@ class AdvowareCreator:
         return obj
 
     async def _create_claimed(self, espo_id: str, espo_vals: Canonical, body: dict[str, Any],
-                              want: dict[str, str], attempt: CreateAttempt | None) -> dict[str, Any]:
+                              want: dict[str, str], attempt: CreateAttempt | None,
+                              state: IndexState) -> dict[str, Any]:
         """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
         the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
         keys: list[str] = []  # claims only where the create looks up (a mode that looks, an index built)
-        state = await self.matcher.index.state()
         if self.matcher.mode != OnCreateMatch.CREATE and state.built:
             party = party_from_espo({"id": espo_id, **espo_vals})
             keys = strong_keys(party) + weak_keys(party)
