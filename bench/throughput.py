@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from throughput_floor import floor_rate  # noqa: E402
 from throughput_rig import Prober, Rig, send_all, wait_until  # noqa: E402
 
 SINGLE_TARGET_MS = 15.0
@@ -82,7 +83,7 @@ def run_batch(rig: Rig, work: str, latency: float, items: list[dict[str, Any]], 
     rate = n / (finished - started)
     bound = c / (k * latency)
     probes = sorted(prober.times)
-    extra = {"k": k, "c": c, "seconds": finished - started, "rss_mb": rig.peak_rss_mb(),
+    extra = {"k": k, "c": c, "n": n, "rate": rate, "seconds": finished - started, "rss_mb": rig.peak_rss_mb(),
              "webhook_p50_ms": _pct(probes, 50), "webhook_p99_ms": _pct(probes, 99), "probes": len(probes),
              "cpu_ms_per_record": cpu, "sync_checks": rig.sync_checks - checks_before}
     return Row(latency * 1000, work, rate, "/s", bound, k, c, TARGET.get(latency), extra)
@@ -138,13 +139,29 @@ def updates(rig: Rig, ids: list[str], latency: float) -> Row:
     return run_batch(rig, f"{len(ids)} updates EspoCRM→Advoware", latency, items, "update", done, ids[0])
 
 
+def add_floors(rig: Rig, rows: list[Row], ids: list[str]) -> None:
+    """The bare round trips of each 1-process row (same k, c and latency; bench/throughput_floor.py)."""
+    for r in rows:
+        if r.unit == "ms" or r.k is None or r.c is None:
+            continue
+        latency = r.latency_ms / 1000
+        rig.latency(latency)
+        try:
+            rate = floor_rate(rig.espo, ids[: int(r.extra["n"])], round(r.k), r.c)
+        finally:
+            rig.latency(0)
+        r.extra["floor"] = rate
+        r.extra["floor_ratio"] = rate / (r.c / (round(r.k) * latency))
+
+
 def print_table(rows: list[Row]) -> None:
-    print("\n| API latency | work | measured | bound c/(k×latency) | ratio | target | webhook p50/p99 | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| API latency | work | measured | bound c/(k×latency) | ratio | target | bare round trips (floor) "
+          "| service / floor | webhook p50/p99 | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r.unit == "ms":
             print(f"| {r.latency_ms:.0f} ms | {r.work} | {r.figure:.1f} ms | ≤ {SINGLE_TARGET_MS:.0f} ms (target) "
-                  f"| — | {'ok' if r.ok() else 'MISSED'} | — | — |")
+                  f"| — | {'ok' if r.ok() else 'MISSED'} | — | — | — | — |")
             continue
         e = r.extra
         rss = " + ".join(f"{m:.0f}" for m in e["rss_mb"]) + " MB"
@@ -152,7 +169,13 @@ def print_table(rows: list[Row]) -> None:
         print(f"| {r.latency_ms:.0f} ms | {r.work} | {r.figure:.1f} /s{scale} | {r.bound:.1f} /s "
               f"(c={r.c}, k={r.k:.2f}) | {100 * (r.ratio or 0):.0f} % | "
               f"{'' if r.target is None else f'≥ {100 * r.target:.0f} % '}{'ok' if r.ok() else 'MISSED'} | "
-              f"{e['webhook_p50_ms']:.1f} / {e['webhook_p99_ms']:.1f} ms | {rss} |")
+              f"{_floor(e)} | {e['webhook_p50_ms']:.1f} / {e['webhook_p99_ms']:.1f} ms | {rss} |")
+
+
+def _floor(e: dict[str, Any]) -> str:
+    if "floor" not in e:
+        return "— | —"
+    return f"{e['floor']:.1f} /s ({100 * e['floor_ratio']:.0f} % of bound) | {100 * e['rate'] / e['floor']:.0f} %"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=10, help="SYNC_CONCURRENCY of each serve process")
     ap.add_argument("--quick", action="store_true", help="100/100/50 records, 11 singles")
     ap.add_argument("--only", choices=["one", "two"], help="only the 1-process runs, or only the 2-process run")
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare round trips (bench/throughput_floor.py)")
     args = ap.parse_args(argv)
     if args.quick:
         args.creates, args.updates, args.slow_creates, args.singles = 100, 100, 50, 11
@@ -178,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(one)
             rows.append(updates(rig, ids[: args.updates] if args.updates <= len(ids) else ids, 0.03))
             rows.append(creates(rig, args.slow_creates, 0.1, "c100")[0])
+            if not args.no_floor:
+                add_floors(rig, rows, ids)
         finally:
             rig.close()
     if args.only != "one":
