@@ -24,6 +24,8 @@ import httpx
 
 __all__ = ["AsyncioBackend", "transport"]
 
+READ_HIGH_WATER = 1024 * 1024  # buffered answer bytes before the socket is no longer read
+READ_LOW_WATER = 256 * 1024  # ... and read again
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
@@ -34,6 +36,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.eof = False
+        self.reading_paused = False
         self.error: BaseException | None = None
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -43,7 +46,15 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > READ_HIGH_WATER and self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()  # the client reads slower than the server sends: hold it off
+            self.reading_paused = True
         self._wake_reader()
+
+    def consumed(self) -> None:
+        if self.reading_paused and len(self.buffer) <= READ_LOW_WATER and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -103,6 +114,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if p.buffer:
             data = bytes(p.buffer[:max_bytes])
             del p.buffer[:max_bytes]
+            p.consumed()
             return data
         if p.error is not None:
             raise httpcore.ReadError(str(p.error) or type(p.error).__name__)

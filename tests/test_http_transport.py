@@ -181,3 +181,29 @@ def test_socket_options_are_applied() -> None:
         return value
 
     assert asyncio.run(run()) == 1
+
+
+async def test_a_slow_reader_holds_the_server_off() -> None:
+    size = 6 * 1024 * 1024
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"x" * size)
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(flood, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        await asyncio.sleep(0.5)  # not reading: what is buffered stays near the high-water mark
+        protocol = stream._p  # type: ignore[attr-defined]
+        assert protocol.reading_paused
+        assert len(protocol.buffer) < http_transport.READ_HIGH_WATER + 512 * 1024
+        received = 0
+        while chunk := await stream.read(65536, timeout=5):
+            received += len(chunk)
+        assert received == size and not protocol.reading_paused
+        await stream.aclose()
+    finally:
+        srv.close()
+        await srv.wait_closed()
