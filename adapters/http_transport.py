@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -170,33 +170,32 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_connection(_Protocol, host, port, local_addr=local)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(protocol, socket_options)
-        return AsyncioStream(protocol)
+        loop = asyncio.get_running_loop()
+        return await _connect(loop.create_connection(_Protocol, host, port, local_addr=local), f"{host}:{port}",
+                              timeout, socket_options)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {path} within {timeout} s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(protocol, socket_options)
-        return AsyncioStream(protocol)
+        return await _connect(loop.create_unix_connection(_Protocol, path), path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _connect(connecting: Awaitable[tuple[asyncio.BaseTransport, _Protocol]], where: str,
+                   timeout: float | None, options: Iterable[SocketOption] | None) -> AsyncioStream:
+    """A connection as httpcore expects it: its errors as httpcore's, the socket options applied."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, protocol = await connecting
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"no connection to {where} within {timeout} s") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    _apply(protocol, options)
+    return AsyncioStream(protocol)
 
 
 def _apply(protocol: _Protocol, options: Iterable[SocketOption] | None) -> None:
