@@ -269,9 +269,9 @@ class CreateMatcher:
             await self.index.remove(betnr)
             return None
 
-    async def created(self, obj: dict[str, Any], state: IndexState | None = None) -> None:
+    async def created(self, obj: dict[str, Any], state: IndexState) -> None:
         """Index a Beteiligter we created (when the index exists), so its duplicate is found at once.
         ``state``: as read before the ``POST`` (an index built meanwhile by ``match`` finds the new
         Beteiligter itself, or its next catch-up does: it was changed after the watermark)."""
-        if (state.built if state is not None else await self.index.watermark() is not None):
+        if state.built:
             await self.index.put_many(index_entries([obj]))

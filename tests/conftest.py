@@ -51,17 +51,29 @@ async def fast_tb(request: pytest.FixtureRequest) -> AsyncIterator[FastBed]:
         await bed.close()
 
 
+async def _firm(real_redis_url: str, profile: str, occ: bool) -> AsyncIterator[Testbed]:
+    Redis.from_url(real_redis_url).flushdb()
+    testbed = await start_testbed(redis_url=real_redis_url, espo_profile=profile, occ=occ)
+    try:
+        yield testbed
+    finally:
+        await testbed.close()
+
+
 @pytest.fixture
 async def firm(real_redis_url: str) -> AsyncIterator[Testbed]:
     """A firm whose two systems are already full (issue 11): both simulators and the service on the
     session's throwaway redis-server (emptied first, shared with the CLI a test runs), EspoCRM 8.1.5
     with optimistic concurrency off."""
-    Redis.from_url(real_redis_url).flushdb()
-    testbed = await start_testbed(redis_url=real_redis_url, espo_profile="8", occ=False)
-    try:
+    async for testbed in _firm(real_redis_url, "8", occ=False):
         yield testbed
-    finally:
-        await testbed.close()
+
+
+@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+async def firm_both(real_redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
+    """``firm`` on both EspoCRM profiles, for the races."""
+    async for testbed in _firm(real_redis_url, *request.param):
+        yield testbed
 
 
 @pytest.fixture

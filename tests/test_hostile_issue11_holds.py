@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from redis import Redis
 
 from adapters.match_declines import MatchDeclines
 from sync.create_match import OnCreateMatch
@@ -19,7 +18,7 @@ from tests.conftest import SAMPLE
 from tests.match_support import index_all as _index
 from tests.match_support import staff_creates as _staff_creates
 from tests.test_match_cli import _env, _match, _rows, _write
-from tests.testbed import Testbed, start_testbed
+from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
 
@@ -32,18 +31,6 @@ NO_DOB = {"dateOfBirth": None}
 
 
 
-
-
-@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
-async def firm_both(real_redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
-    """``firm`` on both EspoCRM profiles, for the races."""
-    Redis.from_url(real_redis_url).flushdb()
-    profile, occ = request.param
-    testbed = await start_testbed(redis_url=real_redis_url, espo_profile=profile, occ=occ)
-    try:
-        yield testbed
-    finally:
-        await testbed.close()
 
 
 async def _create_new(tb: Testbed, espo_id: str) -> tuple[bool, str]:
@@ -95,10 +82,7 @@ async def test_a_bulk_change_with_one_stamp_does_not_stop_the_index_for_good(fir
     for first in ("Berta", "Clara", "Doris"):  # the following creates (the documented limit: they catch up)
         other = await _staff_creates(firm, firstName=first, emailAddress=f"{first.lower()}@example.org")
         assert other["syncStatus"] == "clean", other["syncErrorMessage"]
-    before = _advo_count(firm)
-    rec = await _staff_creates(firm)  # Anna Müller, born 1980-04-12: a strong, unique match
-    assert rec["betnr"] == anna["betNr"], (rec["betnr"], rec["syncErrorMessage"])
-    assert _advo_count(firm) == before
+    await _anna_links_to(firm, anna)
 
 
 async def test_a_held_record_links_when_staff_enter_the_named_betnr(firm: Testbed) -> None:
@@ -227,10 +211,7 @@ async def test_a_party_entered_in_the_repeated_autumn_hour_is_found_by_the_creat
     at["now"] = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)  # 02:30 CET, half an hour after 02:59 CEST
     anna = firm.advo.seed(**ANNA_ADVO)
     at["now"] = datetime(2026, 10, 25, 8, 0, tzinfo=UTC)  # the morning: staff enter her in EspoCRM
-    before = _advo_count(firm)
-    rec = await _staff_creates(firm)  # Anna Müller, born 1980-04-12: a strong, unique match
-    assert rec["betnr"] == anna["betNr"], (rec["betnr"], rec["syncErrorMessage"])
-    assert _advo_count(firm) == before
+    await _anna_links_to(firm, anna)
 
 
 async def test_twins_sent_to_create_new_at_once_make_one_party_and_hold_the_other(firm: Testbed) -> None:
@@ -360,3 +341,11 @@ async def test_a_hold_never_advises_linking_a_beteiligter_linked_elsewhere(firm:
     assert twin["syncStatus"] == "failed" and str(existing["betNr"]) in message, message
     assert f"enter {existing['betNr']} in betnr to link it" not in message, message
     assert first["id"] in message, message  # names the record it is linked to, as the strong path does
+
+
+async def _anna_links_to(firm: Testbed, anna: dict[str, Any]) -> None:
+    """Staff enter Anna Müller, born 1980-04-12 (a strong, unique match): linked to ``anna``, nothing created."""
+    before = _advo_count(firm)
+    rec = await _staff_creates(firm)
+    assert rec["betnr"] == anna["betNr"], (rec["betnr"], rec["syncErrorMessage"])
+    assert _advo_count(firm) == before
