@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from domain.decision import item_fingerprints
 from simulators.faults import FaultRule
 from sync.beteiligte_sync import LockBusyError
 from tests.conftest import SAMPLE
+from tests.fakes.fast_bed import start_fast_testbed
 from tests.testbed import Testbed
 
 # (simulator, method, path, matching requests to let through first, "before" | "after")
@@ -90,6 +92,27 @@ async def test_a_change_at_any_point_of_a_sync_reaches_advoware(fast_tb: Testbed
         assert fast_tb.advo_record(rec["betnr"])["vorname"] == late_value, (point, [r.describe() for r in results])
         assert rec["syncStatus"] == "clean"
         assert not await fast_tb.services.store.is_locked(espo_id)
+
+
+@pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+async def redis_tb(real_redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
+    """``fast_tb`` on a real redis-server: the lease's Lua scripts (one round trip each, the release
+    carrying the pass's last base) instead of fakeredis's WATCH/MULTI forms."""
+    client = Redis.from_url(real_redis_url)
+    await client.flushdb()  # the session's throwaway server
+    profile, occ = request.param
+    bed = await start_fast_testbed(espo_profile=profile, occ=occ, redis=client)
+    try:
+        yield bed
+    finally:
+        await bed.close()
+        await client.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("point", list(POINTS))
+async def test_a_change_at_any_point_of_a_sync_reaches_advoware_on_a_real_redis(redis_tb: Testbed, point: str):
+    await test_a_change_at_any_point_of_a_sync_reaches_advoware(redis_tb, point)
 
 
 async def test_a_waiting_event_takes_over_a_dead_holders_lapsed_lease(fast_tb: Testbed):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from domain.beteiligte_mapper import espo_to_canonical
 from simulators.faults import FaultRule
@@ -67,6 +68,22 @@ async def test_a_staff_edit_in_any_gap_of_a_sync_survives(profile: str, occ: boo
             await one_race(fast_tb, gap)
     finally:
         await fast_tb.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("profile", "occ", "gap"), CASES)
+async def test_a_staff_edit_in_any_gap_survives_on_a_real_redis(real_redis_url: str, profile: str, occ: bool,
+                                                                 gap: str):
+    """The same races through the lease's Lua scripts (fakeredis runs their WATCH/MULTI forms)."""
+    client = Redis.from_url(real_redis_url)
+    await client.flushdb()  # the session's throwaway server
+    fast_tb = await start_fast_testbed(espo_profile=profile, occ=occ, redis=client)
+    try:
+        for _ in range(3):
+            await one_race(fast_tb, gap)
+    finally:
+        await fast_tb.close()
+        await client.aclose()
 
 
 async def one_race(fast_tb: Testbed, gap: str) -> None:

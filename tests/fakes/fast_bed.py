@@ -82,8 +82,11 @@ async def start_fast_testbed(
     occ: bool = False,
     salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
     phone_normalization: bool = True,
+    redis: Any = None,
 ) -> FastBed:
-    """A started installation on the fakes; the arguments are :func:`tests.testbed.start_testbed`'s."""
+    """A started installation on the fakes; the arguments are :func:`tests.testbed.start_testbed`'s.
+    ``redis``: a client of a real redis-server (its Lua scripts, not fakeredis's WATCH/MULTI forms);
+    the caller empties and closes it."""
     espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
                             salutation_options=salutation_options, phone_normalization=phone_normalization)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint, seed=seed)
@@ -101,7 +104,8 @@ async def start_fast_testbed(
 
     fake_espo = FakeEspoCRM(espo, timeout=settings.http_timeout_seconds)
     fake_advo = FakeAdvoware(advo, timeout=settings.http_timeout_seconds, timezone=settings.advoware_timezone)
-    services = build_services(settings, redis=fakeredis.FakeAsyncRedis(), clock=clock, policy=policy,
+    store = redis if redis is not None else fakeredis.FakeAsyncRedis()
+    services = build_services(settings, redis=store, clock=clock, policy=policy,
                               espo=cast(EspoCRMAPI, fake_espo), advo=cast(AdvowareAPI, fake_advo))
     host = build_host(services, cron=False, workers=workers)
     await host.start()
