@@ -80,13 +80,13 @@ class Settings(BaseSettings):
     public_url: str | None = None
     sync_check_cron: str = "*/15 * * * *"
 
-    # Not in the contract; documented in the README.
+    # Not in the contract; documented in docs/configuration.md.
     delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
     http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     log_level: str = "INFO"
-    # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
+    # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); docs/operations.md.
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
     status_token: SecretStr | None = None
@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         missing = self.missing_for_production()
         if missing:
             raise ConfigError(f"configuration: {', '.join(missing)} not set: set them in the environment or in "
-                              ".env (README → Configuration), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
+                              ".env (docs/configuration.md), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
 
 
 def log_level_number(name: str) -> int:
@@ -240,7 +240,7 @@ def describe_validation(exc: ValidationError) -> str:
         msg = msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg.split(",")[0]
         if not any(word in name for word in SECRET_WORDS) and err.get("input") is not None and "'" not in msg:
             msg = f"{err['input']!r}: {msg}"  # never a secret's value (a REDIS_URL may carry a password)
-        fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see README → Configuration")
+        fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see docs/configuration.md")
         parts.append(f"{name.upper()} {msg}: {fix}")
     return "configuration: " + "; ".join(parts)
 
@@ -255,7 +255,7 @@ def load_settings(**overrides: Any) -> Settings:
         found = re.search(r'field "(\w+)"', str(exc))
         name = found.group(1) if found else "?"
         raise ConfigError(f"configuration: {name.upper()} cannot be read: "
-                          f"{FIXES.get(name, 'see README → Configuration')}") from None
+                          f"{FIXES.get(name, 'see docs/configuration.md')}") from None
 
 
 @lru_cache(maxsize=1)

@@ -102,10 +102,10 @@ class Doctor:
         names = list(missing)
         if self.settings.sandbox:
             return fail(CONFIG, "neither ESPOCRM_URL nor ADVOWARE_URL is set (sandbox mode): nothing to check",
-                        "set the variables of README → Configuration in the environment or in .env")
+                        "set the variables of docs/configuration.md in the environment or in .env")
         if names:
             return fail(CONFIG, f"missing {', '.join(names)}",
-                        "set them in the environment or in .env (README → Configuration)")
+                        "set them in the environment or in .env (docs/configuration.md)")
         s = self.settings
         return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
 
@@ -144,7 +144,7 @@ class Doctor:
     async def _store(self) -> tuple[Line, OpenStore | None, dict[str, str] | None]:
         """The store line, the open store and the webhook secrets stored in it (None when unreachable)."""
         fix = ("check REDIS_URL and that its Redis runs (serve needs it too)" if self.settings.redis_url
-               else "README → Reliability: the embedded store")
+               else "docs/reliability.md: the embedded store")
         try:
             store = await asyncio.wait_for(asyncio.to_thread(open_store, self.settings, timeout=self.timeout),
                                            self.timeout)

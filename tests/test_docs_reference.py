@@ -138,3 +138,21 @@ def test_the_mapping_check_fails_on_a_dropped_a_renamed_and_a_regrouped_field() 
         "the page has ('kontakt', 'addressCountry', 'land', 'str'), the mapper does not",
     ]
     assert mapping_problems(text.replace("`kurzname`, `briefAnrede`", "`kurzname`")) != []
+
+
+SHIPPED = ("adapters", "config", "domain", "entrypoints", "stephost", "sync", "steps", "simulators")
+DOC_PAGE = re.compile(r"docs/([\w-]+\.md)")
+
+
+def test_every_docs_page_the_code_points_operators_to_exists() -> None:
+    """Messages name the docs page to read (the README's sections moved there): each page must exist."""
+    root = DOCS.parent
+    named: dict[str, set[str]] = {}
+    for folder in SHIPPED:
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "README →" not in text, f"{path}: the README no longer has these sections; name the docs page"
+            for page in DOC_PAGE.findall(text):
+                named.setdefault(page, set()).add(str(path.relative_to(root)))
+    assert {"configuration.md", "espocrm.md", "reliability.md"} <= set(named)
+    assert {page: where for page, where in named.items() if not (DOCS / page).is_file()} == {}
