@@ -156,3 +156,14 @@ def test_every_docs_page_the_code_points_operators_to_exists() -> None:
                 named.setdefault(page, set()).add(str(path.relative_to(root)))
     assert {"configuration.md", "espocrm.md", "reliability.md"} <= set(named)
     assert {page: where for page, where in named.items() if not (DOCS / page).is_file()} == {}
+
+
+def test_the_metrics_table_names_every_metric_with_its_type() -> None:
+    from prometheus_client import generate_latest
+
+    from sync.metrics import SyncMetrics
+
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    rows = {CODE.findall(cells[0])[0]: cells[1] for cells in _table(text.split("<!-- metrics-table", 1)[1])}
+    exposed = dict(re.findall(r"^# TYPE (\S+) (\S+)$", generate_latest(SyncMetrics().registry).decode(), re.M))
+    assert rows == {name: kind for name, kind in exposed.items() if not name.endswith("_created")}
