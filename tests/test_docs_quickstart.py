@@ -30,6 +30,7 @@ from tests.embedded_support import (
 
 PROJECT = Path(__file__).resolve().parent.parent
 README = PROJECT / "README.md"
+OPERATIONS = PROJECT / "docs" / "operations.md"
 MAX_LINES = 150
 SAMPLES = 3
 COMPOSE_START, COMPOSE_END = "<!-- quickstart:compose", "<!-- /quickstart:compose -->"
@@ -98,8 +99,15 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 @pytest.mark.redis
 def test_readme_dev_serve_runs_the_sandbox_and_every_command_it_prints_works() -> None:
+    """Also the status page's quick start (docs/operations.md): its token, ``./dev serve`` and its curl."""
+    status_block = next(b for b in FENCE.findall(OPERATIONS.read_text(encoding="utf-8")) if "STATUS_TOKEN" in b)
+    make_token, serve_line, look_at_page = commands(status_block)
+    assert serve_line == "./dev serve &"
     with state_root() as root:
-        env = env_for(root / "state", free_port())
+        port = free_port()
+        env = env_for(root / "state", port)
+        env["STATUS_TOKEN"] = _run(make_token, env).stdout.strip()
+        assert re.fullmatch(r"[0-9a-f]{48}", env["STATUS_TOKEN"])
         serve = Process([str(PROJECT / "dev"), "serve"], env, root, "dev-serve.log")  # ./dev cds to the checkout
         try:
             sims = published_sandbox(root / "state")
@@ -127,6 +135,8 @@ def test_readme_dev_serve_runs_the_sandbox_and_every_command_it_prints_works() -
             assert moved[rid] == "Köln"
             assert "1 fault rule(s) active" in _run(fault, env).stdout
             assert "0 fault rule(s) active" in _run(clear, env).stdout
+            page = _run(look_at_page.replace("127.0.0.1:3111", f"127.0.0.1:{port}"), env).stdout
+            assert "<title>beteiligte-sync status</title>" in page and "clean" in page
         finally:
             serve.stop()
         assert serve.proc.returncode is not None
