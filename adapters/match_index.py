@@ -11,8 +11,9 @@ an older version serves the lookups it has keys for, an index without a version 
 only, until ``match`` runs again and writes the current version).
 ``beteiligte-sync match`` builds it; each create then reads Advoware's changes since an hour before
 the watermark (one list call; a second one only behind a full page of older rows, see
-:func:`sync.create_match.refresh_index`) and brings it up to date. Losing it is safe: the create check is skipped until
-``match`` runs again.
+:func:`sync.create_match.refresh_index`) and brings it up to date. Without an index (``match`` never ran) the
+create check is skipped; an index lost with the store (Redis came back empty) is rebuilt before the next
+create, which is held meanwhile (:mod:`sync.index_rebuild`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ before the weak keys (no version) serves the strong lookup only, one before the 
 namesake as before, until ``match`` runs again.
 
 Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
-extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.
+extra read: the create goes ahead. An index lost with the store (Redis came back empty) is rebuilt
+before the next create, which is held meanwhile (:mod:`sync.index_rebuild`). Otherwise the cost is
+one list read plus the candidates' reads.
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ from adapters.match_index import IndexState, MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
 from domain.first_link import fill_from_advoware, first_base
-from domain.match_keys import strong_keys, weak_keys, weak_lookup_keys
+from domain.match_keys import strong_keys, weak_lookup_keys
 from domain.match_party import Party, party_from_advoware, party_from_espo
 from domain.matching import STRONG, Rule, possible_duplicate, rule_for
 from domain.sync_status import ENTITY
+from sync.index_rebuild import IndexRebuild, index_entries
 from sync.match_messages import MAX_NAMED, MAX_READS, numbers, possible_message
 from sync.sync_log import log_record
 
@@ -97,14 +100,6 @@ class Found:
 
     def betnrs(self) -> set[int]:
         return set(self.strong) | set(self.possible)
-
-
-def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
-    out = []
-    for o in objs:
-        party = party_from_advoware(o)
-        out.append((int(o["betNr"]), strong_keys(party) + weak_keys(party)))
-    return out
 
 
 def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: bool) -> tuple[str, int]:
@@ -154,6 +149,14 @@ class CreateMatcher:
         self.mode = mode
         self.index = MatchKeyIndex(store.redis, store.prefix)
         self.declines = MatchDeclines(store.redis, store.prefix)
+        self.rebuild = IndexRebuild(advo, self.index, espo)
+
+    async def ready_index(self, state: IndexState) -> IndexState:
+        """Before a create that looks up: the index, rebuilt first when it is missing (issue 17; see
+        :mod:`sync.index_rebuild`). ``create`` mode never looks up and never builds."""
+        if self.mode == OnCreateMatch.CREATE:
+            return state
+        return await self.rebuild.ensure(state)
 
     async def check(self, espo_id: str, espo_vals: Canonical, state: IndexState | None = None) -> None:
         """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`.
