@@ -56,7 +56,7 @@ from domain.match_keys import strong_keys, weak_lookup_keys
 from domain.match_party import Party, party_from_advoware, party_from_espo
 from domain.matching import STRONG, Rule, possible_duplicate, rule_for
 from domain.sync_status import ENTITY
-from sync.index_rebuild import IndexRebuild, index_entries
+from sync.index_rebuild import IndexLost, IndexRebuild, index_entries
 from sync.match_messages import MAX_NAMED, MAX_READS, numbers, possible_message
 from sync.sync_log import log_record
 
@@ -112,6 +112,13 @@ def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: boo
         at = sum(s == water for s in stamps)
         return water, seen + at if skipped else at
     return top, sum(s == top for s in stamps)
+
+
+def _lost(espo_id: str) -> IndexLost:
+    log_record(logging.WARNING, "match index lost during the lookup (store emptied): deciding again",
+               espo_id=espo_id, betnr=None, decision="index_lost")
+    return IndexLost("the match index vanished during the lookup (the store was emptied); decided again",
+                     system="advoware")
 
 
 async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
@@ -185,12 +192,18 @@ class CreateMatcher:
             return None
         page = await refresh_index(self.index, self.advo)
         if page is None:
+            if state is not None and state.built and await self.index.watermark() is None:
+                raise _lost(espo_id)
             return None
         declined = await self.declines.of(espo_id)
         fresh: Fresh = {int(o["betNr"]): o for o in page}
-        found = Found(await self._live(party, await self.index.lookup(strong) - declined, fresh))
+        strong_hits = await self.index.lookup(strong)
+        weak_hits = await self.index.lookup(weak) if weak else set()
+        if await self.index.watermark() is None:  # emptied while we looked: the lookups saw a part of it
+            raise _lost(espo_id)
+        found = Found(await self._live(party, strong_hits - declined, fresh))
         if not found.strong and weak:
-            found.possible = await self._possible(party, await self.index.lookup(weak) - declined, fresh)
+            found.possible = await self._possible(party, weak_hits - declined, fresh)
         return found
 
     async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from adapters.errors import DeferredError
+from adapters.errors import DeferredError, StaleWriteError
 from adapters.match_index import IndexState, MatchKeyIndex
 from adapters.redis_ops import delete_if_equals, extend_if_equals
 from domain.match_keys import strong_keys, weak_keys
@@ -57,6 +57,11 @@ def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
         party = party_from_advoware(o)
         out.append((int(o["betNr"]), strong_keys(party) + weak_keys(party)))
     return out
+
+
+class IndexLost(StaleWriteError):
+    """The index vanished while a create looked up in it (the store was emptied meanwhile): the record
+    is decided again, and that create finds no index and rebuilds it."""
 
 
 class IndexRebuilding(DeferredError):
