@@ -15,7 +15,8 @@ When:
   is empty, otherwise it costs one ``EXISTS``;
 - when a delivery names a webhook id without a known secret (:meth:`WebhookSecretRecovery.recover_for`):
   at most one EspoCRM read per :data:`MIN_INTERVAL_S`, shared by every delivery arriving meanwhile, so
-  unsigned or forged requests cannot make the service hammer EspoCRM.
+  unsigned or forged requests cannot make the service hammer EspoCRM. A delivery within that time on
+  a store without secrets is answered 503 (retried), not 401.
 
 When EspoCRM shows a webhook of ours without its secret, and ``PUBLIC_URL`` is set, the three webhooks
 are registered again as ``webhooks register`` does (:func:`sync.webhook_setup.register`). Until the
@@ -106,14 +107,16 @@ class WebhookSecretRecovery:
         try:
             async with self._lock:
                 if self._last_try is not None and self.clock() - self._last_try < self.min_interval:
+                    if not self.env and not await self.store.redis.exists(self.store.key):
+                        self._lost("the last read of EspoCRM's webhooks was moments ago", anything_known=False)
                     return False
+                self._last_try = self.clock()
                 await self._recover()
             return webhook_id in await self.store.load()
         except (RedisError, OSError):  # the store is away: nothing can be queued either (503 follows)
             return False
 
     async def _recover(self) -> None:
-        self._last_try = self.clock()
         stored = await self.store.load()
         known = {**stored, **self.env}
         try:
