@@ -48,8 +48,12 @@ def fill_from_espocrm(espo: Canonical, advo: Canonical) -> Canonical:
     return {f: e for f, e, a in differences(espo, advo) if a is None and e is not None}
 
 
+FIRST_LINK_REASON = "first link"
+
+
 def decide_first_link(espo: Canonical, advo: Canonical, *, policy: ConflictPolicy,
-                      espo_modified: datetime | None = None, advo_modified: datetime | None = None) -> Decision:
+                      espo_modified: datetime | None = None, advo_modified: datetime | None = None,
+                      reason: str = FIRST_LINK_REASON) -> Decision:
     """The decision for a pair without a base of its own (a ``betnr`` typed by hand, a relink, a base
     lost while both sides may have changed): a value only one side has goes to the other side (an
     empty value never overwrites one, whatever a group's strategy); two different values count as
@@ -64,7 +68,7 @@ def decide_first_link(espo: Canonical, advo: Canonical, *, policy: ConflictPolic
     to_advo.update(d.to_advoware)
     changed = frozenset(f for f, _, _ in differences(espo, advo))
     return replace(d, action=Action.UPDATE if (to_espo or to_advo) else Action.NOOP, to_espo=to_espo,
-                   to_advoware=to_advo, espo_changed=changed, advo_changed=changed, reason="first link")
+                   to_advoware=to_advo, espo_changed=changed, advo_changed=changed, reason=reason)
 
 
 def identity_differences(record: dict[str, Any], advo_obj: dict[str, Any]) -> list[str] | None:
@@ -86,6 +90,7 @@ class NoBase(StrEnum):
     ADVOWARE_UNCHANGED = "advoware_unchanged"  # rowId as recorded: EspoCRM's differences win
     ESPOCRM_UNCHANGED = "espocrm_unchanged"  # our write was the record's last save: Advoware's win
     FIRST_LINK = "first_link"  # identity verified by the matching rules, then decide_first_link
+    BOTH_MAY_HAVE_CHANGED = "both_may_have_changed"  # the same, reported as a lost base, not a first link
 
 
 def without_base(record: dict[str, Any], advo_row_id: str | None, api_user_id: str | None, *,
@@ -100,7 +105,8 @@ def without_base(record: dict[str, Any], advo_row_id: str | None, api_user_id: s
       save was ours (``modifiedById`` is the API user) and it is ``clean``, no person saved it after
       our last write, so no person changed its ``betnr`` either: Advoware was edited.
     - Anything else (a person saved it, the API user unknown, a failure pending) may be a new
-      ``betnr`` or edits on both sides: a first link, whose identity check refuses another party.
+      ``betnr`` or edits on both sides: decided like a first link, whose identity check refuses
+      another party (``BOTH_MAY_HAVE_CHANGED``).
     """
     if relinked or not record.get("advowareLastSync"):
         return NoBase.FIRST_LINK
@@ -110,14 +116,14 @@ def without_base(record: dict[str, Any], advo_row_id: str | None, api_user_id: s
     ours = api_user_id is not None and record.get("modifiedById") == api_user_id
     if ours and record.get("syncStatus") == SyncStatus.CLEAN:
         return NoBase.ESPOCRM_UNCHANGED
-    return NoBase.FIRST_LINK
+    return NoBase.BOTH_MAY_HAVE_CHANGED
 
 
 def base_from_record(how: NoBase, espo: Canonical, advo: Canonical) -> Base:
     """The base a decision stands on when it was lost and one side is known unchanged since the last
     sync: that side's values are the base of both, so every difference is the other side's change
     (no conflict). Never stored: the pass stores what it decided on."""
-    if how == NoBase.FIRST_LINK:
+    if how in (NoBase.FIRST_LINK, NoBase.BOTH_MAY_HAVE_CHANGED):
         raise ValueError("a first link has no base to stand on: decide_first_link")
     same = fingerprint(advo if how == NoBase.ADVOWARE_UNCHANGED else espo)
     return Base(dict(same), dict(same), None)

@@ -23,7 +23,14 @@ from adapters.sync_state_store import Link
 from domain.beteiligte_mapper import advoware_to_canonical, espo_to_canonical
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision, decide_records
-from domain.first_link import NoBase, base_from_record, decide_first_link, identity_differences, without_base
+from domain.first_link import (
+    FIRST_LINK_REASON,
+    NoBase,
+    base_from_record,
+    decide_first_link,
+    identity_differences,
+    without_base,
+)
 
 MAX_FIELDS_NAMED = 8
 
@@ -45,7 +52,7 @@ def decide_pass(record: dict[str, Any], betnr: int | None, advo_obj: dict[str, A
                               linked=betnr is not None, timezone=timezone,
                               espo_edited_at=espo_edited_at, advo_edited_at=advo_edited_at)
     how = without_base(record, advo_obj.get("rowId"), api_user_id, relinked=relinked)
-    if how != NoBase.FIRST_LINK:
+    if how in (NoBase.ADVOWARE_UNCHANGED, NoBase.ESPOCRM_UNCHANGED):
         base = base_from_record(how, espo_to_canonical(record), advoware_to_canonical(advo_obj))
         return decide_records(record, advo_obj, base, policy=policy, linked=True, timezone=timezone,
                               espo_edited_at=espo_edited_at, advo_edited_at=advo_edited_at)
@@ -57,5 +64,6 @@ def decide_pass(record: dict[str, Any], betnr: int | None, advo_obj: dict[str, A
             f"matching rules do not take for the same party (they differ in {named or 'nothing mapped'}); "
             "nothing was written to either system. Check the betnr; if it is right, make name and birth "
             "date agree first", system="advoware")
+    reason = FIRST_LINK_REASON if how == NoBase.FIRST_LINK else "no base: both sides may have changed"
     return decide_first_link(espo_to_canonical(record), advoware_to_canonical(advo_obj), policy=policy,
-                             espo_modified=espo_edited_at, advo_modified=advo_edited_at)
+                             espo_modified=espo_edited_at, advo_modified=advo_edited_at, reason=reason)

@@ -45,9 +45,9 @@ RECORD = {"id": "e1", "advowareLastSync": "2026-12-01 10:00:00", "advowareRowId"
 @pytest.mark.parametrize(("record", "row", "relinked", "expected"), [
     (RECORD, "row-1", False, NoBase.ADVOWARE_UNCHANGED),
     (RECORD, "row-2", False, NoBase.ESPOCRM_UNCHANGED),  # our write was the last save: Advoware edited
-    ({**RECORD, "modifiedById": "person"}, "row-2", False, NoBase.FIRST_LINK),  # both may have changed
+    ({**RECORD, "modifiedById": "person"}, "row-2", False, NoBase.BOTH_MAY_HAVE_CHANGED),
     ({**RECORD, "modifiedById": "person"}, "row-1", False, NoBase.ADVOWARE_UNCHANGED),
-    ({**RECORD, "syncStatus": "failed"}, "row-2", False, NoBase.FIRST_LINK),  # a person's edit may be owed
+    ({**RECORD, "syncStatus": "failed"}, "row-2", False, NoBase.BOTH_MAY_HAVE_CHANGED),  # an edit may be owed
     ({**RECORD, "advowareLastSync": None}, "row-1", False, NoBase.FIRST_LINK),  # never synced: typed betnr
     (RECORD, "row-1", True, NoBase.FIRST_LINK),  # another betnr than the stored link's
 ])
@@ -55,8 +55,8 @@ def test_without_base(record: dict[str, Any], row: str, relinked: bool, expected
     assert without_base(record, row, "api", relinked=relinked) == expected
 
 
-def test_without_knowing_the_api_user_a_moved_row_is_a_first_link() -> None:
-    assert without_base(RECORD, "row-2", None, relinked=False) == NoBase.FIRST_LINK
+def test_without_knowing_the_api_user_a_moved_row_may_be_changes_on_both_sides() -> None:
+    assert without_base(RECORD, "row-2", None, relinked=False) == NoBase.BOTH_MAY_HAVE_CHANGED
 
 
 def test_identity_differences_name_fields_never_values() -> None:

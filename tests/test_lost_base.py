@@ -81,6 +81,7 @@ async def test_edits_on_both_sides_after_redis_came_back_empty_go_through_the_st
     assert advo["kurzname"] == "MUELLER" and espo["syncStatus"] == "clean", espo["syncErrorMessage"]
     notes = _notes(firm_both, rec["id"])
     assert "titel" in notes and "Prof." in notes and "addressStreet" in notes and "Neue Straße 5" in notes, notes
+    assert "Sync-Konflikt" in notes, notes
 
 
 async def test_a_betnr_changed_by_a_person_is_checked_after_redis_came_back_empty(firm_both: Testbed) -> None:

@@ -82,7 +82,6 @@ async def test_a_mistyped_betnr_pointing_at_another_client_writes_nothing(firm_b
 async def test_two_different_values_go_through_the_strategy_and_a_note_lists_them(firm_both: Testbed) -> None:
     anna = firm_both.advo.seed(**ANNA_ADVO)
     rec = await _staff_save(firm_both, **ANNA_TYPED, titel="Dr.", phoneNumber="+49 30 1111111", betnr=anna["betNr"])
-    firm_both.advo.edit(anna["betNr"])  # nothing: the pair as typed
     advo = firm_both.advo_record(anna["betNr"])
     # kontakt: field_merge, tiebreak espocrm_wins: EspoCRM's phone wins; titel only in EspoCRM goes over
     assert advo["telefon"] in ("+49 30 1111111", "+49301111111") and advo["titel"] == "Dr."
@@ -90,6 +89,7 @@ async def test_two_different_values_go_through_the_strategy_and_a_note_lists_the
     assert rec["syncStatus"] == "clean" and rec["addressStreet"] == ANNA_ADVO["strasse"]
     notes = "\n".join(n.get("post") or "" for n in firm_both.espo.notes_for(rec["id"]))
     assert "phoneNumber" in notes and "999999" in notes, notes  # the overwritten Advoware value
+    assert f"Mit dem Advoware-Beteiligten {anna['betNr']} verknüpft" in notes, notes
 
 
 async def test_a_betnr_changed_to_another_client_on_a_synced_record_writes_nothing(firm_both: Testbed) -> None:
