@@ -35,6 +35,7 @@ def test_a_namesake_without_a_birth_date_in_another_city_is_not_plausible() -> N
     {"dateOfBirth": "1980-03-03"},  # person_name_dob
     {"lastName": "Schmitt", "dateOfBirth": "1980-03-03"},  # typo, birth date equal
     {"lastName": "Schmitt", "addressPostalCode": "10115"},  # typo, postcode equal
+    {"firstName": "Anna Maria", "dateOfBirth": "1980-03-03"},  # a hold's person_first_names_dob: staff link it
 ])
 def test_a_name_with_one_more_equal_value_is_plausible(same: dict[str, Any]) -> None:
     assert _plausible({**SCHMIDT_ESPO, **same}, SCHMIDT_ADVO)
