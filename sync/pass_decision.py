@@ -59,11 +59,12 @@ def decide_pass(record: dict[str, Any], betnr: int | None, advo_obj: dict[str, A
     differing = identity_differences(record, advo_obj)
     if differing is not None:
         named = ", ".join(differing[:MAX_FIELDS_NAMED]) + (" …" if len(differing) > MAX_FIELDS_NAMED else "")
+        why = f"they differ in {named}" if differing else "too little in common to tell"
         raise NotTheSameParty(
-            f"betnr {betnr} in EspoCRM record {record['id']} names Advoware Beteiligter {betnr}, which the "
-            f"matching rules do not take for the same party (they differ in {named or 'nothing mapped'}); "
-            "nothing was written to either system. Check the betnr; if it is right, make name and birth "
-            "date agree first", system="advoware")
+            f"EspoCRM record {record['id']} and Advoware Beteiligter {betnr} (its betnr) are not the same party "
+            f"by the matching rules ({why}); nothing was written to either system. "
+            "Check the betnr; if it is right, enter the same first name and birth date (or e-mail or "
+            "postcode) in both systems first", system="advoware")
     reason = FIRST_LINK_REASON if how == NoBase.FIRST_LINK else "no base: both sides may have changed"
     return decide_first_link(espo_to_canonical(record), advoware_to_canonical(advo_obj), policy=policy,
                              espo_modified=espo_edited_at, advo_modified=advo_edited_at, reason=reason)
