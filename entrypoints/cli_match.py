@@ -82,7 +82,8 @@ async def _scan(services: Services, console: Console, out: Path, limit: int) -> 
 
 async def _apply(services: Services, console: Console, file: Path, yes: bool) -> int:
     review = read_review(file)
-    linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock)
+    linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock,
+                        facts=services.sync.espo_facts)
     with _progress(console) as bar:
         task = bar.add_task("linking" if yes else "checking (dry run)", total=len(review.links))
         results = await apply_pairs(linker, review.links, lambda _r: bar.advance(task))
@@ -114,7 +115,7 @@ async def _import(services: Services, console: Console, report: MatchReport, yes
         task = bar.add_task("importing" if yes else "counting (dry run)", total=len(report.unmatched_advoware))
         summary = await import_unmatched(services.espo, services.advo, services.store, report.unmatched_advoware,
                                          write=yes, now=utc_now, clock=services.sync.clock,
-                                         on_progress=lambda: bar.advance(task))
+                                         on_progress=lambda: bar.advance(task), facts=services.sync.espo_facts)
     for line in summary.failed:
         console.print(f"not imported: {line}", markup=False)
     if yes:

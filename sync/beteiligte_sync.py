@@ -35,6 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
+from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
@@ -278,8 +279,10 @@ class BeteiligteSync:
                        winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
-                "Überschrieben wurde:\n" + "\n".join(lines))
+        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
+        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
+                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
+                + "Überschrieben wurde:\n" + "\n".join(lines))
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:
