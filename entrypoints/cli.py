@@ -49,7 +49,7 @@ def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
     """Keeps Beteiligte in sync between EspoCRM and Advoware."""
     ctx.meta[DEBUG] = debug
     settings = load_settings()
-    configure_logging(log_level or settings.log_level)
+    configure_logging(log_level or settings.log_level, settings.log_format)
     ctx.obj = settings
 
 

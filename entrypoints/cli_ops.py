@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from config.settings import Settings
 from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
+from entrypoints.cli_console import console, printable
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
 from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
@@ -36,16 +36,9 @@ HEALTH_TIMEOUT_S = 3.0
 REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
 
 
-def console() -> Console:
-    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row.
-    No markup: what is printed comes from the systems (a name like ``Schmidt [/b]`` is text, not style)."""
-    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=200 if wide else None, highlight=False, markup=False)
-
-
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True, highlight=False))
+                    console=console(stderr=True))
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
@@ -202,7 +195,7 @@ def dead_letters_list(settings: Settings) -> None:
     async def body(_services: Services, host: Any) -> int:
         letters = await host.dead_letters()
         for letter in letters:
-            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
+            click.echo(printable(json.dumps(letter, ensure_ascii=False, default=str)))
         click.echo(f"{len(letters)} dead letters")
         return ExitCode.OK
 

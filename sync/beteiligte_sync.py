@@ -273,9 +273,10 @@ class BeteiligteSync:
         lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
+            # Field names, ids and the decision only: the values are client data (birth dates,
+            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
-                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
-                       winner=c.winner)
+                       group=c.group, field=c.field, winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
         text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
