@@ -73,6 +73,10 @@ class SyncStateStore(RecordLeases):
     async def save_espo_edited_at(self, espo_id: str, modified_at: str) -> None:
         await self.redis.set(self._k("edited", espo_id), modified_at)
 
+    async def forget_espo_edited_at(self, espo_id: str) -> None:
+        """The record is gone from EspoCRM: when a person last edited it means nothing any more."""
+        await self.redis.delete(self._k("edited", espo_id))
+
     # -- base ---------------------------------------------------------------------------------
     async def get_link(self, espo_id: str) -> Link | None:
         return (await self.get_links([espo_id]))[espo_id]

@@ -210,6 +210,7 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
             self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
