@@ -28,7 +28,7 @@ from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.cli_console import console, printable
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
-from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
+from entrypoints.status_facts import SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
@@ -87,13 +87,13 @@ async def drain_with_progress(
 @click.command()
 @click.pass_obj
 def status(settings: Settings) -> None:
-    """What the status page shows, in the terminal. Exit code 3 while a record is failed or
-    permanently_failed or a dependency is failing."""
+    """What the status page shows, in the terminal. Exit code 3 while the overall state is degraded: a
+    record failed, pending past its retry time or dead-lettered, or a dependency failing."""
 
     async def body(services: Services, host: Any) -> int:
         facts = await gather(services, host, workers=await _serve_workers(settings))
         print_status(facts, console())
-        return ExitCode.RECORDS_FAILED if facts.failed or not facts.healthy else ExitCode.OK
+        return ExitCode.RECORDS_FAILED if facts.degraded else ExitCode.OK
 
     run_with_services(settings, body)
 
@@ -121,18 +121,22 @@ def print_status(f: StatusFacts, out: Console) -> None:
         for k, v in f.counts.items():
             counts.add_row(k or "(none)", str(v))
         out.print(counts)
-    failed = Table("espoId", "name", "syncStatus", "message", title=f"Failed records ({len(f.failed)})")
-    for r in f.failed:
-        failed.add_row(r.espo_id, r.name, r.status, r.message)
-    out.print(failed if f.failed else "failed records: none")
+    if f.espo_error:
+        out.print("records needing attention: unknown (EspoCRM could not be read)")
+    else:
+        rows = [*f.failed, *f.dead, *f.pending]
+        needing = Table("espoId", "name", "state", "reason", title=f"Records needing attention ({len(rows)})")
+        for r in rows:
+            state = f"{r.status} (overdue)" if r.espo_id in f.overdue else r.status
+            needing.add_row(r.espo_id, r.name, state, r.message)
+        out.print(needing if rows else "records needing attention: none")
     days = Table("day", "syncs", "conflicts", "failures", title="Per day (UTC)")
     for d in f.days:
         days.add_row(d.day, str(d.total), str(d.conflicts), str(d.failures))
     out.print(days if f.days else f"per day: Redis could not be read: {f.redis_error}")
     out.print(f"queued events: {f.queue_depth}   dead letters: {f.dead_letters}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
-    verdict = "ok" if f.healthy and not f.failed else FAILING
-    out.print(f"overall: {verdict}")
+    out.print(f"overall: {f.verdict}")
 
 
 # -- retry-failed ----------------------------------------------------------------------------------

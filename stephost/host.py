@@ -177,14 +177,14 @@ class StepHost:
         slot's key runs it. The key outlives any clock difference between the processes."""
         key = f"{self.config.redis.key_prefix}:cron:{name}:{fire_at.isoformat()}"
         if await self.redis.set(key, self._owner, nx=True, ex=CRON_SLOT_TTL_S):
-            log.info("[step=%s] scheduled run of %s claimed by %s", name, fire_at.isoformat(), self._owner)
+            log.debug("[step=%s] scheduled run of %s claimed by %s", name, fire_at.isoformat(), self._owner)
             return True
         log.debug("[step=%s] scheduled run of %s taken by another process", name, fire_at.isoformat())
         return False
 
     async def _run_cron_step(self, step: Step) -> None:
         context = self.make_context(step)
-        log.info("[step=%s trace=%s] cron run", step.name, context.trace_id)
+        log.debug("[step=%s trace=%s] cron run", step.name, context.trace_id)
         try:
             await step.handler(context)
         except Exception:
