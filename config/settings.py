@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
     http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
-    log_level: str = "INFO"
+    # Unset: INFO for serve, WARNING for the other commands (their own output says what happened, and a
+    # failure is one line on stderr, not wrapped in INFO lines).
+    log_level: str | None = None
     # text (one line per event) or json (one object per line, for log shippers); README "Operations".
     log_format: str = "text"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
@@ -153,7 +155,9 @@ class Settings(BaseSettings):
 
     @field_validator("log_level")
     @classmethod
-    def _level(cls, v: str) -> str:
+    def _level(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
         if v.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"{v!r} is not a log level")
         return v.strip().upper()

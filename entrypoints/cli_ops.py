@@ -54,6 +54,7 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     async def main() -> int:
         host = build_host(services, cron=False)
         if start_host:
+            await services.redis.ping()  # an unreachable Redis is the command's one line, not the bus's retries
             await host.start()
         try:
             return await body(services, host)

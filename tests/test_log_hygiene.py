@@ -120,3 +120,25 @@ async def test_a_conflict_logs_field_names_and_the_decision_never_the_values(
     logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     for value in [*espo_values.values(), *advo_values.values(), "1979-03-11", "1980-04-12", "anna@example.org"]:
         assert value not in logged, value  # … and nowhere in the log
+
+
+@pytest.mark.slow
+def test_serve_with_an_unresolvable_redis_host_says_so_without_asyncio_noise_or_repeats() -> None:
+    """Issue 19: no "Future exception was never retrieved" (a timed-out connect's late lookup error),
+    and a cron step firing every few seconds does not repeat its "could not claim" line per slot."""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with state_root() as root:
+        env = env_for(root / "state", free_port(), REDIS_URL="redis://bsync-no-such-host.invalid:6379/0",
+                      ESPOCRM_URL=nowhere, ESPOCRM_API_KEY="k", ADVOWARE_URL=nowhere, ADVOWARE_TOKEN_URL=nowhere,
+                      ADVOWARE_APP_ID="a", ADVOWARE_API_KEY="YQ==", ADVOWARE_KANZLEI="k", ADVOWARE_DATABASE="d",
+                      ADVOWARE_USER="u", ADVOWARE_PASSWORD="p")
+        serve = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "serve"], env=env, cwd=root,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(22)  # past redis-py's connect timeout, several retry-step slots
+        finally:
+            serve.terminate()
+            out, _ = serve.communicate(timeout=30)
+    assert "Future exception was never retrieved" not in out, out
+    assert "Redis: " in out and "check REDIS_URL" in out  # the one line that names the fix
+    assert out.count("could not claim the run") <= 2, out  # once per cron step and outage

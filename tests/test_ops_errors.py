@@ -41,10 +41,12 @@ def systems_env(espo_url: str, advo_url: str) -> dict[str, str]:
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The command's error line, after checking it is the last line, exit code 2 and no traceback."""
+    """The command's error line, after checking it is the only line on stderr (issue 19: no INFO noise
+    around it), exit code 2 and no traceback."""
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    return done.stderr.strip().splitlines()[-1]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return done.stderr.strip()
 
 
 @pytest.fixture
