@@ -33,6 +33,7 @@ from config.settings import Settings
 from domain.timestamps import utc_now
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import ExitCode
+from entrypoints.cli_console import console as cli_console
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
 from sync.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
@@ -151,8 +152,8 @@ async def _create_new(services: Services, console: Console, espo_ids: tuple[str,
 @click.pass_obj
 def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, import_unmatched: bool,
           limit: int, create_new: bool, espo_ids: tuple[str, ...]) -> None:
-    """Find the parties both systems already hold and link them (issue 11)."""
-    console = Console(highlight=False)
+    """Find the parties both systems already hold and link them."""
+    console = cli_console()
     if create_new != bool(espo_ids):
         click.echo("--create-new needs the EspoCRM ids of the records to create (and ids need --create-new)",
                    err=True)

@@ -211,6 +211,7 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
             self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
@@ -274,9 +275,10 @@ class BeteiligteSync:
         lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
+            # Field names, ids and the decision only: the values are client data (birth dates,
+            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
-                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
-                       winner=c.winner)
+                       group=c.group, field=c.field, winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
         first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of

@@ -89,10 +89,13 @@ async def test_match_review_apply_and_the_first_sync_check(firm: Testbed, tmp_pa
     tb = firm
     betnr, espo = _seed(tb)
     env, review = _env(tb, tmp_path), tmp_path / "match.csv"
+    review.write_text("an older review, readable by everyone\n")
+    review.chmod(0o644)
 
     done = _match(env, tmp_path, "--out", str(review))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 link" in done.stdout and "2 ambiguous" in done.stdout
+    assert review.stat().st_mode & 0o777 == 0o600  # client names: its owner's only (issue 19)
     rows = _rows(review)
     kept = {(r["espo_id"], int(r["betnr"])) for r in rows if r["keep"] == "yes"}
     assert kept == {(espo["anna"], betnr["anna"]), (espo["bau"], betnr["bau"]), (espo["juergen"], betnr["juergen"])}
