@@ -103,6 +103,8 @@ def test_some_systems_settings_but_not_all_name_the_missing_ones(root: Path) -> 
     ("CONFLICT_POLICY_FILE", '[groups.adresse]\nstrategy = "oldest_wins"\n', ":2: unknown strategy 'oldest_wins'"),
     ("VALUE_MAPS_FILE", '[salutationName]\nHerr = ["Herr", "Mr."]\nFrau = ["Frau", "Mr."]\n',
      ":3: [salutationName] lists 'Mr.' under Herr and Frau"),
+    ("VALUE_MAPS_FILE", '[salutationName]\nHerr = ["Herr", "Mr."]\nFrima = ["Firma"]\n',
+     ":3: [salutationName] Frima is not a value of Advoware's anrede (it knows Herr, Frau, Divers, Firma)"),
 ])
 def test_a_wrong_policy_or_value_map_file_names_file_and_line_in_sandbox_mode_too(
     root: Path, variable: str, text: str, expected: str,
