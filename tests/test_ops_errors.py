@@ -187,3 +187,13 @@ def test_espocrm_url_with_api_v1_is_accepted(systems: Systems) -> None:
     assert done.returncode == 0, done.stderr
     assert systems.env["ESPOCRM_URL"].endswith("/api/v1/")
     assert httpx.get(f"{systems.espo}/__sim/calls", timeout=10).is_success
+
+
+def test_a_wrong_advoware_password_fails_although_a_token_is_cached(systems: Systems) -> None:
+    """Issue 19: a token cached with the right settings is never used for changed ones; the wrong
+    password is Advoware's to check, and the command says so in one line."""
+    s = systems
+    assert cli(s.env, "sync-check", "--dry-run", cwd=s.root).returncode == 0  # a token is cached now
+    line = one_line_error(cli({**s.env, "ADVOWARE_PASSWORD": "falsch"}, "sync-check", cwd=s.root))
+    assert line.startswith("Advoware: ") and "ADVOWARE_" in line, line
+    assert cli(s.env, "sync-check", "--dry-run", cwd=s.root).returncode == 0  # the right one works again
