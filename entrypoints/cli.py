@@ -68,7 +68,8 @@ def serve(settings: Settings) -> None:
         prepared.sandbox.espo.start_webhook_job(2.0)
         from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
 
-        click.echo(banner(prepared.sandbox, url))
+        token = services.settings.status_token
+        click.echo(banner(prepared.sandbox, url, token.get_secret_value() if token else ""))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
     if prepared.embedded:
