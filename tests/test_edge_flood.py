@@ -63,7 +63,7 @@ async def test_many_idle_connections_from_one_address_do_not_crowd_out_another()
     from another address is still answered 200 (that address's slowest connections are shed).
     ``bench/edge_connections.py`` runs 2000 of them and prints the latencies."""
     swarm, swarm_source = 300, "127.0.0.2"  # loopback: another client address on this machine
-    with edge_service(maxConnections=100, maxConnectionsPerClient=20, headerTimeoutSeconds=5) as svc:
+    with edge_service(maxConnections=100, maxConnectionsPerClient=20, headerTimeoutSeconds=1) as svc:
         stop = asyncio.Event()
         flood = asyncio.create_task(partial_headers_swarm(svc.url, swarm, swarm_source, stop))
         await asyncio.sleep(2)  # the swarm is at full strength
