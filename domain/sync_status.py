@@ -28,6 +28,7 @@ class Action(StrEnum):
     ADVOWARE_MISSING = "advoware_missing"
     SKIP_DELETED = "skip_deleted"
     SKIP_IN_SYNC = "skip_in_sync"  # a webhook whose values the stored state proves synced
+    SKIP_FAILED_UNCHANGED = "skip_failed_unchanged"  # a webhook of a record whose failure waits for a change
     COVERED_BY_HOLDER = "covered_by_lock_holder"  # the lease holder runs once more for this change
     FAILED = "failed"
     ERROR = "error"
