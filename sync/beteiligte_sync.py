@@ -92,7 +92,7 @@ class BeteiligteSync:
         self.clock = clock
         self.lock_wait_s = lock_wait_s
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
-        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo)
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
