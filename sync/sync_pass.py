@@ -37,6 +37,7 @@ from domain.timestamps import format_espo, parse_advoware
 from sync.advoware_create import AdvowareCreator
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
+from sync.release_check import overwritten_saves, restore_saves
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
@@ -235,21 +236,41 @@ class SyncPass:
                        trigger: str) -> SyncResult:
         s = self.s
         decided = espo_to_canonical(st.record)
-        updated = await self._write_release(st, betnr, final_advo, canonical_to_espo(decision.to_espo))
+        sent = canonical_to_espo(decision.to_espo)
+        updated = await self._write_release(st, betnr, final_advo, sent)
+        updated, lost = await self._recover_overwritten(st, decided, sent, updated)
         written = espo_to_canonical(updated)
         # The base: the values we decided on, plus what EspoCRM made of the values we wrote (it
         # normalises some). A person's edit that slipped in after our last read stays a change.
-        base_espo = {**decided, **{f: written[f] for f in decision.to_espo}}
+        base_espo = {**decided, **{f: written[f] for f in decision.to_espo if f not in lost}}
         if any(written[f] != base_espo[f] for f in base_espo) or updated.get("betnr") != betnr:
             await s.store.mark_dirty(st.espo_id)  # a person's edit landed meanwhile: one more pass
         await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
-            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()))
+            advo=fingerprint(advoware_to_canonical(final_advo)) | owed(lost), synced_at=s.clock()))
         await s.report_conflicts(st.espo_id, betnr, decision)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
         return SyncResult(st.espo_id, betnr, decision.action, SyncStatus.CLEAN, decision)
+
+    async def _recover_overwritten(self, st: PassState, decided: dict[str, Any], sent: dict[str, Any],
+                                   updated: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        """A person's save our release overwrote (issue 17 item 6, :mod:`sync.release_check`) is put
+        back, and the fields it names are a change on both sides in the base: the next pass (the
+        hand-off runs it at once) decides them by the group's strategy and reports the conflict."""
+        if not sent:
+            return updated, set()
+        found = await overwritten_saves(self.s.espo, self.s.espo_facts, st.espo_id, decided, sent)
+        if found is None:
+            return updated, set()
+        log_record(logging.WARNING, "a person's save was overwritten by our release; put back, decided again",
+                   espo_id=st.espo_id, betnr=updated.get("betnr"), decision="release_overwrote_save",
+                   fields=",".join(sorted(found.values)))
+        self.s.metrics.syncs.labels("release_overwrote_save", "put_back").inc()
+        restored = await restore_saves(self.s.espo, self.s.store, st.espo_id, found, sent, updated)
+        self.s.metrics.writes.labels("espocrm").inc()
+        return restored, set(found.values)
 
     async def _finish(self, st: PassState, link: Link | None) -> None:
         """The pass's last base (``None``: the stored one stands) and the end of any retry schedule;
