@@ -13,7 +13,7 @@ from adapters.espocrm_api import EspoCRMAPI
 from domain.beteiligte_mapper import configure_value_maps
 from domain.sync_status import ENTITY
 from domain.value_maps import ValueMapError
-from sync.setup_contract import entity_defs, entity_line, enum_lines, fields_line, occ_line
+from sync.setup_contract import audit_line, entity_defs, entity_line, enum_lines, fields_line, occ_line
 from sync.setup_report import Line, fail, ok, warn
 from sync.webhook_setup import Expected, list_webhooks, secret_sources, webhook_lines
 
@@ -89,6 +89,7 @@ async def metadata(espo: EspoCRMAPI, value_maps_file: str | None) -> list[Line]:
     except ValueMapError as exc:
         lines.append(fail("value map file", str(exc)))
     lines.append(occ_line(defs))
+    lines.append(audit_line(defs))
     return lines
 
 
