@@ -35,7 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
+from domain.sync_status import ENTITY, TEST_RECORD_LAST_NAME, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
@@ -203,6 +203,8 @@ class BeteiligteSync:
             return record, None
         if trigger.startswith(WEBHOOK_TRIGGER) and (waiting := await self._failure_waits(record, trigger)):
             return waiting, None
+        if record.get("lastName") == TEST_RECORD_LAST_NAME and not record.get("betnr"):
+            return _test_record(record, trigger), None
         await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
         result = await self._run_with_retries(st, trigger)
@@ -314,6 +316,14 @@ class BeteiligteSync:
         result = await self.deleter.delete(espo_id)
         await self.journal.note(result, "delete")
         return result
+
+
+def _test_record(record: dict[str, Any], trigger: str) -> SyncResult:
+    """``doctor``'s throwaway record (issue 17 item 10): it lives for seconds, and a copy in Advoware
+    would stay there as an orphan (``DELETE_POLICY=unlink``), so it is never created there."""
+    log_record(logging.INFO, "doctor's test record: not synced", espo_id=str(record["id"]), betnr=None,
+               decision=Action.SKIP_TEST_RECORD, trigger=trigger)
+    return SyncResult(str(record["id"]), None, Action.SKIP_TEST_RECORD, SyncStatus.PENDING)
 
 
 def _proves(link: Link, seen: dict[str, str]) -> bool:

@@ -23,7 +23,8 @@ from domain.sync_status import Action
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
 
-NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER, Action.SKIP_FAILED_UNCHANGED)
+NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER, Action.SKIP_FAILED_UNCHANGED,
+                Action.SKIP_TEST_RECORD)
 
 
 def entry_of(result: SyncResult, trigger: str, at: float) -> HistoryEntry:
