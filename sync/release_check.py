@@ -16,17 +16,29 @@ and touched an audited field; nothing otherwise. Without audited fields nothing 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.errors import ApiError, StaleWriteError
 from domain.beteiligte_mapper import Canonical, MappingError, espo_to_canonical
 from domain.sync_status import ENTITY
+from sync.metrics import SyncMetrics
+from sync.sync_log import log_record
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
     from adapters.sync_state_store import SyncStateStore
     from sync.espocrm_facts import EspoFacts
+
+class ReleaseOwner(Protocol):
+    """What the check needs of the record's sync (:class:`sync.beteiligte_sync.BeteiligteSync`)."""
+
+    espo: EspoCRMAPI
+    espo_facts: EspoFacts
+    store: SyncStateStore
+    metrics: SyncMetrics
+
 
 STREAM_PAGE = 20  # EspoCRM's default page: our release's note is among the newest
 UPDATE_NOTE = "Update"
@@ -101,3 +113,51 @@ async def restore_saves(espo: EspoCRMAPI, store: SyncStateStore, espo_id: str, f
                 "schrieb, und überschrieben. Bitte prüfen:\n" + "\n".join(lines))
         await espo.post_note(ENTITY, espo_id, text)
         raise
+
+
+def unseen_save(facts: EspoFacts, sent_version: Any, answer: dict[str, Any], written: dict[str, Any]) -> list[str]:
+    """Fields our release wrote that a save between our read and our write may have changed, unseen:
+    with optimistic concurrency the answer's ``versionNumber`` tells that another save landed (more
+    than our one step past the version we sent), but only audited fields tell what it changed."""
+    version = answer.get("versionNumber")
+    if not isinstance(sent_version, int) or not isinstance(version, int) or version <= sent_version + 1:
+        return []
+    return sorted(written.keys() - facts.audited)
+
+
+async def report_unseen_save(espo: EspoCRMAPI, espo_id: str, fields: list[str], written: dict[str, Any]) -> None:
+    """A Note naming the fields and the values the release wrote: staff check whether a save of theirs
+    was overwritten (issue 17 item 6, where the fields are not audited)."""
+    lines = [f"- **{f}**: jetzt `{written.get(f)}` (aus Advoware)" for f in fields]
+    text = ("Während der Abgleich Werte aus Advoware schrieb, wurde dieser Datensatz auch anderweitig gespeichert. "
+            "Falls dabei eines dieser Felder geändert wurde, ist diese Änderung überschrieben worden; bitte "
+            "prüfen (mit \"Audited\" für diese Felder erkennt der Abgleich das selbst):\n" + "\n".join(lines))
+    try:
+        await espo.post_note(ENTITY, espo_id, text)
+    except ApiError:
+        return  # the log line and the metric of the caller remain
+
+
+async def after_release(owner: ReleaseOwner, espo_id: str, sent_version: Any, decided: Canonical,
+                        sent: dict[str, Any], answer: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """After a release that wrote ``sent`` to EspoCRM (decided on ``decided``, with ``sent_version``
+    when optimistic concurrency is on): the record afterwards, and the fields a person's save had
+    that our write overwrote. Those are put back; the caller leaves them a change on both sides in the
+    base, so the next pass decides them by the group's strategy and reports the conflict. Where the
+    fields are not audited but the version shows another save, a Note asks staff to check."""
+    found = await overwritten_saves(owner.espo, owner.espo_facts, espo_id, decided, sent)
+    if found is None:
+        if unseen := unseen_save(owner.espo_facts, sent_version, answer, sent):
+            log_record(logging.WARNING, "a save landed during our release; unaudited fields may be overwritten",
+                       espo_id=espo_id, betnr=answer.get("betnr"), decision="release_unseen_save",
+                       fields=",".join(unseen))
+            owner.metrics.syncs.labels("release_unseen_save", "reported").inc()
+            await report_unseen_save(owner.espo, espo_id, unseen, sent)
+        return answer, set()
+    log_record(logging.WARNING, "a person's save was overwritten by our release; put back, decided again",
+               espo_id=espo_id, betnr=answer.get("betnr"), decision="release_overwrote_save",
+               fields=",".join(sorted(found.values)))
+    owner.metrics.syncs.labels("release_overwrote_save", "put_back").inc()
+    restored = await restore_saves(owner.espo, owner.store, espo_id, found, sent, answer)
+    owner.metrics.writes.labels("espocrm").inc()
+    return restored, set(found.values)

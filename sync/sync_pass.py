@@ -37,7 +37,7 @@ from domain.timestamps import format_espo, parse_advoware
 from sync.advoware_create import AdvowareCreator
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
-from sync.release_check import overwritten_saves, restore_saves
+from sync.release_check import after_release
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
@@ -256,21 +256,11 @@ class SyncPass:
 
     async def _recover_overwritten(self, st: PassState, decided: dict[str, Any], sent: dict[str, Any],
                                    updated: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-        """A person's save our release overwrote (issue 17 item 6, :mod:`sync.release_check`) is put
-        back, and the fields it names are a change on both sides in the base: the next pass (the
-        hand-off runs it at once) decides them by the group's strategy and reports the conflict."""
+        """A person's save our release overwrote (issue 17 item 6): put back, and its fields left as a
+        change on both sides for the next pass (:func:`sync.release_check.after_release`)."""
         if not sent:
             return updated, set()
-        found = await overwritten_saves(self.s.espo, self.s.espo_facts, st.espo_id, decided, sent)
-        if found is None:
-            return updated, set()
-        log_record(logging.WARNING, "a person's save was overwritten by our release; put back, decided again",
-                   espo_id=st.espo_id, betnr=updated.get("betnr"), decision="release_overwrote_save",
-                   fields=",".join(sorted(found.values)))
-        self.s.metrics.syncs.labels("release_overwrote_save", "put_back").inc()
-        restored = await restore_saves(self.s.espo, self.s.store, st.espo_id, found, sent, updated)
-        self.s.metrics.writes.labels("espocrm").inc()
-        return restored, set(found.values)
+        return await after_release(self.s, st.espo_id, st.record.get("versionNumber"), decided, sent, updated)
 
     async def _finish(self, st: PassState, link: Link | None) -> None:
         """The pass's last base (``None``: the stored one stands) and the end of any retry schedule;

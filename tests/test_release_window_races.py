@@ -92,3 +92,18 @@ async def one_race(bed: FastBed, gap: str) -> None:
     await bed.flush()
     await bed.sync_check()
     assert bed.writes() == 0, bed.calls()
+
+
+@pytest.mark.parametrize("profile", ["8", "9"])
+async def test_without_audited_fields_a_save_in_the_version_gap_is_reported(profile: str):
+    """Unaudited fields cannot tell the person's value; with optimistic concurrency the version does
+    tell that a save landed: a Note names the fields and the values written, for staff to check."""
+    bed = await start_fast_testbed(espo_profile=profile, occ=True)
+    try:
+        rec = await prepared(bed)
+        arm(bed, rec, "check_to_write")
+        await bed.services.sync.sync(rec["id"], "webhook_update")
+        notes = [n["post"] for n in bed.espo.notes_for(rec["id"])]
+        assert any("addressCity" in n and "Köln" in n and "prüfen" in n for n in notes), notes
+    finally:
+        await bed.close()
