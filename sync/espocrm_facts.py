@@ -66,6 +66,11 @@ class EspoFacts:
                         unaudited[0])
         self.loaded = True
 
+    async def reload(self) -> None:
+        """Read user and metadata again now (an admin changed the entity)."""
+        self._loaded_at = 0.0
+        await self.load()
+
     def option_refused(self, exc: ValidationError) -> bool:
         """EspoCRM refused a value of a mapped enum field (``type: valid``): its options may have
         changed since we read them. Forget them, so the next attempt reads them again."""
