@@ -35,18 +35,19 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.sync_status import ENTITY, TEST_RECORD_LAST_NAME, Action, DeletePolicy, SyncStatus
+from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
-from sync.sync_failure_writer import FailureWriter, espo_fingerprint
+from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
 from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult
+from sync.sync_skips import runs_nothing
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -60,7 +61,6 @@ QUICK_RETRY_S = 0.5
 MAX_INLINE_WAIT_S = 5.0
 LOCK_WAIT_S = 120.0
 HEARTBEAT_S = LEASE_MS / 1000 / 3
-WEBHOOK_TRIGGER = "webhook_"  # the intake's triggers: webhook_create, webhook_update
 
 
 class LockBusyError(RetryableError):
@@ -201,34 +201,13 @@ class BeteiligteSync:
         record = await self._read_record(espo_id, trigger)
         if isinstance(record, SyncResult):
             return record, None
-        if trigger.startswith(WEBHOOK_TRIGGER) and (waiting := await self._failure_waits(record, trigger)):
-            return waiting, None
-        if record.get("lastName") == TEST_RECORD_LAST_NAME and not record.get("betnr"):
-            return _test_record(record, trigger), None
+        skipped = await runs_nothing(self.store, self.metrics, record, trigger)
+        if skipped is not None:
+            return skipped, None
         await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
         result = await self._run_with_retries(st, trigger)
         return result, st.released
-
-    async def _failure_waits(self, record: dict[str, Any], trigger: str) -> SyncResult | None:
-        """A delivery of a record whose failure waits for a change (fatal, or given up) that carries
-        no change of its mapped values or ``betnr``: a repeated batch, an 8.x echo of our status
-        write. It runs nothing, so it neither writes nor counts (issue 17 item 7). The sync check
-        still looks at Advoware's side; ``sync <id>`` and ``retry-failed`` still run it."""
-        status = record.get("syncStatus")
-        if status not in (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED):
-            return None
-        espo_id = str(record["id"])
-        retry = await self.store.get_retry(espo_id)
-        if retry is None or not (retry.fatal or status == SyncStatus.PERMANENTLY_FAILED):
-            return None
-        if espo_fingerprint(record) != retry.espo_fp:
-            return None
-        self.metrics.syncs.labels(Action.SKIP_FAILED_UNCHANGED, "ok").inc()
-        log_record(logging.INFO, "failed before with these values; waits for a change", espo_id=espo_id,
-                   betnr=record.get("betnr"), decision=Action.SKIP_FAILED_UNCHANGED, trigger=trigger)
-        return SyncResult(espo_id, record.get("betnr"), Action.SKIP_FAILED_UNCHANGED, SyncStatus(status),
-                          message=retry.message)
 
     async def _read_record(self, espo_id: str, trigger: str) -> dict[str, Any] | SyncResult:
         """The EspoCRM record, or the result when there is none to sync."""
@@ -316,14 +295,6 @@ class BeteiligteSync:
         result = await self.deleter.delete(espo_id)
         await self.journal.note(result, "delete")
         return result
-
-
-def _test_record(record: dict[str, Any], trigger: str) -> SyncResult:
-    """``doctor``'s throwaway record (issue 17 item 10): it lives for seconds, and a copy in Advoware
-    would stay there as an orphan (``DELETE_POLICY=unlink``), so it is never created there."""
-    log_record(logging.INFO, "doctor's test record: not synced", espo_id=str(record["id"]), betnr=None,
-               decision=Action.SKIP_TEST_RECORD, trigger=trigger)
-    return SyncResult(str(record["id"]), None, Action.SKIP_TEST_RECORD, SyncStatus.PENDING)
 
 
 def _proves(link: Link, seen: dict[str, str]) -> bool:
