@@ -249,7 +249,7 @@ class AdvowareAPI(AdvowareListing):
             raise BadResponseError("token answer has no access_token", system=SYSTEM, status=resp.status_code)
         self._remember(token)
         expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
-        log.info("advoware token issued", extra={"expires_in": expires_in})
+        log.debug("advoware token issued", extra={"expires_in": expires_in})
         return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
 
     def _template(self, url_or_path: str) -> str:

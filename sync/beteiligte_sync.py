@@ -35,6 +35,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
+from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
@@ -214,6 +215,7 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
             self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
@@ -277,13 +279,16 @@ class BeteiligteSync:
         lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
+            # Field names, ids and the decision only: the values are client data (birth dates,
+            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
-                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
-                       winner=c.winner)
+                       group=c.group, field=c.field, winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
-                "Überschrieben wurde:\n" + "\n".join(lines))
+        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
+        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
+                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
+                + "Überschrieben wurde:\n" + "\n".join(lines))
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:

@@ -31,12 +31,13 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.conflict_policy import ConflictPolicy
-from domain.decision import Decision, decide_records, fingerprint, owed
+from domain.decision import Decision, fingerprint, owed
 from domain.sync_status import ENTITY, Action, SyncStatus
 from domain.timestamps import format_espo, parse_advoware
 from sync.advoware_create import AdvowareCreator
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
+from sync.pass_decision import decide_pass
 from sync.release_check import after_release
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
@@ -118,12 +119,12 @@ class SyncPass:
     async def run(self, st: PassState, trigger: str) -> SyncResult:
         s = self.s
         await s.espo_facts.load()
-        link, betnr = await self._link_and_betnr(st)
+        link, betnr, relinked = await self._link_and_betnr(st)
         advo_obj = await self._read_advoware(betnr, st)
-        decision = decide_records(
-            st.record, advo_obj, link.base() if link else None, policy=s.policy, linked=betnr is not None,
-            timezone=s.timezone, espo_edited_at=st.espo_edited_at,
-            advo_edited_at=self._advo_edited_at(link, advo_obj))
+        decision = decide_pass(
+            st.record, betnr, advo_obj, link, relinked=relinked, policy=s.policy, timezone=s.timezone,
+            espo_edited_at=st.espo_edited_at, advo_edited_at=self._advo_edited_at(link, advo_obj),
+            api_user_id=s.espo_facts.user_id)
         if decision.action == Action.ADVOWARE_MISSING:
             if betnr is None:
                 raise RuntimeError("decide() reported a missing twin for a record that has no betnr")
@@ -140,18 +141,21 @@ class SyncPass:
         return await self._release(st, decision, betnr, final_advo, trigger)
 
     # -- reading ------------------------------------------------------------------------------
-    async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None]:
+    async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None, bool]:
+        """The stored link of the record's pair, its ``betnr``, and whether a link was stored for
+        another ``betnr`` (relinked by a person: the new pair is checked like a typed ``betnr``)."""
         record = st.record
         prefetched = st.take_prefetched()
         link = prefetched[0] if prefetched is not None else await self.s.store.get_link(st.espo_id)
         betnr = record.get("betnr")
-        if link and betnr and link.betnr != betnr:
-            link = None  # relinked by an operator: the old base says nothing about the new pair
+        relinked = bool(link and betnr and link.betnr != betnr)
+        if relinked:
+            link = None  # the old base says nothing about the new pair
         if not betnr and link:
             betnr = link.betnr  # a create whose release write never landed: do not create twice
         if betnr and link is None:
             await self._check_owner(str(record["id"]), int(betnr))
-        return link, int(betnr) if betnr else None
+        return link, int(betnr) if betnr else None, relinked
 
     async def _check_owner(self, espo_id: str, betnr: int) -> None:
         """A ``betnr`` entered by hand (or an operator's relink) must not be another record's twin."""

@@ -41,10 +41,12 @@ def systems_env(espo_url: str, advo_url: str) -> dict[str, str]:
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The command's error line, after checking it is the last line, exit code 2 and no traceback."""
+    """The command's error line, after checking it is the only line on stderr (issue 19: no INFO noise
+    around it), exit code 2 and no traceback."""
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    return done.stderr.strip().splitlines()[-1]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return done.stderr.strip()
 
 
 @pytest.fixture
@@ -61,6 +63,12 @@ def root() -> Iterator[Path]:
     ("SYNC_CHECK_CRON", "every hour", "use five cron fields"),
     ("ESPOCRM_URL", "crm.example.com", "use the base address"),
     ("REDIS_URL", "localhost:6379", "use e.g. redis://host:6379/0"),
+    ("REDIS_URL", "redis://", "names no host"),  # redis-py would quietly use localhost:6379
+    ("REDIS_URL", "redis:///0", "names no host"),
+    ("REDIS_URL", "rediss://:pw@/0", "names no host"),
+    ("STATUS_TOKEN", "short", "use at least 16 random characters"),
+    ("LOG_FORMAT", "xml", "use one of text, json"),
+    ("ON_CREATE_MATCH", "merge", "use one of link, create, ask"),
 ])
 @pytest.mark.parametrize("command", [["sync-check"], ["serve"]], ids=["sync-check", "serve"])
 def test_a_wrong_setting_is_one_line_and_starts_nothing(
