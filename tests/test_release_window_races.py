@@ -19,12 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from domain.beteiligte_mapper import FIELDS
 from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
-from tests.fakes.fast_bed import FastBed, start_fast_testbed
+from tests.fakes.fast_bed import start_fast_testbed
 from tests.test_staff_edit_races import STAFF_CITY, STAFF_PHONE, assert_pair
+from tests.testbed import Testbed, start_testbed
 
 RELEASE = ("PUT", r"/CBeteiligte/", 1)  # the mark is the first PUT, the release the second
 GAPS = ("reread_to_release", "check_to_write", "after_release")
@@ -34,7 +36,7 @@ CASES = [pytest.param(profile, occ, gap, id=f"{profile}-occ_{'on' if occ else 'o
 EDIT = {"addressCity": STAFF_CITY, "phoneNumber": STAFF_PHONE}
 
 
-async def prepared(bed: FastBed) -> dict[str, Any]:
+async def prepared(bed: Testbed) -> dict[str, Any]:
     rec = bed.espo.seed(**SAMPLE)
     await bed.flush()
     await bed.flush()
@@ -45,7 +47,7 @@ async def prepared(bed: FastBed) -> dict[str, Any]:
     return rec
 
 
-def arm(bed: FastBed, rec: dict[str, Any], gap: str) -> FaultRule:
+def arm(bed: Testbed, rec: dict[str, Any], gap: str) -> FaultRule:
     def person_saves() -> None:
         bed.espo.user_edit(rec["id"], **EDIT)
 
@@ -71,7 +73,23 @@ async def test_a_save_in_the_release_window_is_never_lost_silently(profile: str,
         await bed.close()
 
 
-async def one_race(bed: FastBed, gap: str) -> None:
+@pytest.mark.redis
+@pytest.mark.parametrize(("profile", "occ", "gap"), CASES)
+async def test_the_same_races_over_http_on_a_real_redis(real_redis_url: str, profile: str, occ: bool, gap: str):
+    """Over real HTTP (the simulator's check and save are two steps with a yield between) and through
+    the lease's Lua scripts."""
+    client = Redis.from_url(real_redis_url)
+    await client.flushdb()  # the session's throwaway server
+    await client.aclose()
+    bed = await start_testbed(redis_url=real_redis_url, espo_profile=profile, occ=occ)
+    bed.espo.set_audited([f.espo for f in FIELDS])
+    try:
+        await one_race(bed, gap)
+    finally:
+        await bed.close()
+
+
+async def one_race(bed: Testbed, gap: str) -> None:
     rec = await prepared(bed)
     notes_before = len(bed.espo.notes_for(rec["id"]))
     rule = arm(bed, rec, gap)
