@@ -48,6 +48,7 @@ from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult
+from sync.sync_skips import runs_nothing
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -92,7 +93,7 @@ class BeteiligteSync:
         self.clock = clock
         self.lock_wait_s = lock_wait_s
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
-        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo)
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
@@ -201,6 +202,9 @@ class BeteiligteSync:
         record = await self._read_record(espo_id, trigger)
         if isinstance(record, SyncResult):
             return record, None
+        skipped = await runs_nothing(self.store, self.metrics, record, trigger)
+        if skipped is not None:
+            return skipped, None
         await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
         result = await self._run_with_retries(st, trigger)

@@ -23,7 +23,8 @@ from domain.sync_status import Action, SyncStatus
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
 
-NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER)
+NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER, Action.SKIP_FAILED_UNCHANGED,
+                Action.SKIP_TEST_RECORD)
 
 
 def about_a_record(result: SyncResult) -> bool:

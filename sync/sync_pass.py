@@ -38,6 +38,7 @@ from sync.advoware_create import AdvowareCreator
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
 from sync.pass_decision import decide_pass
+from sync.release_check import after_release
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
@@ -239,21 +240,31 @@ class SyncPass:
                        trigger: str) -> SyncResult:
         s = self.s
         decided = espo_to_canonical(st.record)
-        updated = await self._write_release(st, betnr, final_advo, canonical_to_espo(decision.to_espo))
+        sent = canonical_to_espo(decision.to_espo)
+        updated = await self._write_release(st, betnr, final_advo, sent)
+        updated, lost = await self._recover_overwritten(st, decided, sent, updated)
         written = espo_to_canonical(updated)
         # The base: the values we decided on, plus what EspoCRM made of the values we wrote (it
         # normalises some). A person's edit that slipped in after our last read stays a change.
-        base_espo = {**decided, **{f: written[f] for f in decision.to_espo}}
+        base_espo = {**decided, **{f: written[f] for f in decision.to_espo if f not in lost}}
         if any(written[f] != base_espo[f] for f in base_espo) or updated.get("betnr") != betnr:
             await s.store.mark_dirty(st.espo_id)  # a person's edit landed meanwhile: one more pass
         await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
-            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()))
+            advo=fingerprint(advoware_to_canonical(final_advo)) | owed(lost), synced_at=s.clock()))
         await s.report_conflicts(st.espo_id, betnr, decision)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
         return SyncResult(st.espo_id, betnr, decision.action, SyncStatus.CLEAN, decision)
+
+    async def _recover_overwritten(self, st: PassState, decided: dict[str, Any], sent: dict[str, Any],
+                                   updated: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        """A person's save our release overwrote (issue 17 item 6): put back, and its fields left as a
+        change on both sides for the next pass (:func:`sync.release_check.after_release`)."""
+        if not sent:
+            return updated, set()
+        return await after_release(self.s, st.espo_id, st.record.get("versionNumber"), decided, sent, updated)
 
     async def _finish(self, st: PassState, link: Link | None) -> None:
         """The pass's last base (``None``: the stored one stands) and the end of any retry schedule;
