@@ -5,8 +5,9 @@ pending on linked records and new EspoCRM copies of parties Advoware already hol
 emptied while the service handles the copies' webhooks. Required: 0 duplicates, signed webhooks
 accepted again within 60 s, 0 Advoware edits reverted.
 
-The last one is :func:`test_flushall_mid_run_reverts_no_advoware_edit`: it depends on how a linked
-record without a stored base is decided (issue 17's "missing base" part, a separate change).
+The last one is :func:`test_flushall_mid_run_reverts_no_advoware_edit`: it rests on how a linked
+record without a stored base is decided (issue 17's "missing base" part: the record's own rowId and
+modifiedById/modifiedAt); before that change 3 of 3 Advoware edits were overwritten.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ async def test_flushall_mid_run_creates_no_duplicate_and_webhooks_are_accepted_a
 
 
 async def test_flushall_mid_run_reverts_no_advoware_edit(firm_both: Testbed, real_redis_url: str) -> None:
-    """Depends on the decision for a linked record without a stored base (issue 17, "missing base")."""
+    """Rests on the decision for a linked record without a stored base (issue 17, "missing base")."""
     tb = firm_both
     run = await run_with_flushall(tb, real_redis_url)
     reverted = {betnr: (ort, tb.advo_record(betnr)["ort"]) for betnr, ort in run.edits.items()
