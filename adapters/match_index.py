@@ -11,8 +11,9 @@ an older version serves the lookups it has keys for, an index without a version 
 only, until ``match`` runs again and writes the current version).
 ``beteiligte-sync match`` builds it; each create then reads Advoware's changes since an hour before
 the watermark (one list call; a second one only behind a full page of older rows, see
-:func:`sync.create_match.refresh_index`) and brings it up to date. Losing it is safe: the create check is skipped until
-``match`` runs again.
+:func:`sync.create_match.refresh_index`) and brings it up to date. Without an index (``match`` never ran) the
+create check is skipped; an index lost with the store (Redis came back empty) is rebuilt before the next
+create, which is held meanwhile (:mod:`sync.index_rebuild`).
 """
 
 from __future__ import annotations
@@ -107,8 +108,13 @@ class MatchKeyIndex:
             return None
         return water, int(seen) if seen is not None and seen.isdigit() else 0
 
-    async def set_watermark(self, stamp: str, seen: int = 0) -> None:
-        await self.redis.mset({self._water: stamp, self._seen: str(seen)})
+    async def set_watermark(self, stamp: str, seen: int = 0) -> bool:
+        """Advance the watermark of an index that exists; never creates one (a catch-up after the store
+        was emptied would otherwise make a few recent rows look like a whole index). False: no index."""
+        if not await self.redis.set(self._water, stamp, xx=True):
+            return False
+        await self.redis.set(self._seen, str(seen))  # alone (emptied in between) it means nothing: no watermark
+        return True
 
     async def complete(self, stamp: str) -> None:
         """A full build is done: the watermark, and the version of the keys it holds."""

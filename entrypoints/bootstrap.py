@@ -23,10 +23,18 @@ from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
-from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
+from sync.dependency_health import (
+    EMBEDDED_FIX,
+    REDIS_URL_FIX,
+    Dependency,
+    DependencyHealth,
+    MemoryTokens,
+    standard_probes,
+)
 from sync.hold_recheck import HoldRecheck
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
+from sync.webhook_recovery import WebhookSecretRecovery
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Services:
     policy: ConflictPolicy
     stored_secrets: WebhookSecretStore
     dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
+    secret_recovery: WebhookSecretRecovery  # the stored secrets read back from EspoCRM when the store lost them
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -51,6 +60,19 @@ class Services:
     async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
         """Re-read the stored secrets when due (see :mod:`adapters.webhook_secrets`); True if read."""
         return await self.stored_secrets.refresh(unknown_id=unknown_id)
+
+    async def recover_webhook_secret(self, webhook_id: str) -> bool:
+        """A delivery names a webhook without a known secret: read EspoCRM's webhooks back (rate-limited,
+        :mod:`sync.webhook_recovery`); True when its secret is known now (the copy is read again)."""
+        if not await self.secret_recovery.recover_for(webhook_id):
+            return False
+        await self.stored_secrets.refresh(force=True)
+        await self.dependencies.recheck(Dependency.WEBHOOKS)
+        return True
+
+    def webhook_secrets_pending(self) -> bool:
+        """The stored secrets are lost and not recovered yet: a delivery cannot be verified now (503)."""
+        return self.secret_recovery.pending()
 
     async def aclose(self) -> None:
         await self.espo.aclose()
@@ -107,7 +129,9 @@ def build_services(
     configure_value_maps(settings.value_maps_file)
     redis = redis if redis is not None else make_redis(settings)
     espo = espo or espo_client(settings)
-    dependencies = dependency_health(settings, redis, espo, advo)
+    secrets = WebhookSecretStore(redis)
+    recovery = WebhookSecretRecovery(espo, secrets, settings.webhook_secrets(), public_url=settings.public_url)
+    dependencies = dependency_health(settings, redis, espo, advo, recovery)
     advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
@@ -119,20 +143,23 @@ def build_services(
     sync.creates.on_match = OnCreateMatch(settings.on_create_match)
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone,
                           recheck=HoldRecheck(sync.creates.matcher).released)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
-                    dependencies)
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, secrets, dependencies,
+                    recovery)
 
 
-def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None) -> DependencyHealth:
-    """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
-    Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None,
+                      recovery: WebhookSecretRecovery) -> DependencyHealth:
+    """The checks of EspoCRM (the service's client), Advoware, Redis and the webhook secrets (read back
+    from EspoCRM when the store lost them). Unless a test passed its own Advoware client, the check has
+    one of its own with the token in memory (see ``MemoryTokens``)."""
     closers: tuple[Any, ...] = ()
     tokens = None
     if advo is None:
         tokens = MemoryTokens()
         advo = advoware_client(settings, None, tokens=tokens)
         closers = (advo.aclose,)
-    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis,
+    probes = {**standard_probes(espo, advo, redis, tokens), Dependency.WEBHOOKS: recovery.ensure}
+    return DependencyHealth(probes, store=redis,
                             timeout=settings.http_timeout_seconds,
                             redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 

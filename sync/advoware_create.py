@@ -101,6 +101,7 @@ class AdvowareCreator:
                               state: IndexState) -> dict[str, Any]:
         """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
         the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
+        state = await self.matcher.ready_index(state)  # a missing index is rebuilt first (issue 17)
         keys: list[str] = []  # claims only where the create looks up (a mode that looks, an index built)
         if self.matcher.mode != OnCreateMatch.CREATE and state.built:
             party = party_from_espo({"id": espo_id, **espo_vals})

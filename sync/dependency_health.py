@@ -51,9 +51,15 @@ class Dependency(StrEnum):
     ESPOCRM = "espocrm"
     ADVOWARE = "advoware"
     REDIS = "redis"
+    WEBHOOKS = "webhooks"  # the webhook secrets: verifiable deliveries (sync.webhook_recovery)
 
 
-LABELS = {Dependency.ESPOCRM: "EspoCRM", Dependency.ADVOWARE: "Advoware", Dependency.REDIS: "Redis"}
+LABELS = {Dependency.ESPOCRM: "EspoCRM", Dependency.ADVOWARE: "Advoware", Dependency.REDIS: "Redis",
+          Dependency.WEBHOOKS: "Webhook secrets"}
+
+
+class NamedFix(Exception):
+    """A failed check whose message is already the operator's one line (what is wrong, and the fix)."""
 
 
 class DependencyStatus(StrEnum):
@@ -92,6 +98,8 @@ Probe = Callable[[], Awaitable[object]]
 
 def explain(exc: BaseException, dependency: Dependency | None = None, *, redis_fix: str = REDIS_URL_FIX) -> str:
     """One line for an operator: which system, what happened, which setting to check."""
+    if isinstance(exc, NamedFix):
+        return str(exc)
     if isinstance(exc, redis.exceptions.RedisError) or dependency == Dependency.REDIS:
         return f"Redis: {_text(exc)}: {redis_fix}"
     if isinstance(exc, ApiError):
@@ -225,6 +233,12 @@ class DependencyHealth:
     async def aclose(self) -> None:
         for close in self._closers:
             await close()
+
+    async def recheck(self, name: Dependency) -> DependencyState:
+        """One dependency again, now (e.g. right after the webhook secrets were recovered)."""
+        self._record(name, await self._probe(name))
+        await self._save()
+        return self._states[name]
 
     async def _probe(self, name: Dependency) -> str | None:
         try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adapters.errors import ApiError
 from adapters.match_declines import MatchDeclines
@@ -32,8 +32,8 @@ from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import MatchIndex, Proposal, Verdict, resolve
 from domain.sync_status import ENTITY, SyncStatus
 from domain.timestamps import format_espo
-from sync.create_match import index_entries
 from sync.espocrm_facts import EspoFacts
+from sync.index_rebuild import build_index, every_beteiligter
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 ESPO_SELECT = [f.espo for f in FIELDS] + ["betnr"]
-INDEX_BATCH = 500
-EMPTY_WATERMARK = "1900-01-01T00:00:00.000"
-PAGE = 200  # Advoware's largest page
-OVERLAP = 20  # parties each page re-reads of the one before (see every_beteiligter)
 
 
 class MatchUnavailable(Exception):  # noqa: N818 - an operator's message, not a crash
@@ -68,51 +64,14 @@ class MatchReport:
         return Counter(p.verdict.value for p in self.proposals)
 
 
-async def every_beteiligter(advo: AdvowareAPI, page_size: int = PAGE) -> AsyncIterator[dict[str, Any]]:
-    """Every Beteiligter, paged by ``skip`` in ``geaendertAm`` order, pages overlapping by
-    :data:`OVERLAP`. Staff editing a Beteiligter already read moves it to the end and shifts the rest
-    forward: with plain pages the next one would skip a party. A page is trusted only when it holds an
-    anchor, a party read before and unchanged since (everything before it in the order was read then);
-    without one the scan steps back a page. An edited party is yielded again, with its new values."""
-    seen: dict[int, str] = {}
-    skip = 0
-    while True:
-        page = await advo.list_beteiligte(skip=skip, take=page_size)
-        anchored = skip == 0 or any(seen.get(int(o["betNr"])) == str(o.get("geaendertAm")) for o in page)
-        if not anchored and page:
-            skip = max(0, skip - page_size)
-            continue
-        for obj in page:
-            stamp = str(obj.get("geaendertAm"))
-            if seen.get(int(obj["betNr"])) != stamp:
-                seen[int(obj["betNr"])] = stamp
-                yield obj
-        if len(page) < page_size:
-            return
-        skip += len(page) - OVERLAP
-
-
 async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> MatchReport:
     """Both systems, page by page; only normalised identities of Advoware's side stay in memory."""
     if not await advo.supports_list():
         raise MatchUnavailable("Advoware answers no list endpoint (GET Beteiligte): match needs it to page "
                                "through the Beteiligte; ask the Advoware admin to enable it")
     index = MatchIndex()
-    keys = MatchKeyIndex(store.redis, store.prefix)
-    batch: list[dict[str, Any]] = []
-    water = ""
-    seen: set[int] = set()
-    async for obj in every_beteiligter(advo):
-        index.add(party_from_advoware(obj))
-        seen.add(int(obj["betNr"]))
-        batch.append(obj)
-        water = max(water, str(obj.get("geaendertAm") or ""))
-        if len(batch) >= INDEX_BATCH:
-            await keys.put_many(index_entries(batch))
-            batch = []
-    await keys.put_many(index_entries(batch))
-    await keys.prune(seen)  # Beteiligte gone since an earlier build leave the index
-    await keys.complete(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
+    await build_index(advo, MatchKeyIndex(store.redis, store.prefix),
+                      on_each=lambda obj: index.add(party_from_advoware(obj)))
     linked: dict[str, str] = {}
     found = []
     espo_labels: dict[str, str] = {}

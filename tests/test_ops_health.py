@@ -80,7 +80,7 @@ def test_ready_waits_for_both_systems_and_the_log_says_each_change_once(root: Pa
         assert ready["status"] == "ready"
         assert {d["status"] for d in ready["dependencies"].values()} == {"ok"}
         with EmbeddedRedis(root / "state").sync_client() as client:  # for the status page of other processes
-            assert set(client.hgetall(STATE_KEY)) == {b"espocrm", b"advoware", b"redis"}
+            assert set(client.hgetall(STATE_KEY)) == {b"espocrm", b"advoware", b"redis", b"webhooks"}
     finally:
         serve.stop()
         for sim in sims:

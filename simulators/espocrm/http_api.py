@@ -25,7 +25,7 @@ from simulators.espocrm.records import (
     RecordNotFound,
     VersionConflict,
 )
-from simulators.espocrm.users import Authenticator, User
+from simulators.espocrm.users import Authenticator, User, UserType
 from simulators.espocrm.webhooks import SKIP_OWN, WEBHOOK_EVENTS
 
 
@@ -92,6 +92,16 @@ def _user(request: Request) -> User:
     return user
 
 
+def _may_use_webhooks(user: User) -> bool:
+    """EspoCRM's ``Webhook`` scope: admins, and API users (with the scope in their role); never a person."""
+    return user.is_admin or user.type == UserType.API
+
+
+def _sees(user: User, hook: dict[str, Any]) -> bool:
+    """An API user reads, edits and deletes only the webhooks it owns (``userId``); an admin all."""
+    return user.is_admin or hook.get("userId") == user.id
+
+
 def _version_header(request: Request) -> int | None:
     raw = request.headers.get(VERSION_HEADER)
     if raw is None:
@@ -142,6 +152,7 @@ class EspoHTTP:
             (f"{API_PREFIX}/Notification", self.forbidden, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
             (f"{API_PREFIX}/Webhook", self.list_webhooks, ["GET"]),
             (f"{API_PREFIX}/Webhook", self.create_webhook, ["POST"]),
+            (f"{API_PREFIX}/Webhook/{{id}}", self.read_webhook, ["GET"]),
             (f"{API_PREFIX}/Webhook/{{id}}", self.delete_webhook, ["DELETE"]),
             (f"{API_PREFIX}/App/user", self.app_user, ["GET"]),
             (f"{API_PREFIX}/Metadata", self.metadata, ["GET"]),
@@ -235,10 +246,28 @@ class EspoHTTP:
 
     # -- Webhook -------------------------------------------------------------------------------
     async def list_webhooks(self, request: Request) -> Response:
-        subs = self.sim.webhooks
+        """Like EspoCRM's Webhook access: an admin sees every webhook, an API user only its own
+        (``userId``), any other user none (the scope is for API users and admins only: ``403``)."""
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        subs = [s for s in self.sim.webhooks if _sees(user, s)]
         return JSONResponse({"total": len(subs), "list": subs})
 
+    async def read_webhook(self, request: Request) -> Response:
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        hook = next((s for s in self.sim.webhooks if s["id"] == request.path_params["id"]), None)
+        if hook is None:
+            raise RecordNotFound(request.path_params["id"])
+        if not _sees(user, hook):
+            return _reason(403, "Forbidden.")
+        return JSONResponse(hook)
+
     async def create_webhook(self, request: Request) -> Response:
+        if not _may_use_webhooks(_user(request)):
+            return _reason(403, "Forbidden.")
         data = await _json_object(request)
         if data.get("event") not in WEBHOOK_EVENTS:
             raise EspoValidationError("Webhook", "event", "valid")
@@ -254,6 +283,12 @@ class EspoHTTP:
 
     async def delete_webhook(self, request: Request) -> Response:
         webhook_id = request.path_params["id"]
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        hook = next((s for s in self.sim.webhooks if s["id"] == webhook_id), None)
+        if hook is not None and not _sees(user, hook):
+            return _reason(403, "Forbidden.")  # another API user's webhook
         if not self.sim.remove_webhook(webhook_id):
             raise RecordNotFound(webhook_id)
         return JSONResponse(True)
