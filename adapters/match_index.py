@@ -18,20 +18,21 @@ create, which is held meanwhile (:mod:`sync.index_rebuild`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from adapters.redis_ops import as_text
+from domain.fingerprint_key import scheme, text_hash
 from domain.match_keys import KEY_VERSION
 
 VERSION = KEY_VERSION
 
 
 def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+    """A match key's name in Redis: keyed with the installation's fingerprint key (not reversible)."""
+    return text_hash(key, 24)
 
 
 class MatchKeyIndex:
@@ -103,8 +104,8 @@ class MatchKeyIndex:
     async def cursor(self) -> tuple[str, int] | None:
         """The watermark and how many rows stamped with it are indexed (0 when not known: an index
         written before the count, or a full build); ``None`` without an index."""
-        water, seen = (as_text(v) for v in await self.redis.mget([self._water, self._seen]))
-        if water is None:
+        water, seen, form = (as_text(v) for v in await self.redis.mget([self._water, self._seen, self._scheme]))
+        if water is None or (form or "") != scheme():  # keys of another fingerprint key: not this index
             return None
         return water, int(seen) if seen is not None and seen.isdigit() else 0
 
@@ -118,16 +119,23 @@ class MatchKeyIndex:
 
     async def complete(self, stamp: str) -> None:
         """A full build is done: the watermark, and the version of the keys it holds."""
-        await self.redis.mset({self._water: stamp, self._seen: "0", f"{self.prefix}:mversion": str(VERSION)})
+        await self.redis.mset({self._water: stamp, self._seen: "0", f"{self.prefix}:mversion": str(VERSION),
+                               self._scheme: scheme()})
 
     async def version(self) -> int:
         """The key version a full build wrote (0: built before the versions, or no index)."""
         return _version(as_text(await self.redis.get(f"{self.prefix}:mversion")))
 
     async def state(self) -> IndexState:
-        """Whether an index is built, and its key version: one round trip (a create asks both)."""
-        water, version = (as_text(v) for v in await self.redis.mget([self._water, f"{self.prefix}:mversion"]))
-        return IndexState(built=water is not None, version=_version(version))
+        """Whether an index is built, and its key version: one round trip (a create asks both). An index
+        whose keys were named with another fingerprint key (or none) is not built: it finds nothing."""
+        water, version, form = (as_text(v) for v in await self.redis.mget(
+            [self._water, f"{self.prefix}:mversion", self._scheme]))
+        return IndexState(built=water is not None and (form or "") == scheme(), version=_version(version))
+
+    @property
+    def _scheme(self) -> str:
+        return f"{self.prefix}:mscheme"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from redis.asyncio import Redis
 
 from adapters.link_codec import Link, decode_link, encode_link
 from adapters.record_lease import LEASE_MS, Lease, RecordLeases, Settled
-from adapters.redis_ops import as_text
+from adapters.redis_ops import as_text, set_if_equals
+from domain.fingerprint_key import keyed, scheme
 
 __all__ = ["LEASE_MS", "CreateAttempt", "Lease", "Link", "RetryState", "Settled", "SyncStateStore", "decode_link",
            "encode_link"]
@@ -88,6 +89,16 @@ class SyncStateStore(RecordLeases):
             return {}
         raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
         return {i: decode_link(raw) if raw else None for i, raw in zip(espo_ids, raws, strict=True)}
+
+    async def upgrade_links(self, links: dict[str, Link | None]) -> int:
+        """Store again, in this process's fingerprint form, every link read from the plain form (before
+        the installation's fingerprint key): compare-and-set, so a sync that wrote the link meanwhile
+        wins. How many were replaced."""
+        done = 0
+        for espo_id, link in links.items():
+            if link is not None and link.legacy_raw is not None:
+                done += await set_if_equals(self.redis, self._k("link", espo_id), link.legacy_raw, encode_link(link))
+        return done
 
     async def save_link(self, espo_id: str, link: Link, *, clear_create_attempt: bool = False,
                         clear_retry: bool = False) -> None:
@@ -168,7 +179,7 @@ class SyncStateStore(RecordLeases):
         fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed.
         ``previous``: :meth:`create_attempt` as read under the same lease (not read again here)."""
         attempt = CreateAttempt(at=previous.at if previous else at, sent=[*(previous.sent if previous else []), sent])
-        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent})
+        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent, "k": scheme()})
         await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
 
     async def create_attempt(self, espo_id: str) -> CreateAttempt | None:
@@ -179,7 +190,11 @@ class SyncStateStore(RecordLeases):
             if not raw.startswith("{"):  # written before the values were noted: the time only
                 return CreateAttempt(at=datetime.fromisoformat(raw), sent=[])
             data = json.loads(raw)
-            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=list(data["sent"]))
+            sent = [dict(s) for s in data["sent"]]
+            form = data.get("k", "")
+            if form != scheme():  # plain (before the fingerprint key): in this process's form; another key: unknown
+                sent = [{f: keyed(fp) for f, fp in s.items()} for s in sent] if not form else []
+            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=sent)
         except (KeyError, TypeError, ValueError):
             return None
 

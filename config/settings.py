@@ -25,6 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")  # the values of entrypoints.log_format.LogFormat (config imports nothing of ours)
+FINGERPRINT_KEY_MIN = 32  # characters, e.g. from `openssl rand -hex 32`
 STATUS_TOKEN_MIN = 16  # characters: a token a person cannot guess, e.g. from `openssl rand -hex 16`
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -45,6 +46,7 @@ FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
     "log_format": f"use one of {', '.join(LOG_FORMATS)}",
+    "fingerprint_key": f"use at least {FINGERPRINT_KEY_MIN} random characters, e.g. from: openssl rand -hex 32",
     "status_token": f"use at least {STATUS_TOKEN_MIN} random characters, e.g. from: openssl rand -hex 16",
     "delete_policy": "use unlink or delete",
     "on_create_match": f"use one of {', '.join(ON_CREATE_MATCH)}",
@@ -55,7 +57,7 @@ FIXES = {
     "espocrm_webhook_secrets": 'use a JSON object, e.g. {"<webhookId>": "<secretKey>"}',
     "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
 }
-SECRET_WORDS = ("secret", "password", "api_key", "redis_url")
+SECRET_WORDS = ("secret", "password", "api_key", "redis_url", "fingerprint_key")
 URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
 
 
@@ -98,6 +100,9 @@ class Settings(BaseSettings):
     log_format: str = "text"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    # Keys the fingerprints kept in Redis (entrypoints.fingerprint_secret); unset: fingerprint.key in
+    # STATE_DIR, made on first use. Every process on one store needs the same.
+    fingerprint_key: SecretStr | None = None
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
     status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
@@ -209,6 +214,15 @@ class Settings(BaseSettings):
             # redis-py would quietly use localhost:6379: maybe another program's database
             raise ValueError("names no host (redis-py would quietly use localhost:6379)")
         return v.strip()
+
+    @field_validator("fingerprint_key", mode="before")
+    @classmethod
+    def _fingerprint_key(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, str) and len(v.strip()) < FINGERPRINT_KEY_MIN:
+            raise ValueError(f"is shorter than {FINGERPRINT_KEY_MIN} characters")
+        return v
 
     @field_validator("status_token", mode="before")
     @classmethod

@@ -21,6 +21,8 @@ from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings, get_settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
+from domain.decision import configure_fingerprint_key
+from entrypoints.fingerprint_secret import fingerprint_key
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
 from sync.dependency_health import (
@@ -127,6 +129,7 @@ def build_services(
     in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
     settings.require_production()
     configure_value_maps(settings.value_maps_file)
+    configure_fingerprint_key(fingerprint_key(settings))
     redis = redis if redis is not None else make_redis(settings)
     espo = espo or espo_client(settings)
     secrets = WebhookSecretStore(redis)

@@ -21,6 +21,7 @@ from config.settings import ConfigError, Settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
+from entrypoints.fingerprint_secret import fingerprint_key, refuse_another_key
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
 from entrypoints.store_guard import refuse_unshared
 
@@ -58,6 +59,7 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     if embedded:
         embedded.ensure_running()
     if not settings.sandbox:
+        refuse_another_key(settings, embedded, fingerprint_key(settings))
         return Prepared(build_services(settings), embedded)
     folder = (embedded or EmbeddedRedis.for_settings(settings)).folder
     owner = SandboxOwner.try_acquire(folder)

@@ -130,6 +130,7 @@ class Scan:
     async def _espo_page(self, records: list[dict[str, Any]], twins_now: bool) -> None:
         ids = [r["id"] for r in records]
         links = await self.store.get_links(ids)
+        await self.store.upgrade_links(links)  # bases from before the fingerprint key: keyed, no plain one stays
         retries = await self.store.get_retries(ids)
         locked = await self.store.locked_ids([r["id"] for r in records if r.get("syncStatus") == "syncing"])
         self.plan.scanned += len(records)
