@@ -71,7 +71,7 @@ class WebhookSecretStore:
     async def refresh(self, *, unknown_id: bool = False, force: bool = False) -> bool:
         """Read the store if the copy is due: never read, older than ``max_age``, or (``unknown_id``) a
         signature named an id it lacks and the last read is ``min_interval`` ago; ``force``: now (secrets
-        were just stored by :mod:`sync.webhook_recovery`). True if it was read."""
+        were just stored by :mod:`installation.webhook_recovery`). True if it was read."""
         async with self._lock:
             if not force and not self._due(unknown_id):
                 return False

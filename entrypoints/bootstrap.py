@@ -23,9 +23,7 @@ from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from domain.decision import configure_fingerprint_key
 from entrypoints.fingerprint_secret import fingerprint_key
-from sync.beteiligte_sync import BeteiligteSync
-from sync.create_match import OnCreateMatch
-from sync.dependency_health import (
+from installation.dependency_health import (
     EMBEDDED_FIX,
     REDIS_URL_FIX,
     Dependency,
@@ -33,10 +31,12 @@ from sync.dependency_health import (
     MemoryTokens,
     standard_probes,
 )
-from sync.hold_recheck import HoldRecheck
+from installation.webhook_recovery import WebhookSecretRecovery
+from onboarding.hold_recheck import HoldRecheck
+from sync.beteiligte_sync import BeteiligteSync
+from sync.create_match import OnCreateMatch
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
-from sync.webhook_recovery import WebhookSecretRecovery
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Services:
 
     async def recover_webhook_secret(self, webhook_id: str) -> bool:
         """A delivery names a webhook without a known secret: read EspoCRM's webhooks back (rate-limited,
-        :mod:`sync.webhook_recovery`); True when its secret is known now (the copy is read again)."""
+        :mod:`installation.webhook_recovery`); True when its secret is known now (the copy is read again)."""
         if not await self.secret_recovery.recover_for(webhook_id):
             return False
         await self.stored_secrets.refresh(force=True)

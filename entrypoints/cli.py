@@ -23,9 +23,9 @@ from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
 from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
+from installation.dependency_health import DependencyHealth
 from stephost.host import event_loop_factory
 from stephost.host import serve as serve_host
-from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, run_sync_check
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED

@@ -36,10 +36,10 @@ from entrypoints.check_report import ExitCode
 from entrypoints.cli_console import console as cli_console
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
-from sync.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
-from sync.match_apply import Outcome, PairLinker, apply_pairs, decline_pairs, forget_declines
-from sync.match_create_new import create_new
-from sync.match_file import MatchFileError, read_review, write_report
+from onboarding.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
+from onboarding.match_apply import Outcome, PairLinker, apply_pairs, decline_pairs, forget_declines
+from onboarding.match_create_new import create_new
+from onboarding.match_file import MatchFileError, read_review, write_report
 
 DEFAULT_FILE = "match.csv"
 NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,

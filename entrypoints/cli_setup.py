@@ -22,8 +22,8 @@ from entrypoints.bootstrap import espo_client
 from entrypoints.doctor import DEFAULT_TIMEOUT_S, Doctor
 from entrypoints.sandbox_owner import attach, owner_pid
 from entrypoints.setup_store import OpenStore, open_store
-from sync.setup_report import Status, exit_code
-from sync.webhook_setup import describe_registered, describe_webhook, list_webhooks, register, secret_sources
+from installation.setup_report import Status, exit_code
+from installation.webhook_setup import describe_registered, describe_webhook, list_webhooks, register, secret_sources
 
 REFUSED_EXIT_CODE = 2
 FAILED_EXIT_CODE = 1

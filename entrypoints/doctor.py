@@ -23,9 +23,9 @@ from entrypoints import doctor_espocrm as espocrm
 from entrypoints.bootstrap import advoware_client, espo_client
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
-from sync.dependency_health import MemoryTokens
-from sync.setup_report import Line, Status, fail, ok, skip
-from sync.webhook_setup import Expected
+from installation.dependency_health import MemoryTokens
+from installation.setup_report import Line, Status, fail, ok, skip
+from installation.webhook_setup import Expected
 
 DEFAULT_TIMEOUT_S = 20.0
 PROBE_BETNR = 1

@@ -15,9 +15,9 @@ from adapters.espocrm_api import EspoCRMAPI
 from domain.beteiligte_mapper import configure_value_maps
 from domain.sync_status import ENTITY, TEST_RECORD_LAST_NAME
 from domain.value_maps import ValueMapError
-from sync.setup_contract import audit_line, entity_defs, entity_line, enum_lines, fields_line, occ_line
-from sync.setup_report import Line, fail, ok, warn
-from sync.webhook_setup import Expected, list_webhooks, secret_sources, webhook_lines
+from installation.setup_contract import audit_line, entity_defs, entity_line, enum_lines, fields_line, occ_line
+from installation.setup_report import Line, fail, ok, warn
+from installation.webhook_setup import Expected, list_webhooks, secret_sources, webhook_lines
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
 - syncs, conflicts and failures per day (7 days) and the last sync check: the shared counters in
   Redis (:mod:`adapters.ops_counters`), written by every process;
 - queue depth and dead letters: the step host's (shared, in Redis);
-- each dependency's state: :func:`dependency_rows` (serve's checks, :mod:`sync.dependency_health`).
+- each dependency's state: :func:`dependency_rows` (serve's checks, :mod:`installation.dependency_health`).
 Every part fails on its own: an unreachable system is a line on the page, never a broken page.
 """
 
@@ -23,7 +23,7 @@ from adapters.errors import without_personal_data
 from adapters.ops_counters import CheckSummary, DayCounts, OpsCounters
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
-from sync.dependency_health import LABELS, Dependency, DependencyState, DependencyStatus, read_stored
+from installation.dependency_health import LABELS, Dependency, DependencyState, DependencyStatus, read_stored
 
 FAILED = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
 SELECT = ["id", "name", "firstName", "lastName", "syncStatus", "syncErrorMessage"]
@@ -190,7 +190,7 @@ async def _shared(services: Services, host: Any, facts: StatusFacts) -> dict[str
 
 
 async def dependency_rows(services: Services, facts: StatusFacts, workers: str | None) -> list[DependencyRow]:
-    """Each dependency's state as serve's checks (:mod:`sync.dependency_health`) last found it: this
+    """Each dependency's state as serve's checks (:mod:`installation.dependency_health`) last found it: this
     process's own checks when it runs them (``serve``), else what serve stored in Redis (the CLI)."""
     states = services.dependencies.snapshot()
     if all(s.status == DependencyStatus.UNKNOWN for s in states):

@@ -92,7 +92,7 @@ def verify_signature(raw: bytes, headers: Mapping[str, Any], secrets: Mapping[st
 async def verify_with_stored(raw: bytes, headers: Mapping[str, Any], services: Any) -> str:
     """:func:`verify_signature` against the secrets of the environment and of the store; the stored ones
     are re-read when due, and once more when the signature names an unknown webhook. Still unknown:
-    EspoCRM's webhooks are read back (rate-limited, :mod:`sync.webhook_recovery`). While the secrets are
+    EspoCRM's webhooks are read back (rate-limited, :mod:`installation.webhook_recovery`). While the secrets are
     lost and EspoCRM could not be asked yet, the answer is ``503``: the signature cannot be checked
     now, EspoCRM retries the batch; nothing is accepted unverified."""
     await services.refresh_webhook_secrets()

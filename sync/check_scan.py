@@ -74,7 +74,7 @@ class Scan:
     rows: dict[int, int | None] = field(default_factory=dict)  # betNr -> hash(rowId), from Advoware's list
     advo_pages: int = 0
     espo_pages: int = 0
-    # Held records (a possible duplicate): asked again whether anything still holds them (sync.hold_recheck)
+    # Held records (a possible duplicate): asked again whether anything still holds them (onboarding.hold_recheck)
     recheck: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
     held: list[Pending] = field(default_factory=list)
 

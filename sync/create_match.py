@@ -83,7 +83,7 @@ class MatchFound(FatalError):
     """A create that staff must decide (``ask``, several candidates, one linked elsewhere, or a possible
     duplicate)."""
 
-    held = True  # the sync check looks again whether its candidates are still there (sync.hold_recheck)
+    held = True  # the sync check looks again whether its candidates are still there (onboarding.hold_recheck)
 
 
 Live = dict[int, tuple[dict[str, Any], Rule]]

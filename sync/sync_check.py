@@ -70,7 +70,7 @@ class SyncChecker:
         self.guard_share = guard_share
         self.guard_min = guard_min
         self.get_concurrency = get_concurrency
-        self.recheck = recheck  # held records: does anything still hold them? (sync.hold_recheck)
+        self.recheck = recheck  # held records: does anything still hold them? (onboarding.hold_recheck)
 
     async def plan(self, *, confirm: bool = False, record: bool = True) -> CheckPlan:
         """Both systems read page by page at the same time (see :mod:`sync.check_scan`); ``record``: keep

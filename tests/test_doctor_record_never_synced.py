@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from entrypoints.doctor_espocrm import TEST_FIRST_NAME, TEST_LAST_NAME, rights
-from sync.setup_report import Status
+from installation.setup_report import Status
 from tests.testbed import Testbed, start_testbed
 
 CREATE = r"/api/v1/CBeteiligte$"

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from entrypoints.doctor_espocrm import TEST_LAST_NAME, rights
-from sync.setup_report import Status
+from installation.setup_report import Status
 from tests.testbed import Testbed
 
 

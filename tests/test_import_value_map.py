@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from onboarding.match_apply import Outcome, PairLinker, apply_pairs
+from onboarding.match_file import Pair
 from simulators.espocrm import STOCK_SALUTATIONS
-from sync.match_apply import Outcome, PairLinker, apply_pairs
-from sync.match_file import Pair
 from tests.test_match_cli import _env, _match
 from tests.testbed import Testbed
 

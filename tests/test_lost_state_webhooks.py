@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from adapters.webhook_secrets import SECRETS_KEY, WebhookSecretStore
+from installation.dependency_health import Dependency, DependencyStatus
+from installation.webhook_recovery import WebhookSecretRecovery
+from installation.webhook_setup import HookEvent, hook_url, register
 from simulators.espocrm.signing import signature_header
 from simulators.faults import FaultRule
-from sync.dependency_health import Dependency, DependencyStatus
-from sync.webhook_recovery import WebhookSecretRecovery
-from sync.webhook_setup import HookEvent, hook_url, register
 from tests.conftest import SAMPLE
 from tests.test_webhook_register import Clock, FakeEspo
 from tests.testbed import Testbed

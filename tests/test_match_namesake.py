@@ -10,8 +10,8 @@ import pytest
 
 from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import plausible
-from sync.match_apply import Outcome, PairLinker, apply_pairs
-from sync.match_file import Pair
+from onboarding.match_apply import Outcome, PairLinker, apply_pairs
+from onboarding.match_file import Pair
 from tests.testbed import Testbed
 
 SCHMIDT_ADVO = {"name": "Schmidt", "vorname": "Anna", "anrede": "Frau", "rechtsform": "natürliche Person",

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from adapters.embedded_redis import EmbeddedRedis
+from installation.dependency_health import STATE_KEY
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
-from sync.dependency_health import STATE_KEY
 from tests.embedded_support import ESPO_API_KEY, Process, env_for, start_serve, state_root, wait_for
 from tests.redis_server import RedisServer
 

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from domain.beteiligte_mapper import configure_value_maps
-from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
-from simulators.espocrm.simulator import EspoCRMSimulator
-from sync.setup_contract import (
+from installation.setup_contract import (
     audit_line,
     contract_fields,
     entity_defs,
@@ -19,8 +17,10 @@ from sync.setup_contract import (
     fields_line,
     occ_line,
 )
-from sync.setup_report import Line, Status, exit_code
-from sync.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
+from installation.setup_report import Line, Status, exit_code
+from installation.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
+from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
+from simulators.espocrm.simulator import EspoCRMSimulator
 
 URL = "https://sync.kanzlei.example"
 

@@ -8,7 +8,7 @@ from typing import Any
 import fakeredis
 
 from adapters.webhook_secrets import WebhookSecretStore
-from sync.webhook_setup import HookEvent, Outcome, hook_url, register
+from installation.webhook_setup import HookEvent, Outcome, hook_url, register
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed
 
@@ -59,7 +59,7 @@ async def test_a_running_service_accepts_stored_secrets_and_rereads_for_an_unkno
     second = tb.espo.seed(**{**SAMPLE, "lastName": "Zweite"})["id"]
     results = await tb.flush()
     # The copy was read less than a second ago, so it is not read again for the unknown id; the secret
-    # recovery (sync.webhook_recovery, at most once per 10 s) asks EspoCRM and the store, finds it.
+    # recovery (installation.webhook_recovery, at most once per 10 s) asks EspoCRM and the store, finds it.
     assert {r.status for r in results} == {200}
     assert tb.espo_record(second)["syncStatus"] == "clean"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from adapters.api_ids import check_id
 from adapters.errors import ValidationError
 from domain.matching import Verdict
-from sync.match import MatchReport, verdict_order
+from onboarding.match import MatchReport, verdict_order
 
 COLUMNS = ("keep", "verdict", "rule", "confidence", "espo_id", "betnr", "espocrm", "advoware", "note")
 YES = frozenset({"yes", "y", "ja", "j", "x", "1", "true"})

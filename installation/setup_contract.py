@@ -16,7 +16,7 @@ from config.settings import PROJECT_ROOT
 from domain.beteiligte_mapper import FIELDS
 from domain.sync_status import ENTITY, SyncStatus
 from domain.value_maps import EnumMap, ValueMaps
-from sync.setup_report import Line, Status, fail, ok, warn, worst
+from installation.setup_report import Line, Status, fail, ok, warn, worst
 
 ENTITY_MANAGER = f"Administration → Entity Manager → {ENTITY}"
 PERSON = "Person"

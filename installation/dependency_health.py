@@ -51,7 +51,7 @@ class Dependency(StrEnum):
     ESPOCRM = "espocrm"
     ADVOWARE = "advoware"
     REDIS = "redis"
-    WEBHOOKS = "webhooks"  # the webhook secrets: verifiable deliveries (sync.webhook_recovery)
+    WEBHOOKS = "webhooks"  # the webhook secrets: verifiable deliveries (installation.webhook_recovery)
 
 
 LABELS = {Dependency.ESPOCRM: "EspoCRM", Dependency.ADVOWARE: "Advoware", Dependency.REDIS: "Redis",

@@ -3,9 +3,9 @@
 - :func:`scan` pages through Advoware (list endpoint, pages of 200) into a :class:`MatchIndex` of
   normalised identities only (and the match key index the sync consults before a create), then pages
   through EspoCRM's unlinked records and looks each one up: proposals with rule, confidence, verdict.
-- :func:`apply_pairs` links reviewed pairs (see :mod:`sync.match_apply`).
+- :func:`apply_pairs` links reviewed pairs (see :mod:`onboarding.match_apply`).
 - :func:`import_unmatched` creates Advoware-only parties in EspoCRM, already linked.
-The review file is :mod:`sync.match_file`.
+The review file is :mod:`onboarding.match_file`.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ When:
   a store without secrets is answered 503 (retried), not 401.
 
 When EspoCRM shows a webhook of ours without its secret, and ``PUBLIC_URL`` is set, the three webhooks
-are registered again as ``webhooks register`` does (:func:`sync.webhook_setup.register`). Until the
+are registered again as ``webhooks register`` does (:func:`installation.webhook_setup.register`). Until the
 secrets are back, ``ensure`` fails with one line naming the fix (``/ready`` red, logged once) and
 :meth:`WebhookSecretRecovery.pending` tells the intake to answer ``503`` (EspoCRM retries the batch)
 rather than ``401``: the signature cannot be checked yet, which is not the same as a wrong one.
@@ -38,8 +38,8 @@ from redis.exceptions import RedisError
 
 from adapters.errors import ApiError
 from adapters.webhook_secrets import WebhookSecretStore
-from sync.dependency_health import NamedFix
-from sync.webhook_setup import HookEvent, Webhook, list_webhooks, register
+from installation.dependency_health import NamedFix
+from installation.webhook_setup import HookEvent, Webhook, list_webhooks, register
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI

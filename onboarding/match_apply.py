@@ -36,8 +36,8 @@ from domain.first_link import differences, fill_from_advoware, first_base
 from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import plausible
 from domain.sync_status import ENTITY, SyncStatus
+from onboarding.match_file import Pair
 from sync.espocrm_facts import EspoFacts
-from sync.match_file import Pair
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
