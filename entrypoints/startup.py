@@ -22,6 +22,7 @@ from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
+from entrypoints.store_checks import check_store
 from entrypoints.store_guard import refuse_unshared
 
 if TYPE_CHECKING:  # the simulators are loaded only in sandbox mode (see _start_sandbox)
@@ -58,6 +59,7 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     if embedded:
         embedded.ensure_running()
     if not settings.sandbox:
+        check_store(settings, embedded, serve=service_url is not None)
         return Prepared(build_services(settings), embedded)
     folder = (embedded or EmbeddedRedis.for_settings(settings)).folder
     owner = SandboxOwner.try_acquire(folder)
@@ -65,10 +67,17 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
         if service_url:
             raise SandboxBusy(f"a sandbox already runs on {folder} (pid {owner_pid(folder) or 'unknown'}):"
                               " stop it, or give this serve its own STATE_DIR")
+        check_store(settings, embedded, serve=False)
         return Prepared(build_services(attach(folder, settings)), embedded)
     try:
         sandbox = _start_sandbox(settings, embedded, service_url)
     except BaseException:
+        owner.release()
+        raise
+    try:
+        check_store(settings, embedded, serve=service_url is not None)
+    except BaseException:
+        sandbox[1].stop()
         owner.release()
         raise
     prepared = Prepared(build_services(sandbox[0]), embedded, sandbox[1], owner)
