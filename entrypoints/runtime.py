@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from config.version import package_version
 from entrypoints.bootstrap import Services, is_real_redis, set_services
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
@@ -19,7 +20,9 @@ from stephost.host import StepHost
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
+PACKAGED_CONFIG_FILE = PROJECT_ROOT / "config" / "motia.config.json"  # a link to CONFIG_FILE, resolved in a wheel
 CRON_STEP = "beteiligte_sync_cron"
+VERSION = package_version()
 WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
 
@@ -44,8 +47,15 @@ def configure_logging(level: str = "INFO") -> None:
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
     overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
-                                 "queue.workers": workers or s.sync_concurrency}
-    return load_host_config(CONFIG_FILE, overrides)
+                                 "queue.workers": workers or s.sync_concurrency,
+                                 "http.tls_cert_file": s.tls_cert_file, "http.tls_key_file": s.tls_key_file}
+    return load_host_config(config_file(), overrides, base_dir=PROJECT_ROOT)
+
+
+def config_file() -> Path:
+    """``motia.config.json`` of the checkout (or of the app folder under Motia); an installed package,
+    which has no project folder, reads the copy packaged with it (``config/motia.config.json``)."""
+    return CONFIG_FILE if CONFIG_FILE.is_file() else PACKAGED_CONFIG_FILE
 
 
 def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
@@ -66,6 +76,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
             "queue_depth": host.queue_depth(),
             "dead_letters": dead,
             "mode": "sandbox" if services.settings.sandbox else "configured",
+            "version": VERSION,
             "dependencies": dependencies(services),
         }
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -114,3 +115,18 @@ def check_port_free(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigError(f"configuration: cannot listen on HOST {settings.host} PORT {settings.port} "
                           f"({exc.strerror or exc}): stop what uses it or set PORT (or HOST) to a free one") from None
+
+
+def check_tls(settings: Settings) -> None:
+    """:class:`ConfigError` naming TLS_CERT_FILE/TLS_KEY_FILE when they are not a PEM certificate and its
+    key (checked before anything starts, so the operator gets one line, not the ssl module's traceback)."""
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert_file,
+                                                                             settings.tls_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise ConfigError(f"configuration: TLS_CERT_FILE {settings.tls_cert_file} and TLS_KEY_FILE "
+                          f"{settings.tls_key_file} cannot be used ({reason}): give a PEM certificate (chain) "
+                          "and its matching unencrypted private key") from None

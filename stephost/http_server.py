@@ -11,7 +11,9 @@ them):
   slow body with ``408`` themselves (:mod:`stephost.http_app`); this catches the routes that never
   read the body.
 
-A connection that misses a deadline is closed without an answer.
+A connection that misses a deadline is closed without an answer. With ``tlsCertFile`` and
+``tlsKeyFile`` the server speaks HTTPS (the deadlines count from the TCP connection, so they include
+the TLS handshake).
 """
 
 from __future__ import annotations
@@ -96,6 +98,14 @@ def protocol_for(http: HttpConfig) -> type[DeadlineH11Protocol]:
     )
 
 
+def tls_options(http: HttpConfig) -> dict[str, Any]:
+    """uvicorn's HTTPS options when the config names a certificate and key (TLS 1.2 or newer, the
+    ``ssl`` module's defaults otherwise); none for plain HTTP."""
+    if http.tls_cert_file is None or http.tls_key_file is None:
+        return {}
+    return {"ssl_certfile": str(http.tls_cert_file), "ssl_keyfile": str(http.tls_key_file)}
+
+
 def server_config(app: Any, http: HttpConfig, *, host: str | None = None, port: int | None = None,
                   **overrides: Any) -> uvicorn.Config:
     """The uvicorn config of the step host's server: deadlines, keep-alive, connection cap."""
@@ -107,6 +117,7 @@ def server_config(app: Any, http: HttpConfig, *, host: str | None = None, port: 
         "limit_concurrency": http.max_connections,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "log_config": None,
+        **tls_options(http),
         **overrides,
     }
     return uvicorn.Config(app, **options)
