@@ -10,7 +10,6 @@ site-packages), the host config and the simulators from the package, ``/health``
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -22,10 +21,10 @@ import httpx
 import pytest
 
 from simulators.common import free_port
+from tests.checkout_copy import CHECKOUT, copy_of_checkout
 from tests.embedded_support import Process, all_clean, state_root, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-CHECKOUT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["version"]
 BUILD_TIMEOUT_S = 600
 
@@ -35,21 +34,6 @@ def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subp
                           timeout=BUILD_TIMEOUT_S)
     assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
     return done
-
-
-def copy_of_checkout(target: Path) -> Path:
-    """The files git knows (committed or not, never ignored ones such as .venv or .env)."""
-    files = run("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=CHECKOUT).stdout
-    for name in filter(None, files.split("\0")):
-        source = CHECKOUT / name
-        if not source.exists() and not source.is_symlink():
-            continue  # deleted in the work tree
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            (target / name).symlink_to(os.readlink(source))
-        else:
-            shutil.copy2(source, target / name)
-    return target
 
 
 def clean_env(**extra: str) -> dict[str, str]:
