@@ -21,7 +21,8 @@ from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retr
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
-from entrypoints.runtime import build_host, configure_logging
+from entrypoints.log_setup import configure_logging
+from entrypoints.runtime import build_host
 from entrypoints.startup import Prepared, check_port_free, check_tls, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import event_loop_factory

@@ -34,16 +34,6 @@ class Readiness(StrEnum):
     NOT_READY = "not_ready"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """``level`` is already validated (``Settings.log_level``, ``--log-level``)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
     overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
