@@ -11,6 +11,7 @@ Real redis-servers set as a firm might set them, and ``serve`` / ``doctor`` as r
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -222,3 +223,40 @@ def test_processes_migrating_at_once_run_every_step_once(real_redis_url: str) ->
     with redis.Redis.from_url(real_redis_url) as client:
         assert client.get(FORMAT_KEY) == b"3"
         client.flushdb()
+
+
+def test_backup_and_restore_as_documented(root: Path) -> None:
+    """docs/install.md → Backup and restore: ``redis-cli --rdb`` while it runs; restore into a Redis
+    started with the AOF off, then the AOF turned on; everything is back, and survives a restart."""
+    cli = shutil.which("redis-cli")
+    assert cli, "redis-cli comes with redis-server (redis-tools)"
+    (root / "old").mkdir()
+    server = Server(root / "old", *PERSISTENT)
+    try:
+        with server.client() as client:
+            client.set(FORMAT_KEY, CURRENT)
+            client.hset("bsync:link:abc", mapping={"betnr": "1001"})
+        backup = root / "backup.rdb"
+        done = subprocess.run([cli, "-u", server.url, "--rdb", str(backup)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and backup.stat().st_size > 0, done.stderr
+    finally:
+        server.stop()
+    (root / "new").mkdir()
+    shutil.copy(backup, root / "new" / "dump.rdb")
+    restored = Server(root / "new", "--dbfilename", "dump.rdb", "--appendonly", "no")
+    try:
+        with restored.client() as client:
+            client.config_set("appendonly", "yes")
+            wait_for("the AOF rewrite", lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0 and
+                     client.info("persistence")["aof_enabled"] == 1, 30)
+            assert client.hget("bsync:link:abc", "betnr") == b"1001" and client.get(FORMAT_KEY) == b"1"
+    finally:
+        restored.stop()
+    (root / "new" / "dump.rdb").unlink()  # from now on the AOF alone carries it
+    again = Server(root / "new", "--appendonly", "yes")
+    try:
+        with again.client() as client:
+            assert client.hget("bsync:link:abc", "betnr") == b"1001"
+    finally:
+        again.stop()
