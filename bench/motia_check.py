@@ -40,9 +40,10 @@ EVENTS = ("create", "update", "delete")
 
 
 def motia_port() -> int:
+    import random
     import socket
 
-    for port in range(41000, MAX_PORT):
+    for port in random.sample(range(30000, MAX_PORT + 1), 200):  # random: two checks at once get two ports
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -42,7 +42,11 @@ class Server:
                                       "--daemonize", "no", "--loglevel", "warning", *options],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        wait_for("redis-server", self._answers, 10)
+        try:
+            wait_for("redis-server", self._answers, 10)
+        except BaseException:
+            self.stop()
+            raise
 
     def _answers(self) -> bool:
         assert self.proc.poll() is None, "redis-server exited"
