@@ -183,7 +183,7 @@ def get_services() -> Services:
     global _current
     if _current is None:
         settings = get_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level or "INFO", settings.log_format)
         _current = build_services(settings)
     return _current
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from config.version import package_version
 from entrypoints.bootstrap import Services, is_real_redis, set_services
+from entrypoints.log_setup import configure_logging  # noqa: F401 - imported from here by older code and tests
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost

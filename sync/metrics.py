@@ -42,5 +42,12 @@ class SyncMetrics:
             "beteiligte_dead_letters", "Events that failed every attempt", registry=r,
         )
 
+        # Set whenever the status page or `beteiligte-sync status` gathers its facts (one EspoCRM read).
+        self.attention = Gauge(
+            "beteiligte_sync_records_needing_attention",
+            "Records whose latest change did not reach the other system, by reason "
+            "(failed, permanently_failed, pending_overdue, dead_letter); as of the last status read",
+            ["reason"], registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
