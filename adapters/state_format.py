@@ -31,6 +31,9 @@ def _label_first_release(_client: redis.Redis) -> None:
 
 
 MIGRATIONS: Mapping[int, Migration] = {0: _label_first_release}
+# Steps that change no data, only the label: any process may take them, not only serve (a store that
+# 0.1.0, a test bed or `webhooks register` wrote before any serve of this release ran).
+LABEL_ONLY: frozenset[int] = frozenset({0})
 
 
 class StateFormatRefused(Exception):
@@ -51,9 +54,11 @@ def newer_refusal(found: int, current: int, version: str) -> str:
 
 
 def ensure_current(client: redis.Redis, *, version: str, migrate: bool, current: int = CURRENT,
-                   migrations: Mapping[int, Migration] = MIGRATIONS) -> int | None:
+                   migrations: Mapping[int, Migration] = MIGRATIONS,
+                   label_only: frozenset[int] = LABEL_ONLY) -> int | None:
     """Make sure the store is at ``current``: label an empty one, migrate an older one when ``migrate``
-    (``serve``), refuse a newer one. Returns the format it found (None: empty store)."""
+    (``serve``; without it only :data:`LABEL_ONLY` steps), refuse a newer one. Returns the format it
+    found (None: empty store)."""
     found = stored_format(client)
     if found is None:
         client.set(FORMAT_KEY, current, nx=True)  # an empty store: another process may have labelled it first
@@ -64,7 +69,7 @@ def ensure_current(client: redis.Redis, *, version: str, migrate: bool, current:
         raise StateFormatRefused(newer_refusal(found, current, version))
     if found == current:
         return found
-    if not migrate:
+    if not migrate and not all(step in label_only for step in range(found, current)):
         raise StateFormatRefused(f"the store holds state format {found}, older than this beteiligte-sync's "
                                  f"({current}): start serve of this release first, it migrates the store")
     with client.lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S):

@@ -46,9 +46,9 @@ def check_store(settings: Settings, embedded: EmbeddedRedis | None, *, serve: bo
             found = ensure_current(client, version=package_version(), migrate=serve)
     except (RedisSettingsRefused, StateFormatRefused) as exc:
         raise StoreUnfit(str(exc)) from None
-    except redis.RedisError as exc:
-        log.warning("the store's settings and state format could not be checked (%s): checked at the next start",
-                    type(exc).__name__)
+    except redis.RedisError as exc:  # a command reports the unreachable store itself, in its one line
+        log.log(logging.WARNING if serve else logging.DEBUG, "the store's settings and state format could not "
+                "be checked (%s): checked at the next start", type(exc).__name__)
         return
     if found is None:
         log.debug("an empty store: labelled with this release's state format")

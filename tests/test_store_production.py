@@ -182,13 +182,25 @@ def test_a_newer_state_format_is_refused_in_one_line(root: Path) -> None:
 
 
 def test_an_empty_store_is_labelled_and_an_old_one_refused_without_migrate(real_redis_url: str) -> None:
+    """A command (no migrate) labels an empty store and an unlabelled one (a label changes no data), but
+    leaves a migration that changes data to serve."""
     with redis.Redis.from_url(real_redis_url) as client:
         client.flushdb()
         assert ensure_current(client, version="t", migrate=False) is None
         assert client.get(FORMAT_KEY) == str(CURRENT).encode()
-        client.set(FORMAT_KEY, 0)
+        client.delete(FORMAT_KEY)
+        client.set("bsync:store_id", "written-before-any-serve")
+        assert ensure_current(client, version="t", migrate=False) == 0
+        assert client.get(FORMAT_KEY) == str(CURRENT).encode()
+
+        changed: list[int] = []
+        steps = {0: lambda _c: None, 1: lambda _c: changed.append(1)}
+        client.set(FORMAT_KEY, 1)
         with pytest.raises(StateFormatRefused, match="start serve of this release first"):
-            ensure_current(client, version="t", migrate=False)
+            ensure_current(client, version="t", migrate=False, current=2, migrations=steps)
+        assert changed == [] and client.get(FORMAT_KEY) == b"1"
+        assert ensure_current(client, version="t", migrate=True, current=2, migrations=steps) == 1
+        assert changed == [1] and client.get(FORMAT_KEY) == b"2"
         client.flushdb()
 
 
