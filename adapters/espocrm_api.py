@@ -106,6 +106,11 @@ class EspoCRMAPI(EspoPaging):
             base_url=base_url.rstrip("/") + "/api/v1/", timeout=timeout, transport=transport or http_transport()
         )
 
+    @property
+    def base_url(self) -> str:
+        """The API's address (``…/api/v1/``)."""
+        return str(self._client.base_url)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

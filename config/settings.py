@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -18,11 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.connection
 from croniter import croniter
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
+APP_NAME = "beteiligte-sync"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")  # the values of entrypoints.log_format.LogFormat (config imports nothing of ours)
 FINGERPRINT_KEY_MIN = 32  # characters, e.g. from `openssl rand -hex 32`
@@ -56,6 +58,8 @@ FIXES = {
     "health_check_interval_seconds": "use a number of seconds above 0, e.g. 30",
     "espocrm_webhook_secrets": 'use a JSON object, e.g. {"<webhookId>": "<secretKey>"}',
     "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
+    "tls_cert_file": "give the path of a readable PEM certificate (chain), or unset it",
+    "tls_key_file": "give the path of a readable PEM private key, or unset it",
 }
 SECRET_WORDS = ("secret", "password", "api_key", "redis_url", "fingerprint_key")
 URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
@@ -86,6 +90,10 @@ class Settings(BaseSettings):
     # Not in the contract: the address EspoCRM reaches this service by (webhook URLs), for
     # ``webhooks register`` and ``doctor``; unset, they derive it from HOST/PORT and say so.
     public_url: str | None = None
+    # Not in the contract: serve speaks HTTPS itself with this certificate (chain) and key (PEM); both or
+    # neither. The alternative, a reverse proxy in front, is docs/tls.md.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     sync_check_cron: str = "*/15 * * * *"
 
     # Not in the contract; documented in the README.
@@ -224,6 +232,29 @@ class Settings(BaseSettings):
             raise ValueError(f"is shorter than {FINGERPRINT_KEY_MIN} characters")
         return v
 
+    @field_validator("tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        path = Path(v.strip()).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            given, missing = (("TLS_CERT_FILE", "TLS_KEY_FILE") if self.tls_cert_file
+                              else ("TLS_KEY_FILE", "TLS_CERT_FILE"))
+            raise ValueError(f"{given} is set without {missing}: set both (HTTPS) or neither (HTTP)")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serve speaks TLS itself (TLS_CERT_FILE/TLS_KEY_FILE), else ``http``."""
+        return "https" if self.tls_cert_file else "http"
+
     @field_validator("status_token", mode="before")
     @classmethod
     def _status_token(cls, v: Any) -> Any:
@@ -245,7 +276,7 @@ class Settings(BaseSettings):
 
     def state_path(self) -> Path:
         """STATE_DIR as an absolute path, the same for every process whatever its working directory."""
-        return (PROJECT_ROOT / Path(self.state_dir).expanduser()).resolve()
+        return (state_base() / Path(self.state_dir).expanduser()).resolve()
 
     def webhook_secrets(self) -> dict[str, str]:
         return {k: v.get_secret_value() for k, v in self.espocrm_webhook_secrets.items()}
@@ -274,6 +305,16 @@ class Settings(BaseSettings):
                               ".env (README → Configuration), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
 
 
+def state_base() -> Path:
+    """What a relative STATE_DIR is taken from: the project folder of a checkout (it has pyproject.toml),
+    else, for an installed package, ``$XDG_STATE_HOME/beteiligte-sync`` (default ``~/.local/state/...``),
+    never the site-packages folder the code was installed into."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / APP_NAME
+
+
 def log_level_number(name: str) -> int:
     return int(logging.getLevelName(name.upper()))
 
@@ -285,6 +326,9 @@ def describe_validation(exc: ValidationError) -> str:
         name = str(err["loc"][0]) if err["loc"] else "?"
         msg = str(err["msg"])
         msg = msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg.split(",")[0]
+        if not err["loc"]:  # a check of several settings together: its message names them and the fix
+            parts.append(msg)
+            continue
         if not any(word in name for word in SECRET_WORDS) and err.get("input") is not None and "'" not in msg:
             msg = f"{err['input']!r}: {msg}"  # never a secret's value (a REDIS_URL may carry a password)
         fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see README → Configuration")

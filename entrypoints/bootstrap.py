@@ -1,7 +1,8 @@
 """The composition root: builds the real services from settings, once per process.
 
 Steps call :func:`get_services`; the ``beteiligte-sync`` command (and tests) install a ready set
-with :func:`set_services` first. Under Motia, the first step call builds it from the environment.
+with :func:`set_services` first. Under Motia every handler call is a new process, which builds the
+services from the environment (and configures logging) on its first :func:`get_services`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
 from domain.decision import configure_fingerprint_key
 from entrypoints.fingerprint_secret import fingerprint_key
+from entrypoints.log_setup import configure_logging
 from installation.dependency_health import (
     EMBEDDED_FIX,
     REDIS_URL_FIX,
@@ -206,9 +208,13 @@ def sync_check_schedule() -> str:
 
 
 def get_services() -> Services:
+    """The process's services; built from the environment on the first call when no command installed
+    them (under Motia: in every handler process), with logging set up as ``serve`` has it."""
     global _current
     if _current is None:
-        _current = build_services(get_settings())
+        settings = get_settings()
+        configure_logging(settings.log_level or "INFO", settings.log_format)
+        _current = build_services(settings)
     return _current
 
 

@@ -11,6 +11,7 @@ import click
 
 from adapters.embedded_redis import EmbeddedRedis, StartupError
 from config.settings import LOG_LEVELS, Settings, load_settings
+from config.version import DISTRIBUTION, package_version
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
@@ -20,8 +21,9 @@ from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retr
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
-from entrypoints.runtime import build_host, configure_logging
-from entrypoints.startup import Prepared, check_port_free, prepare
+from entrypoints.log_setup import configure_logging
+from entrypoints.runtime import build_host
+from entrypoints.startup import Prepared, check_port_free, check_tls, prepare
 from entrypoints.store_guard import store_route
 from installation.dependency_health import DependencyHealth
 from stephost.host import event_loop_factory
@@ -41,6 +43,7 @@ def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
 
 
 @click.group(cls=CommandGroup)
+@click.version_option(package_version(), "--version", prog_name=DISTRIBUTION, message="%(prog)s %(version)s")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
               help="default: LOG_LEVEL, else INFO for serve and WARNING for the other commands; before or after "
                    "the subcommand")
@@ -59,7 +62,8 @@ def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
 @click.pass_obj
 def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{settings.scheme}://{settings.host}:{settings.port}"
+    check_tls(settings)
     check_port_free(settings)  # before anything starts: a taken port is one line and nothing to undo
     prepared = _prepare(settings, service_url=url)
     services = prepared.services

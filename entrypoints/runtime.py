@@ -12,20 +12,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from config.version import package_version
 from entrypoints.bootstrap import Services, is_real_redis, set_services
-from entrypoints.log_format import LogFormat, formatter
+from entrypoints.log_setup import configure_logging  # noqa: F401 - imported from here by older code and tests
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
+PACKAGED_CONFIG_FILE = PROJECT_ROOT / "config" / "motia.config.json"  # a link to CONFIG_FILE, resolved in a wheel
 CRON_STEP = "beteiligte_sync_cron"
+VERSION = package_version()
 WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
-
-
-OUR_HANDLER = "_beteiligte_sync"  # marks the handler configure_logging installed (replaced on a second call)
 
 
 class Readiness(StrEnum):
@@ -35,33 +35,18 @@ class Readiness(StrEnum):
     NOT_READY = "not_ready"
 
 
-def configure_logging(level: str = "INFO", fmt: LogFormat | str = LogFormat.TEXT) -> None:
-    """``level`` and ``fmt`` are already validated (``Settings.log_level``/``log_format``, ``--log-level``).
-
-    Every line goes through one handler on stderr whose formatter escapes control characters (a value
-    cannot forge a line or reach the reader's terminal as an escape sequence), or writes JSON. An idle
-    ``serve`` logs nothing at INFO: the access log (every ``/health`` probe) shows only at DEBUG.
-    """
-    number = getattr(logging, level.upper(), logging.INFO)
-    root = logging.getLogger()
-    root.setLevel(number)
-    for old in [h for h in root.handlers if getattr(h, OUR_HANDLER, False)]:
-        root.removeHandler(old)
-    if not root.handlers:  # as logging.basicConfig: a host that set up logging itself keeps its handlers
-        handler = logging.StreamHandler()
-        handler.setFormatter(formatter(LogFormat(fmt)))
-        setattr(handler, OUR_HANDLER, True)
-        root.addHandler(handler)
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if number <= logging.DEBUG else logging.WARNING)
-
-
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
     overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
-                                 "queue.workers": workers or s.sync_concurrency}
-    return load_host_config(CONFIG_FILE, overrides)
+                                 "queue.workers": workers or s.sync_concurrency,
+                                 "http.tls_cert_file": s.tls_cert_file, "http.tls_key_file": s.tls_key_file}
+    return load_host_config(config_file(), overrides, base_dir=PROJECT_ROOT)
+
+
+def config_file() -> Path:
+    """``motia.config.json`` of the checkout (or of the app folder under Motia); an installed package,
+    which has no project folder, reads the copy packaged with it (``config/motia.config.json``)."""
+    return CONFIG_FILE if CONFIG_FILE.is_file() else PACKAGED_CONFIG_FILE
 
 
 def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
@@ -82,6 +67,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
             "queue_depth": host.queue_depth(),
             "dead_letters": dead,
             "mode": "sandbox" if services.settings.sandbox else "configured",
+            "version": VERSION,
             "dependencies": dependencies(services),
         }
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -87,13 +87,16 @@ def store_route(client: Redis, embedded: EmbeddedRedis | None) -> Route:
 
 def serve_url(settings: Settings) -> str:
     host = WILDCARD_HOSTS.get(settings.host, settings.host)
-    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+    scheme = settings.scheme
+    return f"{scheme}://[{host}]:{settings.port}" if ":" in host else f"{scheme}://{host}:{settings.port}"
 
 
 def probe_serve(settings: Settings) -> StoreInfo | None:
     """The store of the serve at this command's HOST/PORT; None when none answers as this service."""
     try:
-        answer = httpx.get(serve_url(settings) + STORE_ROUTE, timeout=PROBE_TIMEOUT_S)
+        # A serve with TLS has a certificate for its public name, not for the local address asked here;
+        # the answer is only the id of a store, so it is not verified.
+        answer = httpx.get(serve_url(settings) + STORE_ROUTE, timeout=PROBE_TIMEOUT_S, verify=False)
         data = answer.json() if answer.status_code == 200 else None
         return StoreInfo(str(data["store_id"]), data.get("embedded")) if isinstance(data, dict) else None
     except (httpx.HTTPError, ValueError, KeyError):

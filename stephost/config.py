@@ -60,6 +60,9 @@ class HttpConfig(_Section):
     # (stephost.http_server). 0: no share
     # (behind a reverse proxy every connection comes from the proxy, which guards the edge itself).
     max_connections_per_client: int = Field(default=64, alias="maxConnectionsPerClient", ge=0)
+    # HTTPS: the certificate (chain) and private key, PEM files; both None: plain HTTP.
+    tls_cert_file: Path | None = Field(default=None, alias="tlsCertFile")
+    tls_key_file: Path | None = Field(default=None, alias="tlsKeyFile")
 
 
 class QueueConfig(_Section):
@@ -135,8 +138,10 @@ def parse_host_config(
     return config
 
 
-def load_host_config(path: Path, overrides: dict[str, Any] | None = None) -> HostConfig:
-    """Read ``motia.config.json`` at ``path`` and apply ``overrides`` (see :func:`parse_host_config`)."""
+def load_host_config(path: Path, overrides: dict[str, Any] | None = None, *,
+                     base_dir: Path | None = None) -> HostConfig:
+    """Read ``motia.config.json`` at ``path`` and apply ``overrides`` (see :func:`parse_host_config`);
+    relative step directories are taken from ``base_dir`` (default: the file's folder)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -149,6 +154,6 @@ def load_host_config(path: Path, overrides: dict[str, Any] | None = None) -> Hos
     if not isinstance(raw, dict):
         raise ConfigFileError(f"{path}: top level must be a JSON object")
     try:
-        return parse_host_config(raw, overrides, base_dir=path.resolve().parent)
+        return parse_host_config(raw, overrides, base_dir=base_dir or path.resolve().parent)
     except ConfigFileError as exc:
         raise ConfigFileError(f"{path}: {exc}") from exc

@@ -21,6 +21,9 @@ headers within a deadline spread over half to all of ``headerTimeoutSeconds`` (a
 them at once; a swarm of slowloris clients is cut a few at a time, not all at once). A flood from
 one address then costs that address its own connections, and a signed delivery
 from another address still gets through.
+
+With ``tlsCertFile`` and ``tlsKeyFile`` the server speaks HTTPS (the deadlines count from the TCP
+connection, so they include the TLS handshake).
 """
 
 from __future__ import annotations
@@ -149,6 +152,14 @@ def protocol_for(http: HttpConfig) -> type[DeadlineH11Protocol]:
     )
 
 
+def tls_options(http: HttpConfig) -> dict[str, Any]:
+    """uvicorn's HTTPS options when the config names a certificate and key (TLS 1.2 or newer, the
+    ``ssl`` module's defaults otherwise); none for plain HTTP."""
+    if http.tls_cert_file is None or http.tls_key_file is None:
+        return {}
+    return {"ssl_certfile": str(http.tls_cert_file), "ssl_keyfile": str(http.tls_key_file)}
+
+
 def server_config(app: Any, http: HttpConfig, *, host: str | None = None, port: int | None = None,
                   **overrides: Any) -> uvicorn.Config:
     """The uvicorn config of the step host's server: deadlines, keep-alive, connection cap."""
@@ -160,6 +171,7 @@ def server_config(app: Any, http: HttpConfig, *, host: str | None = None, port: 
         "limit_concurrency": http.max_connections,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "log_config": None,
+        **tls_options(http),
         **overrides,
     }
     return uvicorn.Config(app, **options)

@@ -32,6 +32,7 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
+from adapters.facts_cache import FactsCache
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
@@ -94,7 +95,7 @@ class BeteiligteSync:
         self.lock_wait_s = lock_wait_s
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
         self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
-        self.espo_facts = EspoFacts(espo)
+        self.espo_facts = EspoFacts(espo, FactsCache.for_system(store.redis, getattr(espo, "base_url", "")))
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
         self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)

@@ -47,7 +47,7 @@ ADVO_SECRETS = (CREDS["api_key"], ESPO_API_KEY)
 ALL_CHECKS = {"configuration", "EspoCRM access", "entity CBeteiligte", "CBeteiligte fields",
               "salutationName options ↔ Advoware anrede", "optimistic concurrency control", "API user's rights",
               "webhook CBeteiligte.create", "webhook CBeteiligte.update", "webhook CBeteiligte.delete",
-              "Advoware token", "Advoware read", "store"}
+              "Advoware token", "Advoware read", "store", "store settings"}
 
 
 def run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
