@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stephost.bus_common import describe_error
+from stephost.stopping import StoppableLoop, pause, stop_tasks
 
 Clock = Callable[[], float]
 Touch = Callable[[], Awaitable[bool]]  # keeps an entry claimed; False when it is no longer ours
@@ -191,19 +192,21 @@ class LoopSupervisor:
             self._tasks[name] = asyncio.create_task(self._run(name, kind, round_), name=f"stephost-bus-{name}")
             self.health.register(name, self._tasks[name])
 
-    async def stop(self, grace: float) -> None:
-        """Cancel idle loops; let loops busy in a handler finish it (up to ``grace`` seconds)."""
+    async def stop(self, grace: float) -> list[str]:
+        """Stop the loops: none starts another round or handler; idle loops (blocked in a read) are
+        cancelled at once, loops busy in a handler may finish it (``grace`` s), and whatever still runs
+        then is cancelled and waited for ``grace`` s more (a cancel can be swallowed: never waits
+        longer). Returns the names of loops that did not end (left behind, logged)."""
         self.running = False
-        busy = [task for name, task in self._tasks.items() if self.health.is_busy(name)]
-        for task in self._tasks.values():
-            if task not in busy:
-                task.cancel()
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=grace)
-            for task in late:
-                task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._wake.set()  # loops waiting out a backoff look at ``running`` now
+        idle = [task for name, task in self._tasks.items() if not self.health.is_busy(name)]
+        late = await stop_tasks(self._tasks.values(), None, grace, cancel_at_once=idle)
+        names = [name for name, task in self._tasks.items() if task in late]
+        if names:
+            self._log.error("event bus loops %s did not stop within %.0fs; left behind (they end after "
+                            "their current call)", ", ".join(names), 2 * grace)
         self._tasks = {}
+        return names
 
     def error(self, where: str, exc: BaseException) -> None:
         """Log an error outside the loops (start, drain) the same quiet way."""
@@ -241,26 +244,43 @@ class LoopSupervisor:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
 
+@dataclass(frozen=True)
+class Watchdog:
+    """What :func:`kept_claimed` does with an entry whose handler runs longer than ``bound`` seconds:
+    ``overdue(seconds)`` reports it, and the entry is no longer touched, so a live worker takes it over
+    after ``claimIdleSeconds``. ``stuck()``: the touch loop did not end within twice ``grace``."""
+
+    bound: float
+    grace: float
+    overdue: Callable[[float], None]
+    stuck: Callable[[], None]
+
+
 @contextlib.asynccontextmanager
-async def kept_claimed(touch: Touch, every: float, on_error: Callable[[Exception], None]) -> AsyncIterator[None]:
+async def kept_claimed(touch: Touch, every: float, on_error: Callable[[Exception], None],
+                       watchdog: Watchdog, clock: Clock = time.monotonic) -> AsyncIterator[None]:
     """Around a handler call: ``touch`` the entry every ``every`` seconds (its idle time starts
     again), so a handler running longer than ``claimIdleSeconds`` keeps its entry and only a dead
-    worker's entries are taken over. Stops touching once the entry is no longer ours; an error
-    (Redis away) is reported and the next touch tried as usual."""
+    worker's entries are taken over. Stops touching once the entry is no longer ours, or once the
+    handler has run ``watchdog.bound`` seconds (reported); an error (Redis away) is reported and the
+    next touch tried as usual. When the handler ends the loop is stopped with a flag it checks after
+    every touch (a cancel landing in a touch can be swallowed by redis-py), waiting a bounded time."""
+    started = clock()
 
-    async def keep() -> None:
-        while True:
-            await asyncio.sleep(every)
+    async def keep(stop: asyncio.Event) -> None:
+        while not await pause(stop, every):
+            if clock() - started >= watchdog.bound:
+                watchdog.overdue(clock() - started)
+                return
             try:
                 if not await touch():
                     return
             except Exception as exc:
                 on_error(exc)
 
-    task = asyncio.create_task(keep())
+    loop = StoppableLoop(keep, "stephost-bus-touch")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if not await loop.stop(watchdog.grace):
+            watchdog.stuck()
