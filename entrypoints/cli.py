@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 from typing import Any
 
 import click
 
+from adapters.background import Background
 from adapters.embedded_redis import EmbeddedRedis, StartupError
 from config.settings import LOG_LEVELS, Settings, load_settings
 from domain.sync_status import ENTITY, SyncStatus
@@ -29,6 +31,7 @@ from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, run_sync_check
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
+BACKGROUND_STOP_GRACE_S = 5.0
 
 
 def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
@@ -85,14 +88,14 @@ def serve(settings: Settings) -> None:
 async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
     """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
     that starts the redis-server again if it dies."""
-    tasks = [asyncio.create_task(dependencies.run(every))]
+    loops = [Background(partial(dependencies.run, every), "dependency-checks")]
     if embedded:
-        tasks.append(asyncio.create_task(embedded.supervise()))
+        loops.append(Background(embedded.supervise, "embedded-store-supervisor"))
     try:
         await serve_host(host)
     finally:
-        for task in tasks:
-            task.cancel()
+        for loop in loops:  # a flag each loop checks, then a bounded wait: a cancel alone can be swallowed
+            await loop.stop(BACKGROUND_STOP_GRACE_S)
 
 
 @main.command("sync-check")
