@@ -18,7 +18,15 @@ from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_match import match
-from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, run_with_services, status
+from entrypoints.cli_ops import (
+    DEADLINE_MARGIN_S,
+    dead_letters,
+    drain_with_progress,
+    history,
+    retry_failed,
+    run_with_services,
+    status,
+)
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
@@ -127,7 +135,7 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
             return ExitCode.TIMED_OUT
         return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S)
 
 
 @main.command()

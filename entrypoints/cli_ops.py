@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from adapters.background import bounded
 from adapters.embedded_redis import StartupError
 from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore
 from config.settings import Settings
@@ -34,6 +36,10 @@ from entrypoints.store_guard import serve_url
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
 REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
+COMMAND_DEADLINE_S = 900.0  # a command without its own --timeout ends within this
+DEADLINE_MARGIN_S = 60.0  # a command with --timeout: that, plus this for its scan and its stop
+STOP_GRACE_S = 5.0
+HARD_STOP_MARGIN_S = 30.0
 
 
 def console() -> Console:
@@ -49,8 +55,11 @@ def progress() -> Progress:
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
-                      start_host: bool = False) -> None:
-    """Services (and a step host: started only when ``start_host``, i.e. this process works events)."""
+                      start_host: bool = False, deadline: float = COMMAND_DEADLINE_S) -> None:
+    """Services (and a step host: started only when ``start_host``, i.e. this process works events).
+    A started host works only the events this command emits, in this process (``own_queue``): it never
+    reads serve's shared queue, so serve's events are never handled with this command's settings.
+    The command ends within ``deadline`` seconds (:func:`run_bounded`)."""
     try:
         prepared = prepare(settings)
     except StartupError as exc:
@@ -59,21 +68,51 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     services = prepared.services
 
     async def main() -> int:
-        host = build_host(services, cron=False)
+        host = build_host(services, cron=False, own_queue=start_host)
         if start_host:
             await host.start()
         try:
             return await body(services, host)
         finally:
             if start_host:
-                await host.stop()
-            await services.aclose()
+                await host.stop(STOP_GRACE_S)  # bounded: see stephost.stopping
+            await bounded(services.aclose(), STOP_GRACE_S)
 
     try:
-        code = asyncio.run(main())
+        code = run_bounded(main, deadline, click.get_current_context().command_path)
     finally:
         prepared.close()
     sys.exit(code)
+
+
+def run_bounded(main: Callable[[], Awaitable[int]], deadline: float, command: str) -> int:
+    """``main()``'s exit code, or :data:`ExitCode.TIMED_OUT` with one line on stderr when it has not
+    ended within ``deadline`` seconds. Bounded whatever the calls in flight do: the body is waited for
+    without relying on a cancel, and should even the stop hang (a call that swallows every cancel), a
+    timer thread ends the process ``HARD_STOP_MARGIN_S`` later with the same line."""
+    line = (f"{command}: did not end within {deadline:g} s; stopped (exit code {int(ExitCode.TIMED_OUT)}). "
+            "Run it again, or see 'beteiligte-sync status'")
+
+    def hard_stop() -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        os._exit(ExitCode.TIMED_OUT)
+
+    timer = threading.Timer(deadline + HARD_STOP_MARGIN_S, hard_stop)
+    timer.daemon = True
+    timer.start()
+
+    async def within() -> int:
+        try:
+            return await bounded(main(), deadline)
+        except TimeoutError:
+            click.echo(line, err=True)
+            return ExitCode.TIMED_OUT
+
+    try:
+        return asyncio.run(within())
+    finally:
+        timer.cancel()
 
 
 async def drain_with_progress(
@@ -219,20 +258,23 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     async def body(services: Services, host: Any) -> int:
         replayed = await _replay_letters(services.redis, host)
         drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters")
+        if drained:  # worked off here (or dead-lettered again): the claimed copies may go
+            await services.redis.delete(_claim_key(host))
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S)
 
 
 async def _replay_letters(redis: Any, host: Any) -> int:
-    """Emit every dead letter once. Two replays reading the same letter before either removed it queued
-    it twice: so one replay at a time (another waits, then finds what is left; a crashed one's lock
-    expires after REPLAY_LOCK_S), and each letter is moved atomically to a claim list while it is
-    emitted: a failed emit puts it back in front, a crash leaves it there for the next replay (then it
-    may be queued twice, never lost)."""
+    """Emit every dead letter once, to this command's own queue (worked here). Two replays reading the
+    same letter before either removed it queued it twice: so one replay at a time (another waits, then
+    finds what is left; a crashed one's lock expires after REPLAY_LOCK_S), and each letter is moved
+    atomically to a claim list, where it stays until the replay has worked it off: a failed emit puts it
+    back in front, a crash or a timeout leaves it there for the next replay (then it may be handled
+    twice, never lost)."""
     key = host.dead_letter_store.key
-    claim, replayed = f"{key}:replaying", 0
+    claim, replayed = _claim_key(host), 0
     async with redis.lock(f"{key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
         while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
             pass  # left by a replay that crashed mid-letter: back in front
@@ -243,10 +285,13 @@ async def _replay_letters(redis: Any, host: Any) -> int:
             except BaseException:
                 await redis.lmove(claim, key, "RIGHT", "LEFT")
                 raise
-            await redis.delete(claim)
             replayed += 1
             await lock.reacquire()
     return replayed
+
+
+def _claim_key(host: Any) -> str:
+    return f"{host.dead_letter_store.key}:replaying"
 
 
 # -- history ---------------------------------------------------------------------------------------

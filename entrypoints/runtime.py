@@ -107,8 +107,12 @@ def dependencies(services: Services) -> dict[str, dict[str, Any]]:
 
 def build_host(
     services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
+    own_queue: bool = False,
 ) -> StepHost:
-    """The step host over the project's steps, with the service's extra routes."""
+    """The step host over the project's steps, with the service's extra routes. ``own_queue``: a CLI
+    command working its own events: they are queued and worked in this process only, and serve's
+    shared queue (Redis Streams) is never read, so none of serve's events runs with the command's
+    settings (issue 17, item 4)."""
     set_services(services)
     ref: list[StepHost] = []
     host = StepHost(
@@ -118,7 +122,7 @@ def build_host(
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
         # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
         # shared by every worker process; only fakeredis in tests keeps them in-process.
-        durable_bus=is_real_redis(services.redis),
+        durable_bus=is_real_redis(services.redis) and not own_queue,
     )
     ref.append(host)
     return host
