@@ -93,9 +93,12 @@ def run_bounded(main: Callable[[], Awaitable[int]], deadline: float, command: st
     line = (f"{command}: did not end within {deadline:g} s; stopped (exit code {int(ExitCode.TIMED_OUT)}). "
             "Run it again, or see 'beteiligte-sync status'")
 
+    said = threading.Event()
+
     def hard_stop() -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        if not said.is_set():
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
         os._exit(ExitCode.TIMED_OUT)
 
     timer = threading.Timer(deadline + HARD_STOP_MARGIN_S, hard_stop)
@@ -107,6 +110,7 @@ def run_bounded(main: Callable[[], Awaitable[int]], deadline: float, command: st
             return await bounded(main(), deadline)
         except TimeoutError:
             click.echo(line, err=True)
+            said.set()
             return ExitCode.TIMED_OUT
 
     try:
@@ -176,6 +180,8 @@ def print_status(f: StatusFacts, out: Console) -> None:
         days.add_row(d.day, str(d.total), str(d.conflicts), str(d.failures))
     out.print(days if f.days else f"per day: Redis could not be read: {f.redis_error}")
     out.print(f"queued events: {f.queue_depth}   dead letters: {f.dead_letters}")
+    for line in f.overdue:
+        out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
     verdict = "ok" if f.healthy and not f.failed else FAILING
     out.print(f"overall: {verdict}")

@@ -16,6 +16,7 @@ from entrypoints.bootstrap import Services, is_real_redis, set_services
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
+from sync.metrics import Stall
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
@@ -85,6 +86,8 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
     async def metrics(_request: Request) -> Response:
         host = host_ref[0]
         services.metrics.queue_depth.set(host.queue_depth())
+        services.metrics.overdue.labels(Stall.EVENT).set(len(host.overdue_events()))
+        services.metrics.overdue.labels(Stall.LEASE).set(len(services.sync.overdue_leases))
         try:
             services.metrics.dead_letters.set(await host.dead_letter_count())
         except Exception:  # metrics must render even when Redis is down

@@ -13,6 +13,7 @@ Every part fails on its own: an unreachable system is a line on the page, never 
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ class StatusFacts:
     dead_letters: int | None = None
     redis_error: str | None = None
     dependencies: list[DependencyRow] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)  # what the watchdogs let go in this process
 
     @property
     def healthy(self) -> bool:
@@ -84,7 +86,19 @@ async def gather(services: Services, host: Any, *, workers: str | None = None) -
     await _records(services, facts)
     await _shared(services, host, facts)
     facts.dependencies = await dependency_rows(services, facts, workers)
+    facts.overdue = overdue_lines(services, host)
     return facts
+
+
+def overdue_lines(services: Services, host: Any) -> list[str]:
+    """One line per event handler and per record lease in flight past its bound in this process (the
+    watchdogs reported it and let it go: another worker takes it over). ``serve``'s page shows serve's."""
+    now = time.time()
+    lines = [f"event {e['entry']} ({e['step']}, trace {e['trace_id']}): handler running for "
+             f"{now - e['since']:.0f} s, taken over by another worker" for e in host.overdue_events()]
+    lines += [f"record {espo_id}: sync pass running for over {services.sync.max_lease_hold_s:.0f} s, its lease "
+              f"let go {now - at:.0f} s ago" for espo_id, at in services.sync.overdue_leases.items()]
+    return lines
 
 
 async def _records(services: Services, facts: StatusFacts) -> None:

@@ -107,6 +107,10 @@ class InProcessBus:
         """True while the workers run (the in-process queue has nothing else to fail)."""
         return bool(self._workers) and not any(worker.done() for worker in self._workers)
 
+    def overdue(self) -> list[dict[str, Any]]:
+        """Nothing: an in-process delivery has no entry another worker could take over."""
+        return []
+
     def worker_status(self) -> dict[str, dict[str, Any]]:
         return {worker.get_name(): {"reading": not worker.done()} for worker in self._workers}
 
