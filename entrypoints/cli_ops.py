@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -121,14 +122,18 @@ def run_bounded(main: Callable[[], Awaitable[int]], deadline: float, command: st
 
 async def drain_with_progress(
     host: Any, timeout: float, total: int, what: str = "working off the queue",  # noqa: ASYNC109 - host.drain's
+    tick: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
-    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued."""
+    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued; ``tick`` is
+    called every quarter second meanwhile (no loop of its own to stop)."""
     with progress() as bar:
         task = bar.add_task(what, total=max(total, 1))
         drain = asyncio.create_task(host.drain(timeout))
         while not drain.done():
             await asyncio.wait({drain}, timeout=0.25)
             bar.update(task, completed=max(0, total - host.queue_depth()))
+            if tick is not None:
+                await tick()
         bar.update(task, completed=max(total, 1))
         return drain.result()
 
@@ -262,38 +267,53 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     they are worked off. Exit code 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        replayed = await _replay_letters(services.redis, host)
-        drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters")
-        if drained:  # worked off here (or dead-lettered again): the claimed copies may go
-            await services.redis.delete(_claim_key(host))
+        redis = services.redis
+        async with redis.lock(f"{host.dead_letter_store.key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
+            replayed = await _replay_letters(redis, host, lock)
+            drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters",
+                                                tick=_every(REPLAY_LOCK_S / 3, lock.reacquire))
+            if drained:  # worked off here (or dead-lettered again): the claimed copies may go
+                await redis.delete(_claim_key(host))
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
 
     run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S)
 
 
-async def _replay_letters(redis: Any, host: Any) -> int:
+async def _replay_letters(redis: Any, host: Any, lock: Any) -> int:
     """Emit every dead letter once, to this command's own queue (worked here). Two replays reading the
     same letter before either removed it queued it twice: so one replay at a time (another waits, then
     finds what is left; a crashed one's lock expires after REPLAY_LOCK_S), and each letter is moved
     atomically to a claim list, where it stays until the replay has worked it off: a failed emit puts it
     back in front, a crash or a timeout leaves it there for the next replay (then it may be handled
-    twice, never lost)."""
+    twice, never lost). ``lock``: the replay lock, held (and renewed) by the caller until it has
+    worked the letters off."""
     key = host.dead_letter_store.key
     claim, replayed = _claim_key(host), 0
-    async with redis.lock(f"{key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
-        while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
-            pass  # left by a replay that crashed mid-letter: back in front
-        while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
-            letter = json.loads(raw)
-            try:
-                await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
-            except BaseException:
-                await redis.lmove(claim, key, "RIGHT", "LEFT")
-                raise
-            replayed += 1
-            await lock.reacquire()
+    while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
+        pass  # left by a replay that crashed or timed out: back in front
+    while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
+        letter = json.loads(raw)
+        try:
+            await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
+        except BaseException:
+            await redis.lmove(claim, key, "RIGHT", "LEFT")
+            raise
+        replayed += 1
+        await lock.reacquire()
     return replayed
+
+
+def _every(seconds: float, call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """``call``, at most once per ``seconds`` however often the result is called."""
+    last = [time.monotonic()]
+
+    async def tick() -> None:
+        if time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            await call()
+
+    return tick
 
 
 def _claim_key(host: Any) -> str:
