@@ -31,11 +31,11 @@ from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
 from entrypoints.runtime import build_host, configure_logging
+from entrypoints.serve_settings import publish_loop
 from entrypoints.startup import Prepared, check_port_free, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import event_loop_factory
 from stephost.host import serve as serve_host
-from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, run_sync_check
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
@@ -88,15 +88,18 @@ def serve(settings: Settings) -> None:
         click.echo(f"state: {prepared.embedded.describe()}")
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
+            runner.run(_serve(host, prepared.embedded, services, settings.health_check_interval_seconds))
     finally:
         prepared.close()
 
 
-async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
-    """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
-    that starts the redis-server again if it dies."""
-    loops = [Background(partial(dependencies.run, every), "dependency-checks")]
+async def _serve(host: Any, embedded: EmbeddedRedis | None, services: Services, every: float) -> None:
+    """The host, the dependency checks (now and every ``every`` s), serve's published sync settings
+    (:mod:`entrypoints.serve_settings`) and (embedded store) a supervisor that starts the redis-server
+    again if it dies."""
+    loops = [Background(partial(services.dependencies.run, every), "dependency-checks"),
+             Background(partial(publish_loop, services.redis, services.store.prefix, services.settings, every),
+                        "serve-settings")]
     if embedded:
         loops.append(Background(embedded.supervise, "embedded-store-supervisor"))
     try:
@@ -135,7 +138,7 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
             return ExitCode.TIMED_OUT
         return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
 
-    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S, guard=not dry_run)
 
 
 @main.command()
@@ -158,7 +161,7 @@ def sync(settings: Settings, espo_id: str) -> None:
             return ExitCode.REFUSED
         return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, guard=True)
 
 
 main.add_command(store)

@@ -30,6 +30,7 @@ from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.runtime import build_host
+from entrypoints.serve_settings import refusal
 from entrypoints.startup import prepare
 from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
@@ -56,11 +57,13 @@ def progress() -> Progress:
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
-                      start_host: bool = False, deadline: float = COMMAND_DEADLINE_S) -> None:
+                      start_host: bool = False, deadline: float = COMMAND_DEADLINE_S, guard: bool = False) -> None:
     """Services (and a step host: started only when ``start_host``, i.e. this process works events).
     A started host works only the events this command emits, in this process (``own_queue``): it never
     reads serve's shared queue, so serve's events are never handled with this command's settings.
-    The command ends within ``deadline`` seconds (:func:`run_bounded`)."""
+    ``guard``: the command writes, so it refuses (exit code 2, one line) while the running serve syncs
+    with other settings (:mod:`entrypoints.serve_settings`). It ends within ``deadline`` seconds
+    (:func:`run_bounded`)."""
     try:
         prepared = prepare(settings)
     except StartupError as exc:
@@ -69,6 +72,10 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     services = prepared.services
 
     async def main() -> int:
+        if guard and (line := await refusal(services.redis, services.store.prefix, settings)):
+            click.echo(line, err=True)
+            await bounded(services.aclose(), STOP_GRACE_S)
+            return ExitCode.REFUSED
         host = build_host(services, cron=False, own_queue=start_host)
         if start_host:
             await host.start()
@@ -214,7 +221,7 @@ def retry_failed(settings: Settings) -> None:
         out.print(f"retried {len(ids)} records: {len(ids) - len(still)} ok, {len(still)} still failed")
         return ExitCode.RECORDS_FAILED if still else ExitCode.OK
 
-    run_with_services(settings, body)
+    run_with_services(settings, body, guard=True)
 
 
 async def _retry_all(services: Services, ids: list[str]) -> list[tuple[bool, str]]:
@@ -277,7 +284,7 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
 
-    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S, guard=True)
 
 
 async def _replay_letters(redis: Any, host: Any, lock: Any) -> int:
