@@ -16,10 +16,10 @@ from config.settings import LOG_LEVELS, Settings, load_settings
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_deadline import DEADLINE_MARGIN_S
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_match import match
 from entrypoints.cli_ops import (
-    DEADLINE_MARGIN_S,
     dead_letters,
     drain_with_progress,
     history,

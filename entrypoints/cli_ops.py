@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +28,7 @@ from config.settings import Settings
 from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, DEADLINE_MARGIN_S, run_bounded
 from entrypoints.runtime import build_host
 from entrypoints.serve_settings import refusal
 from entrypoints.startup import prepare
@@ -38,10 +38,7 @@ from entrypoints.store_guard import serve_url
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
 REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
-COMMAND_DEADLINE_S = 900.0  # a command without its own --timeout ends within this
-DEADLINE_MARGIN_S = 60.0  # a command with --timeout: that, plus this for its scan and its stop
 STOP_GRACE_S = 5.0
-HARD_STOP_MARGIN_S = 30.0
 
 
 def console() -> Console:
@@ -91,40 +88,6 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     finally:
         prepared.close()
     sys.exit(code)
-
-
-def run_bounded(main: Callable[[], Awaitable[int]], deadline: float, command: str) -> int:
-    """``main()``'s exit code, or :data:`ExitCode.TIMED_OUT` with one line on stderr when it has not
-    ended within ``deadline`` seconds. Bounded whatever the calls in flight do: the body is waited for
-    without relying on a cancel, and should even the stop hang (a call that swallows every cancel), a
-    timer thread ends the process ``HARD_STOP_MARGIN_S`` later with the same line."""
-    line = (f"{command}: did not end within {deadline:g} s; stopped (exit code {int(ExitCode.TIMED_OUT)}). "
-            "Run it again, or see 'beteiligte-sync status'")
-
-    said = threading.Event()
-
-    def hard_stop() -> None:
-        if not said.is_set():
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-        os._exit(ExitCode.TIMED_OUT)
-
-    timer = threading.Timer(deadline + HARD_STOP_MARGIN_S, hard_stop)
-    timer.daemon = True
-    timer.start()
-
-    async def within() -> int:
-        try:
-            return await bounded(main(), deadline)
-        except TimeoutError:
-            click.echo(line, err=True)
-            said.set()
-            return ExitCode.TIMED_OUT
-
-    try:
-        return asyncio.run(within())
-    finally:
-        timer.cancel()
 
 
 async def drain_with_progress(

@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BODY = """
 import asyncio, sys
-from entrypoints import cli_ops
-cli_ops.HARD_STOP_MARGIN_S = 1.0
+from entrypoints import cli_deadline
+cli_deadline.HARD_STOP_MARGIN_S = 1.0
 
 async def main():
     while True:
@@ -26,7 +26,7 @@ async def main():
                 continue  # the way redis-py's cleanup goes on after a cancel
             raise
 
-sys.exit(cli_ops.run_bounded(main, 0.5, "beteiligte-sync sync-check"))
+sys.exit(cli_deadline.run_bounded(main, 0.5, "beteiligte-sync sync-check"))
 """
 
 
