@@ -14,7 +14,7 @@ import pytest
 
 from adapters.sync_state_store import LEASE_MS
 from entrypoints.status_facts import overdue_lines
-from sync import beteiligte_sync
+from sync import beteiligte_sync, check_scan
 from sync.dependency_health import Dependency, DependencyHealth, DependencyStatus
 from sync.metrics import Stall
 from tests.conftest import synced_record
@@ -116,3 +116,21 @@ async def test_dependency_checks_are_bounded_and_stop_when_a_probe_swallows_the_
     await asyncio.wait_for(asyncio.wait({run}), 1)
     assert run.done()
     hung.release()
+
+
+async def test_a_dropped_read_ahead_page_that_swallows_the_cancel_does_not_hold_the_sync_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_scan, "DROP_GRACE_S", 0.2)
+
+    async def page() -> list[Any]:
+        return []
+
+    read = SwallowingCall(page)
+    ahead = asyncio.ensure_future(read())
+    await read.in_flight.wait()
+    started = time.monotonic()
+    await check_scan._drop(ahead)
+    assert time.monotonic() - started < 1 and read.swallowed == 1
+    read.release()
+    await ahead
