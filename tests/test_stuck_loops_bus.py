@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
@@ -154,3 +155,39 @@ async def test_stopping_cron_is_bounded_and_starts_no_handler_when_its_claim_swa
 
 async def _true() -> bool:
     return True
+
+
+STUBBORN_STEP = """
+import asyncio
+from pathlib import Path
+
+config = {"type": "event", "name": "stubborn", "subscribes": ["fx.stubborn"], "emits": []}
+
+
+async def handler(data, context):
+    while not Path(data["done"]).exists():  # swallows every cancel, as redis-py's cleanup can
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            continue
+"""
+
+
+async def test_stopping_the_in_process_bus_is_bounded_when_a_handler_swallows_the_cancel(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "stubborn_step.py").write_text(STUBBORN_STEP)
+    cfg = parse_host_config({"steps": {"dirs": [str(tmp_path)]}, "queue": {"workers": 1}})
+    host = StepHost(cfg, fakeredis.FakeAsyncRedis())
+    await host.start()
+    done = tmp_path / "done"
+    await host.emit("fx.stubborn", {"done": str(done)})
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    try:
+        await host.stop(grace=0.2)
+        assert time.monotonic() - started < 1.5
+        assert any("left behind" in r.getMessage() for r in caplog.records)
+    finally:
+        done.touch()  # the handler left behind ends now
+        await asyncio.sleep(0.2)
