@@ -16,15 +16,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from stephost.bus_common import describe_error
-from stephost.stopping import StoppableLoop, pause, stop_tasks
+from stephost.stopping import stop_tasks
 
 Clock = Callable[[], float]
-Touch = Callable[[], Awaitable[bool]]  # keeps an entry claimed; False when it is no longer ours
 Round = Callable[[str], Awaitable[None]]  # one round of a loop, given the loop's name
 
 
@@ -242,45 +241,3 @@ class LoopSupervisor:
         """Sleep ``seconds``, or until another loop finds Redis answering again."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-
-
-@dataclass(frozen=True)
-class Watchdog:
-    """What :func:`kept_claimed` does with an entry whose handler runs longer than ``bound`` seconds:
-    ``overdue(seconds)`` reports it, and the entry is no longer touched, so a live worker takes it over
-    after ``claimIdleSeconds``. ``stuck()``: the touch loop did not end within twice ``grace``."""
-
-    bound: float
-    grace: float
-    overdue: Callable[[float], None]
-    stuck: Callable[[], None]
-
-
-@contextlib.asynccontextmanager
-async def kept_claimed(touch: Touch, every: float, on_error: Callable[[Exception], None],
-                       watchdog: Watchdog, clock: Clock = time.monotonic) -> AsyncIterator[None]:
-    """Around a handler call: ``touch`` the entry every ``every`` seconds (its idle time starts
-    again), so a handler running longer than ``claimIdleSeconds`` keeps its entry and only a dead
-    worker's entries are taken over. Stops touching once the entry is no longer ours, or once the
-    handler has run ``watchdog.bound`` seconds (reported); an error (Redis away) is reported and the
-    next touch tried as usual. When the handler ends the loop is stopped with a flag it checks after
-    every touch (a cancel landing in a touch can be swallowed by redis-py), waiting a bounded time."""
-    started = clock()
-
-    async def keep(stop: asyncio.Event) -> None:
-        while not await pause(stop, every):
-            if clock() - started >= watchdog.bound:
-                watchdog.overdue(clock() - started)
-                return
-            try:
-                if not await touch():
-                    return
-            except Exception as exc:
-                on_error(exc)
-
-    loop = StoppableLoop(keep, "stephost-bus-touch")
-    try:
-        yield
-    finally:
-        if not await loop.stop(watchdog.grace):
-            watchdog.stuck()

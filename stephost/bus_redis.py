@@ -44,7 +44,7 @@ from stephost.bus_common import (
     retry_delay,
     subscribers_by_topic,
 )
-from stephost.bus_recovery import LoopSupervisor, Round, Watchdog, kept_claimed
+from stephost.bus_recovery import LoopSupervisor, Round
 from stephost.bus_redis_scripts import (
     BUSYGROUP,
     GROUP,
@@ -58,6 +58,7 @@ from stephost.bus_redis_scripts import (
     entry_delivery,
     retry_member,
 )
+from stephost.bus_watchdog import EntryWatch, kept_claimed
 from stephost.config import QueueConfig
 from stephost.discovery import Step
 from stephost.state import DeadLetterStore
@@ -69,7 +70,6 @@ WORKER = "worker"
 TOUCHES_PER_CLAIM_IDLE = 3  # a running handler's entry is touched this often per claimIdleSeconds
 READ_GRACE_SECONDS = 5.0  # a blocking read not answered within its block time plus this is a hung connection
 ERROR_LOG_INTERVAL_SECONDS = 30.0  # one log line per identical error and interval
-TOUCH_STOP_GRACE_SECONDS = 2.0  # a handler's touch loop gets this long (twice) to stop when it ends
 Entry = tuple[str, Any, Any]  # (stream, entry id, fields or None)
 
 
@@ -119,8 +119,8 @@ class RedisStreamBus:
         self._backlog: set[str] = set()  # loops that must re-read the entries they still hold
         self._stopped = False
         self._depth = 0
-        self._counters = BusCounters(extra={"overdue": 0, "touch_loops_left": 0})
-        self._overdue: dict[str, dict[str, Any]] = {}  # entry id -> what the watchdog reported
+        self._counters = BusCounters()
+        self._watch = EntryWatch(queue.max_handler_seconds, self._counters)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -189,7 +189,7 @@ class RedisStreamBus:
     def overdue(self) -> list[dict[str, Any]]:
         """Entries whose handler in this process has run longer than ``maxHandlerSeconds`` and still
         runs (no longer touched: a live worker takes them over). Each: entry, stream, step, since."""
-        return list(self._overdue.values())
+        return self._watch.overdue()
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - contract's drain(timeout)
         """Wait until nothing is pending; keeps waiting through a Redis outage (up to ``timeout``)."""
@@ -306,7 +306,7 @@ class RedisStreamBus:
             touch = partial(self._scripts.touch, stream, consumer, entry_id)
             every = self._cfg.claim_idle_seconds / TOUCHES_PER_CLAIM_IDLE
             async with kept_claimed(touch, every, partial(self._loops.error, "touch"),
-                                    self._watchdog(stream, _s(entry_id), delivery)):
+                                    self._watch.watchdog(stream, _s(entry_id), delivery)):
                 await self._runner(step, copy_data(delivery.data), delivery.trace_id)
         except asyncio.CancelledError:
             raise  # stays pending in the stream; XAUTOCLAIM hands it to a live worker later
@@ -315,30 +315,9 @@ class RedisStreamBus:
             await self._failed(stream, entry_id, delivery, describe_error(exc))
             return
         finally:
-            self._overdue.pop(_s(entry_id), None)
+            self._watch.done(_s(entry_id))
         self._counters.delivered += 1
         await self._scripts.finish(stream, entry_id, Outcome.DONE)
-
-    def _watchdog(self, stream: str, entry_id: str, delivery: Delivery) -> Watchdog:
-        """An entry in flight longer than ``maxHandlerSeconds`` is reported (log, ``overdue`` count,
-        :meth:`overdue`) and no longer touched: a live worker takes it over (at least once)."""
-        bound = self._cfg.max_handler_seconds
-
-        def overdue(seconds: float) -> None:
-            self._counters.extra["overdue"] += 1
-            self._overdue[entry_id] = {"entry": entry_id, "stream": stream, "step": delivery.step,
-                                       "trace_id": delivery.trace_id, "since": time.time() - seconds}
-            log.error("[step=%s trace=%s] event %s in flight for %.0fs (maxHandlerSeconds %.0f): no longer "
-                      "kept, a live worker takes it over after claimIdleSeconds", delivery.step,
-                      delivery.trace_id, entry_id, seconds, bound)
-
-        def stuck() -> None:
-            self._counters.extra["touch_loops_left"] += 1
-            log.error("[step=%s trace=%s] the touch loop of event %s did not stop within %.0fs; left behind "
-                      "(it ends after its current call)", delivery.step, delivery.trace_id, entry_id,
-                      2 * TOUCH_STOP_GRACE_SECONDS)
-
-        return Watchdog(bound, TOUCH_STOP_GRACE_SECONDS, overdue, stuck)
 
     async def _failed(self, stream: str, entry_id: Any, delivery: Delivery, error: str) -> None:
         delay = retry_delay(delivery, error, self._cfg, self._rng)

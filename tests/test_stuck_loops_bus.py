@@ -15,7 +15,7 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
-from stephost import bus_redis
+from stephost import bus_watchdog
 from stephost.config import parse_host_config
 from stephost.cron import CronScheduler
 from stephost.discovery import Step
@@ -40,7 +40,7 @@ async def client() -> AsyncIterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(bus_redis, "TOUCH_STOP_GRACE_SECONDS", 0.3, raising=False)
+    monkeypatch.setattr(bus_watchdog, "TOUCH_STOP_GRACE_SECONDS", 0.3)
     rec.reset()
     yield
     rec.reset()
