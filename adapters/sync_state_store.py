@@ -14,6 +14,7 @@ Keys (prefix ``bsync``):
 - ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
 - ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
+- ``retry_due``  sorted set: espoId by the time its retry is due (queued then, every few seconds)
 Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
 ``syncing`` status check, a missing retry record to an immediate retry.
 """
@@ -36,6 +37,7 @@ __all__ = ["LEASE_MS", "CreateAttempt", "Lease", "Link", "RetryState", "Settled"
            "encode_link"]
 
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
+DUE_BATCH = 1000  # retries queued per run of the retry step at most (the rest on its next run)
 T = TypeVar("T")
 
 @dataclass
@@ -72,6 +74,10 @@ class SyncStateStore(RecordLeases):
 
     async def save_espo_edited_at(self, espo_id: str, modified_at: str) -> None:
         await self.redis.set(self._k("edited", espo_id), modified_at)
+
+    async def forget_espo_edited_at(self, espo_id: str) -> None:
+        """The record is gone from EspoCRM: when a person last edited it means nothing any more."""
+        await self.redis.delete(self._k("edited", espo_id))
 
     # -- base ---------------------------------------------------------------------------------
     async def get_link(self, espo_id: str) -> Link | None:
@@ -185,7 +191,30 @@ class SyncStateStore(RecordLeases):
         return await self._mget("retry", espo_ids, RetryState)
 
     async def save_retry(self, espo_id: str, state: RetryState) -> None:
-        await self.redis.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+        """The schedule, and (unless a person must act first) its due time in ``retry_due``, from which
+        :meth:`take_due_retries` queues the retry at the time the record's message states."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+            if not state.fatal and not state.held:
+                pipe.zadd(self._retry_due, {espo_id: state.next_at})
+            await pipe.execute()
+
+    async def take_due_retries(self, now: float, limit: int = DUE_BATCH) -> list[str]:
+        """The records whose retry is due, taken off ``retry_due`` (a failed retry schedules itself
+        again). An entry whose schedule was cleared (synced since) or moved on is dropped, not queued;
+        one lost between taking and queueing is found by the next sync check."""
+        raw = await self.redis.zrangebyscore(self._retry_due, "-inf", now, start=0, num=limit)
+        ids = [as_text(i) or "" for i in raw]
+        if not ids:
+            return []
+        await self.redis.zrem(self._retry_due, *ids)
+        states = await self.get_retries(ids)
+        return [i for i in ids if (st := states[i]) is not None and not st.fatal and not st.held
+                and st.next_at <= now]
+
+    @property
+    def _retry_due(self) -> str:
+        return f"{self.prefix}:retry_due"
 
     async def clear_retry(self, espo_id: str) -> None:
         await self.redis.delete(self._k("retry", espo_id))

@@ -24,6 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")  # the values of entrypoints.log_format.LogFormat (config imports nothing of ours)
+STATUS_TOKEN_MIN = 16  # characters: a token a person cannot guess, e.g. from `openssl rand -hex 16`
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
@@ -31,6 +33,7 @@ API_SUFFIX = re.compile(r"/api/v1/*$")
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
 DELETE_POLICIES = ("unlink", "delete")
+ON_CREATE_MATCH = ("link", "create", "ask")  # before a create in Advoware: link a match, ask staff, or create
 
 
 class ConfigError(ValueError):
@@ -41,7 +44,10 @@ class ConfigError(ValueError):
 FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
+    "log_format": f"use one of {', '.join(LOG_FORMATS)}",
+    "status_token": f"use at least {STATUS_TOKEN_MIN} random characters, e.g. from: openssl rand -hex 16",
     "delete_policy": "use unlink or delete",
+    "on_create_match": f"use one of {', '.join(ON_CREATE_MATCH)}",
     "port": "use a number from 1 to 65535",
     "sync_check_cron": 'use five cron fields (a sixth, seconds, is allowed), e.g. "*/15 * * * *"',
     "http_timeout_seconds": "use a number of seconds above 0, e.g. 10",
@@ -85,7 +91,11 @@ class Settings(BaseSettings):
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
     http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
-    log_level: str = "INFO"
+    # Unset: INFO for serve, WARNING for the other commands (their own output says what happened, and a
+    # failure is one line on stderr, not wrapped in INFO lines).
+    log_level: str | None = None
+    # text (one line per event) or json (one object per line, for log shippers); README "Operations".
+    log_format: str = "text"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
@@ -103,7 +113,7 @@ class Settings(BaseSettings):
     advoware_max_inflight: int = Field(default=10, ge=1, le=200)
     # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
     # it so staff decide (ask), or create without looking (create).
-    on_create_match: str = Field(default="link", pattern="^(link|create|ask)$")
+    on_create_match: str = "link"
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod
@@ -129,6 +139,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a time zone") from None
         return v
 
+    @field_validator("on_create_match")
+    @classmethod
+    def _on_create_match(cls, v: str) -> str:
+        if v.strip().lower() not in ON_CREATE_MATCH:
+            raise ValueError(f"{v!r} is not one of {', '.join(ON_CREATE_MATCH)}")
+        return v.strip().lower()
+
     @field_validator("delete_policy")
     @classmethod
     def _delete_policy(cls, v: str) -> str:
@@ -138,10 +155,19 @@ class Settings(BaseSettings):
 
     @field_validator("log_level")
     @classmethod
-    def _level(cls, v: str) -> str:
+    def _level(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
         if v.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"{v!r} is not a log level")
         return v.strip().upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v.strip().lower() not in LOG_FORMATS:
+            raise ValueError(f"{v!r} is not a log format")
+        return v.strip().lower()
 
     @field_validator("sync_check_cron")
     @classmethod
@@ -176,15 +202,22 @@ class Settings(BaseSettings):
         if not v.strip().startswith(REDIS_SCHEMES):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
         try:
-            redis.connection.parse_url(v.strip())
+            parsed = redis.connection.parse_url(v.strip())
         except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
             raise ValueError("cannot be read (port, host or a ?option)") from None
+        if not parsed.get("path") and not parsed.get("host"):
+            # redis-py would quietly use localhost:6379: maybe another program's database
+            raise ValueError("names no host (redis-py would quietly use localhost:6379)")
         return v.strip()
 
     @field_validator("status_token", mode="before")
     @classmethod
     def _status_token(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and not v.strip() else v  # blanks would be a password of blanks
+        if isinstance(v, str) and not v.strip():
+            return None  # blanks would be a password of blanks
+        if isinstance(v, str) and len(v.strip()) < STATUS_TOKEN_MIN:
+            raise ValueError(f"is shorter than {STATUS_TOKEN_MIN} characters")
+        return v
 
     @field_validator("state_dir")
     @classmethod

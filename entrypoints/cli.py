@@ -53,14 +53,16 @@ def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
 
 @click.group(cls=CommandGroup)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
-              help="default: LOG_LEVEL or INFO; before or after the subcommand")
+              help="default: LOG_LEVEL, else INFO for serve and WARNING for the other commands; before or after "
+                   "the subcommand")
 @click.option("--debug", is_flag=True, help="print the traceback of an error to stderr")
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
     """Keeps Beteiligte in sync between EspoCRM and Advoware."""
     ctx.meta[DEBUG] = debug
     settings = load_settings()
-    configure_logging(log_level or settings.log_level)
+    quiet = "INFO" if ctx.invoked_subcommand == "serve" else "WARNING"  # a command's own output is its report
+    configure_logging(log_level or settings.log_level or quiet, settings.log_format)
     ctx.obj = settings
 
 
@@ -69,19 +71,16 @@ def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
 def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
     url = f"http://{settings.host}:{settings.port}"
+    check_port_free(settings)  # before anything starts: a taken port is one line and nothing to undo
     prepared = _prepare(settings, service_url=url)
-    try:
-        check_port_free(settings)
-    except BaseException:
-        prepared.close()
-        raise
     services = prepared.services
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
         prepared.sandbox.espo.start_webhook_job(2.0)
         from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
 
-        click.echo(banner(prepared.sandbox, url))
+        token = services.settings.status_token
+        click.echo(banner(prepared.sandbox, url, token.get_secret_value() if token else ""))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
     if prepared.embedded:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,11 +27,12 @@ from config.settings import Settings
 from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
+from entrypoints.cli_console import console, printable
 from entrypoints.cli_deadline import COMMAND_DEADLINE_S, DEADLINE_MARGIN_S, run_bounded
 from entrypoints.runtime import build_host
 from entrypoints.serve_settings import refusal
 from entrypoints.startup import prepare
-from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
+from entrypoints.status_facts import SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
@@ -41,16 +41,9 @@ REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last 
 STOP_GRACE_S = 5.0
 
 
-def console() -> Console:
-    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row.
-    No markup: what is printed comes from the systems (a name like ``Schmidt [/b]`` is text, not style)."""
-    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=200 if wide else None, highlight=False, markup=False)
-
-
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True, highlight=False))
+                    console=console(stderr=True))
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
@@ -75,6 +68,7 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
             return ExitCode.REFUSED
         host = build_host(services, cron=False, own_queue=start_host)
         if start_host:
+            await services.redis.ping()  # an unreachable Redis is the command's one line, not the bus's retries
             await host.start()
         try:
             return await body(services, host)
@@ -112,13 +106,13 @@ async def drain_with_progress(
 @click.command()
 @click.pass_obj
 def status(settings: Settings) -> None:
-    """What the status page shows, in the terminal. Exit code 3 while a record is failed or
-    permanently_failed or a dependency is failing."""
+    """What the status page shows, in the terminal. Exit code 3 while the overall state is degraded: a
+    record failed, pending past its retry time or dead-lettered, or a dependency failing."""
 
     async def body(services: Services, host: Any) -> int:
         facts = await gather(services, host, workers=await _serve_workers(settings))
         print_status(facts, console())
-        return ExitCode.RECORDS_FAILED if facts.failed or not facts.healthy else ExitCode.OK
+        return ExitCode.RECORDS_FAILED if facts.degraded else ExitCode.OK
 
     run_with_services(settings, body)
 
@@ -146,20 +140,24 @@ def print_status(f: StatusFacts, out: Console) -> None:
         for k, v in f.counts.items():
             counts.add_row(k or "(none)", str(v))
         out.print(counts)
-    failed = Table("espoId", "name", "syncStatus", "message", title=f"Failed records ({len(f.failed)})")
-    for r in f.failed:
-        failed.add_row(r.espo_id, r.name, r.status, r.message)
-    out.print(failed if f.failed else "failed records: none")
+    if f.espo_error:
+        out.print("records needing attention: unknown (EspoCRM could not be read)")
+    else:
+        rows = [*f.failed, *f.dead, *f.pending]
+        needing = Table("espoId", "name", "state", "reason", title=f"Records needing attention ({len(rows)})")
+        for r in rows:
+            state = f"{r.status} (overdue)" if r.espo_id in f.overdue else r.status
+            needing.add_row(r.espo_id, r.name, state, r.message)
+        out.print(needing if rows else "records needing attention: none")
     days = Table("day", "syncs", "conflicts", "failures", title="Per day (UTC)")
     for d in f.days:
         days.add_row(d.day, str(d.total), str(d.conflicts), str(d.failures))
     out.print(days if f.days else f"per day: Redis could not be read: {f.redis_error}")
     out.print(f"queued events: {f.queue_depth}   dead letters: {f.dead_letters}")
-    for line in f.overdue:
+    for line in f.stuck:
         out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
-    verdict = "ok" if f.healthy and not f.failed else FAILING
-    out.print(f"overall: {verdict}")
+    out.print(f"overall: {f.verdict}")
 
 
 # -- retry-failed ----------------------------------------------------------------------------------
@@ -222,7 +220,7 @@ def dead_letters_list(settings: Settings) -> None:
     async def body(_services: Services, host: Any) -> int:
         letters = await host.dead_letters()
         for letter in letters:
-            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
+            click.echo(printable(json.dumps(letter, ensure_ascii=False, default=str)))
         click.echo(f"{len(letters)} dead letters")
         return ExitCode.OK
 

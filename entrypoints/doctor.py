@@ -61,7 +61,7 @@ class Doctor:
     async def run(self) -> list[Line]:
         missing = self.settings.missing_for_production()
         lines = [self._config_line(missing)]
-        if self.settings.sandbox:  # nothing configured: nothing to check, and no store to start for it
+        if self.settings.sandbox and not self.settings.espocrm_url:  # no sandbox serve runs: nothing to check
             return lines
         store_line, store, stored = await self._store()
         espo_ready = not any(name in missing for name in ESPO_SETTINGS)
@@ -100,13 +100,17 @@ class Doctor:
 
     def _config_line(self, missing: Iterable[str]) -> Line:
         names = list(missing)
-        if self.settings.sandbox:
-            return fail(CONFIG, "neither ESPOCRM_URL nor ADVOWARE_URL is set (sandbox mode): nothing to check",
-                        "set the variables of README → Configuration in the environment or in .env")
+        s = self.settings
+        if s.sandbox and not s.espocrm_url:
+            return fail(CONFIG, "sandbox mode (neither ESPOCRM_URL nor ADVOWARE_URL is set) and no sandbox serve "
+                        "runs on this STATE_DIR", "start ./dev serve (doctor then checks its simulators), or set "
+                        "the variables of the configuration reference in the environment or in .env")
+        if s.sandbox:
+            return ok(CONFIG, f"sandbox: the simulators of the running serve: EspoCRM {s.espocrm_url}, "
+                      f"Advoware {s.advoware_url}")
         if names:
             return fail(CONFIG, f"missing {', '.join(names)}",
                         "set them in the environment or in .env (README → Configuration)")
-        s = self.settings
         return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
 
     # -- the checks ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from entrypoints.bootstrap import Services, is_real_redis, set_services
+from entrypoints.log_format import LogFormat, formatter
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
@@ -25,6 +26,9 @@ WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
 
 
+OUR_HANDLER = "_beteiligte_sync"  # marks the handler configure_logging installed (replaced on a second call)
+
+
 class Readiness(StrEnum):
     """``status`` of ``GET /ready``."""
 
@@ -32,14 +36,26 @@ class Readiness(StrEnum):
     NOT_READY = "not_ready"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """``level`` is already validated (``Settings.log_level``, ``--log-level``)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def configure_logging(level: str = "INFO", fmt: LogFormat | str = LogFormat.TEXT) -> None:
+    """``level`` and ``fmt`` are already validated (``Settings.log_level``/``log_format``, ``--log-level``).
+
+    Every line goes through one handler on stderr whose formatter escapes control characters (a value
+    cannot forge a line or reach the reader's terminal as an escape sequence), or writes JSON. An idle
+    ``serve`` logs nothing at INFO: the access log (every ``/health`` probe) shows only at DEBUG.
+    """
+    number = getattr(logging, level.upper(), logging.INFO)
+    root = logging.getLogger()
+    root.setLevel(number)
+    for old in [h for h in root.handlers if getattr(h, OUR_HANDLER, False)]:
+        root.removeHandler(old)
+    if not root.handlers:  # as logging.basicConfig: a host that set up logging itself keeps its handlers
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter(LogFormat(fmt)))
+        setattr(handler, OUR_HANDLER, True)
+        root.addHandler(handler)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if number <= logging.DEBUG else logging.WARNING)
 
 
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:

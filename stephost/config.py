@@ -55,6 +55,11 @@ class HttpConfig(_Section):
     max_buffered_body_bytes: int = Field(default=32 * 1024 * 1024, alias="maxBufferedBodyBytes", gt=0)
     # Open connections before the server itself answers every new request with 503.
     max_connections: int = Field(default=1000, alias="maxConnections", ge=1)
+    # Open connections of one client address counted toward maxConnections; beyond it a connection is
+    # not counted, and its header deadline is spread over 50-100 % of headerTimeoutSeconds
+    # (stephost.http_server). 0: no share
+    # (behind a reverse proxy every connection comes from the proxy, which guards the edge itself).
+    max_connections_per_client: int = Field(default=64, alias="maxConnectionsPerClient", ge=0)
 
 
 class QueueConfig(_Section):

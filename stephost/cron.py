@@ -59,6 +59,7 @@ class CronScheduler:
         self._loops: list[asyncio.Task[None]] = []
         self._runs: set[asyncio.Task[None]] = set()
         self.skipped: dict[str, int] = dict.fromkeys(self._steps, 0)
+        self._claim_failing: set[str] = set()  # steps whose last claim failed (logged once per outage)
 
     @property
     def schedules(self) -> dict[str, str]:
@@ -134,8 +135,15 @@ class CronScheduler:
     async def _claimed(self, name: str, fire_at: datetime) -> bool:
         assert self._claim is not None
         try:
-            return await self._claim(name, fire_at)
+            claimed = await self._claim(name, fire_at)
         except Exception as exc:  # the store is away: this slot is skipped, the next one tried
-            log.warning("cron step %s: could not claim the run of %s (%s); skipping it", name,
-                        fire_at.isoformat(), exc)
+            # Once per outage at WARNING (a step firing every few seconds would repeat it), then DEBUG.
+            level = logging.DEBUG if name in self._claim_failing else logging.WARNING
+            self._claim_failing.add(name)
+            log.log(level, "cron step %s: could not claim the run of %s (%s); skipping runs until the store "
+                    "answers", name, fire_at.isoformat(), exc)
             return False
+        if name in self._claim_failing:
+            self._claim_failing.discard(name)
+            log.warning("cron step %s: the store answers again, runs go on", name)
+        return claimed

@@ -36,6 +36,7 @@ from adapters.errors import (
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
+from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
@@ -48,6 +49,7 @@ from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult
+from sync.sync_skips import runs_nothing
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -97,7 +99,7 @@ class BeteiligteSync:
         self.max_lease_hold_s = max_lease_hold_s
         self.overdue_leases: dict[str, float] = {}  # espo id -> when the watchdog let its lease go
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
-        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo)
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
         self.espo_facts = EspoFacts(espo)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
@@ -220,6 +222,9 @@ class BeteiligteSync:
         record = await self._read_record(espo_id, trigger)
         if isinstance(record, SyncResult):
             return record, None
+        skipped = await runs_nothing(self.store, self.metrics, record, trigger)
+        if skipped is not None:
+            return skipped, None
         await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
         result = await self._run_with_retries(st, trigger)
@@ -230,6 +235,7 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
             self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
@@ -293,13 +299,16 @@ class BeteiligteSync:
         lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
+            # Field names, ids and the decision only: the values are client data (birth dates,
+            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
-                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
-                       winner=c.winner)
+                       group=c.group, field=c.field, winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
-                "Überschrieben wurde:\n" + "\n".join(lines))
+        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
+        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
+                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
+                + "Überschrieben wurde:\n" + "\n".join(lines))
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:

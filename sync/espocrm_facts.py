@@ -31,6 +31,9 @@ class EspoFacts:
         self.espo = espo
         self.user_id: str | None = None
         self.occ: bool | None = None
+        # mapped fields with "Audited" ticked: a person's save of one that our release overwrote is
+        # found in the record's stream (sync.release_check)
+        self.audited: frozenset[str] = frozenset()
         self.loaded = False
         self._loaded_at = 0.0
 
@@ -55,7 +58,18 @@ class EspoFacts:
             log.warning("EspoCRM: optimistic concurrency is off for %s: the sync re-reads a record right "
                         "before it writes values to it; switch it on in the Entity Manager (see "
                         "'beteiligte-sync doctor')", ENTITY)
+        unaudited = sorted({f.espo for f in FIELDS} - self.audited)
+        if not self.loaded and unaudited:
+            log.warning("EspoCRM: %d mapped fields of %s are not audited (e.g. %s): a person's save of one in "
+                        "the instant the sync writes it cannot be found and may be lost; tick 'Audited' for "
+                        "them in the Entity Manager (see 'beteiligte-sync doctor')", len(unaudited), ENTITY,
+                        unaudited[0])
         self.loaded = True
+
+    async def reload(self) -> None:
+        """Read user and metadata again now (an admin changed the entity)."""
+        self._loaded_at = 0.0
+        await self.load()
 
     def option_refused(self, exc: ValidationError) -> bool:
         """EspoCRM refused a value of a mapped enum field (``type: valid``): its options may have
@@ -75,6 +89,7 @@ class EspoFacts:
         occ = defs.get("optimisticConcurrencyControl")
         self.occ = bool(occ) if occ is not None else None
         fields = defs.get("fields") if isinstance(defs.get("fields"), dict) else {}
+        self.audited = frozenset(f.espo for f in FIELDS if _dig(fields, f.espo, "audited") is True)
         for f in FIELDS:
             table = value_maps().get(f.espo)
             options = _dig(fields, f.espo, "options")

@@ -33,6 +33,7 @@ from domain.matching import MatchIndex, Proposal, Verdict, resolve
 from domain.sync_status import ENTITY, SyncStatus
 from domain.timestamps import format_espo
 from sync.create_match import index_entries
+from sync.espocrm_facts import EspoFacts
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
@@ -144,22 +145,27 @@ class ImportSummary:
 
 async def import_unmatched(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, refs: set[str], *,
                            write: bool, now: Callable[[], datetime], clock: Callable[[], float],
-                           on_progress: Callable[[], None] = lambda: None) -> ImportSummary:
+                           on_progress: Callable[[], None] = lambda: None,
+                           facts: EspoFacts | None = None) -> ImportSummary:
     """Create the given Advoware-only parties in EspoCRM, linked (``betnr``, base stored), ``clean``.
-    Resumable: an imported party carries its ``betnr`` and is no longer unmatched at the next scan."""
+    Values go through the value map as the sync writes them (``facts``: EspoCRM's enum options, read
+    here first, so ``Herr`` is written as the option the field offers: ``Herr`` or stock ``Mr.``); a
+    value the map cannot write is reported in the dry run already. Resumable: an imported party
+    carries its ``betnr`` and is no longer unmatched at the next scan."""
     summary = ImportSummary()
+    await (facts or EspoFacts(espo)).load()
     async for obj in every_beteiligter(advo):
         if str(obj["betNr"]) not in refs:
             continue
         on_progress()
-        if not write:
-            summary.would_create += 1
-            continue
         betnr = int(obj["betNr"])
         try:
             values = advoware_to_canonical(obj)
             body = {**canonical_to_espo(values), "betnr": betnr, "advowareRowId": obj.get("rowId"),
                     "syncStatus": SyncStatus.CLEAN, "advowareLastSync": format_espo(now())}
+            if not write:
+                summary.would_create += 1
+                continue
             rec = await espo.create(ENTITY, body)
             await store.save_link(str(rec["id"]), Link(betnr=betnr, row_id=obj.get("rowId"),
                                                        espo=fingerprint(espo_to_canonical(rec)),

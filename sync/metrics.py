@@ -59,6 +59,12 @@ class SyncMetrics:
         self.overdue = Gauge(
             "beteiligte_overdue", "Leases and events in flight past their bound now", ["kind"], registry=r,
         )
+        # Set whenever the status page or `beteiligte-sync status` gathers its facts (one EspoCRM read).
+        self.attention = Gauge(
+            "beteiligte_sync_records_needing_attention",
+            "Records whose latest change did not reach the other system, by reason "
+            "(failed, permanently_failed, pending_overdue, dead_letter); as of the last status read",
+            ["reason"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

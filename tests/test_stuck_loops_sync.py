@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from adapters.sync_state_store import LEASE_MS
-from entrypoints.status_facts import overdue_lines
+from entrypoints.status_facts import stuck_lines
 from sync import beteiligte_sync, check_scan
 from sync.dependency_health import Dependency, DependencyHealth, DependencyStatus
 from sync.metrics import Stall
@@ -85,7 +85,7 @@ async def test_a_pass_past_max_lease_hold_is_reported_and_its_lease_lapses(firm:
     ttl = await sync.store.redis.pttl(sync.store._k("lock", rec["id"]))
     assert 0 < ttl < LEASE_MS - 200  # lapsing: free for another worker once it runs out
     assert sync.metrics.registry.get_sample_value("beteiligte_stalled_total", {"kind": Stall.LEASE}) == 1
-    [line] = overdue_lines(firm.services, firm.host)  # what the status page and `status` show
+    [line] = stuck_lines(firm.services, firm.host)  # what the status page and `status` show
     assert line.startswith(f"record {rec['id']}: sync pass running for over 0 s, its lease let go")
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{firm.url}/metrics", timeout=10)).text

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -135,6 +136,7 @@ class EspoHTTP:
             (base + "/{id}", self.read, ["GET"]),
             (base + "/{id}", self.update, ["PUT", "PATCH"]),
             (base + "/{id}", self.delete, ["DELETE"]),
+            (base + "/{id}/stream", self.stream, ["GET"]),
             (f"{API_PREFIX}/Note", self.list_notes, ["GET"]),
             (f"{API_PREFIX}/Note", self.create_note, ["POST"]),
             (f"{API_PREFIX}/Notification", self.forbidden, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -177,12 +179,19 @@ class EspoHTTP:
         return JSONResponse(record)
 
     async def update(self, request: Request) -> Response:
+        """With a version header and a check that is not atomic (:attr:`Behaviour.occ_check_atomic`),
+        the check and the write are two steps with a yield between, as PHP checks the fetched record
+        and then saves: another request can check and save in between."""
         data = await _json_object(request)
         version = _version_header(request)
+        record_id = request.path_params["id"]
+        if version is not None and not self.sim.behaviour.occ_check_atomic:
+            with self.sim.lock:
+                self.sim.store.check_update(record_id, data, version)
+            await asyncio.sleep(0)
+            version = None  # checked: the save itself is unconditional
         with self.sim.lock:
-            record, change = self.sim.store.update(
-                request.path_params["id"], data, _user(request).id, version_number=version
-            )
+            record, change = self.sim.store.update(record_id, data, _user(request).id, version_number=version)
             self.sim.apply(change)
         return JSONResponse(record)
 
@@ -190,6 +199,20 @@ class EspoHTTP:
         with self.sim.lock:
             self.sim.apply(self.sim.store.delete(request.path_params["id"], _user(request).id))
         return JSONResponse(True)
+
+    async def stream(self, request: Request) -> Response:
+        """``GET <Entity>/<id>/stream``: the record's notes, newest first (``maxSize``, ``offset``)."""
+        record_id = request.path_params["id"]
+        if self.sim.get(record_id) is None:
+            raise RecordNotFound(record_id)
+        try:
+            size = int(request.query_params.get("maxSize") or 20)
+            offset = int(request.query_params.get("offset") or 0)
+        except ValueError:
+            raise _BadRequest("Bad maxSize or offset.") from None
+        with self.sim.lock:
+            notes = self.sim.note_store.stream(record_id)
+        return JSONResponse({"total": len(notes), "list": notes[offset:offset + size]})
 
     # -- Note, Notification --------------------------------------------------------------------
     async def list_notes(self, request: Request) -> Response:
