@@ -82,7 +82,9 @@ def _migrate(client: redis.Redis, current: int, migrations: Mapping[int, Migrati
     if at > current:
         raise StateFormatRefused(newer_refusal(at, current, version))
     while at < current:
-        log.warning("migrating the store's state from format %d to %d", at, at + 1)
+        # A label-only step changes no data: not worth a line beside a command's own output.
+        log.log(logging.INFO if at in LABEL_ONLY else logging.WARNING,
+                "migrating the store's state from format %d to %d", at, at + 1)
         migrations[at](client)
         at += 1
         client.set(FORMAT_KEY, at)

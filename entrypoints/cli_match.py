@@ -15,7 +15,6 @@ change: run it again or see the lines printed.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,6 +33,7 @@ from domain.timestamps import utc_now
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import ExitCode
 from entrypoints.cli_console import console as cli_console
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, run_bounded
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
 from onboarding.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
@@ -182,7 +182,7 @@ def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, imp
             await services.aclose()
 
     try:
-        code: Any = asyncio.run(body())
+        code: Any = run_bounded(body, COMMAND_DEADLINE_S, click.get_current_context().command_path)
     except (MatchFileError, MatchUnavailable) as exc:
         click.echo(str(exc), err=True)
         code = ExitCode.REFUSED

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from adapters.background import bounded
 from adapters.embedded_redis import StartupError
 from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore
 from config.settings import Settings
@@ -26,7 +28,9 @@ from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
 from entrypoints.cli_console import console, printable
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, DEADLINE_MARGIN_S, run_bounded
 from entrypoints.runtime import build_host
+from entrypoints.serve_settings import refusal
 from entrypoints.startup import prepare
 from entrypoints.status_facts import SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
@@ -34,6 +38,7 @@ from entrypoints.store_guard import serve_url
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
 REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
+STOP_GRACE_S = 5.0
 
 
 def progress() -> Progress:
@@ -42,8 +47,13 @@ def progress() -> Progress:
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
-                      start_host: bool = False) -> None:
-    """Services (and a step host: started only when ``start_host``, i.e. this process works events)."""
+                      start_host: bool = False, deadline: float = COMMAND_DEADLINE_S, guard: bool = False) -> None:
+    """Services (and a step host: started only when ``start_host``, i.e. this process works events).
+    A started host works only the events this command emits, in this process (``own_queue``): it never
+    reads serve's shared queue, so serve's events are never handled with this command's settings.
+    ``guard``: the command writes, so it refuses (exit code 2, one line) while the running serve syncs
+    with other settings (:mod:`entrypoints.serve_settings`). It ends within ``deadline`` seconds
+    (:func:`run_bounded`)."""
     try:
         prepared = prepare(settings)
     except StartupError as exc:
@@ -52,7 +62,11 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     services = prepared.services
 
     async def main() -> int:
-        host = build_host(services, cron=False)
+        if guard and (line := await refusal(services.redis, services.store.prefix, settings)):
+            click.echo(line, err=True)
+            await bounded(services.aclose(), STOP_GRACE_S)
+            return ExitCode.REFUSED
+        host = build_host(services, cron=False, own_queue=start_host)
         if start_host:
             await services.redis.ping()  # an unreachable Redis is the command's one line, not the bus's retries
             await host.start()
@@ -60,11 +74,11 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
             return await body(services, host)
         finally:
             if start_host:
-                await host.stop()
-            await services.aclose()
+                await host.stop(STOP_GRACE_S)  # bounded: see stephost.stopping
+            await bounded(services.aclose(), STOP_GRACE_S)
 
     try:
-        code = asyncio.run(main())
+        code = run_bounded(main, deadline, click.get_current_context().command_path)
     finally:
         prepared.close()
     sys.exit(code)
@@ -72,14 +86,18 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
 
 async def drain_with_progress(
     host: Any, timeout: float, total: int, what: str = "working off the queue",  # noqa: ASYNC109 - host.drain's
+    tick: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
-    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued."""
+    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued; ``tick`` is
+    called every quarter second meanwhile (no loop of its own to stop)."""
     with progress() as bar:
         task = bar.add_task(what, total=max(total, 1))
         drain = asyncio.create_task(host.drain(timeout))
         while not drain.done():
             await asyncio.wait({drain}, timeout=0.25)
             bar.update(task, completed=max(0, total - host.queue_depth()))
+            if tick is not None:
+                await tick()
         bar.update(task, completed=max(total, 1))
         return drain.result()
 
@@ -136,6 +154,8 @@ def print_status(f: StatusFacts, out: Console) -> None:
         days.add_row(d.day, str(d.total), str(d.conflicts), str(d.failures))
     out.print(days if f.days else f"per day: Redis could not be read: {f.redis_error}")
     out.print(f"queued events: {f.queue_depth}   dead letters: {f.dead_letters}")
+    for line in f.stuck:
+        out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
     out.print(f"overall: {f.verdict}")
 
@@ -162,7 +182,7 @@ def retry_failed(settings: Settings) -> None:
         out.print(f"retried {len(ids)} records: {len(ids) - len(still)} ok, {len(still)} still failed")
         return ExitCode.RECORDS_FAILED if still else ExitCode.OK
 
-    run_with_services(settings, body)
+    run_with_services(settings, body, guard=True)
 
 
 async def _retry_all(services: Services, ids: list[str]) -> list[tuple[bool, str]]:
@@ -215,36 +235,57 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     they are worked off. Exit code 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        replayed = await _replay_letters(services.redis, host)
-        drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters")
+        redis = services.redis
+        async with redis.lock(f"{host.dead_letter_store.key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
+            replayed = await _replay_letters(redis, host, lock)
+            drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters",
+                                                tick=_every(REPLAY_LOCK_S / 3, lock.reacquire))
+            if drained:  # worked off here (or dead-lettered again): the claimed copies may go
+                await redis.delete(_claim_key(host))
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S, guard=True)
 
 
-async def _replay_letters(redis: Any, host: Any) -> int:
-    """Emit every dead letter once. Two replays reading the same letter before either removed it queued
-    it twice: so one replay at a time (another waits, then finds what is left; a crashed one's lock
-    expires after REPLAY_LOCK_S), and each letter is moved atomically to a claim list while it is
-    emitted: a failed emit puts it back in front, a crash leaves it there for the next replay (then it
-    may be queued twice, never lost)."""
+async def _replay_letters(redis: Any, host: Any, lock: Any) -> int:
+    """Emit every dead letter once, to this command's own queue (worked here). Two replays reading the
+    same letter before either removed it queued it twice: so one replay at a time (another waits, then
+    finds what is left; a crashed one's lock expires after REPLAY_LOCK_S), and each letter is moved
+    atomically to a claim list, where it stays until the replay has worked it off: a failed emit puts it
+    back in front, a crash or a timeout leaves it there for the next replay (then it may be handled
+    twice, never lost). ``lock``: the replay lock, held (and renewed) by the caller until it has
+    worked the letters off."""
     key = host.dead_letter_store.key
-    claim, replayed = f"{key}:replaying", 0
-    async with redis.lock(f"{key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
-        while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
-            pass  # left by a replay that crashed mid-letter: back in front
-        while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
-            letter = json.loads(raw)
-            try:
-                await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
-            except BaseException:
-                await redis.lmove(claim, key, "RIGHT", "LEFT")
-                raise
-            await redis.delete(claim)
-            replayed += 1
-            await lock.reacquire()
+    claim, replayed = _claim_key(host), 0
+    while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
+        pass  # left by a replay that crashed or timed out: back in front
+    while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
+        letter = json.loads(raw)
+        try:
+            await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
+        except BaseException:
+            await redis.lmove(claim, key, "RIGHT", "LEFT")
+            raise
+        replayed += 1
+        await lock.reacquire()
     return replayed
+
+
+def _every(seconds: float, call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """``call``, at most once per ``seconds`` however often the result is called."""
+    last = [time.monotonic()]
+
+    async def tick() -> None:
+        if time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            await call()
+
+    return tick
+
+
+def _claim_key(host: Any) -> str:
+    return f"{host.dead_letter_store.key}:replaying"
 
 
 # -- history ---------------------------------------------------------------------------------------

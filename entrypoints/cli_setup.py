@@ -6,7 +6,6 @@ Exit codes: ``doctor`` 0 when no check failed (warnings allowed), 1 on any ✗. 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from adapters.errors import ApiError
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints.bootstrap import espo_client
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, run_bounded
 from entrypoints.doctor import DEFAULT_TIMEOUT_S, Doctor
 from entrypoints.sandbox_owner import attach, owner_pid
 from entrypoints.setup_store import OpenStore, open_store
@@ -59,7 +59,8 @@ def doctor(settings: Settings, public_url: str | None, timeout: float, debug: bo
     _tolerant_stdout()
     if settings.sandbox:
         settings = sandbox_settings(settings)
-    lines = asyncio.run(Doctor(settings, public_url=public_url, timeout=timeout, debug=debug).run())
+    lines = run_bounded(Doctor(settings, public_url=public_url, timeout=timeout, debug=debug).run, COMMAND_DEADLINE_S,
+                        click.get_current_context().command_path)
     for line in lines:
         for text in line.render():
             click.echo(text)
@@ -109,7 +110,7 @@ def _with_espocrm(settings: Settings, work: Callable[[Any, WebhookSecretStore], 
             await store.aclose()
 
     try:
-        return asyncio.run(run())
+        return run_bounded(run, COMMAND_DEADLINE_S, click.get_current_context().command_path)
     except ApiError as exc:
         click.echo(f"EspoCRM: {exc}", err=True)
         sys.exit(FAILED_EXIT_CODE)

@@ -18,6 +18,7 @@ from entrypoints.log_setup import configure_logging  # noqa: F401 - imported fro
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
+from sync.metrics import Stall
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
@@ -87,6 +88,8 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
     async def metrics(_request: Request) -> Response:
         host = host_ref[0]
         services.metrics.queue_depth.set(host.queue_depth())
+        services.metrics.overdue.labels(Stall.EVENT).set(len(host.overdue_events()))
+        services.metrics.overdue.labels(Stall.LEASE).set(len(services.sync.overdue_leases))
         try:
             services.metrics.dead_letters.set(await host.dead_letter_count())
         except Exception:  # metrics must render even when Redis is down
@@ -109,8 +112,12 @@ def dependencies(services: Services) -> dict[str, dict[str, Any]]:
 
 def build_host(
     services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
+    own_queue: bool = False,
 ) -> StepHost:
-    """The step host over the project's steps, with the service's extra routes."""
+    """The step host over the project's steps, with the service's extra routes. ``own_queue``: a CLI
+    command working its own events: they are queued and worked in this process only, and serve's
+    shared queue (Redis Streams) is never read, so none of serve's events runs with the command's
+    settings (issue 17, item 4)."""
     set_services(services)
     ref: list[StepHost] = []
     host = StepHost(
@@ -120,7 +127,7 @@ def build_host(
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
         # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
         # shared by every worker process; only fakeredis in tests keeps them in-process.
-        durable_bus=is_real_redis(services.redis),
+        durable_bus=is_real_redis(services.redis) and not own_queue,
     )
     ref.append(host)
     return host

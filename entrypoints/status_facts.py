@@ -13,6 +13,7 @@ Every part fails on its own: an unreachable system is a line on the page, never 
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -80,6 +81,7 @@ class StatusFacts:
     pending: list[FailedRow] = field(default_factory=list)
     dead: list[FailedRow] = field(default_factory=list)
     overdue: set[str] = field(default_factory=set)
+    stuck: list[str] = field(default_factory=list)  # what the watchdogs let go in this process
 
     @property
     def healthy(self) -> bool:
@@ -97,9 +99,10 @@ class StatusFacts:
 
     @property
     def degraded(self) -> bool:
-        """Not ok: a dependency fails, EspoCRM or Redis could not be read, or a record needs attention."""
+        """Not ok: a dependency fails, EspoCRM or Redis could not be read, a record needs attention, or
+        a watchdog let go of a handler or lease stuck past its bound."""
         return (not self.healthy or bool(self.espo_error) or bool(self.redis_error)
-                or any(self.attention.values()))
+                or any(self.attention.values()) or bool(self.stuck))
 
     @property
     def verdict(self) -> str:
@@ -126,7 +129,19 @@ async def gather(services: Services, host: Any, *, workers: str | None = None) -
     facts.dependencies = await dependency_rows(services, facts, workers)
     for reason, n in facts.attention.items():
         services.metrics.attention.labels(str(reason)).set(n)
+    facts.stuck = stuck_lines(services, host)
     return facts
+
+
+def stuck_lines(services: Services, host: Any) -> list[str]:
+    """One line per event handler and per record lease in flight past its bound in this process (the
+    watchdogs reported it and let it go: another worker takes it over). ``serve``'s page shows serve's."""
+    now = time.time()
+    lines = [f"event {e['entry']} ({e['step']}, trace {e['trace_id']}): handler running for "
+             f"{now - e['since']:.0f} s, taken over by another worker" for e in host.overdue_events()]
+    lines += [f"record {espo_id}: sync pass running for over {services.sync.max_lease_hold_s:.0f} s, its lease "
+              f"let go {now - at:.0f} s ago" for espo_id, at in services.sync.overdue_leases.items()]
+    return lines
 
 
 def _name(rec: dict[str, Any]) -> str:

@@ -165,5 +165,7 @@ def _queue(f: StatusFacts) -> str:
     held = f.last_check is not None and f.last_check.held
     dead = f"{f.dead_letters} (list: <code>beteiligte-sync dead-letters list</code>)" if f.dead_letters else "0"
     rows = [["queued events", _e(f.queue_depth)], ["dead letters", dead],
-            ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"]]
+            ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"],
+            ["stuck (past their bound)", "<br>".join(f"<span class='failing'>{_e(line)}</span>"
+                                                     for line in f.stuck) or "none"]]
     return "<h2>Queue and sync check</h2>" + _table(["what", "now"], rows)

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from adapters.advoware_api import AdvowareAPI
 from adapters.advoware_token_cache import AdvowareTokenCache, TokenFetcher
+from adapters.background import bounded, pause
 from adapters.errors import (
     ApiError,
     AuthenticationError,
@@ -220,15 +221,17 @@ class DependencyHealth:
         await self._save()
         return self.snapshot()
 
-    async def run(self, interval: float) -> None:
-        """Check now and every ``interval`` seconds until cancelled."""
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Check now and every ``interval`` seconds until ``stop`` is set (checked after every round:
+        a cancel landing in a probe's Redis call can be swallowed; see :mod:`adapters.background`)."""
         self._every = f"every {interval:g} s"
-        while True:
+        while not stop.is_set():
             try:
                 await self.check()
             except Exception:  # a bug here must not end the checks; the next round tries again
                 log.exception("dependency check failed")
-            await asyncio.sleep(interval)
+            if await pause(stop, interval):
+                return
 
     async def aclose(self) -> None:
         for close in self._closers:
@@ -242,7 +245,7 @@ class DependencyHealth:
 
     async def _probe(self, name: Dependency) -> str | None:
         try:
-            await asyncio.wait_for(self._probes[name](), self._timeout)
+            await bounded(self._probes[name](), self._timeout)  # bounded even if a cancel is swallowed
         except TimeoutError:
             return explain(TimeoutError(), name, redis_fix=self._redis_fix).replace(
                 "no answer in time", f"no answer within {self._timeout:g} s")

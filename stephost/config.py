@@ -77,6 +77,9 @@ class QueueConfig(_Section):
     # Redis Streams bus only: backoff of a worker loop after a Redis error (doubling up to the max).
     reconnect_base_seconds: float = Field(default=0.1, alias="reconnectBaseSeconds", gt=0)
     reconnect_max_seconds: float = Field(default=2.0, alias="reconnectMaxSeconds", gt=0)
+    # Redis Streams bus only: a handler running longer than this is reported (log, counter, status
+    # page) and its entry no longer kept, so a live worker takes it over (the watchdog).
+    max_handler_seconds: float = Field(default=600.0, alias="maxHandlerSeconds", gt=0)
 
 
 class CronConfig(_Section):

@@ -131,6 +131,10 @@ class StepHost:
     def queue_depth(self) -> int:
         return self.bus.depth()
 
+    def overdue_events(self) -> list[dict[str, Any]]:
+        """Events whose handler in this process runs past ``maxHandlerSeconds`` (the bus's watchdog)."""
+        return self.bus.overdue()
+
     def bus_stats(self) -> dict[str, int]:
         return self.bus.stats()
 

@@ -17,12 +17,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from adapters.background import Background, pause
 from adapters.errors import (
     ApiError,
     DeferredError,
@@ -42,7 +43,7 @@ from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
 from sync.espocrm_facts import EspoFacts
-from sync.metrics import SyncMetrics
+from sync.metrics import Stall, SyncMetrics
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
 from sync.sync_journal import SyncJournal
@@ -63,6 +64,8 @@ QUICK_RETRY_S = 0.5
 MAX_INLINE_WAIT_S = 5.0
 LOCK_WAIT_S = 120.0
 HEARTBEAT_S = LEASE_MS / 1000 / 3
+MAX_LEASE_HOLD_S = 300.0  # the watchdog: a pass holding its lease longer is reported and let go
+HEARTBEAT_STOP_GRACE_S = 2.0  # the heartbeat gets this long (twice) to stop when the pass ends
 
 
 class LockBusyError(RetryableError):
@@ -83,6 +86,7 @@ class BeteiligteSync:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lock_wait_s: float = LOCK_WAIT_S,
+        max_lease_hold_s: float = MAX_LEASE_HOLD_S,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -93,6 +97,8 @@ class BeteiligteSync:
         self.delete_policy = delete_policy
         self.clock = clock
         self.lock_wait_s = lock_wait_s
+        self.max_lease_hold_s = max_lease_hold_s
+        self.overdue_leases: dict[str, float] = {}  # espo id -> when the watchdog let its lease go
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
         self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
         self.espo_facts = EspoFacts(espo, FactsCache.for_system(store.redis, getattr(espo, "base_url", "")))
@@ -172,9 +178,21 @@ class BeteiligteSync:
 
     @asynccontextmanager
     async def _heartbeat(self, espo_id: str, token: str) -> AsyncIterator[None]:
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(HEARTBEAT_S)
+        """Extend the lease every HEARTBEAT_S while the pass runs, up to MAX_LEASE_HOLD_S: a pass still
+        running then is reported (log, metric, :attr:`overdue_leases`) and its lease left to lapse, so
+        the record is free again LEASE_MS later (the watchdog). Stopped by a flag, never by a cancel
+        alone: a cancel landing in ``extend`` (a Redis script) can be swallowed by redis-py."""
+        started = time.monotonic()
+
+        async def beat(stop: asyncio.Event) -> None:
+            while not await pause(stop, HEARTBEAT_S):
+                if time.monotonic() - started >= self.max_lease_hold_s:
+                    self.overdue_leases[espo_id] = self.clock()
+                    self.metrics.stalled.labels(Stall.LEASE).inc()
+                    log_record(logging.ERROR, f"sync pass still running after {self.max_lease_hold_s:.0f} s: "
+                               "lease no longer extended, it lapses for other workers", espo_id=espo_id,
+                               betnr=None, decision="lease_overdue")
+                    return
                 try:
                     kept = await self.store.extend(espo_id, token)
                 except Exception as exc:  # Redis away: keep trying while the pass runs
@@ -186,13 +204,15 @@ class BeteiligteSync:
                                decision="lease_lost")
                     return
 
-        task = asyncio.create_task(beat())
+        heart = Background(beat, f"lease-heartbeat-{espo_id}")
         try:
             yield
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            self.overdue_leases.pop(espo_id, None)
+            if not await heart.stop(HEARTBEAT_STOP_GRACE_S):
+                self.metrics.stalled.labels(Stall.HEARTBEAT_LEFT).inc()
+                log_record(logging.ERROR, "lease heartbeat did not stop; left behind (it ends after its call)",
+                           espo_id=espo_id, betnr=None, decision="heartbeat_left_behind")
 
     # -- one record, under the lease ------------------------------------------------------------
     async def _sync_locked(self, espo_id: str, trigger: str, prefetched: tuple[Link | None] | None = None,
