@@ -133,6 +133,13 @@ class SyncStateStore(RecordLeases):
         if await self.betnr_owner(betnr) == espo_id:  # no other record can claim it meanwhile (HSETNX)
             await self.redis.hdel(self._betnr_owner, str(betnr))
 
+    async def owners(self, betnrs: list[int]) -> dict[int, str | None]:
+        """The EspoCRM record linked to each Beteiligter (one round trip); ``None`` for an unlinked one."""
+        if not betnrs:
+            return {}
+        raw = await self.redis.hmget(self._betnr_owner, [str(b) for b in betnrs])
+        return {b: as_text(r) for b, r in zip(betnrs, raw, strict=True)}
+
     async def betnr_owner(self, betnr: int) -> str | None:
         """The EspoCRM record a Beteiligter is linked to (links saved since this index exists)."""
         return as_text(await self.redis.hget(self._betnr_owner, str(betnr)))

@@ -47,6 +47,8 @@ class ConfigError(ValueError):
 FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
+    "advoware_poll_seconds": "use 0 (off), a divisor of 60 (e.g. 10, 15, 30) or whole minutes dividing an hour "
+                             "(e.g. 60, 300)",
     "log_format": f"use one of {', '.join(LOG_FORMATS)}",
     "fingerprint_key": f"use at least {FINGERPRINT_KEY_MIN} random characters, e.g. from: openssl rand -hex 32",
     "status_token": f"use at least {STATUS_TOKEN_MIN} random characters, e.g. from: openssl rand -hex 16",
@@ -95,6 +97,9 @@ class Settings(BaseSettings):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     sync_check_cron: str = "*/15 * * * *"
+    # Advoware's change feed (issue 20): seconds between reads of Advoware's changes; 0 turns it off.
+    # A divisor of 60 below a minute, or whole minutes dividing an hour (a cron step's schedule).
+    advoware_poll_seconds: int = 10
 
     # Not in the contract; documented in the README.
     delete_policy: str = DELETE_POLICIES[0]
@@ -174,6 +179,14 @@ class Settings(BaseSettings):
         if v.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"{v!r} is not a log level")
         return v.strip().upper()
+
+    @field_validator("advoware_poll_seconds")
+    @classmethod
+    def _poll(cls, v: int) -> int:
+        ok = v == 0 or (0 < v < 60 and 60 % v == 0) or (v % 60 == 0 and 0 < v <= 3600 and 60 % (v // 60) == 0)
+        if not ok:
+            raise ValueError(f"{v} is not a poll interval")
+        return v
 
     @field_validator("log_format")
     @classmethod

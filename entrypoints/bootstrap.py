@@ -17,6 +17,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.advoware_token_cache import AdvowareTokenCache
 from adapters.embedded_redis import EmbeddedRedis
 from adapters.espocrm_api import EspoCRMAPI
+from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import SyncStateStore
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings, get_settings
@@ -35,6 +36,7 @@ from installation.dependency_health import (
 )
 from installation.webhook_recovery import WebhookSecretRecovery
 from onboarding.hold_recheck import HoldRecheck
+from sync.advoware_feed import AdvowareFeed
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
 from sync.metrics import SyncMetrics
@@ -55,6 +57,7 @@ class Services:
     stored_secrets: WebhookSecretStore
     dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
     secret_recovery: WebhookSecretRecovery  # the stored secrets read back from EspoCRM when the store lost them
+    feed: AdvowareFeed | None = None  # Advoware's changes within seconds (ADVOWARE_POLL_SECONDS)
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -148,8 +151,10 @@ def build_services(
     sync.creates.on_match = OnCreateMatch(settings.on_create_match)
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone,
                           recheck=HoldRecheck(sync.creates.matcher).released)
+    feed = AdvowareFeed(advo, store, MatchKeyIndex(redis), timezone=settings.advoware_timezone,
+                        poll_seconds=settings.advoware_poll_seconds, clock=clock)
     return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, secrets, dependencies,
-                    recovery)
+                    recovery, feed)
 
 
 def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None,
@@ -199,6 +204,16 @@ def advoware_client(
         timezone=settings.advoware_timezone,
         max_inflight=settings.advoware_max_inflight,
     )
+
+
+def advoware_feed_schedule() -> str:
+    """The feed step's schedule: every ``ADVOWARE_POLL_SECONDS`` (0: never, the step stays idle)."""
+    seconds = get_settings().advoware_poll_seconds
+    if seconds == 0:
+        return "0 0 1 1 *"  # once a year; the step itself does nothing while the feed is off
+    if seconds < 60:
+        return f"* * * * * */{seconds}"
+    return f"*/{seconds // 60} * * * *"
 
 
 def sync_check_schedule() -> str:

@@ -66,5 +66,11 @@ class SyncMetrics:
             "(failed, permanently_failed, pending_overdue, dead_letter); as of the last status read",
             ["reason"], registry=r)
 
+        self.feed_polls = Counter(
+            "advoware_feed_polls", "Polls of Advoware's change feed, by outcome (running, failing, "
+            "no_list_endpoint, off)", ["outcome"], registry=r)
+        self.feed_lag = Gauge(
+            "advoware_feed_lag_seconds", "Now minus the newest Advoware change the feed has read", registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
