@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache
+from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
 from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
 from adapters.api_ids import beteiligter_path
 from adapters.errors import (
@@ -110,7 +110,8 @@ class AdvowareAPI(AdvowareListing):
         self._user = user
         self._password = password
         self._zone = ZoneInfo(timezone)
-        self._tokens = tokens or AdvowareTokenCache(redis, key=token_key, margin=token_margin)
+        key = credentials_key(token_key, self._token_endpoint, app_id, api_key, kanzlei, database, user, password)
+        self._tokens = tokens or AdvowareTokenCache(redis, key=key, margin=token_margin)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport or http_transport())
         self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
         self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
@@ -249,7 +250,7 @@ class AdvowareAPI(AdvowareListing):
             raise BadResponseError("token answer has no access_token", system=SYSTEM, status=resp.status_code)
         self._remember(token)
         expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
-        log.info("advoware token issued", extra={"expires_in": expires_in})
+        log.debug("advoware token issued", extra={"expires_in": expires_in})
         return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
 
     def _template(self, url_or_path: str) -> str:

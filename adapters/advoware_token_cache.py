@@ -13,6 +13,7 @@ next call reads Redis again, where another process may have stored a renewed tok
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -25,6 +26,14 @@ from adapters.redis_ops import delete_if_equals
 log = logging.getLogger(__name__)
 
 DEFAULT_KEY = "beteiligte-sync:advoware:token"
+
+
+def credentials_key(base: str, *inputs: str) -> str:
+    """The cache key of the token these request inputs get: a token fetched with other settings (a
+    corrected or a wrong ADVOWARE_PASSWORD, another user or Kanzlei) is never used for them, so changed
+    settings are checked by Advoware at the next request. The inputs are one-way digested: nothing
+    in Redis tells a password, and with the API key among the inputs nothing can be guessed either."""
+    return f"{base}:{hashlib.sha256(chr(0).join(inputs).encode()).hexdigest()[:16]}"
 TokenFetcher = Callable[[], Awaitable[tuple[str, float]]]
 """Fetches a fresh token from the gateway: returns ``(access_token, expires_in_seconds)``."""
 

@@ -33,6 +33,7 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
+from adapters.background import pause
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,10 +185,9 @@ class EmbeddedRedis:
             time.sleep(POLL_S)
         return True
 
-    async def supervise(self, interval: float = SUPERVISE_INTERVAL_S) -> None:
-        """Start the server again whenever it is down (runs beside ``serve`` until cancelled)."""
-        while True:
-            await asyncio.sleep(interval)
+    async def supervise(self, stop: asyncio.Event, interval: float = SUPERVISE_INTERVAL_S) -> None:
+        """Start the server again whenever it is down (runs beside ``serve`` until ``stop`` is set)."""
+        while not await pause(stop, interval):
             if await asyncio.to_thread(self.probe) is not Probe.DOWN:
                 continue
             log.warning("embedded redis-server in %s is down: starting it again", self.folder)

@@ -106,6 +106,11 @@ class EspoCRMAPI(EspoPaging):
             base_url=base_url.rstrip("/") + "/api/v1/", timeout=timeout, transport=transport or http_transport()
         )
 
+    @property
+    def base_url(self) -> str:
+        """The API's address (``…/api/v1/``)."""
+        return str(self._client.base_url)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -234,3 +239,13 @@ class EspoCRMAPI(EspoPaging):
     async def register_webhook(self, event: str, url: str, skip_own: bool = True) -> dict[str, Any]:
         body = {"event": event, "url": url, "skipOwn": skip_own}
         return self._expect_dict(await self._request("POST", "Webhook", json_body=body), "POST Webhook")
+
+    async def stream(self, entity: str, id: str, *, max_size: int = 20) -> builtins.list[dict[str, Any]]:
+        """The newest notes of a record's stream (``GET <Entity>/<id>/stream``), newest first."""
+        query = httpx.QueryParams((("maxSize", str(max_size)), ("offset", "0")))
+        result = self._expect_dict(await self._request("GET", f"{record_path(entity, id)}/stream", params=query),
+                                   f"GET {entity} stream")
+        notes = result.get("list")
+        if not isinstance(notes, list):
+            raise BadResponseError(f"GET {entity} stream: missing list", system=SYSTEM)
+        return [n for n in notes if isinstance(n, dict)]

@@ -5,6 +5,12 @@ Fingerprints are stored by field position (the mapper's field order, named by :d
 each 16-hex-digit fingerprint as 11 base64 characters. The older spelled-out JSON is still read. A
 link written for another field order, or unreadable, is ``None``: a missing base, which is safe (it
 degrades to a full compare).
+
+A link names the form of its fingerprints (``k``, :func:`domain.fingerprint_key.scheme`). One without
+(written before the installation had a fingerprint key) is read in this process's keyed form
+(:func:`domain.fingerprint_key.keyed`) and keeps its stored text in ``legacy_raw``, so the sync check
+can replace it (compare-and-set) and no plain fingerprint stays in Redis. One of another key is
+``None``: a missing base.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import base64
 import binascii
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from domain.beteiligte_mapper import FIELDS
 from domain.decision import Base
+from domain.fingerprint_key import keyed, scheme
 
 
 @dataclass
@@ -31,6 +38,8 @@ class Link:
     # Advoware's edit time of the values still owed to EspoCRM, when our own Advoware write has
     # moved ``geaendertAm`` since (ISO, UTC); ``None`` when nothing is owed.
     advo_edited_at: str | None = None
+    # The stored text of a link read from the plain form (before the fingerprint key): to be replaced.
+    legacy_raw: str | None = field(default=None, compare=False, repr=False)
 
     def base(self) -> Base:
         return Base(espo=self.espo, advo=self.advo, row_id=self.row_id)
@@ -79,21 +88,35 @@ def encode_link(link: Link) -> str:
         compact = {"v": LINK_LAYOUT, "b": link.betnr, "r": link.row_id, "e": _pack_side(link.espo),
                    "a": _pack_side(link.advo), "t": link.synced_at}
     except ValueError:
-        return json.dumps(asdict(link))
+        spelled = {k: v for k, v in asdict(link).items() if k != "legacy_raw"}
+        return json.dumps({**spelled, "k": scheme()} if scheme() else spelled)
     if link.advo_edited_at is not None:
         compact["ae"] = link.advo_edited_at
+    if scheme():
+        compact["k"] = scheme()
     return json.dumps(compact, separators=(",", ":"))
 
 
 def decode_link(raw: Any) -> Link | None:
-    """A stored link, either form; ``None`` when unreadable (a missing base: safe)."""
+    """A stored link, either form; ``None`` when unreadable or of another fingerprint key (a missing
+    base: safe). A plain link (no key yet) is read in this process's form (module doc)."""
     try:
         data = json.loads(raw)
-        if "v" not in data:
-            return Link(**data)
-        if data["v"] != LINK_LAYOUT:
+        form = data.pop("k", "")
+        if form and form != scheme():
             return None
-        return Link(betnr=int(data["b"]), row_id=data["r"], espo=_unpack_side(data["e"]),
-                    advo=_unpack_side(data["a"]), synced_at=float(data["t"]), advo_edited_at=data.get("ae"))
+        if "v" not in data:
+            link = Link(**data)
+        elif data["v"] != LINK_LAYOUT:
+            return None
+        else:
+            link = Link(betnr=int(data["b"]), row_id=data["r"], espo=_unpack_side(data["e"]),
+                        advo=_unpack_side(data["a"]), synced_at=float(data["t"]), advo_edited_at=data.get("ae"))
     except (TypeError, ValueError, KeyError, AttributeError, binascii.Error):
         return None
+    if form == scheme():
+        return link
+    link.espo = {f: keyed(fp) for f, fp in link.espo.items()}
+    link.advo = {f: keyed(fp) for f, fp in link.advo.items()}
+    link.legacy_raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return link

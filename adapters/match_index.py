@@ -11,26 +11,28 @@ an older version serves the lookups it has keys for, an index without a version 
 only, until ``match`` runs again and writes the current version).
 ``beteiligte-sync match`` builds it; each create then reads Advoware's changes since an hour before
 the watermark (one list call; a second one only behind a full page of older rows, see
-:func:`sync.create_match.refresh_index`) and brings it up to date. Losing it is safe: the create check is skipped until
-``match`` runs again.
+:func:`sync.create_match.refresh_index`) and brings it up to date. Without an index (``match`` never ran) the
+create check is skipped; an index lost with the store (Redis came back empty) is rebuilt before the next
+create, which is held meanwhile (:mod:`sync.index_rebuild`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from adapters.redis_ops import as_text
+from domain.fingerprint_key import scheme, text_hash
 from domain.match_keys import KEY_VERSION
 
 VERSION = KEY_VERSION
 
 
 def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+    """A match key's name in Redis: keyed with the installation's fingerprint key (not reversible)."""
+    return text_hash(key, 24)
 
 
 class MatchKeyIndex:
@@ -102,26 +104,38 @@ class MatchKeyIndex:
     async def cursor(self) -> tuple[str, int] | None:
         """The watermark and how many rows stamped with it are indexed (0 when not known: an index
         written before the count, or a full build); ``None`` without an index."""
-        water, seen = (as_text(v) for v in await self.redis.mget([self._water, self._seen]))
-        if water is None:
+        water, seen, form = (as_text(v) for v in await self.redis.mget([self._water, self._seen, self._scheme]))
+        if water is None or (form or "") != scheme():  # keys of another fingerprint key: not this index
             return None
         return water, int(seen) if seen is not None and seen.isdigit() else 0
 
-    async def set_watermark(self, stamp: str, seen: int = 0) -> None:
-        await self.redis.mset({self._water: stamp, self._seen: str(seen)})
+    async def set_watermark(self, stamp: str, seen: int = 0) -> bool:
+        """Advance the watermark of an index that exists; never creates one (a catch-up after the store
+        was emptied would otherwise make a few recent rows look like a whole index). False: no index."""
+        if not await self.redis.set(self._water, stamp, xx=True):
+            return False
+        await self.redis.set(self._seen, str(seen))  # alone (emptied in between) it means nothing: no watermark
+        return True
 
     async def complete(self, stamp: str) -> None:
         """A full build is done: the watermark, and the version of the keys it holds."""
-        await self.redis.mset({self._water: stamp, self._seen: "0", f"{self.prefix}:mversion": str(VERSION)})
+        await self.redis.mset({self._water: stamp, self._seen: "0", f"{self.prefix}:mversion": str(VERSION),
+                               self._scheme: scheme()})
 
     async def version(self) -> int:
         """The key version a full build wrote (0: built before the versions, or no index)."""
         return _version(as_text(await self.redis.get(f"{self.prefix}:mversion")))
 
     async def state(self) -> IndexState:
-        """Whether an index is built, and its key version: one round trip (a create asks both)."""
-        water, version = (as_text(v) for v in await self.redis.mget([self._water, f"{self.prefix}:mversion"]))
-        return IndexState(built=water is not None, version=_version(version))
+        """Whether an index is built, and its key version: one round trip (a create asks both). An index
+        whose keys were named with another fingerprint key (or none) is not built: it finds nothing."""
+        water, version, form = (as_text(v) for v in await self.redis.mget(
+            [self._water, f"{self.prefix}:mversion", self._scheme]))
+        return IndexState(built=water is not None and (form or "") == scheme(), version=_version(version))
+
+    @property
+    def _scheme(self) -> str:
+        return f"{self.prefix}:mscheme"
 
 
 @dataclass(frozen=True)

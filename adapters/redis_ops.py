@@ -39,3 +39,9 @@ async def delete_if_equals(redis: Any, key: str, expected: str) -> bool:
 async def extend_if_equals(redis: Any, key: str, expected: str, ttl_ms: int) -> bool:
     """Compare-and-pexpire: a lease is extended only for its owner."""
     return await _if_equals(redis, key, expected, lambda pipe: pipe.pexpire(key, ttl_ms))
+
+
+async def set_if_equals(redis: Any, key: str, expected: str, value: str) -> bool:
+    """Compare-and-set: ``key`` takes ``value`` only while it still holds ``expected`` (a writer in between
+    wins), keeping its expiry."""
+    return await _if_equals(redis, key, expected, lambda pipe: pipe.set(key, value, keepttl=True))

@@ -14,6 +14,7 @@ Keys (prefix ``bsync``):
 - ``betnr_owner``     hash betNr -> espoId of every link (a lost create never adopts another's twin)
 - ``create:<espoId>`` JSON: a create attempt in flight (its start, the values each attempt sent)
 - ``retry:<espoId>``  JSON retry schedule: next attempt, fatal flag, EspoCRM fingerprint at failure
+- ``retry_due``  sorted set: espoId by the time its retry is due (queued then, every few seconds)
 Losing any of this is safe: a missing base degrades to a full compare, a missing lock to the
 ``syncing`` status check, a missing retry record to an immediate retry.
 """
@@ -30,12 +31,14 @@ from redis.asyncio import Redis
 
 from adapters.link_codec import Link, decode_link, encode_link
 from adapters.record_lease import LEASE_MS, Lease, RecordLeases, Settled
-from adapters.redis_ops import as_text
+from adapters.redis_ops import as_text, set_if_equals
+from domain.fingerprint_key import keyed, scheme
 
 __all__ = ["LEASE_MS", "CreateAttempt", "Lease", "Link", "RetryState", "Settled", "SyncStateStore", "decode_link",
            "encode_link"]
 
 CREATE_ATTEMPT_TTL_S = 7 * 24 * 3600
+DUE_BATCH = 1000  # retries queued per run of the retry step at most (the rest on its next run)
 T = TypeVar("T")
 
 @dataclass
@@ -73,6 +76,10 @@ class SyncStateStore(RecordLeases):
     async def save_espo_edited_at(self, espo_id: str, modified_at: str) -> None:
         await self.redis.set(self._k("edited", espo_id), modified_at)
 
+    async def forget_espo_edited_at(self, espo_id: str) -> None:
+        """The record is gone from EspoCRM: when a person last edited it means nothing any more."""
+        await self.redis.delete(self._k("edited", espo_id))
+
     # -- base ---------------------------------------------------------------------------------
     async def get_link(self, espo_id: str) -> Link | None:
         return (await self.get_links([espo_id]))[espo_id]
@@ -82,6 +89,16 @@ class SyncStateStore(RecordLeases):
             return {}
         raws = await self.redis.mget([self._k("link", i) for i in espo_ids])
         return {i: decode_link(raw) if raw else None for i, raw in zip(espo_ids, raws, strict=True)}
+
+    async def upgrade_links(self, links: dict[str, Link | None]) -> int:
+        """Store again, in this process's fingerprint form, every link read from the plain form (before
+        the installation's fingerprint key): compare-and-set, so a sync that wrote the link meanwhile
+        wins. How many were replaced."""
+        done = 0
+        for espo_id, link in links.items():
+            if link is not None and link.legacy_raw is not None:
+                done += await set_if_equals(self.redis, self._k("link", espo_id), link.legacy_raw, encode_link(link))
+        return done
 
     async def save_link(self, espo_id: str, link: Link, *, clear_create_attempt: bool = False,
                         clear_retry: bool = False) -> None:
@@ -115,6 +132,13 @@ class SyncStateStore(RecordLeases):
         """Give up a claim whose link was not stored (only this record's own claim)."""
         if await self.betnr_owner(betnr) == espo_id:  # no other record can claim it meanwhile (HSETNX)
             await self.redis.hdel(self._betnr_owner, str(betnr))
+
+    async def owners(self, betnrs: list[int]) -> dict[int, str | None]:
+        """The EspoCRM record linked to each Beteiligter (one round trip); ``None`` for an unlinked one."""
+        if not betnrs:
+            return {}
+        raw = await self.redis.hmget(self._betnr_owner, [str(b) for b in betnrs])
+        return {b: as_text(r) for b, r in zip(betnrs, raw, strict=True)}
 
     async def betnr_owner(self, betnr: int) -> str | None:
         """The EspoCRM record a Beteiligter is linked to (links saved since this index exists)."""
@@ -162,7 +186,7 @@ class SyncStateStore(RecordLeases):
         fingerprint of the values it carries. Earlier attempts are kept: any of them may have landed.
         ``previous``: :meth:`create_attempt` as read under the same lease (not read again here)."""
         attempt = CreateAttempt(at=previous.at if previous else at, sent=[*(previous.sent if previous else []), sent])
-        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent})
+        raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent, "k": scheme()})
         await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
 
     async def create_attempt(self, espo_id: str) -> CreateAttempt | None:
@@ -173,7 +197,11 @@ class SyncStateStore(RecordLeases):
             if not raw.startswith("{"):  # written before the values were noted: the time only
                 return CreateAttempt(at=datetime.fromisoformat(raw), sent=[])
             data = json.loads(raw)
-            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=list(data["sent"]))
+            sent = [dict(s) for s in data["sent"]]
+            form = data.get("k", "")
+            if form != scheme():  # plain (before the fingerprint key): in this process's form; another key: unknown
+                sent = [{f: keyed(fp) for f, fp in s.items()} for s in sent] if not form else []
+            return CreateAttempt(at=datetime.fromisoformat(data["at"]), sent=sent)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -185,7 +213,30 @@ class SyncStateStore(RecordLeases):
         return await self._mget("retry", espo_ids, RetryState)
 
     async def save_retry(self, espo_id: str, state: RetryState) -> None:
-        await self.redis.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+        """The schedule, and (unless a person must act first) its due time in ``retry_due``, from which
+        :meth:`take_due_retries` queues the retry at the time the record's message states."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("retry", espo_id), json.dumps(asdict(state)))
+            if not state.fatal and not state.held:
+                pipe.zadd(self._retry_due, {espo_id: state.next_at})
+            await pipe.execute()
+
+    async def take_due_retries(self, now: float, limit: int = DUE_BATCH) -> list[str]:
+        """The records whose retry is due, taken off ``retry_due`` (a failed retry schedules itself
+        again). An entry whose schedule was cleared (synced since) or moved on is dropped, not queued;
+        one lost between taking and queueing is found by the next sync check."""
+        raw = await self.redis.zrangebyscore(self._retry_due, "-inf", now, start=0, num=limit)
+        ids = [as_text(i) or "" for i in raw]
+        if not ids:
+            return []
+        await self.redis.zrem(self._retry_due, *ids)
+        states = await self.get_retries(ids)
+        return [i for i in ids if (st := states[i]) is not None and not st.fatal and not st.held
+                and st.next_at <= now]
+
+    @property
+    def _retry_due(self) -> str:
+        return f"{self.prefix}:retry_due"
 
     async def clear_retry(self, espo_id: str) -> None:
         await self.redis.delete(self._k("retry", espo_id))

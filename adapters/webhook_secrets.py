@@ -68,11 +68,12 @@ class WebhookSecretStore:
     def cached(self) -> dict[str, str]:
         return self._cached
 
-    async def refresh(self, *, unknown_id: bool = False) -> bool:
+    async def refresh(self, *, unknown_id: bool = False, force: bool = False) -> bool:
         """Read the store if the copy is due: never read, older than ``max_age``, or (``unknown_id``) a
-        signature named an id it lacks and the last read is ``min_interval`` ago. True if it was read."""
+        signature named an id it lacks and the last read is ``min_interval`` ago; ``force``: now (secrets
+        were just stored by :mod:`installation.webhook_recovery`). True if it was read."""
         async with self._lock:
-            if not self._due(unknown_id):
+            if not force and not self._due(unknown_id):
                 return False
             self._attempted_at = self._clock()
             try:

@@ -6,8 +6,9 @@ Each sync reads before it writes (a record in sync costs no write) and marks ``s
 will write. Targets, on a real EspoCRM's default (optimistic concurrency off): create <= 4 (GET,
 mark, POST, release; +1 only when POST lacks rowId), update EspoCRM->Advoware <= 5 (GET both, mark,
 PUT, release), update Advoware->EspoCRM <= 5 (GET both, mark, one more GET right before values go to
-EspoCRM, release; 4 with optimistic concurrency on), unmapped-only update 0, sync check over records
-already in sync: 0 writes.
+EspoCRM, release; 4 with optimistic concurrency on; +1 stream read when the fields are audited, to find
+a person's save the release overwrote), unmapped-only update 0, sync check over records already in
+sync: 0 writes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from domain.beteiligte_mapper import FIELDS  # noqa: E402
 from tests.testbed import Testbed, start_testbed  # noqa: E402
 
 SAMPLE: dict[str, Any] = {
@@ -72,6 +74,16 @@ async def measure(records: int) -> list[tuple[str, int, int, int, str, bool]]:
         tb.reset_calls()
         await tb.services.sync.sync(rec["id"], "bench")
         row("update Advoware -> EspoCRM (one record)", tb, "<= 5", tb.api_calls() <= 5)
+
+        # Audited fields (issue 17 item 6): one stream read after a release that wrote values.
+        tb.espo.set_audited([f.espo for f in FIELDS])
+        await tb.services.sync.espo_facts.reload()  # the service reads metadata again every 10 min
+        tb.advo.edit(rec["betnr"], ort="Hamm")
+        tb.reset_calls()
+        await tb.services.sync.sync(rec["id"], "bench")
+        row("update Advoware -> EspoCRM, fields audited", tb, "<= 6", tb.api_calls() <= 6 and tb.writes() == 2)
+        tb.espo.set_audited([])
+        await tb.services.sync.espo_facts.reload()
 
         tb.reset_calls()
         tb.espo.user_edit(rec["id"], description="intern")

@@ -91,7 +91,7 @@ async def run_check() -> dict[str, Any]:
     """In the child: the service's own checker, built from the environment like ``serve`` builds it."""
     from config.settings import Settings
     from entrypoints.bootstrap import build_services
-    from entrypoints.runtime import configure_logging
+    from entrypoints.log_setup import configure_logging
 
     configure_logging("INFO")
     services = build_services(Settings(_env_file=None))  # type: ignore[call-arg]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -18,12 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.connection
 from croniter import croniter
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
+APP_NAME = "beteiligte-sync"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")  # the values of entrypoints.log_format.LogFormat (config imports nothing of ours)
+FINGERPRINT_KEY_MIN = 32  # characters, e.g. from `openssl rand -hex 32`
+STATUS_TOKEN_MIN = 16  # characters: a token a person cannot guess, e.g. from `openssl rand -hex 16`
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
@@ -31,6 +36,7 @@ API_SUFFIX = re.compile(r"/api/v1/*$")
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
 DELETE_POLICIES = ("unlink", "delete")
+ON_CREATE_MATCH = ("link", "create", "ask")  # before a create in Advoware: link a match, ask staff, or create
 
 
 class ConfigError(ValueError):
@@ -41,15 +47,23 @@ class ConfigError(ValueError):
 FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
+    "advoware_poll_seconds": "use 0 (off), a divisor of 60 (e.g. 10, 15, 30) or whole minutes dividing an hour "
+                             "(e.g. 60, 300)",
+    "log_format": f"use one of {', '.join(LOG_FORMATS)}",
+    "fingerprint_key": f"use at least {FINGERPRINT_KEY_MIN} random characters, e.g. from: openssl rand -hex 32",
+    "status_token": f"use at least {STATUS_TOKEN_MIN} random characters, e.g. from: openssl rand -hex 16",
     "delete_policy": "use unlink or delete",
+    "on_create_match": f"use one of {', '.join(ON_CREATE_MATCH)}",
     "port": "use a number from 1 to 65535",
     "sync_check_cron": 'use five cron fields (a sixth, seconds, is allowed), e.g. "*/15 * * * *"',
     "http_timeout_seconds": "use a number of seconds above 0, e.g. 10",
     "health_check_interval_seconds": "use a number of seconds above 0, e.g. 30",
     "espocrm_webhook_secrets": 'use a JSON object, e.g. {"<webhookId>": "<secretKey>"}',
     "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
+    "tls_cert_file": "give the path of a readable PEM certificate (chain), or unset it",
+    "tls_key_file": "give the path of a readable PEM private key, or unset it",
 }
-SECRET_WORDS = ("secret", "password", "api_key", "redis_url")
+SECRET_WORDS = ("secret", "password", "api_key", "redis_url", "fingerprint_key")
 URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
 
 
@@ -78,16 +92,30 @@ class Settings(BaseSettings):
     # Not in the contract: the address EspoCRM reaches this service by (webhook URLs), for
     # ``webhooks register`` and ``doctor``; unset, they derive it from HOST/PORT and say so.
     public_url: str | None = None
+    # Not in the contract: serve speaks HTTPS itself with this certificate (chain) and key (PEM); both or
+    # neither. The alternative, a reverse proxy in front, is docs/tls.md.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     sync_check_cron: str = "*/15 * * * *"
+    # Advoware's change feed (issue 20): seconds between reads of Advoware's changes; 0 turns it off.
+    # A divisor of 60 below a minute, or whole minutes dividing an hour (a cron step's schedule).
+    advoware_poll_seconds: int = 10
 
     # Not in the contract; documented in docs/configuration.md.
     delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
     http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
-    log_level: str = "INFO"
+    # Unset: INFO for serve, WARNING for the other commands (their own output says what happened, and a
+    # failure is one line on stderr, not wrapped in INFO lines).
+    log_level: str | None = None
+    # text (one line per event) or json (one object per line, for log shippers); docs/operations.md.
+    log_format: str = "text"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); docs/operations.md.
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    # Keys the fingerprints kept in Redis (entrypoints.fingerprint_secret); unset: fingerprint.key in
+    # STATE_DIR, made on first use. Every process on one store needs the same.
+    fingerprint_key: SecretStr | None = None
     # GET /status (the status page) answers only with this token (Bearer, or basic auth password).
     status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
@@ -103,7 +131,7 @@ class Settings(BaseSettings):
     advoware_max_inflight: int = Field(default=10, ge=1, le=200)
     # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
     # it so staff decide (ask), or create without looking (create).
-    on_create_match: str = Field(default="link", pattern="^(link|create|ask)$")
+    on_create_match: str = "link"
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod
@@ -129,6 +157,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a time zone") from None
         return v
 
+    @field_validator("on_create_match")
+    @classmethod
+    def _on_create_match(cls, v: str) -> str:
+        if v.strip().lower() not in ON_CREATE_MATCH:
+            raise ValueError(f"{v!r} is not one of {', '.join(ON_CREATE_MATCH)}")
+        return v.strip().lower()
+
     @field_validator("delete_policy")
     @classmethod
     def _delete_policy(cls, v: str) -> str:
@@ -138,10 +173,27 @@ class Settings(BaseSettings):
 
     @field_validator("log_level")
     @classmethod
-    def _level(cls, v: str) -> str:
+    def _level(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
         if v.strip().upper() not in LOG_LEVELS:
             raise ValueError(f"{v!r} is not a log level")
         return v.strip().upper()
+
+    @field_validator("advoware_poll_seconds")
+    @classmethod
+    def _poll(cls, v: int) -> int:
+        ok = v == 0 or (0 < v < 60 and 60 % v == 0) or (v % 60 == 0 and 0 < v <= 3600 and 60 % (v // 60) == 0)
+        if not ok:
+            raise ValueError(f"{v} is not a poll interval")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v.strip().lower() not in LOG_FORMATS:
+            raise ValueError(f"{v!r} is not a log format")
+        return v.strip().lower()
 
     @field_validator("sync_check_cron")
     @classmethod
@@ -176,15 +228,54 @@ class Settings(BaseSettings):
         if not v.strip().startswith(REDIS_SCHEMES):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
         try:
-            redis.connection.parse_url(v.strip())
+            parsed = redis.connection.parse_url(v.strip())
         except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
             raise ValueError("cannot be read (port, host or a ?option)") from None
+        if not parsed.get("path") and not parsed.get("host"):
+            # redis-py would quietly use localhost:6379: maybe another program's database
+            raise ValueError("names no host (redis-py would quietly use localhost:6379)")
         return v.strip()
+
+    @field_validator("fingerprint_key", mode="before")
+    @classmethod
+    def _fingerprint_key(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, str) and len(v.strip()) < FINGERPRINT_KEY_MIN:
+            raise ValueError(f"is shorter than {FINGERPRINT_KEY_MIN} characters")
+        return v
+
+    @field_validator("tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        path = Path(v.strip()).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} is not a file")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            given, missing = (("TLS_CERT_FILE", "TLS_KEY_FILE") if self.tls_cert_file
+                              else ("TLS_KEY_FILE", "TLS_CERT_FILE"))
+            raise ValueError(f"{given} is set without {missing}: set both (HTTPS) or neither (HTTP)")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when serve speaks TLS itself (TLS_CERT_FILE/TLS_KEY_FILE), else ``http``."""
+        return "https" if self.tls_cert_file else "http"
 
     @field_validator("status_token", mode="before")
     @classmethod
     def _status_token(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and not v.strip() else v  # blanks would be a password of blanks
+        if isinstance(v, str) and not v.strip():
+            return None  # blanks would be a password of blanks
+        if isinstance(v, str) and len(v.strip()) < STATUS_TOKEN_MIN:
+            raise ValueError(f"is shorter than {STATUS_TOKEN_MIN} characters")
+        return v
 
     @field_validator("state_dir")
     @classmethod
@@ -198,7 +289,7 @@ class Settings(BaseSettings):
 
     def state_path(self) -> Path:
         """STATE_DIR as an absolute path, the same for every process whatever its working directory."""
-        return (PROJECT_ROOT / Path(self.state_dir).expanduser()).resolve()
+        return (state_base() / Path(self.state_dir).expanduser()).resolve()
 
     def webhook_secrets(self) -> dict[str, str]:
         return {k: v.get_secret_value() for k, v in self.espocrm_webhook_secrets.items()}
@@ -227,6 +318,16 @@ class Settings(BaseSettings):
                               ".env (docs/configuration.md), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
 
 
+def state_base() -> Path:
+    """What a relative STATE_DIR is taken from: the project folder of a checkout (it has pyproject.toml),
+    else, for an installed package, ``$XDG_STATE_HOME/beteiligte-sync`` (default ``~/.local/state/...``),
+    never the site-packages folder the code was installed into."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / APP_NAME
+
+
 def log_level_number(name: str) -> int:
     return int(logging.getLevelName(name.upper()))
 
@@ -238,6 +339,9 @@ def describe_validation(exc: ValidationError) -> str:
         name = str(err["loc"][0]) if err["loc"] else "?"
         msg = str(err["msg"])
         msg = msg.removeprefix("Value error, ") if err["type"] == "value_error" else msg.split(",")[0]
+        if not err["loc"]:  # a check of several settings together: its message names them and the fix
+            parts.append(msg)
+            continue
         if not any(word in name for word in SECRET_WORDS) and err.get("input") is not None and "'" not in msg:
             msg = f"{err['input']!r}: {msg}"  # never a secret's value (a REDIS_URL may carry a password)
         fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see docs/configuration.md")

@@ -29,6 +29,7 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.conflict_policy import ConflictPolicy, Strategy
+from domain.fingerprint_key import keyed, set_key
 from domain.sync_status import Action
 from domain.timestamps import parse_advoware, parse_espo
 
@@ -51,14 +52,21 @@ def owed(fields: Iterable[str]) -> dict[str, str]:
 @lru_cache(maxsize=8192)  # the same values recur (None, countries, cities, legal forms): a sync check hashes millions
 def fingerprint_value(value: str | None) -> str:
     """The first 16 hex digits of the SHA-256 of ``json.dumps(value)`` (stored in links: never change
-    it); a text is escaped by the same C function ``json.dumps`` uses, without the encoder's overhead."""
+    it), under the installation's key (:mod:`domain.fingerprint_key`); a text is escaped by the same C
+    function ``json.dumps`` uses, without the encoder's overhead."""
     if value is None:
         text = "null"
     elif type(value) is str:
         text = encode_basestring_ascii(value)
     else:
         text = json.dumps(value)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return keyed(hashlib.sha256(text.encode()).hexdigest()[:16])
+
+
+def configure_fingerprint_key(key: bytes | None) -> None:
+    """Set the process's fingerprint key (the composition root, once); cached fingerprints are dropped."""
+    set_key(key)
+    fingerprint_value.cache_clear()
 
 
 def fingerprint(values: Canonical) -> dict[str, str]:

@@ -111,18 +111,29 @@ def rule_for(a: Party, b: Party) -> Rule | None:
 
 
 def plausible(a: Party, b: Party) -> bool:
-    """Whether a pair a person kept may be linked: a rule matches, or nothing contradicts and the names
-    agree (a person: same first name, family name at most one letter off; a company: same name or
-    register). A betnr mistyped in the review file names someone else."""
-    if rule_for(a, b) is not None:
+    """Whether a pair a person named (a kept row of the review file, a ``betnr`` typed into a record)
+    may be linked: a rule matches or the pair is a :func:`possible_duplicate`, or nothing contradicts,
+    the names agree (a person: same first name, family name at most one letter off; a company: same
+    name) and one more identifying value is equal (birth date, e-mail or postcode), or a company's
+    register number and court are equal. A name alone never suffices: "Anna Schmidt" in Köln without a
+    birth date is not "Anna Schmidt", born 1980, in Berlin (issue 17). A mistyped betnr names someone
+    else."""
+    if rule_for(a, b) is not None or possible_duplicate(a, b) is not None:
         return True
     if not _compatible(a, b):
         return False
     if a.kind == Kind.COMPANY:
-        return bool(a.company and a.company == b.company) or bool(key(a.register, a.court)
-                                                                 and (a.register, a.court) == (b.register, b.court))
-    return bool(a.first and a.family and b.family and a.first == b.first
-                and (a.family == b.family or within_one_edit(a.family, b.family)))
+        if key(a.register, a.court) and (a.register, a.court) == (b.register, b.court):
+            return True
+        return bool(a.company and a.company == b.company) and _supported(a, b)
+    names = bool(a.first and a.family and b.family and a.first == b.first
+                 and (a.family == b.family or within_one_edit(a.family, b.family)))
+    return names and _supported(a, b)
+
+
+def _supported(a: Party, b: Party) -> bool:
+    """One identifying value besides the name is present on both sides and equal."""
+    return any(x and x == y for x, y in ((a.dob, b.dob), (a.email, b.email), (a.plz, b.plz)))
 
 
 def possible_duplicate(a: Party, b: Party) -> Rule | None:

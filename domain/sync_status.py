@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 ENTITY = "CBeteiligte"
+# The last name of ``beteiligte-sync doctor``'s throwaway record: the sync never creates it in Advoware.
+TEST_RECORD_LAST_NAME = "beteiligte-sync doctor – bitte ignorieren"
 
 
 class SyncStatus(StrEnum):
@@ -28,6 +30,8 @@ class Action(StrEnum):
     ADVOWARE_MISSING = "advoware_missing"
     SKIP_DELETED = "skip_deleted"
     SKIP_IN_SYNC = "skip_in_sync"  # a webhook whose values the stored state proves synced
+    SKIP_FAILED_UNCHANGED = "skip_failed_unchanged"  # a webhook of a record whose failure waits for a change
+    SKIP_TEST_RECORD = "skip_test_record"  # doctor's throwaway record: never created in Advoware
     COVERED_BY_HOLDER = "covered_by_lock_holder"  # the lease holder runs once more for this change
     FAILED = "failed"
     ERROR = "error"

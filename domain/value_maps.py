@@ -27,6 +27,11 @@ from domain.toml_lines import where_in_toml
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "value_maps.toml"
 
 
+# The values Advoware's enum fields take (the wire contract, external-apis.md §2.2): the left side of a
+# value map may name only these.
+ADVOWARE_VALUES: dict[str, tuple[str, ...]] = {"anrede": ("Herr", "Frau", "Divers", "Firma")}
+
+
 class MappingError(ValueError):
     """A value cannot be represented on the other side (message is readable by a person)."""
 
@@ -127,12 +132,16 @@ def load_value_maps(path: str | Path | None, advo_names: dict[str, str]) -> Valu
         to_espo: dict[str, list[str]] = {}
         seen: dict[str, str] = {}
         folded_advo: dict[str, str] = {}
+        known = ADVOWARE_VALUES.get(advo_names[espo_field])
         for advo_value, espo_values in table.items():
             at = where_in_toml(p, text, espo_field, advo_value)
             values = [espo_values] if isinstance(espo_values, str) else espo_values
             if not advo_value.strip():
                 raise ValueMapError(f"{at}: [{espo_field}] has an empty Advoware value: name it, "
                                     'e.g. Herr = ["Herr", "Mr."]')
+            if known is not None and advo_value not in known:  # a typo would be written into Advoware
+                raise ValueMapError(f"{at}: [{espo_field}] {advo_value} is not a value of Advoware's "
+                                    f"{advo_names[espo_field]} (it knows {', '.join(known)}): correct it")
             if _fold(advo_value) in folded_advo:  # from_advoware could not tell them apart
                 raise ValueMapError(f"{at}: [{espo_field}] lists {folded_advo[_fold(advo_value)]} and {advo_value}, "
                                     "which differ only in case or blanks: keep one")

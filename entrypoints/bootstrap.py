@@ -1,7 +1,8 @@
 """The composition root: builds the real services from settings, once per process.
 
 Steps call :func:`get_services`; the ``beteiligte-sync`` command (and tests) install a ready set
-with :func:`set_services` first. Under Motia, the first step call builds it from the environment.
+with :func:`set_services` first. Under Motia every handler call is a new process, which builds the
+services from the environment (and configures logging) on its first :func:`get_services`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,28 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.advoware_token_cache import AdvowareTokenCache
 from adapters.embedded_redis import EmbeddedRedis
 from adapters.espocrm_api import EspoCRMAPI
+from adapters.match_index import MatchKeyIndex
 from adapters.sync_state_store import SyncStateStore
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings, get_settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import ConflictPolicy, load_policy
+from domain.decision import configure_fingerprint_key
+from entrypoints.fingerprint_secret import fingerprint_key
+from entrypoints.log_setup import configure_logging
+from installation.dependency_health import (
+    EMBEDDED_FIX,
+    REDIS_URL_FIX,
+    Dependency,
+    DependencyHealth,
+    MemoryTokens,
+    standard_probes,
+)
+from installation.webhook_recovery import WebhookSecretRecovery
+from onboarding.hold_recheck import HoldRecheck
+from sync.advoware_feed import AdvowareFeed
 from sync.beteiligte_sync import BeteiligteSync
 from sync.create_match import OnCreateMatch
-from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, DependencyHealth, MemoryTokens, standard_probes
-from sync.hold_recheck import HoldRecheck
 from sync.metrics import SyncMetrics
 from sync.sync_check import SyncChecker
 
@@ -42,6 +56,8 @@ class Services:
     policy: ConflictPolicy
     stored_secrets: WebhookSecretStore
     dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
+    secret_recovery: WebhookSecretRecovery  # the stored secrets read back from EspoCRM when the store lost them
+    feed: AdvowareFeed | None = None  # Advoware's changes within seconds (ADVOWARE_POLL_SECONDS)
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -51,6 +67,19 @@ class Services:
     async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
         """Re-read the stored secrets when due (see :mod:`adapters.webhook_secrets`); True if read."""
         return await self.stored_secrets.refresh(unknown_id=unknown_id)
+
+    async def recover_webhook_secret(self, webhook_id: str) -> bool:
+        """A delivery names a webhook without a known secret: read EspoCRM's webhooks back (rate-limited,
+        :mod:`installation.webhook_recovery`); True when its secret is known now (the copy is read again)."""
+        if not await self.secret_recovery.recover_for(webhook_id):
+            return False
+        await self.stored_secrets.refresh(force=True)
+        await self.dependencies.recheck(Dependency.WEBHOOKS)
+        return True
+
+    def webhook_secrets_pending(self) -> bool:
+        """The stored secrets are lost and not recovered yet: a delivery cannot be verified now (503)."""
+        return self.secret_recovery.pending()
 
     async def aclose(self) -> None:
         await self.espo.aclose()
@@ -105,9 +134,12 @@ def build_services(
     in-memory fakes of ``tests/fakes``); everything not given is built from ``settings``."""
     settings.require_production()
     configure_value_maps(settings.value_maps_file)
+    configure_fingerprint_key(fingerprint_key(settings))
     redis = redis if redis is not None else make_redis(settings)
     espo = espo or espo_client(settings)
-    dependencies = dependency_health(settings, redis, espo, advo)
+    secrets = WebhookSecretStore(redis)
+    recovery = WebhookSecretRecovery(espo, secrets, settings.webhook_secrets(), public_url=settings.public_url)
+    dependencies = dependency_health(settings, redis, espo, advo, recovery)
     advo = advo or advoware_client(settings, redis)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
@@ -119,20 +151,25 @@ def build_services(
     sync.creates.on_match = OnCreateMatch(settings.on_create_match)
     checker = SyncChecker(espo, advo, store, policy=policy, clock=clock, timezone=settings.advoware_timezone,
                           recheck=HoldRecheck(sync.creates.matcher).released)
-    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, WebhookSecretStore(redis),
-                    dependencies)
+    feed = AdvowareFeed(advo, store, MatchKeyIndex(redis), timezone=settings.advoware_timezone,
+                        poll_seconds=settings.advoware_poll_seconds, clock=clock)
+    return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, secrets, dependencies,
+                    recovery, feed)
 
 
-def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None) -> DependencyHealth:
-    """The checks of EspoCRM (the service's client), Advoware and Redis. Unless a test passed its own
-    Advoware client, the check has one of its own with the token in memory (see ``MemoryTokens``)."""
+def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None,
+                      recovery: WebhookSecretRecovery) -> DependencyHealth:
+    """The checks of EspoCRM (the service's client), Advoware, Redis and the webhook secrets (read back
+    from EspoCRM when the store lost them). Unless a test passed its own Advoware client, the check has
+    one of its own with the token in memory (see ``MemoryTokens``)."""
     closers: tuple[Any, ...] = ()
     tokens = None
     if advo is None:
         tokens = MemoryTokens()
         advo = advoware_client(settings, None, tokens=tokens)
         closers = (advo.aclose,)
-    return DependencyHealth(standard_probes(espo, advo, redis, tokens), store=redis,
+    probes = {**standard_probes(espo, advo, redis, tokens), Dependency.WEBHOOKS: recovery.ensure}
+    return DependencyHealth(probes, store=redis,
                             timeout=settings.http_timeout_seconds,
                             redis_fix=REDIS_URL_FIX if settings.redis_url else EMBEDDED_FIX, closers=closers)
 
@@ -169,6 +206,16 @@ def advoware_client(
     )
 
 
+def advoware_feed_schedule() -> str:
+    """The feed step's schedule: every ``ADVOWARE_POLL_SECONDS`` (0: never, the step stays idle)."""
+    seconds = get_settings().advoware_poll_seconds
+    if seconds == 0:
+        return "0 0 1 1 *"  # once a year; the step itself does nothing while the feed is off
+    if seconds < 60:
+        return f"* * * * * */{seconds}"
+    return f"*/{seconds // 60} * * * *"
+
+
 def sync_check_schedule() -> str:
     """The cron schedule of the sync check (``SYNC_CHECK_CRON``), for the cron step's config. Read
     through the settings like everything else, so the environment and ``.env`` agree."""
@@ -176,9 +223,13 @@ def sync_check_schedule() -> str:
 
 
 def get_services() -> Services:
+    """The process's services; built from the environment on the first call when no command installed
+    them (under Motia: in every handler process), with logging set up as ``serve`` has it."""
     global _current
     if _current is None:
-        _current = build_services(get_settings())
+        settings = get_settings()
+        configure_logging(settings.log_level or "INFO", settings.log_format)
+        _current = build_services(settings)
     return _current
 
 

@@ -5,30 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from functools import partial
 from typing import Any
 
 import click
 
+from adapters.background import Background
 from adapters.embedded_redis import EmbeddedRedis, StartupError
 from config.settings import LOG_LEVELS, Settings, load_settings
+from config.version import DISTRIBUTION, package_version
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode, status_report
+from entrypoints.cli_deadline import DEADLINE_MARGIN_S
 from entrypoints.cli_errors import DEBUG, CommandGroup, CommandRefused
 from entrypoints.cli_match import match
-from entrypoints.cli_ops import dead_letters, drain_with_progress, history, retry_failed, run_with_services, status
+from entrypoints.cli_ops import (
+    dead_letters,
+    drain_with_progress,
+    history,
+    retry_failed,
+    run_with_services,
+    status,
+)
 from entrypoints.cli_sandbox import sandbox
 from entrypoints.cli_setup import doctor, webhooks
 from entrypoints.cli_store import store
-from entrypoints.runtime import build_host, configure_logging
-from entrypoints.startup import Prepared, check_port_free, prepare
+from entrypoints.log_setup import configure_logging
+from entrypoints.runtime import build_host
+from entrypoints.serve_settings import publish_loop
+from entrypoints.startup import Prepared, check_port_free, check_tls, prepare
 from entrypoints.store_guard import store_route
 from stephost.host import event_loop_factory
 from stephost.host import serve as serve_host
-from sync.dependency_health import DependencyHealth
 from sync.sync_check import describe_plan, run_sync_check
 
 REFUSED_EXIT_CODE = ExitCode.REFUSED
+BACKGROUND_STOP_GRACE_S = 5.0
 
 
 def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
@@ -41,15 +54,18 @@ def _prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
 
 
 @click.group(cls=CommandGroup)
+@click.version_option(package_version(), "--version", prog_name=DISTRIBUTION, message="%(prog)s %(version)s")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
-              help="default: LOG_LEVEL or INFO; before or after the subcommand")
+              help="default: LOG_LEVEL, else INFO for serve and WARNING for the other commands; before or after "
+                   "the subcommand")
 @click.option("--debug", is_flag=True, help="print the traceback of an error to stderr")
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
     """Keeps Beteiligte in sync between EspoCRM and Advoware."""
     ctx.meta[DEBUG] = debug
     settings = load_settings()
-    configure_logging(log_level or settings.log_level)
+    quiet = "INFO" if ctx.invoked_subcommand == "serve" else "WARNING"  # a command's own output is its report
+    configure_logging(log_level or settings.log_level or quiet, settings.log_format)
     ctx.obj = settings
 
 
@@ -57,42 +73,43 @@ def main(ctx: click.Context, log_level: str | None, debug: bool) -> None:
 @click.pass_obj
 def serve(settings: Settings) -> None:
     """Run the service: HTTP, event workers and cron (sandbox mode when unconfigured)."""
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{settings.scheme}://{settings.host}:{settings.port}"
+    check_tls(settings)
+    check_port_free(settings)  # before anything starts: a taken port is one line and nothing to undo
     prepared = _prepare(settings, service_url=url)
-    try:
-        check_port_free(settings)
-    except BaseException:
-        prepared.close()
-        raise
     services = prepared.services
     host = build_host(services, extra_routes=[store_route(services.redis, prepared.embedded)])
     if prepared.sandbox:
         prepared.sandbox.espo.start_webhook_job(2.0)
         from entrypoints.sandbox import banner  # sandbox mode only: production never loads the simulators
 
-        click.echo(banner(prepared.sandbox, url))
+        token = services.settings.status_token
+        click.echo(banner(prepared.sandbox, url, token.get_secret_value() if token else ""))
     else:
         click.echo(f"beteiligte-sync listening on {url}")
     if prepared.embedded:
         click.echo(f"state: {prepared.embedded.describe()}")
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(host, prepared.embedded, services.dependencies, settings.health_check_interval_seconds))
+            runner.run(_serve(host, prepared.embedded, services, settings.health_check_interval_seconds))
     finally:
         prepared.close()
 
 
-async def _serve(host: Any, embedded: EmbeddedRedis | None, dependencies: DependencyHealth, every: float) -> None:
-    """The host, the dependency checks (now and every ``every`` s), and (embedded store) a supervisor
-    that starts the redis-server again if it dies."""
-    tasks = [asyncio.create_task(dependencies.run(every))]
+async def _serve(host: Any, embedded: EmbeddedRedis | None, services: Services, every: float) -> None:
+    """The host, the dependency checks (now and every ``every`` s), serve's published sync settings
+    (:mod:`entrypoints.serve_settings`) and (embedded store) a supervisor that starts the redis-server
+    again if it dies."""
+    loops = [Background(partial(services.dependencies.run, every), "dependency-checks"),
+             Background(partial(publish_loop, services.redis, services.store.prefix, services.settings, every),
+                        "serve-settings")]
     if embedded:
-        tasks.append(asyncio.create_task(embedded.supervise()))
+        loops.append(Background(embedded.supervise, "embedded-store-supervisor"))
     try:
         await serve_host(host)
     finally:
-        for task in tasks:
-            task.cancel()
+        for loop in loops:  # a flag each loop checks, then a bounded wait: a cancel alone can be swallowed
+            await loop.stop(BACKGROUND_STOP_GRACE_S)
 
 
 @main.command("sync-check")
@@ -124,7 +141,7 @@ def sync_check(settings: Settings, dry_run: bool, confirm_mass_change: bool, tim
             return ExitCode.TIMED_OUT
         return ExitCode.RECORDS_FAILED if report.failed else ExitCode.OK
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S, guard=not dry_run)
 
 
 @main.command()
@@ -147,7 +164,7 @@ def sync(settings: Settings, espo_id: str) -> None:
             return ExitCode.REFUSED
         return ExitCode.RECORDS_FAILED if result.status in FAILED_STATUSES else ExitCode.OK
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, guard=True)
 
 
 main.add_command(store)

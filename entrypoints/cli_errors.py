@@ -24,8 +24,8 @@ from config.settings import ConfigError, Settings
 from domain.conflict_policy import PolicyError
 from domain.value_maps import ValueMapError
 from entrypoints.check_report import ExitCode
+from installation.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, explain
 from stephost import QueueFullError
-from sync.dependency_health import EMBEDDED_FIX, REDIS_URL_FIX, explain
 
 DEBUG = "debug"  # key in click's ctx.meta (shared by every nested context)
 GLOBAL_FLAGS = ("--debug",)

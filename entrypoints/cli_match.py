@@ -15,7 +15,6 @@ change: run it again or see the lines printed.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections import Counter
 from pathlib import Path
@@ -33,12 +32,14 @@ from config.settings import Settings
 from domain.timestamps import utc_now
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import ExitCode
+from entrypoints.cli_console import console as cli_console
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, run_bounded
 from entrypoints.runtime import build_host
 from entrypoints.startup import prepare
-from sync.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
-from sync.match_apply import Outcome, PairLinker, apply_pairs, decline_pairs, forget_declines
-from sync.match_create_new import create_new
-from sync.match_file import MatchFileError, read_review, write_report
+from onboarding.match import MatchReport, MatchUnavailable, import_unmatched, scan, verdict_order
+from onboarding.match_apply import Outcome, PairLinker, apply_pairs, decline_pairs, forget_declines
+from onboarding.match_create_new import create_new
+from onboarding.match_file import MatchFileError, read_review, write_report
 
 DEFAULT_FILE = "match.csv"
 NOT_DONE = {Outcome.BUSY, Outcome.ERROR, Outcome.ESPO_GONE, Outcome.ADVO_GONE, Outcome.BETNR_TAKEN,
@@ -82,7 +83,8 @@ async def _scan(services: Services, console: Console, out: Path, limit: int) -> 
 
 async def _apply(services: Services, console: Console, file: Path, yes: bool) -> int:
     review = read_review(file)
-    linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock)
+    linker = PairLinker(services.espo, services.advo, services.store, write=yes, clock=services.sync.clock,
+                        facts=services.sync.espo_facts)
     with _progress(console) as bar:
         task = bar.add_task("linking" if yes else "checking (dry run)", total=len(review.links))
         results = await apply_pairs(linker, review.links, lambda _r: bar.advance(task))
@@ -114,7 +116,7 @@ async def _import(services: Services, console: Console, report: MatchReport, yes
         task = bar.add_task("importing" if yes else "counting (dry run)", total=len(report.unmatched_advoware))
         summary = await import_unmatched(services.espo, services.advo, services.store, report.unmatched_advoware,
                                          write=yes, now=utc_now, clock=services.sync.clock,
-                                         on_progress=lambda: bar.advance(task))
+                                         on_progress=lambda: bar.advance(task), facts=services.sync.espo_facts)
     for line in summary.failed:
         console.print(f"not imported: {line}", markup=False)
     if yes:
@@ -150,8 +152,8 @@ async def _create_new(services: Services, console: Console, espo_ids: tuple[str,
 @click.pass_obj
 def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, import_unmatched: bool,
           limit: int, create_new: bool, espo_ids: tuple[str, ...]) -> None:
-    """Find the parties both systems already hold and link them (issue 11)."""
-    console = Console(highlight=False)
+    """Find the parties both systems already hold and link them."""
+    console = cli_console()
     if create_new != bool(espo_ids):
         click.echo("--create-new needs the EspoCRM ids of the records to create (and ids need --create-new)",
                    err=True)
@@ -180,7 +182,7 @@ def match(settings: Settings, out: Path, apply_file: Path | None, yes: bool, imp
             await services.aclose()
 
     try:
-        code: Any = asyncio.run(body())
+        code: Any = run_bounded(body, COMMAND_DEADLINE_S, click.get_current_context().command_path)
     except (MatchFileError, MatchUnavailable) as exc:
         click.echo(str(exc), err=True)
         code = ExitCode.REFUSED

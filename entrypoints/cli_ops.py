@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,37 +20,40 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
+from adapters.background import bounded
 from adapters.embedded_redis import StartupError
 from adapters.history_store import MAX_AGE_DAYS, MAX_ENTRIES, HistoryStore
 from config.settings import Settings
 from domain.sync_status import ENTITY
 from entrypoints.bootstrap import Services
 from entrypoints.check_report import FAILED_STATUSES, ExitCode
+from entrypoints.cli_console import console, printable
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, DEADLINE_MARGIN_S, run_bounded
 from entrypoints.runtime import build_host
+from entrypoints.serve_settings import refusal
 from entrypoints.startup import prepare
-from entrypoints.status_facts import FAILING, SERVE_GONE, StatusFacts, gather
+from entrypoints.status_facts import SERVE_GONE, StatusFacts, gather
 from entrypoints.store_guard import serve_url
 
 RETRY_CONCURRENCY = 4
 HEALTH_TIMEOUT_S = 3.0
 REPLAY_LOCK_S = 30.0  # the replay lock lives this long after its holder's last letter
-
-
-def console() -> Console:
-    """stdout: wide when not a terminal (and COLUMNS unset), so captured tables keep one line per row.
-    No markup: what is printed comes from the systems (a name like ``Schmidt [/b]`` is text, not style)."""
-    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=200 if wide else None, highlight=False, markup=False)
+STOP_GRACE_S = 5.0
 
 
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True, highlight=False))
+                    console=console(stderr=True))
 
 
 def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaitable[int]], *,
-                      start_host: bool = False) -> None:
-    """Services (and a step host: started only when ``start_host``, i.e. this process works events)."""
+                      start_host: bool = False, deadline: float = COMMAND_DEADLINE_S, guard: bool = False) -> None:
+    """Services (and a step host: started only when ``start_host``, i.e. this process works events).
+    A started host works only the events this command emits, in this process (``own_queue``): it never
+    reads serve's shared queue, so serve's events are never handled with this command's settings.
+    ``guard``: the command writes, so it refuses (exit code 2, one line) while the running serve syncs
+    with other settings (:mod:`entrypoints.serve_settings`). It ends within ``deadline`` seconds
+    (:func:`run_bounded`)."""
     try:
         prepared = prepare(settings)
     except StartupError as exc:
@@ -59,18 +62,23 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
     services = prepared.services
 
     async def main() -> int:
-        host = build_host(services, cron=False)
+        if guard and (line := await refusal(services.redis, services.store.prefix, settings)):
+            click.echo(line, err=True)
+            await bounded(services.aclose(), STOP_GRACE_S)
+            return ExitCode.REFUSED
+        host = build_host(services, cron=False, own_queue=start_host)
         if start_host:
+            await services.redis.ping()  # an unreachable Redis is the command's one line, not the bus's retries
             await host.start()
         try:
             return await body(services, host)
         finally:
             if start_host:
-                await host.stop()
-            await services.aclose()
+                await host.stop(STOP_GRACE_S)  # bounded: see stephost.stopping
+            await bounded(services.aclose(), STOP_GRACE_S)
 
     try:
-        code = asyncio.run(main())
+        code = run_bounded(main, deadline, click.get_current_context().command_path)
     finally:
         prepared.close()
     sys.exit(code)
@@ -78,14 +86,18 @@ def run_with_services(settings: Settings, body: Callable[[Services, Any], Awaita
 
 async def drain_with_progress(
     host: Any, timeout: float, total: int, what: str = "working off the queue",  # noqa: ASYNC109 - host.drain's
+    tick: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
-    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued."""
+    """``host.drain(timeout)`` with a progress bar over the ``total`` events just queued; ``tick`` is
+    called every quarter second meanwhile (no loop of its own to stop)."""
     with progress() as bar:
         task = bar.add_task(what, total=max(total, 1))
         drain = asyncio.create_task(host.drain(timeout))
         while not drain.done():
             await asyncio.wait({drain}, timeout=0.25)
             bar.update(task, completed=max(0, total - host.queue_depth()))
+            if tick is not None:
+                await tick()
         bar.update(task, completed=max(total, 1))
         return drain.result()
 
@@ -94,13 +106,13 @@ async def drain_with_progress(
 @click.command()
 @click.pass_obj
 def status(settings: Settings) -> None:
-    """What the status page shows, in the terminal. Exit code 3 while a record is failed or
-    permanently_failed or a dependency is failing."""
+    """What the status page shows, in the terminal. Exit code 3 while the overall state is degraded: a
+    record failed, pending past its retry time or dead-lettered, or a dependency failing."""
 
     async def body(services: Services, host: Any) -> int:
         facts = await gather(services, host, workers=await _serve_workers(settings))
         print_status(facts, console())
-        return ExitCode.RECORDS_FAILED if facts.failed or not facts.healthy else ExitCode.OK
+        return ExitCode.RECORDS_FAILED if facts.degraded else ExitCode.OK
 
     run_with_services(settings, body)
 
@@ -128,18 +140,24 @@ def print_status(f: StatusFacts, out: Console) -> None:
         for k, v in f.counts.items():
             counts.add_row(k or "(none)", str(v))
         out.print(counts)
-    failed = Table("espoId", "name", "syncStatus", "message", title=f"Failed records ({len(f.failed)})")
-    for r in f.failed:
-        failed.add_row(r.espo_id, r.name, r.status, r.message)
-    out.print(failed if f.failed else "failed records: none")
+    if f.espo_error:
+        out.print("records needing attention: unknown (EspoCRM could not be read)")
+    else:
+        rows = [*f.failed, *f.dead, *f.pending]
+        needing = Table("espoId", "name", "state", "reason", title=f"Records needing attention ({len(rows)})")
+        for r in rows:
+            state = f"{r.status} (overdue)" if r.espo_id in f.overdue else r.status
+            needing.add_row(r.espo_id, r.name, state, r.message)
+        out.print(needing if rows else "records needing attention: none")
     days = Table("day", "syncs", "conflicts", "failures", title="Per day (UTC)")
     for d in f.days:
         days.add_row(d.day, str(d.total), str(d.conflicts), str(d.failures))
     out.print(days if f.days else f"per day: Redis could not be read: {f.redis_error}")
     out.print(f"queued events: {f.queue_depth}   dead letters: {f.dead_letters}")
+    for line in f.stuck:
+        out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
-    verdict = "ok" if f.healthy and not f.failed else FAILING
-    out.print(f"overall: {verdict}")
+    out.print(f"overall: {f.verdict}")
 
 
 # -- retry-failed ----------------------------------------------------------------------------------
@@ -164,7 +182,7 @@ def retry_failed(settings: Settings) -> None:
         out.print(f"retried {len(ids)} records: {len(ids) - len(still)} ok, {len(still)} still failed")
         return ExitCode.RECORDS_FAILED if still else ExitCode.OK
 
-    run_with_services(settings, body)
+    run_with_services(settings, body, guard=True)
 
 
 async def _retry_all(services: Services, ids: list[str]) -> list[tuple[bool, str]]:
@@ -202,7 +220,7 @@ def dead_letters_list(settings: Settings) -> None:
     async def body(_services: Services, host: Any) -> int:
         letters = await host.dead_letters()
         for letter in letters:
-            click.echo(json.dumps(letter, ensure_ascii=False, default=str))
+            click.echo(printable(json.dumps(letter, ensure_ascii=False, default=str)))
         click.echo(f"{len(letters)} dead letters")
         return ExitCode.OK
 
@@ -217,36 +235,57 @@ def dead_letters_replay(settings: Settings, timeout: float) -> None:
     they are worked off. Exit code 4 when --timeout ran out."""
 
     async def body(services: Services, host: Any) -> int:
-        replayed = await _replay_letters(services.redis, host)
-        drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters")
+        redis = services.redis
+        async with redis.lock(f"{host.dead_letter_store.key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
+            replayed = await _replay_letters(redis, host, lock)
+            drained = await drain_with_progress(host, timeout, replayed, "replaying dead letters",
+                                                tick=_every(REPLAY_LOCK_S / 3, lock.reacquire))
+            if drained:  # worked off here (or dead-lettered again): the claimed copies may go
+                await redis.delete(_claim_key(host))
         click.echo(f"replayed {replayed} dead letters" + ("" if drained else f"; timed out after {timeout} s"))
         return ExitCode.OK if drained else ExitCode.TIMED_OUT
 
-    run_with_services(settings, body, start_host=True)
+    run_with_services(settings, body, start_host=True, deadline=timeout + DEADLINE_MARGIN_S, guard=True)
 
 
-async def _replay_letters(redis: Any, host: Any) -> int:
-    """Emit every dead letter once. Two replays reading the same letter before either removed it queued
-    it twice: so one replay at a time (another waits, then finds what is left; a crashed one's lock
-    expires after REPLAY_LOCK_S), and each letter is moved atomically to a claim list while it is
-    emitted: a failed emit puts it back in front, a crash leaves it there for the next replay (then it
-    may be queued twice, never lost)."""
+async def _replay_letters(redis: Any, host: Any, lock: Any) -> int:
+    """Emit every dead letter once, to this command's own queue (worked here). Two replays reading the
+    same letter before either removed it queued it twice: so one replay at a time (another waits, then
+    finds what is left; a crashed one's lock expires after REPLAY_LOCK_S), and each letter is moved
+    atomically to a claim list, where it stays until the replay has worked it off: a failed emit puts it
+    back in front, a crash or a timeout leaves it there for the next replay (then it may be handled
+    twice, never lost). ``lock``: the replay lock, held (and renewed) by the caller until it has
+    worked the letters off."""
     key = host.dead_letter_store.key
-    claim, replayed = f"{key}:replaying", 0
-    async with redis.lock(f"{key}:replay-lock", timeout=REPLAY_LOCK_S) as lock:
-        while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
-            pass  # left by a replay that crashed mid-letter: back in front
-        while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
-            letter = json.loads(raw)
-            try:
-                await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
-            except BaseException:
-                await redis.lmove(claim, key, "RIGHT", "LEFT")
-                raise
-            await redis.delete(claim)
-            replayed += 1
-            await lock.reacquire()
+    claim, replayed = _claim_key(host), 0
+    while await redis.lmove(claim, key, "RIGHT", "LEFT") is not None:
+        pass  # left by a replay that crashed or timed out: back in front
+    while (raw := await redis.lmove(key, claim, "LEFT", "RIGHT")) is not None:
+        letter = json.loads(raw)
+        try:
+            await host.emit(str(letter["topic"]), letter.get("data"), letter.get("trace_id"))
+        except BaseException:
+            await redis.lmove(claim, key, "RIGHT", "LEFT")
+            raise
+        replayed += 1
+        await lock.reacquire()
     return replayed
+
+
+def _every(seconds: float, call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    """``call``, at most once per ``seconds`` however often the result is called."""
+    last = [time.monotonic()]
+
+    async def tick() -> None:
+        if time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            await call()
+
+    return tick
+
+
+def _claim_key(host: Any) -> str:
+    return f"{host.dead_letter_store.key}:replaying"
 
 
 # -- history ---------------------------------------------------------------------------------------

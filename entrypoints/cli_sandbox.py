@@ -134,12 +134,13 @@ def fault(settings: Settings, system: str, status: int, count: int, method: str 
 
 
 @sandbox.command("clear-faults")
-@click.argument("system", type=click.Choice(sorted(SYSTEMS)))
+@click.argument("system", type=click.Choice(sorted(SYSTEMS)), required=False)
 @click.pass_obj
-def clear_faults(settings: Settings, system: str) -> None:
-    """Remove every injected fault of SYSTEM's simulator."""
-    answer = _call("DELETE", f"{simulator_url(settings, system)}/__sim/faults")
-    _print_rules(system, answer.json())
+def clear_faults(settings: Settings, system: str | None) -> None:
+    """Remove every injected fault of SYSTEM's simulator (of both simulators without SYSTEM)."""
+    for name in [system] if system else sorted(SYSTEMS):
+        answer = _call("DELETE", f"{simulator_url(settings, name)}/__sim/faults")
+        _print_rules(name, answer.json())
 
 
 def _print_rules(system: str, state: dict[str, Any]) -> None:

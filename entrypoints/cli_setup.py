@@ -6,7 +6,6 @@ Exit codes: ``doctor`` 0 when no check failed (warnings allowed), 1 on any ✗. 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,15 +13,17 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from adapters.embedded_redis import StartupError
+from adapters.embedded_redis import EmbeddedRedis, StartupError
 from adapters.errors import ApiError
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints.bootstrap import espo_client
+from entrypoints.cli_deadline import COMMAND_DEADLINE_S, run_bounded
 from entrypoints.doctor import DEFAULT_TIMEOUT_S, Doctor
+from entrypoints.sandbox_owner import attach, owner_pid
 from entrypoints.setup_store import OpenStore, open_store
-from sync.setup_report import Status, exit_code
-from sync.webhook_setup import describe_registered, describe_webhook, list_webhooks, register, secret_sources
+from installation.setup_report import Status, exit_code
+from installation.webhook_setup import describe_registered, describe_webhook, list_webhooks, register, secret_sources
 
 REFUSED_EXIT_CODE = 2
 FAILED_EXIT_CODE = 1
@@ -56,7 +57,10 @@ def doctor(settings: Settings, public_url: str | None, timeout: float, debug: bo
 
     Creates, edits and deletes one test record in EspoCRM (the API user's rights)."""
     _tolerant_stdout()
-    lines = asyncio.run(Doctor(settings, public_url=public_url, timeout=timeout, debug=debug).run())
+    if settings.sandbox:
+        settings = sandbox_settings(settings)
+    lines = run_bounded(Doctor(settings, public_url=public_url, timeout=timeout, debug=debug).run, COMMAND_DEADLINE_S,
+                        click.get_current_context().command_path)
     for line in lines:
         for text in line.render():
             click.echo(text)
@@ -69,6 +73,18 @@ def doctor(settings: Settings, public_url: str | None, timeout: float, debug: bo
 @click.group()
 def webhooks() -> None:
     """The three EspoCRM webhooks of this service (CBeteiligte.create, .update, .delete)."""
+
+
+def sandbox_settings(settings: Settings) -> Settings:
+    """Sandbox mode: the settings of the running sandbox serve's simulators, so doctor checks them the
+    way it checks a firm's systems; unchanged (doctor then says how to start one) when none runs."""
+    folder = EmbeddedRedis.for_settings(settings).folder
+    if owner_pid(folder) is None:
+        return settings
+    try:
+        return attach(folder, settings, wait=0)
+    except StartupError:
+        return settings
 
 
 def _refuse(message: str) -> NoReturn:
@@ -94,7 +110,7 @@ def _with_espocrm(settings: Settings, work: Callable[[Any, WebhookSecretStore], 
             await store.aclose()
 
     try:
-        return asyncio.run(run())
+        return run_bounded(run, COMMAND_DEADLINE_S, click.get_current_context().command_path)
     except ApiError as exc:
         click.echo(f"EspoCRM: {exc}", err=True)
         sys.exit(FAILED_EXIT_CODE)

@@ -8,7 +8,7 @@ import click
 
 from adapters.embedded_redis import AOF_DIR, SANDBOX_SUBDIR, EmbeddedRedis, StartupError
 from config.settings import Settings
-from entrypoints.store_guard import probe_serve, serve_url
+from entrypoints.store_guard import folder_digest, probe_serve, serve_url
 
 REFUSED_EXIT_CODE = 2
 
@@ -47,8 +47,8 @@ def stop(settings: Settings) -> None:
     """Stop the embedded servers (their data stays on disk); refused while serve uses one."""
     serve = probe_serve(settings)
     stores = _stores(settings)
-    if serve and serve.embedded in {str(s.folder) for s in stores}:
-        click.echo(f"the serve at {serve_url(settings)} uses {serve.describe()}: stop serve first"
+    if serve and serve.embedded in {folder_digest(s) for s in stores}:
+        click.echo(f"the serve at {serve_url(settings)} uses this embedded store: stop serve first"
                    " (it would start its server again)", err=True)
         sys.exit(REFUSED_EXIT_CODE)
     for s in stores:

@@ -17,15 +17,16 @@ from typing import Any
 
 from adapters.embedded_redis import StartupError
 from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, RetryableError
+from adapters.redis_settings import read_facts_async
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints import doctor_espocrm as espocrm
 from entrypoints.bootstrap import advoware_client, espo_client
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
-from sync.dependency_health import MemoryTokens
-from sync.setup_report import Line, Status, fail, ok, skip
-from sync.webhook_setup import Expected
+from installation.dependency_health import MemoryTokens
+from installation.setup_report import Line, Status, fail, ok, skip, warn
+from installation.webhook_setup import Expected
 
 DEFAULT_TIMEOUT_S = 20.0
 PROBE_BETNR = 1
@@ -33,6 +34,7 @@ CONFIG = "configuration"
 TOKEN = "Advoware token"
 READ = "Advoware read"
 STORE = "store"
+REDIS_SETTINGS = "store settings"
 ESPO_SETTINGS = ("ESPOCRM_URL", "ESPOCRM_API_KEY")
 ADVO_CREDENTIALS = ("ADVOWARE_APP_ID, ADVOWARE_API_KEY, ADVOWARE_KANZLEI, ADVOWARE_DATABASE, ADVOWARE_USER and "
                     "ADVOWARE_PASSWORD")
@@ -61,7 +63,7 @@ class Doctor:
     async def run(self) -> list[Line]:
         missing = self.settings.missing_for_production()
         lines = [self._config_line(missing)]
-        if self.settings.sandbox:  # nothing configured: nothing to check, and no store to start for it
+        if self.settings.sandbox and not self.settings.espocrm_url:  # no sandbox serve runs: nothing to check
             return lines
         store_line, store, stored = await self._store()
         espo_ready = not any(name in missing for name in ESPO_SETTINGS)
@@ -70,6 +72,7 @@ class Doctor:
         lines += await self._advoware() if advo_ready else [skip("Advoware", "not configured")]
         lines.append(store_line)
         if store is not None:
+            lines += await self._guard(REDIS_SETTINGS, lambda: redis_settings(store))
             await store.aclose()
         return [self._scrubbed(line) for line in lines]
 
@@ -100,13 +103,17 @@ class Doctor:
 
     def _config_line(self, missing: Iterable[str]) -> Line:
         names = list(missing)
-        if self.settings.sandbox:
-            return fail(CONFIG, "neither ESPOCRM_URL nor ADVOWARE_URL is set (sandbox mode): nothing to check",
-                        "set the variables of docs/configuration.md in the environment or in .env")
+        s = self.settings
+        if s.sandbox and not s.espocrm_url:
+            return fail(CONFIG, "sandbox mode (neither ESPOCRM_URL nor ADVOWARE_URL is set) and no sandbox serve "
+                        "runs on this STATE_DIR", "start ./dev serve (doctor then checks its simulators), or set "
+                        "the variables of docs/configuration.md in the environment or in .env")
+        if s.sandbox:
+            return ok(CONFIG, f"sandbox: the simulators of the running serve: EspoCRM {s.espocrm_url}, "
+                      f"Advoware {s.advoware_url}")
         if names:
             return fail(CONFIG, f"missing {', '.join(names)}",
                         "set them in the environment or in .env (docs/configuration.md)")
-        s = self.settings
         return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
 
     # -- the checks ------------------------------------------------------------------------------
@@ -157,6 +164,19 @@ class Doctor:
             return fail(STORE, f"{store.description} unreachable: {describe(exc)}", fix), None, None
         self._secrets |= set(stored.values())
         return ok(STORE, f"{store.description} reachable, {len(stored)} webhook secrets stored"), store, stored
+
+
+async def redis_settings(store: OpenStore) -> list[Line]:
+    """The store's eviction policy and persistence (:mod:`adapters.redis_settings`), one line."""
+    facts = await read_facts_async(store.redis)
+    refusal, warning = facts.refusal(), facts.warning()
+    if refusal:
+        text, _, fix = refusal.rpartition(": ")
+        return [fail(REDIS_SETTINGS, text, fix)]
+    if warning:
+        text, _, fix = warning.rpartition(": ")
+        return [warn(REDIS_SETTINGS, text, fix)]
+    return [ok(REDIS_SETTINGS, facts.describe())]
 
 
 async def _one_read(advo: Any) -> str:

@@ -12,14 +12,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from config.version import package_version
 from entrypoints.bootstrap import Services, is_real_redis, set_services
+from entrypoints.log_setup import configure_logging  # noqa: F401 - imported from here by older code and tests
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
+from sync.metrics import Stall
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_ROOT / "motia.config.json"
+PACKAGED_CONFIG_FILE = PROJECT_ROOT / "config" / "motia.config.json"  # a link to CONFIG_FILE, resolved in a wheel
 CRON_STEP = "beteiligte_sync_cron"
+VERSION = package_version()
 WORKERS_READING = "reading"
 WORKERS_NOT_READING = "not_reading"  # e.g. during a Redis outage: webhooks may queue, nothing is handled
 
@@ -31,21 +36,18 @@ class Readiness(StrEnum):
     NOT_READY = "not_ready"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """``level`` is already validated (``Settings.log_level``, ``--log-level``)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def host_config(services: Services, *, cron: bool = True, workers: int | None = None) -> HostConfig:
     s = services.settings
     overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
-                                 "queue.workers": workers or s.sync_concurrency}
-    return load_host_config(CONFIG_FILE, overrides)
+                                 "queue.workers": workers or s.sync_concurrency,
+                                 "http.tls_cert_file": s.tls_cert_file, "http.tls_key_file": s.tls_key_file}
+    return load_host_config(config_file(), overrides, base_dir=PROJECT_ROOT)
+
+
+def config_file() -> Path:
+    """``motia.config.json`` of the checkout (or of the app folder under Motia); an installed package,
+    which has no project folder, reads the copy packaged with it (``config/motia.config.json``)."""
+    return CONFIG_FILE if CONFIG_FILE.is_file() else PACKAGED_CONFIG_FILE
 
 
 def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
@@ -66,6 +68,7 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
             "queue_depth": host.queue_depth(),
             "dead_letters": dead,
             "mode": "sandbox" if services.settings.sandbox else "configured",
+            "version": VERSION,
             "dependencies": dependencies(services),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -85,6 +88,8 @@ def health_routes(services: Services, host_ref: list[StepHost]) -> list[Route]:
     async def metrics(_request: Request) -> Response:
         host = host_ref[0]
         services.metrics.queue_depth.set(host.queue_depth())
+        services.metrics.overdue.labels(Stall.EVENT).set(len(host.overdue_events()))
+        services.metrics.overdue.labels(Stall.LEASE).set(len(services.sync.overdue_leases))
         try:
             services.metrics.dead_letters.set(await host.dead_letter_count())
         except Exception:  # metrics must render even when Redis is down
@@ -107,8 +112,12 @@ def dependencies(services: Services) -> dict[str, dict[str, Any]]:
 
 def build_host(
     services: Services, *, cron: bool = True, workers: int | None = None, extra_routes: Sequence[Route] = (),
+    own_queue: bool = False,
 ) -> StepHost:
-    """The step host over the project's steps, with the service's extra routes."""
+    """The step host over the project's steps, with the service's extra routes. ``own_queue``: a CLI
+    command working its own events: they are queued and worked in this process only, and serve's
+    shared queue (Redis Streams) is never read, so none of serve's events runs with the command's
+    settings (issue 17, item 4)."""
     set_services(services)
     ref: list[StepHost] = []
     host = StepHost(
@@ -118,7 +127,7 @@ def build_host(
         cron_overrides={CRON_STEP: services.settings.sync_check_cron},
         # On real Redis (REDIS_URL or the embedded store) the events live in Redis Streams: durable,
         # shared by every worker process; only fakeredis in tests keeps them in-process.
-        durable_bus=is_real_redis(services.redis),
+        durable_bus=is_real_redis(services.redis) and not own_queue,
     )
     ref.append(host)
     return host

@@ -6,6 +6,7 @@ Used when neither ESPOCRM_URL nor ADVOWARE_URL is set, so a new user sees real s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from secrets import token_urlsafe
 from typing import Any
 
 from pydantic import SecretStr
@@ -43,6 +44,9 @@ class Sandbox:
             "advoware_user": creds["user"],
             "advoware_password": _secret(creds["password"]),
             "espocrm_webhook_secrets": {k: _secret(v) for k, v in (secrets or {}).items()},
+            # The status page is on in the sandbox: with STATUS_TOKEN if set, else a token made now
+            # (the banner prints it; a restart makes a new one).
+            "status_token": base.status_token or _secret(token_urlsafe(18)),
             "sandbox_mode": True,
         })
 
@@ -80,12 +84,14 @@ def start_sandbox(*, seed_samples: bool = True) -> Sandbox:
     return sandbox
 
 
-def banner(sandbox: Sandbox, service_url: str) -> str:
+def banner(sandbox: Sandbox, service_url: str, status_token: str) -> str:
+    token = status_token if status_token else "(set STATUS_TOKEN)"
     some = sandbox.espo.all()
     rid = some[0]["id"] if some else "<id>"
     return f"""
 beteiligte-sync is running in SANDBOX mode (no ESPOCRM_URL / ADVOWARE_URL configured).
-  service:            {service_url}   (GET /health, /ready, /metrics; /status with STATUS_TOKEN)
+  service:            {service_url}   (GET /health, /ready, /metrics)
+  status page:        {service_url}/status   user any, password: {token}
   EspoCRM simulator:  {sandbox.espo_server.url}/api/v1/   staff key: {sandbox.espo.staff_api_key}
   Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/
   EspoCRM sends its webhooks every 2 s here (every 2 min in a real EspoCRM).

@@ -28,6 +28,7 @@ ATTACH_WAIT_S = 15.0  # a sandbox serve that is starting publishes within this t
 PLAIN_FIELDS = ("espocrm_url", "advoware_url", "advoware_token_url", "advoware_app_id", "advoware_kanzlei",
                 "advoware_database", "advoware_user")
 SECRET_FIELDS = ("espocrm_api_key", "advoware_api_key", "advoware_password")
+WEBHOOK_SECRETS = "espocrm_webhook_secrets"
 
 
 class SandboxBusy(StartupError):
@@ -62,6 +63,7 @@ class SandboxOwner:
         for name in SECRET_FIELDS:
             secret = getattr(settings, name)
             data[name] = secret.get_secret_value() if secret is not None else None
+        data[WEBHOOK_SECRETS] = {k: v.get_secret_value() for k, v in settings.espocrm_webhook_secrets.items()}
         data["pid"] = os.getpid()
         tmp = self.folder / f".{PUBLISHED}.{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -85,6 +87,9 @@ def attach(folder: Path, base: Settings, wait: float = ATTACH_WAIT_S) -> Setting
         if published is not None:
             update: dict[str, Any] = {name: published.get(name) for name in PLAIN_FIELDS}
             update.update({name: SecretStr(str(published.get(name) or "")) for name in SECRET_FIELDS})
+            hooks = published.get(WEBHOOK_SECRETS)
+            if isinstance(hooks, dict):  # the sandbox's own webhooks: doctor checks them like a firm's
+                update[WEBHOOK_SECRETS] = {str(k): SecretStr(str(v)) for k, v in hooks.items()}
             return base.model_copy(update={**update, "sandbox_mode": True})
         if time.monotonic() > deadline:
             raise SandboxBusy(f"another sandbox command is using {folder}: wait until it ends, or give this"

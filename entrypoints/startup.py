@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,9 @@ from config.settings import ConfigError, Settings
 from domain.beteiligte_mapper import configure_value_maps
 from domain.conflict_policy import load_policy
 from entrypoints.bootstrap import Services, build_services
+from entrypoints.fingerprint_secret import fingerprint_key, refuse_another_key
 from entrypoints.sandbox_owner import SandboxBusy, SandboxOwner, attach, owner_pid
+from entrypoints.store_checks import check_store
 from entrypoints.store_guard import refuse_unshared
 
 if TYPE_CHECKING:  # the simulators are loaded only in sandbox mode (see _start_sandbox)
@@ -58,6 +61,8 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
     if embedded:
         embedded.ensure_running()
     if not settings.sandbox:
+        check_store(settings, embedded, serve=service_url is not None)
+        refuse_another_key(settings, embedded, fingerprint_key(settings))
         return Prepared(build_services(settings), embedded)
     folder = (embedded or EmbeddedRedis.for_settings(settings)).folder
     owner = SandboxOwner.try_acquire(folder)
@@ -65,10 +70,17 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
         if service_url:
             raise SandboxBusy(f"a sandbox already runs on {folder} (pid {owner_pid(folder) or 'unknown'}):"
                               " stop it, or give this serve its own STATE_DIR")
+        check_store(settings, embedded, serve=False)
         return Prepared(build_services(attach(folder, settings)), embedded)
     try:
         sandbox = _start_sandbox(settings, embedded, service_url)
     except BaseException:
+        owner.release()
+        raise
+    try:
+        check_store(settings, embedded, serve=service_url is not None)
+    except BaseException:
+        sandbox[1].stop()
         owner.release()
         raise
     prepared = Prepared(build_services(sandbox[0]), embedded, sandbox[1], owner)
@@ -105,3 +117,18 @@ def check_port_free(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigError(f"configuration: cannot listen on HOST {settings.host} PORT {settings.port} "
                           f"({exc.strerror or exc}): stop what uses it or set PORT (or HOST) to a free one") from None
+
+
+def check_tls(settings: Settings) -> None:
+    """:class:`ConfigError` naming TLS_CERT_FILE/TLS_KEY_FILE when they are not a PEM certificate and its
+    key (checked before anything starts, so the operator gets one line, not the ssl module's traceback)."""
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert_file,
+                                                                             settings.tls_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise ConfigError(f"configuration: TLS_CERT_FILE {settings.tls_cert_file} and TLS_KEY_FILE "
+                          f"{settings.tls_key_file} cannot be used ({reason}): give a PEM certificate (chain) "
+                          "and its matching unencrypted private key") from None

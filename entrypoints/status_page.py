@@ -19,8 +19,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from adapters.ops_counters import DayCounts
+from domain.sync_status import SyncStatus
 from entrypoints.bootstrap import Services
-from entrypoints.status_facts import FAILING, OK, StatusFacts, gather
+from entrypoints.status_facts import DEGRADED, FAILING, OK, StatusFacts, gather
 
 DISABLED = ("status page off: set STATUS_TOKEN to a long random value, restart, and open /status with it "
             "(basic auth password, any user name; or 'Authorization: Bearer <token>')\n")
@@ -69,18 +70,18 @@ def _e(v: Any) -> str:
 
 
 def _state(state: str) -> str:
-    cls = state if state in (OK, FAILING) else "unknown"
+    cls = "ok" if state == OK else "failing" if state in (FAILING, DEGRADED) else "unknown"
     return f'<span class="{cls}">{_e(state)}</span>'
 
 
 def render(f: StatusFacts) -> str:
-    verdict = _state(OK) if f.healthy and not f.failed else _state(FAILING) + " – see below"
+    verdict = _state(OK) if not f.degraded else _state(DEGRADED) + " – see below"
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>beteiligte-sync status</title>", f"<style>{CSS}</style></head><body>",
         f"<h1>beteiligte-sync status</h1><p class='muted'>{_e(f.mode)} mode · generated {_e(f.generated_at)}"
         f" UTC · reload for fresh figures</p><p class='big'>Overall: {verdict}</p>",
-        _dependencies(f), _records(f), _failed(f), _chart(f.days), _queue(f),
+        _dependencies(f), _records(f), _attention(f), _chart(f.days), _queue(f),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -106,21 +107,33 @@ def _records(f: StatusFacts) -> str:
             + _table(["syncStatus", "records"], rows))
 
 
-def _failed(f: StatusFacts) -> str:
-    head = f"<h2>Failed and permanently failed records ({len(f.failed)})</h2>"
-    if not f.failed:
-        return head + "<p class='ok'>none</p>"
-    rows = [[_e(r.name), _state(FAILING) if r.status == "failed" else f"<b class='failing'>{_e(r.status)}</b>",
-             _e(r.message), f"<a href='{_e(r.link)}'>open {_e(r.espo_id)} in EspoCRM</a>"] for r in f.failed]
-    return (head + _table(["record", "syncStatus", "message", "EspoCRM"], rows)
-            + "<p class='muted'>Fix the cause, then: <code>beteiligte-sync retry-failed</code>;"
-              " what happened to one record: <code>beteiligte-sync history &lt;espoId&gt;</code></p>")
+def _attention(f: StatusFacts) -> str:
+    rows = [*f.failed, *f.dead, *f.pending]
+    head = f"<h2>Records needing attention ({'?' if f.espo_error else len(rows)})</h2>"
+    if f.espo_error:
+        return head + "<p class='unknown'>unknown: EspoCRM could not be read</p>"
+    if not rows:
+        return head + "<p class='ok'>none: every record's latest change reached the other system</p>"
+    table = [[_e(r.name), _status_cell(r.status, r.espo_id in f.overdue), _e(r.message),
+              f"<a href='{_e(r.link)}'>open {_e(r.espo_id)} in EspoCRM</a>"] for r in rows]
+    return (head + _table(["record", "state", "reason", "EspoCRM"], table)
+            + "<p class='muted'>Fix the cause, then: <code>beteiligte-sync retry-failed</code> (failed records),"
+              " <code>beteiligte-sync dead-letters replay</code> (dead letters); what happened to one record:"
+              " <code>beteiligte-sync history &lt;espoId&gt;</code></p>")
+
+
+def _status_cell(status: str, overdue: bool) -> str:
+    if status == SyncStatus.PENDING:
+        return _e(status) + (" <b class='failing'>(past its retry time)</b>" if overdue else "")
+    return f"<b class='failing'>{_e(status)}</b>"
 
 
 def _chart(days: list[DayCounts]) -> str:
     head = "<h2>Conflicts and failures per day (last 7 days, UTC)</h2>"
     if not days:
         return head + "<p class='failing'>counters unavailable (Redis)</p>"
+    if not any(d.conflicts or d.failures for d in days):
+        return head + f"<p class='ok'>none ({sum(d.total for d in days)} syncs)</p>"
     top = max([1] + [max(d.conflicts, d.failures) for d in days])
     slot = CHART_W // len(days)
     bars = []
@@ -152,5 +165,7 @@ def _queue(f: StatusFacts) -> str:
     held = f.last_check is not None and f.last_check.held
     dead = f"{f.dead_letters} (list: <code>beteiligte-sync dead-letters list</code>)" if f.dead_letters else "0"
     rows = [["queued events", _e(f.queue_depth)], ["dead letters", dead],
-            ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"]]
+            ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"],
+            ["stuck (past their bound)", "<br>".join(f"<span class='failing'>{_e(line)}</span>"
+                                                     for line in f.stuck) or "none"]]
     return "<h2>Queue and sync check</h2>" + _table(["what", "now"], rows)

@@ -1,7 +1,8 @@
 """A CLI command refuses to run when it would not share its store with the running ``serve``.
 
 Every store carries a random id (``bsync:store_id``, created by whoever looks first). ``serve``
-answers ``GET /health/store`` with that id and, for the embedded store, its folder. Before a CLI
+answers ``GET /health/store`` with that id and, for the embedded store, a digest of its folder (the
+route needs no login, so it names no server path). Before a CLI
 command starts or touches anything, it asks the ``serve`` at its own ``HOST``/``PORT``:
 
 - nothing answers (no serve, or not this service): go ahead;
@@ -15,6 +16,7 @@ What cannot be detected: a serve on another machine or on another ``PORT`` than 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -44,10 +46,15 @@ class StoreRefused(StartupError):
 @dataclass(frozen=True)
 class StoreInfo:
     store_id: str
-    embedded: str | None  # folder of the embedded store; None for REDIS_URL
+    embedded: str | None  # digest of the embedded store's folder (folder_digest); None for REDIS_URL
 
     def describe(self) -> str:
-        return f"the embedded store in {self.embedded}" if self.embedded else "the Redis of its REDIS_URL"
+        return "an embedded store in another STATE_DIR" if self.embedded else "the Redis of its REDIS_URL"
+
+
+def folder_digest(embedded: EmbeddedRedis) -> str:
+    """Tells two folders apart without naming either (``/health/store`` is public)."""
+    return hashlib.sha256(str(embedded.folder).encode()).hexdigest()[:16]
 
 
 def _text(value: object) -> str:
@@ -66,7 +73,7 @@ def store_id_sync(client: redis.Redis) -> str:
 
 def store_route(client: Redis, embedded: EmbeddedRedis | None) -> Route:
     """``GET /health/store`` for ``serve``: which store it uses."""
-    folder = str(embedded.folder) if embedded else None
+    folder = folder_digest(embedded) if embedded else None
 
     async def store(_request: Request) -> Response:
         try:
@@ -80,13 +87,16 @@ def store_route(client: Redis, embedded: EmbeddedRedis | None) -> Route:
 
 def serve_url(settings: Settings) -> str:
     host = WILDCARD_HOSTS.get(settings.host, settings.host)
-    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
+    scheme = settings.scheme
+    return f"{scheme}://[{host}]:{settings.port}" if ":" in host else f"{scheme}://{host}:{settings.port}"
 
 
 def probe_serve(settings: Settings) -> StoreInfo | None:
     """The store of the serve at this command's HOST/PORT; None when none answers as this service."""
     try:
-        answer = httpx.get(serve_url(settings) + STORE_ROUTE, timeout=PROBE_TIMEOUT_S)
+        # A serve with TLS has a certificate for its public name, not for the local address asked here;
+        # the answer is only the id of a store, so it is not verified.
+        answer = httpx.get(serve_url(settings) + STORE_ROUTE, timeout=PROBE_TIMEOUT_S, verify=False)
         data = answer.json() if answer.status_code == 200 else None
         return StoreInfo(str(data["store_id"]), data.get("embedded")) if isinstance(data, dict) else None
     except (httpx.HTTPError, ValueError, KeyError):
@@ -96,7 +106,7 @@ def probe_serve(settings: Settings) -> StoreInfo | None:
 def refuse_unshared(settings: Settings, embedded: EmbeddedRedis | None) -> None:
     """Raise :class:`StoreRefused` when a running serve uses another store than this command would."""
     serve = probe_serve(settings)
-    if serve is None or (embedded is not None and serve.embedded == str(embedded.folder)):
+    if serve is None or (embedded is not None and serve.embedded == folder_digest(embedded)):
         return
     if embedded is not None and not embedded.is_running():
         raise StoreRefused(_refusal(settings, serve, f"would start {embedded.describe()}"))

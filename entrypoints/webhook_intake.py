@@ -34,7 +34,12 @@ class WebhookRejected(Exception):
 
 
 class UnknownWebhook(WebhookRejected):
-    """The signature names a webhook id without a known secret (perhaps one registered just now)."""
+    """The signature names a webhook id without a known secret (perhaps one registered just now, or its
+    secret was lost with the store)."""
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(401, "signature names an unknown webhook")
+        self.webhook_id = webhook_id
 
 
 def raw_bytes(req: Mapping[str, Any]) -> bytes:
@@ -75,7 +80,7 @@ def verify_signature(raw: bytes, headers: Mapping[str, Any], secrets: Mapping[st
             raise WebhookRejected(401, "signature has no webhook id")
         secret = secrets.get(hook_id.decode("utf-8", errors="replace"))
         if secret is None:
-            raise UnknownWebhook(401, "signature names an unknown webhook")
+            raise UnknownWebhook(hook_id.decode("utf-8", errors="replace"))
         mac = hmac.new(secret.encode(), raw, hashlib.sha256)
         expected = mac.hexdigest().encode() if as_hex else mac.digest()
         if not hmac.compare_digest(expected, digest):
@@ -86,14 +91,22 @@ def verify_signature(raw: bytes, headers: Mapping[str, Any], secrets: Mapping[st
 
 async def verify_with_stored(raw: bytes, headers: Mapping[str, Any], services: Any) -> str:
     """:func:`verify_signature` against the secrets of the environment and of the store; the stored ones
-    are re-read when due, and once more when the signature names an unknown webhook."""
+    are re-read when due, and once more when the signature names an unknown webhook. Still unknown:
+    EspoCRM's webhooks are read back (rate-limited, :mod:`installation.webhook_recovery`). While the secrets are
+    lost and EspoCRM could not be asked yet, the answer is ``503``: the signature cannot be checked
+    now, EspoCRM retries the batch; nothing is accepted unverified."""
     await services.refresh_webhook_secrets()
     try:
         return verify_signature(raw, headers, services.webhook_secrets())
-    except UnknownWebhook:
-        if not await services.refresh_webhook_secrets(unknown_id=True):
-            raise
+    except UnknownWebhook as unknown:
+        hook_id = unknown.webhook_id
+    if await services.refresh_webhook_secrets(unknown_id=True) and hook_id in services.webhook_secrets():
         return verify_signature(raw, headers, services.webhook_secrets())
+    if await services.recover_webhook_secret(hook_id):
+        return verify_signature(raw, headers, services.webhook_secrets())
+    if services.webhook_secrets_pending():
+        raise WebhookRejected(503, "webhook secrets not recovered yet (the store was emptied): retry later")
+    raise UnknownWebhook(hook_id)
 
 
 def parse_batch(raw: bytes) -> list[dict[str, Any]]:

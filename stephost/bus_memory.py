@@ -27,6 +27,7 @@ from stephost.bus_common import (
 from stephost.config import QueueConfig
 from stephost.discovery import Step
 from stephost.state import DeadLetterStore
+from stephost.stopping import stop_tasks
 
 log = logging.getLogger("stephost.bus")
 
@@ -106,6 +107,10 @@ class InProcessBus:
         """True while the workers run (the in-process queue has nothing else to fail)."""
         return bool(self._workers) and not any(worker.done() for worker in self._workers)
 
+    def overdue(self) -> list[dict[str, Any]]:
+        """Nothing: an in-process delivery has no entry another worker could take over."""
+        return []
+
     def worker_status(self) -> dict[str, dict[str, Any]]:
         return {worker.get_name(): {"reading": not worker.done()} for worker in self._workers}
 
@@ -122,16 +127,10 @@ class InProcessBus:
         """Let in-flight handlers finish (up to ``grace`` seconds), then stop the workers. Deliveries
         that never started are logged as undelivered; later publishes raise QueueFullError."""
         self._stopped = True
-        for worker in self._workers:
-            if worker not in self._busy:
-                worker.cancel()
-        busy = [w for w in self._workers if w in self._busy]
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=grace)
-            for worker in late:
-                log.error("event handler still running after %.1fs at shutdown; cancelling", grace)
-                worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        idle = [w for w in self._workers if w not in self._busy]  # waiting on the queue: safe to cancel
+        late = await stop_tasks(self._workers, None, grace, cancel_at_once=idle)
+        if late:  # a handler that swallowed the cancel too: left behind, it ends after its current call
+            log.error("%d event handlers still running %.1fs after shutdown began; left behind", len(late), 2 * grace)
         self._workers = []
         self._discard_leftovers()
 

@@ -16,14 +16,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from stephost.bus_common import describe_error
+from stephost.stopping import stop_tasks
 
 Clock = Callable[[], float]
-Touch = Callable[[], Awaitable[bool]]  # keeps an entry claimed; False when it is no longer ours
 Round = Callable[[str], Awaitable[None]]  # one round of a loop, given the loop's name
 
 
@@ -191,19 +191,21 @@ class LoopSupervisor:
             self._tasks[name] = asyncio.create_task(self._run(name, kind, round_), name=f"stephost-bus-{name}")
             self.health.register(name, self._tasks[name])
 
-    async def stop(self, grace: float) -> None:
-        """Cancel idle loops; let loops busy in a handler finish it (up to ``grace`` seconds)."""
+    async def stop(self, grace: float) -> list[str]:
+        """Stop the loops: none starts another round or handler; idle loops (blocked in a read) are
+        cancelled at once, loops busy in a handler may finish it (``grace`` s), and whatever still runs
+        then is cancelled and waited for ``grace`` s more (a cancel can be swallowed: never waits
+        longer). Returns the names of loops that did not end (left behind, logged)."""
         self.running = False
-        busy = [task for name, task in self._tasks.items() if self.health.is_busy(name)]
-        for task in self._tasks.values():
-            if task not in busy:
-                task.cancel()
-        if busy:
-            _, late = await asyncio.wait(busy, timeout=grace)
-            for task in late:
-                task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._wake.set()  # loops waiting out a backoff look at ``running`` now
+        idle = [task for name, task in self._tasks.items() if not self.health.is_busy(name)]
+        late = await stop_tasks(self._tasks.values(), None, grace, cancel_at_once=idle)
+        names = [name for name, task in self._tasks.items() if task in late]
+        if names:
+            self._log.error("event bus loops %s did not stop within %.0fs; left behind (they end after "
+                            "their current call)", ", ".join(names), 2 * grace)
         self._tasks = {}
+        return names
 
     def error(self, where: str, exc: BaseException) -> None:
         """Log an error outside the loops (start, drain) the same quiet way."""
@@ -239,28 +241,3 @@ class LoopSupervisor:
         """Sleep ``seconds``, or until another loop finds Redis answering again."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-
-
-@contextlib.asynccontextmanager
-async def kept_claimed(touch: Touch, every: float, on_error: Callable[[Exception], None]) -> AsyncIterator[None]:
-    """Around a handler call: ``touch`` the entry every ``every`` seconds (its idle time starts
-    again), so a handler running longer than ``claimIdleSeconds`` keeps its entry and only a dead
-    worker's entries are taken over. Stops touching once the entry is no longer ours; an error
-    (Redis away) is reported and the next touch tried as usual."""
-
-    async def keep() -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                if not await touch():
-                    return
-            except Exception as exc:
-                on_error(exc)
-
-    task = asyncio.create_task(keep())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -44,7 +44,7 @@ from stephost.bus_common import (
     retry_delay,
     subscribers_by_topic,
 )
-from stephost.bus_recovery import LoopSupervisor, Round, kept_claimed
+from stephost.bus_recovery import LoopSupervisor, Round
 from stephost.bus_redis_scripts import (
     BUSYGROUP,
     GROUP,
@@ -58,6 +58,7 @@ from stephost.bus_redis_scripts import (
     entry_delivery,
     retry_member,
 )
+from stephost.bus_watchdog import EntryWatch, kept_claimed
 from stephost.config import QueueConfig
 from stephost.discovery import Step
 from stephost.state import DeadLetterStore
@@ -119,6 +120,7 @@ class RedisStreamBus:
         self._stopped = False
         self._depth = 0
         self._counters = BusCounters()
+        self._watch = EntryWatch(queue.max_handler_seconds, self._counters)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -183,6 +185,11 @@ class RedisStreamBus:
 
     def worker_status(self) -> dict[str, dict[str, Any]]:
         return self._loops.health.status()
+
+    def overdue(self) -> list[dict[str, Any]]:
+        """Entries whose handler in this process has run longer than ``maxHandlerSeconds`` and still
+        runs (no longer touched: a live worker takes them over). Each: entry, stream, step, since."""
+        return self._watch.overdue()
 
     async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - contract's drain(timeout)
         """Wait until nothing is pending; keeps waiting through a Redis outage (up to ``timeout``)."""
@@ -276,6 +283,8 @@ class RedisStreamBus:
 
     async def _process_all(self, name: str, entries: list[Entry]) -> None:
         for stream, entry_id, fields in entries:
+            if not self._loops.running:  # stopping: the entry stays pending, a live worker takes it over
+                return
             with self._loops.busy(name):
                 if fields is None:  # deleted while pending: nothing left to run
                     await self._redis.xack(stream, GROUP, entry_id)
@@ -296,7 +305,8 @@ class RedisStreamBus:
                 raise LookupError(f"no event step named {delivery.step!r} in this host")
             touch = partial(self._scripts.touch, stream, consumer, entry_id)
             every = self._cfg.claim_idle_seconds / TOUCHES_PER_CLAIM_IDLE
-            async with kept_claimed(touch, every, partial(self._loops.error, "touch")):
+            async with kept_claimed(touch, every, partial(self._loops.error, "touch"),
+                                    self._watch.watchdog(stream, _s(entry_id), delivery)):
                 await self._runner(step, copy_data(delivery.data), delivery.trace_id)
         except asyncio.CancelledError:
             raise  # stays pending in the stream; XAUTOCLAIM hands it to a live worker later
@@ -304,6 +314,8 @@ class RedisStreamBus:
             self._counters.failed_attempts += 1
             await self._failed(stream, entry_id, delivery, describe_error(exc))
             return
+        finally:
+            self._watch.done(_s(entry_id))
         self._counters.delivered += 1
         await self._scripts.finish(stream, entry_id, Outcome.DONE)
 

@@ -55,6 +55,14 @@ class HttpConfig(_Section):
     max_buffered_body_bytes: int = Field(default=32 * 1024 * 1024, alias="maxBufferedBodyBytes", gt=0)
     # Open connections before the server itself answers every new request with 503.
     max_connections: int = Field(default=1000, alias="maxConnections", ge=1)
+    # Open connections of one client address counted toward maxConnections; beyond it a connection is
+    # not counted, and its header deadline is spread over 50-100 % of headerTimeoutSeconds
+    # (stephost.http_server). 0: no share
+    # (behind a reverse proxy every connection comes from the proxy, which guards the edge itself).
+    max_connections_per_client: int = Field(default=64, alias="maxConnectionsPerClient", ge=0)
+    # HTTPS: the certificate (chain) and private key, PEM files; both None: plain HTTP.
+    tls_cert_file: Path | None = Field(default=None, alias="tlsCertFile")
+    tls_key_file: Path | None = Field(default=None, alias="tlsKeyFile")
 
 
 class QueueConfig(_Section):
@@ -69,6 +77,9 @@ class QueueConfig(_Section):
     # Redis Streams bus only: backoff of a worker loop after a Redis error (doubling up to the max).
     reconnect_base_seconds: float = Field(default=0.1, alias="reconnectBaseSeconds", gt=0)
     reconnect_max_seconds: float = Field(default=2.0, alias="reconnectMaxSeconds", gt=0)
+    # Redis Streams bus only: a handler running longer than this is reported (log, counter, status
+    # page) and its entry no longer kept, so a live worker takes it over (the watchdog).
+    max_handler_seconds: float = Field(default=600.0, alias="maxHandlerSeconds", gt=0)
 
 
 class CronConfig(_Section):
@@ -130,8 +141,10 @@ def parse_host_config(
     return config
 
 
-def load_host_config(path: Path, overrides: dict[str, Any] | None = None) -> HostConfig:
-    """Read ``motia.config.json`` at ``path`` and apply ``overrides`` (see :func:`parse_host_config`)."""
+def load_host_config(path: Path, overrides: dict[str, Any] | None = None, *,
+                     base_dir: Path | None = None) -> HostConfig:
+    """Read ``motia.config.json`` at ``path`` and apply ``overrides`` (see :func:`parse_host_config`);
+    relative step directories are taken from ``base_dir`` (default: the file's folder)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -144,6 +157,6 @@ def load_host_config(path: Path, overrides: dict[str, Any] | None = None) -> Hos
     if not isinstance(raw, dict):
         raise ConfigFileError(f"{path}: top level must be a JSON object")
     try:
-        return parse_host_config(raw, overrides, base_dir=path.resolve().parent)
+        return parse_host_config(raw, overrides, base_dir=base_dir or path.resolve().parent)
     except ConfigFileError as exc:
         raise ConfigFileError(f"{path}: {exc}") from exc

@@ -2,6 +2,8 @@
 
 Expressions have 5 fields, or 6 with seconds as the last field (``* * * * * *`` = every second).
 The clock and the sleep function are injectable so schedules can be tested without waiting.
+Stopping never relies on a cancel alone (:mod:`stephost.stopping`): the loops check a flag, a run
+whose slot claim (a Redis call) outlived the stop does not start its handler, and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from croniter import croniter
 
 from stephost.discovery import Step, validate_cron_expression
+from stephost.stopping import pause, stop_tasks
 
 log = logging.getLogger("stephost.cron")
 
@@ -36,7 +39,7 @@ class CronScheduler:
         overrides: dict[str, str] | None = None,
         *,
         now: Callable[[], datetime] = _utcnow,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         claim: SlotClaim | None = None,
     ) -> None:
         self._claim = claim
@@ -50,11 +53,13 @@ class CronScheduler:
             self._schedules[name] = expr
         self._runner = runner
         self._now = now
-        self._sleep = sleep
+        self._sleep = sleep  # None: sleep until the next slot or the stop, whichever comes first
+        self._stopping = asyncio.Event()
         self._locks = {name: asyncio.Lock() for name in self._steps}
         self._loops: list[asyncio.Task[None]] = []
         self._runs: set[asyncio.Task[None]] = set()
         self.skipped: dict[str, int] = dict.fromkeys(self._steps, 0)
+        self._claim_failing: set[str] = set()  # steps whose last claim failed (logged once per outage)
 
     @property
     def schedules(self) -> dict[str, str]:
@@ -68,21 +73,22 @@ class CronScheduler:
     def start(self) -> None:
         if self._loops:
             return
+        self._stopping = asyncio.Event()
         self._loops = [
             asyncio.create_task(self._loop(name), name=f"stephost-cron-{name}") for name in self._steps
         ]
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop scheduling; wait up to ``grace`` seconds for running cron handlers, then cancel them."""
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+    async def stop(self, grace: float = 10.0) -> list[str]:
+        """Stop scheduling; wait up to ``grace`` seconds for running cron handlers, then cancel them
+        and wait ``grace`` s more (a cancel can be swallowed). Returns the names of what did not end
+        (left behind, logged): it ends after its current call."""
+        late = await stop_tasks(self._loops, self._stopping, grace)
         self._loops = []
-        if self._runs:
-            _, late = await asyncio.wait(set(self._runs), timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        late |= await stop_tasks(set(self._runs), None, grace)
+        names = sorted(task.get_name() for task in late)
+        if names:
+            log.error("cron tasks %s did not stop within %.0fs; left behind", ", ".join(names), 2 * grace)
+        return names
 
     async def run_now(self, name: str) -> None:
         """Run a cron step once now, waiting for a scheduled run of it to finish first.
@@ -95,11 +101,13 @@ class CronScheduler:
 
     async def _loop(self, name: str) -> None:
         itr = croniter(self._schedules[name], self._now())
-        while True:
+        while not self._stopping.is_set():
             fire_at: datetime = itr.get_next(datetime)
             delay = (fire_at - self._now()).total_seconds()
             if delay > 0:
-                await self._sleep(delay)
+                await (pause(self._stopping, delay) if self._sleep is None else self._sleep(delay))
+            if self._stopping.is_set():
+                return
             if self._locks[name].locked():
                 self.skipped[name] += 1
                 log.warning("cron step %s still running at %s; skipping this run", name, fire_at.isoformat())
@@ -117,6 +125,8 @@ class CronScheduler:
         async with self._locks[name]:
             if self._claim is not None and not await self._claimed(name, fire_at):
                 return
+            if self._stopping.is_set():  # stopped while the claim was in flight: start nothing now
+                return
             try:
                 await self._runner(self._steps[name])
             except Exception:  # the runner has logged it with the run's trace id
@@ -125,8 +135,15 @@ class CronScheduler:
     async def _claimed(self, name: str, fire_at: datetime) -> bool:
         assert self._claim is not None
         try:
-            return await self._claim(name, fire_at)
+            claimed = await self._claim(name, fire_at)
         except Exception as exc:  # the store is away: this slot is skipped, the next one tried
-            log.warning("cron step %s: could not claim the run of %s (%s); skipping it", name,
-                        fire_at.isoformat(), exc)
+            # Once per outage at WARNING (a step firing every few seconds would repeat it), then DEBUG.
+            level = logging.DEBUG if name in self._claim_failing else logging.WARNING
+            self._claim_failing.add(name)
+            log.log(level, "cron step %s: could not claim the run of %s (%s); skipping runs until the store "
+                    "answers", name, fire_at.isoformat(), exc)
             return False
+        if name in self._claim_failing:
+            self._claim_failing.discard(name)
+            log.warning("cron step %s: the store answers again, runs go on", name)
+        return claimed

@@ -131,6 +131,10 @@ class StepHost:
     def queue_depth(self) -> int:
         return self.bus.depth()
 
+    def overdue_events(self) -> list[dict[str, Any]]:
+        """Events whose handler in this process runs past ``maxHandlerSeconds`` (the bus's watchdog)."""
+        return self.bus.overdue()
+
     def bus_stats(self) -> dict[str, int]:
         return self.bus.stats()
 
@@ -177,14 +181,14 @@ class StepHost:
         slot's key runs it. The key outlives any clock difference between the processes."""
         key = f"{self.config.redis.key_prefix}:cron:{name}:{fire_at.isoformat()}"
         if await self.redis.set(key, self._owner, nx=True, ex=CRON_SLOT_TTL_S):
-            log.info("[step=%s] scheduled run of %s claimed by %s", name, fire_at.isoformat(), self._owner)
+            log.debug("[step=%s] scheduled run of %s claimed by %s", name, fire_at.isoformat(), self._owner)
             return True
         log.debug("[step=%s] scheduled run of %s taken by another process", name, fire_at.isoformat())
         return False
 
     async def _run_cron_step(self, step: Step) -> None:
         context = self.make_context(step)
-        log.info("[step=%s trace=%s] cron run", step.name, context.trace_id)
+        log.debug("[step=%s trace=%s] cron run", step.name, context.trace_id)
         try:
             await step.handler(context)
         except Exception:
@@ -208,6 +212,7 @@ async def serve(
 
     app = build_http_app(host, manage_host=True)
     server = uvicorn.Server(server_config(app, host.config.http, host=http_host, port=port, lifespan="on"))
+    quiet_orphaned_lookups(asyncio.get_running_loop())
 
     async def watch() -> None:
         assert shutdown is not None
@@ -220,6 +225,21 @@ async def serve(
     finally:
         if watcher is not None:
             watcher.cancel()
+
+
+def quiet_orphaned_lookups(loop: asyncio.AbstractEventLoop) -> None:
+    """A connect that timed out leaves its name lookup's future behind; when the lookup fails later (an
+    unresolvable host), asyncio logs "Future exception was never retrieved" with a traceback at ERROR.
+    The connect's own error is already reported (health checks, the bus's retries): that one goes to
+    DEBUG; every other unhandled error keeps asyncio's default handling."""
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        orphan = str(context.get("message", "")).startswith("Future exception was never retrieved")
+        if orphan and isinstance(context.get("exception"), OSError):
+            log.debug("a timed-out connect's name lookup failed later: %s", context.get("exception"))
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -1,11 +1,16 @@
 """Creating a Beteiligter in Advoware exactly once, although Advoware has no idempotency key.
 
 The attempt is noted in Redis BEFORE the ``POST``, with the fingerprint of the values it sends: if its
-answer is lost (timeout, 5xx after the commit, the process killed), the next attempt looks for a
-Beteiligter changed since then with exactly the values any attempt sent and adopts it instead of
-creating a second one; when a person changed the EspoCRM record in between, the adopted Beteiligter
-is brought to the new values with a ``PUT``. The link is stored as soon as the ``betNr`` is
-known, so a lost EspoCRM release write never leads to a second create either.
+answer is lost (timeout, 5xx after the commit, the process killed), the next attempt looks for the
+Beteiligter an attempt created and adopts it instead of creating a second one. It is found by what an
+edit in between does not change (issue 17 item 3): created (``angelegtAm``) within the attempt's
+window, linked to no other record, and either holding exactly the values an attempt sent, or the
+identity an attempt sent (name, first name, birth date, legal form, register entry) with other fields
+edited since by an Advoware user. An adoption of anything but the values this attempt would send
+stores the link with the values that attempt sent as the base and decides again as for a linked
+record: an Advoware user's edit reaches EspoCRM, a person's EspoCRM change since reaches Advoware,
+both by the groups' strategies. The link is stored as soon as the ``betNr`` is known, so a lost
+EspoCRM release write never leads to a second create either.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.create_claims import CreateClaims
-from adapters.errors import OutcomeUnknownError, RetryableError
+from adapters.errors import OutcomeUnknownError, RetryableError, StaleWriteError
 from adapters.match_index import IndexState
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
 from domain.match_keys import strong_keys, weak_keys
 from domain.match_party import party_from_espo
+from domain.timestamps import parse_advoware
 from sync.create_match import CreateMatcher, OnCreateMatch
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
@@ -33,13 +39,28 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 ADOPT_WINDOW = timedelta(hours=24)
+# How far Advoware's clock (``angelegtAm``) may be off ours: a party created this long before the first
+# attempt started is never taken for ours (and covers the hour repeated when summer time ends).
+CLOCK_SKEW = timedelta(hours=1)
+# What an Advoware user's edit of a new party leaves alone: who the party is.
+IDENTITY = ("lastName", "firstName", "dateOfBirth", "rechtsform", "handelsregisterNummer", "registergericht")
+
+
+class AdoptedLostCreate(StaleWriteError):
+    """A lost create was adopted with values other than this attempt's: its link (the values that
+    attempt sent as the base) is stored; read the record and decide again, as a linked record."""
+
+
+def _differing(obj_fp: dict[str, str], sent: dict[str, str]) -> int:
+    return sum(obj_fp.get(f) != fp for f, fp in sent.items())
 
 
 class AdvowareCreator:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
                  clock: Callable[[], float], on_match: OnCreateMatch = OnCreateMatch.LINK,
-                 espo: EspoCRMAPI | None = None) -> None:
+                 espo: EspoCRMAPI | None = None, timezone: str = "Europe/Berlin") -> None:
         self.advo = advo
+        self.timezone = timezone
         self.store = store
         self.metrics = metrics
         self.clock = clock
@@ -61,14 +82,13 @@ class AdvowareCreator:
         want = fingerprint(advoware_to_canonical(body))
         # Both read once (we hold the record's lease), at the same time: one round trip's wait.
         attempt, state = await asyncio.gather(self.store.create_attempt(espo_id), self.matcher.index.state())
-        obj = await self._adopt_lost_create(espo_id, want, attempt)
-        if obj is None:
+        adopted = await self._adopt_lost_create(espo_id, want, attempt)
+        if adopted is None:
             obj = await self._create_claimed(espo_id, espo_vals, body, want, attempt, state)
-        elif fingerprint(advoware_to_canonical(obj)) != want:
-            # adopted with the values of an earlier attempt; a person changed the record since
-            await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
-            obj = await self.advo.update_beteiligter(int(obj["betNr"]), canonical_to_advoware(espo_vals, obj))
-            self.metrics.writes.labels("advoware").inc()
+        else:
+            obj, base = adopted
+            if fingerprint(advoware_to_canonical(obj)) != want:  # edited in Advoware, or older values sent
+                await self._link_adopted(espo_id, obj, base)
         betnr = int(obj["betNr"])
         values = advoware_to_canonical(obj)
         await self.store.save_link(espo_id, Link(
@@ -81,6 +101,7 @@ class AdvowareCreator:
                               state: IndexState) -> dict[str, Any]:
         """Lookup, ``POST`` and indexing under claims on the record's identity, so that a twin created at
         the same moment waits and then finds this one (:mod:`adapters.create_claims`)."""
+        state = await self.matcher.ready_index(state)  # a missing index is rebuilt first (issue 17)
         keys: list[str] = []  # claims only where the create looks up (a mode that looks, an index built)
         if self.matcher.mode != OnCreateMatch.CREATE and state.built:
             party = party_from_espo({"id": espo_id, **espo_vals})
@@ -116,20 +137,53 @@ class AdvowareCreator:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
+    async def _link_adopted(self, espo_id: str, obj: dict[str, Any], base: dict[str, str]) -> None:
+        """Link an adopted Beteiligter with the values its attempt sent as the base of both sides, and
+        have the pass decide again: what changed since on either side is then a change, never lost."""
+        await self.store.save_link(espo_id, Link(
+            betnr=int(obj["betNr"]), row_id=None, espo=base, advo=base, synced_at=self.clock()),
+            clear_create_attempt=True)
+        raise AdoptedLostCreate(f"adopted the Beteiligter {obj['betNr']} of a create whose answer was lost; "
+                                "changes since on either side are synced now", system="advoware")
+
     async def _adopt_lost_create(self, espo_id: str, want: dict[str, str],
-                                 attempt: CreateAttempt | None) -> dict[str, Any] | None:
-        """The Beteiligter an earlier attempt created, found by the values that attempt sent (or the
-        ones this attempt would send), changed in Advoware since the first attempt started."""
+                                 attempt: CreateAttempt | None) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The Beteiligter an earlier attempt created and the values that attempt sent; ``None`` when
+        there is none (or no list endpoint to look with)."""
         if attempt is None or not await self.advo.supports_list():
             return None  # without the list endpoint it cannot be found: the create is repeated
         sent = [want, *attempt.sent]
-        # A wide window: our clock and Advoware's are never compared closely (this path is rare).
+        best: tuple[int, int, dict[str, Any], dict[str, str]] | None = None
+        # A wide window for the list read; the creation time then narrows it (``CLOCK_SKEW``).
         async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
-            if fingerprint(advoware_to_canonical(obj)) not in sent:
+            found = self._ours(obj, sent, attempt)
+            if found is None:
+                continue
+            base, differing = found
+            if best is not None and (best[0], best[1]) <= (differing, int(obj["betNr"])):
                 continue
             owner = await self.store.betnr_owner(int(obj["betNr"]))
             if owner is None or owner == espo_id:  # never another record's twin
-                log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost",
-                           espo_id=espo_id, betnr=obj.get("betNr"), decision="adopt_lost_create")
-                return obj
-        return None
+                best = (differing, int(obj["betNr"]), obj, base)
+        if best is None:
+            return None
+        differing, betnr, obj, base = best
+        log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost", espo_id=espo_id,
+                   betnr=betnr, decision="adopt_lost_create", edited_fields=differing)
+        return obj, base
+
+    def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]],
+              attempt: CreateAttempt) -> tuple[dict[str, str], int] | None:
+        """What an attempt sent that ``obj`` is the result of, and how many fields were edited since:
+        exactly the values sent, or, created within the attempt's window, the identity sent."""
+        obj_fp = fingerprint(advoware_to_canonical(obj))
+        if obj_fp in sent:
+            return obj_fp, 0
+        created = parse_advoware(obj.get("angelegtAm"), self.timezone)
+        if created is None or not attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW:
+            return None
+        same_identity = [s for s in sent if all(obj_fp.get(f) == s.get(f) for f in IDENTITY)]
+        if not same_identity:
+            return None
+        base = min(same_identity, key=lambda s: _differing(obj_fp, s))
+        return base, _differing(obj_fp, base)

@@ -63,6 +63,7 @@ class BeteiligteDeleter:
             self.metrics.syncs.labels("delete_ignored", "record_exists").inc()
             return SyncResult(espo_id, betnr, Action.DELETE_IGNORED_RECORD_EXISTS, SyncStatus.CLEAN)
         if betnr is None:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
                        espo_id=espo_id, betnr=None, decision=Action.DELETE_NO_LINK)
             self.metrics.syncs.labels("delete_unlinked", "no_link").inc()

@@ -17,12 +17,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from adapters.background import Background, pause
 from adapters.errors import (
     ApiError,
     DeferredError,
@@ -32,21 +33,24 @@ from adapters.errors import (
     RetryableError,
     StaleWriteError,
 )
+from adapters.facts_cache import FactsCache
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
+from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
 from sync.espocrm_facts import EspoFacts
-from sync.metrics import SyncMetrics
+from sync.metrics import Stall, SyncMetrics
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_failures import classify
 from sync.sync_journal import SyncJournal
 from sync.sync_log import log_record
 from sync.sync_pass import PassState, RecordMoved, SyncPass
 from sync.sync_result import SyncResult
+from sync.sync_skips import runs_nothing
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -60,6 +64,8 @@ QUICK_RETRY_S = 0.5
 MAX_INLINE_WAIT_S = 5.0
 LOCK_WAIT_S = 120.0
 HEARTBEAT_S = LEASE_MS / 1000 / 3
+MAX_LEASE_HOLD_S = 300.0  # the watchdog: a pass holding its lease longer is reported and let go
+HEARTBEAT_STOP_GRACE_S = 2.0  # the heartbeat gets this long (twice) to stop when the pass ends
 
 
 class LockBusyError(RetryableError):
@@ -80,6 +86,7 @@ class BeteiligteSync:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         lock_wait_s: float = LOCK_WAIT_S,
+        max_lease_hold_s: float = MAX_LEASE_HOLD_S,
     ) -> None:
         self.espo = espo
         self.advo = advo
@@ -90,9 +97,11 @@ class BeteiligteSync:
         self.delete_policy = delete_policy
         self.clock = clock
         self.lock_wait_s = lock_wait_s
+        self.max_lease_hold_s = max_lease_hold_s
+        self.overdue_leases: dict[str, float] = {}  # espo id -> when the watchdog let its lease go
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
-        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo)
-        self.espo_facts = EspoFacts(espo)
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
+        self.espo_facts = EspoFacts(espo, FactsCache.for_system(store.redis, getattr(espo, "base_url", "")))
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
         self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
@@ -169,9 +178,21 @@ class BeteiligteSync:
 
     @asynccontextmanager
     async def _heartbeat(self, espo_id: str, token: str) -> AsyncIterator[None]:
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(HEARTBEAT_S)
+        """Extend the lease every HEARTBEAT_S while the pass runs, up to MAX_LEASE_HOLD_S: a pass still
+        running then is reported (log, metric, :attr:`overdue_leases`) and its lease left to lapse, so
+        the record is free again LEASE_MS later (the watchdog). Stopped by a flag, never by a cancel
+        alone: a cancel landing in ``extend`` (a Redis script) can be swallowed by redis-py."""
+        started = time.monotonic()
+
+        async def beat(stop: asyncio.Event) -> None:
+            while not await pause(stop, HEARTBEAT_S):
+                if time.monotonic() - started >= self.max_lease_hold_s:
+                    self.overdue_leases[espo_id] = self.clock()
+                    self.metrics.stalled.labels(Stall.LEASE).inc()
+                    log_record(logging.ERROR, f"sync pass still running after {self.max_lease_hold_s:.0f} s: "
+                               "lease no longer extended, it lapses for other workers", espo_id=espo_id,
+                               betnr=None, decision="lease_overdue")
+                    return
                 try:
                     kept = await self.store.extend(espo_id, token)
                 except Exception as exc:  # Redis away: keep trying while the pass runs
@@ -183,13 +204,15 @@ class BeteiligteSync:
                                decision="lease_lost")
                     return
 
-        task = asyncio.create_task(beat())
+        heart = Background(beat, f"lease-heartbeat-{espo_id}")
         try:
             yield
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            self.overdue_leases.pop(espo_id, None)
+            if not await heart.stop(HEARTBEAT_STOP_GRACE_S):
+                self.metrics.stalled.labels(Stall.HEARTBEAT_LEFT).inc()
+                log_record(logging.ERROR, "lease heartbeat did not stop; left behind (it ends after its call)",
+                           espo_id=espo_id, betnr=None, decision="heartbeat_left_behind")
 
     # -- one record, under the lease ------------------------------------------------------------
     async def _sync_locked(self, espo_id: str, trigger: str, prefetched: tuple[Link | None] | None = None,
@@ -200,6 +223,9 @@ class BeteiligteSync:
         record = await self._read_record(espo_id, trigger)
         if isinstance(record, SyncResult):
             return record, None
+        skipped = await runs_nothing(self.store, self.metrics, record, trigger)
+        if skipped is not None:
+            return skipped, None
         await self.espo_facts.load()  # before edit_time: it needs our own user id
         st = PassState(record, await self.edit_time(record), prefetched=prefetched, lease_token=lease_token)
         result = await self._run_with_retries(st, trigger)
@@ -210,6 +236,7 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)
             self.metrics.syncs.labels(Action.SKIP_DELETED, "ok").inc()
@@ -273,13 +300,16 @@ class BeteiligteSync:
         lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
+            # Field names, ids and the decision only: the values are client data (birth dates,
+            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
-                       group=c.group, field=c.field, espocrm=c.espo_value, advoware=c.advo_value,
-                       winner=c.winner)
+                       group=c.group, field=c.field, winner=c.winner)
             lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
                          f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        text = ("Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. "
-                "Überschrieben wurde:\n" + "\n".join(lines))
+        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
+        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
+                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
+                + "Überschrieben wurde:\n" + "\n".join(lines))
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:

@@ -36,6 +36,7 @@ K = TypeVar("K")
 ENTITY = "CBeteiligte"
 PAGE = 200
 PROGRESS_EVERY_PAGES = 25
+DROP_GRACE_S = 5.0  # a dropped read-ahead page is waited for this long at most
 # (work item, EspoCRM record, link, twin) -> the item with what a sync would do
 Preview = Callable[[WorkItem, dict[str, Any], Link | None, dict[str, Any] | None], WorkItem]
 
@@ -74,7 +75,7 @@ class Scan:
     rows: dict[int, int | None] = field(default_factory=dict)  # betNr -> hash(rowId), from Advoware's list
     advo_pages: int = 0
     espo_pages: int = 0
-    # Held records (a possible duplicate): asked again whether anything still holds them (sync.hold_recheck)
+    # Held records (a possible duplicate): asked again whether anything still holds them (onboarding.hold_recheck)
     recheck: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
     held: list[Pending] = field(default_factory=list)
 
@@ -130,6 +131,7 @@ class Scan:
     async def _espo_page(self, records: list[dict[str, Any]], twins_now: bool) -> None:
         ids = [r["id"] for r in records]
         links = await self.store.get_links(ids)
+        await self.store.upgrade_links(links)  # bases from before the fingerprint key: keyed, no plain one stays
         retries = await self.store.get_retries(ids)
         locked = await self.store.locked_ids([r["id"] for r in records if r.get("syncStatus") == "syncing"])
         self.plan.scanned += len(records)
@@ -252,10 +254,12 @@ class Scan:
 
 
 async def _drop(ahead: asyncio.Future[Any] | None) -> None:
-    """A failed page stops a read: the page asked for ahead is dropped, its answer too."""
+    """A failed page stops a read: the page asked for ahead is dropped, its answer too. Waited for at
+    most DROP_GRACE_S (a cancel can be swallowed: see :mod:`adapters.background`), then left behind."""
     if ahead is not None:
         ahead.cancel()
-        await asyncio.gather(ahead, return_exceptions=True)
+        await asyncio.wait({ahead}, timeout=DROP_GRACE_S)
+        ahead.add_done_callback(lambda f: None if f.cancelled() else f.exception())
 
 
 async def gather_limited(limit: int, calls: list[Awaitable[tuple[K, Any]]]) -> dict[K, Any]:

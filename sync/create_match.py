@@ -31,7 +31,9 @@ before the weak keys (no version) serves the strong lookup only, one before the 
 namesake as before, until ``match`` runs again.
 
 Without the index (``match`` never ran) or without Advoware's list endpoint there is no lookup and no
-extra read: the create goes ahead. Otherwise the cost is one list read plus the candidates' reads.
+extra read: the create goes ahead. An index lost with the store (Redis came back empty) is rebuilt
+before the next create, which is held meanwhile (:mod:`sync.index_rebuild`). Otherwise the cost is
+one list read plus the candidates' reads.
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ from adapters.match_index import IndexState, MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
 from domain.first_link import fill_from_advoware, first_base
-from domain.match_keys import strong_keys, weak_keys, weak_lookup_keys
+from domain.match_keys import strong_keys, weak_lookup_keys
 from domain.match_party import Party, party_from_advoware, party_from_espo
 from domain.matching import STRONG, Rule, possible_duplicate, rule_for
 from domain.sync_status import ENTITY
+from sync.index_rebuild import IndexLost, IndexRebuild, index_entries
 from sync.match_messages import MAX_NAMED, MAX_READS, numbers, possible_message
 from sync.sync_log import log_record
 
@@ -80,7 +83,7 @@ class MatchFound(FatalError):
     """A create that staff must decide (``ask``, several candidates, one linked elsewhere, or a possible
     duplicate)."""
 
-    held = True  # the sync check looks again whether its candidates are still there (sync.hold_recheck)
+    held = True  # the sync check looks again whether its candidates are still there (onboarding.hold_recheck)
 
 
 Live = dict[int, tuple[dict[str, Any], Rule]]
@@ -99,14 +102,6 @@ class Found:
         return set(self.strong) | set(self.possible)
 
 
-def index_entries(objs: list[dict[str, Any]]) -> list[tuple[int, list[str]]]:
-    out = []
-    for o in objs:
-        party = party_from_advoware(o)
-        out.append((int(o["betNr"]), strong_keys(party) + weak_keys(party)))
-    return out
-
-
 def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: bool) -> tuple[str, int]:
     """The watermark and how many rows stamped with it are read, after ``page``: read with
     ``skip=seen`` from ``water`` (``skipped``), or from before ``water`` and holding every row stamped
@@ -117,6 +112,13 @@ def _advanced(water: str, seen: int, page: list[dict[str, Any]], *, skipped: boo
         at = sum(s == water for s in stamps)
         return water, seen + at if skipped else at
     return top, sum(s == top for s in stamps)
+
+
+def _lost(espo_id: str) -> IndexLost:
+    log_record(logging.WARNING, "match index lost during the lookup (store emptied): deciding again",
+               espo_id=espo_id, betnr=None, decision="index_lost")
+    return IndexLost("the match index vanished during the lookup (the store was emptied); decided again",
+                     system="advoware")
 
 
 async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[str, Any]] | None:
@@ -154,6 +156,14 @@ class CreateMatcher:
         self.mode = mode
         self.index = MatchKeyIndex(store.redis, store.prefix)
         self.declines = MatchDeclines(store.redis, store.prefix)
+        self.rebuild = IndexRebuild(advo, self.index, espo)
+
+    async def ready_index(self, state: IndexState) -> IndexState:
+        """Before a create that looks up: the index, rebuilt first when it is missing (issue 17; see
+        :mod:`sync.index_rebuild`). ``create`` mode never looks up and never builds."""
+        if self.mode == OnCreateMatch.CREATE:
+            return state
+        return await self.rebuild.ensure(state)
 
     async def check(self, espo_id: str, espo_vals: Canonical, state: IndexState | None = None) -> None:
         """Returns when the create may go ahead; raises :class:`LinkedExisting` or :class:`MatchFound`.
@@ -182,12 +192,18 @@ class CreateMatcher:
             return None
         page = await refresh_index(self.index, self.advo)
         if page is None:
+            if state is not None and state.built and await self.index.watermark() is None:
+                raise _lost(espo_id)
             return None
         declined = await self.declines.of(espo_id)
         fresh: Fresh = {int(o["betNr"]): o for o in page}
-        found = Found(await self._live(party, await self.index.lookup(strong) - declined, fresh))
+        strong_hits = await self.index.lookup(strong)
+        weak_hits = await self.index.lookup(weak) if weak else set()
+        if await self.index.watermark() is None:  # emptied while we looked: the lookups saw a part of it
+            raise _lost(espo_id)
+        found = Found(await self._live(party, strong_hits - declined, fresh))
         if not found.strong and weak:
-            found.possible = await self._possible(party, await self.index.lookup(weak) - declined, fresh)
+            found.possible = await self._possible(party, weak_hits - declined, fresh)
         return found
 
     async def _strong(self, espo_id: str, espo_vals: Canonical, found: Live) -> None:

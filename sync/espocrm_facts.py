@@ -7,6 +7,9 @@
   whether optimistic concurrency is on (logged; the sync itself reads it off each record).
 Either may be unavailable (older versions, restricted roles): the sync then works without it and
 ``beteiligte-sync doctor`` says what is missing.
+
+What was read is kept in the store for :data:`MAX_AGE_S` too (:mod:`adapters.facts_cache`), so a
+process that starts afresh (under Motia: every handler call) uses it instead of asking again.
 """
 
 from __future__ import annotations
@@ -21,22 +24,31 @@ from domain.sync_status import ENTITY
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
+    from adapters.facts_cache import FactsCache
 
 log = logging.getLogger("beteiligte_sync")
 MAX_AGE_S = 600.0  # an admin may change enum options while the service runs
 
 
 class EspoFacts:
-    def __init__(self, espo: EspoCRMAPI) -> None:
+    def __init__(self, espo: EspoCRMAPI, cache: FactsCache | None = None) -> None:
         self.espo = espo
+        self.cache = cache
         self.user_id: str | None = None
         self.occ: bool | None = None
+        # mapped fields with "Audited" ticked: a person's save of one that our release overwrote is
+        # found in the record's stream (sync.release_check)
+        self.audited: frozenset[str] = frozenset()
         self.loaded = False
         self._loaded_at = 0.0
+        self._stale = False  # EspoCRM refused an option: the shared copy is out of date too
 
     async def load(self) -> None:
-        """Once per :data:`MAX_AGE_S`; a passing fault is tried again on the next sync."""
+        """Once per :data:`MAX_AGE_S` (from the store when another process read them); a passing fault
+        is tried again on the next sync."""
         if self.loaded and time.monotonic() - self._loaded_at < MAX_AGE_S:
+            return
+        if await self._from_cache():
             return
         self._loaded_at = time.monotonic()
         try:
@@ -46,6 +58,7 @@ class EspoFacts:
             log.warning("EspoCRM does not tell its user or metadata (%s): newest_wins uses modifiedAt "
                         "as is, enum values are written as first listed in the value map", exc)
             self.loaded = True
+            await self._to_cache({})
             return
         except ApiError:
             return
@@ -55,7 +68,41 @@ class EspoFacts:
             log.warning("EspoCRM: optimistic concurrency is off for %s: the sync re-reads a record right "
                         "before it writes values to it; switch it on in the Entity Manager (see "
                         "'beteiligte-sync doctor')", ENTITY)
+        unaudited = sorted({f.espo for f in FIELDS} - self.audited)
+        if not self.loaded and unaudited:
+            log.warning("EspoCRM: %d mapped fields of %s are not audited (e.g. %s): a person's save of one in "
+                        "the instant the sync writes it cannot be found and may be lost; tick 'Audited' for "
+                        "them in the Entity Manager (see 'beteiligte-sync doctor')", len(unaudited), ENTITY,
+                        unaudited[0])
         self.loaded = True
+        await self._to_cache(_enum_options(meta))
+
+    async def _from_cache(self) -> bool:
+        if self.cache is None or self._stale:
+            return False
+        facts = await self.cache.get()
+        if facts is None:
+            return False
+        self.user_id, self.occ = facts.get("user_id"), facts.get("occ")
+        for name, options in (facts.get("options") or {}).items():
+            table = value_maps().get(name)
+            if table is not None:
+                table.espo_options = [str(o) for o in options]
+        age = max(0.0, time.time() - float(facts.get("read_at", 0.0)))
+        self._loaded_at = time.monotonic() - age
+        self.loaded = True
+        return True
+
+    async def _to_cache(self, options: dict[str, list[str]]) -> None:
+        self._stale = False
+        if self.cache is not None:
+            await self.cache.put({"user_id": self.user_id, "occ": self.occ, "options": options,
+                                  "read_at": time.time()}, MAX_AGE_S)
+
+    async def reload(self) -> None:
+        """Read user and metadata again now (an admin changed the entity)."""
+        self._loaded_at = 0.0
+        await self.load()
 
     def option_refused(self, exc: ValidationError) -> bool:
         """EspoCRM refused a value of a mapped enum field (``type: valid``): its options may have
@@ -66,6 +113,7 @@ class EspoFacts:
         if refused:
             self.loaded = False
             self._loaded_at = 0.0
+            self._stale = True
         return refused
 
     def apply_metadata(self, meta: Any) -> None:
@@ -75,11 +123,23 @@ class EspoFacts:
         occ = defs.get("optimisticConcurrencyControl")
         self.occ = bool(occ) if occ is not None else None
         fields = defs.get("fields") if isinstance(defs.get("fields"), dict) else {}
+        self.audited = frozenset(f.espo for f in FIELDS if _dig(fields, f.espo, "audited") is True)
         for f in FIELDS:
             table = value_maps().get(f.espo)
             options = _dig(fields, f.espo, "options")
             if table is not None and isinstance(options, list):
                 table.espo_options = [str(o) for o in options]
+
+
+def _enum_options(meta: Any) -> dict[str, list[str]]:
+    """The options of the mapped enum fields in ``GET Metadata`` (what :meth:`EspoFacts.apply_metadata` uses)."""
+    fields = _dig(meta, "entityDefs", ENTITY, "fields")
+    out = {}
+    for f in FIELDS:
+        options = _dig(fields, f.espo, "options")
+        if value_maps().get(f.espo) is not None and isinstance(options, list):
+            out[f.espo] = [str(o) for o in options]
+    return out
 
 
 def _dig(obj: Any, *keys: str) -> Any:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Stall(StrEnum):
+    """``beteiligte_stalled_total``'s kinds: what a watchdog found in flight past its bound."""
+
+    LEASE = "lease"  # a sync pass held its record's lease past MAX_LEASE_HOLD_S: let go
+    EVENT = "event"  # an event's handler ran past maxHandlerSeconds: its entry let go
+    HEARTBEAT_LEFT = "heartbeat_left_behind"  # a lease heartbeat did not stop in time
 
 
 class SyncMetrics:
@@ -41,6 +51,26 @@ class SyncMetrics:
         self.dead_letters = Gauge(
             "beteiligte_dead_letters", "Events that failed every attempt", registry=r,
         )
+
+        self.stalled = Counter(
+            "beteiligte_stalled_total", "Leases and events a watchdog found in flight past their bound",
+            ["kind"], registry=r,
+        )
+        self.overdue = Gauge(
+            "beteiligte_overdue", "Leases and events in flight past their bound now", ["kind"], registry=r,
+        )
+        # Set whenever the status page or `beteiligte-sync status` gathers its facts (one EspoCRM read).
+        self.attention = Gauge(
+            "beteiligte_sync_records_needing_attention",
+            "Records whose latest change did not reach the other system, by reason "
+            "(failed, permanently_failed, pending_overdue, dead_letter); as of the last status read",
+            ["reason"], registry=r)
+
+        self.feed_polls = Counter(
+            "advoware_feed_polls", "Polls of Advoware's change feed, by outcome (running, failing, "
+            "no_list_endpoint, off)", ["outcome"], registry=r)
+        self.feed_lag = Gauge(
+            "advoware_feed_lag_seconds", "Now minus the newest Advoware change the feed has read", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

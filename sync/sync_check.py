@@ -20,10 +20,11 @@ from adapters.ops_counters import OpsCounters
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical
 from domain.conflict_policy import ConflictPolicy
-from domain.decision import Decision, decide_records
+from domain.decision import Decision
 from sync.check_plan import CheckPlan, WorkItem
 from sync.check_scan import Scan, id_int
 from sync.metrics import SyncMetrics
+from sync.pass_decision import NotTheSameParty, decide_pass
 
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
@@ -33,7 +34,7 @@ __all__ = ["CheckPlan", "SyncChecker", "WorkItem", "describe_plan", "enqueue_pla
 log = logging.getLogger(__name__)
 ENTITY = "CBeteiligte"
 ADVO_NAME = {f.espo: f.advo for f in FIELDS}
-SELECT = ["id", "modifiedAt", "betnr", "advowareRowId", "syncStatus", "syncRetryCount"] + [
+SELECT = ["id", "modifiedAt", "betnr", "advowareRowId", "advowareLastSync", "syncStatus", "syncRetryCount"] + [
     f.espo for f in FIELDS
 ]
 
@@ -69,7 +70,7 @@ class SyncChecker:
         self.guard_share = guard_share
         self.guard_min = guard_min
         self.get_concurrency = get_concurrency
-        self.recheck = recheck  # held records: does anything still hold them? (sync.hold_recheck)
+        self.recheck = recheck  # held records: does anything still hold them? (onboarding.hold_recheck)
 
     async def plan(self, *, confirm: bool = False, record: bool = True) -> CheckPlan:
         """Both systems read page by page at the same time (see :mod:`sync.check_scan`); ``record``: keep
@@ -107,10 +108,14 @@ class SyncChecker:
         try:
             espo = espo_to_canonical(rec)
             advo = advoware_to_canonical(twin) if twin else None
-            w.decision = decide_records(rec, twin, link.base() if link else None, policy=self.policy,
-                                        linked=bool(rec.get("betnr")), timezone=self.timezone)
+            betnr = int(rec["betnr"]) if rec.get("betnr") else (link.betnr if link else None)
+            relinked = link is not None and link.betnr != betnr
+            # the API user is not known here: a lost base whose rowId moved is previewed as a first link
+            w.decision = decide_pass(rec, betnr, twin, None if relinked else link, relinked=relinked,
+                                     policy=self.policy, timezone=self.timezone, espo_edited_at=None,
+                                     advo_edited_at=None, api_user_id=None)
             w.empties = _empties(w.decision, espo, advo)
-        except MappingError:
+        except (MappingError, NotTheSameParty):
             pass  # the sync itself reports it on the record
         return w
 

@@ -6,6 +6,7 @@ Pure functions; :class:`sync.beteiligte_sync.BeteiligteSync` does the writes.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -65,7 +66,16 @@ def describe(exc: BaseException) -> str:
         text = str(exc)
     else:
         text = f"internal error ({type(exc).__name__}): {exc}"
-    return text[:480]
+    return without_paths(text)[:480]
+
+
+# An absolute path of this server (a socket, the state folder, a config file): staff read the message in
+# EspoCRM, so the server's layout stays out of it; the operator's log has the error with its ids.
+_SERVER_PATH = re.compile(r"(?<![\w:/.])(?:/[\w.@+~-]+){2,}/?")
+
+
+def without_paths(text: str) -> str:
+    return _SERVER_PATH.sub("(server path)", text)
 
 
 def plan_failure(exc: BaseException, count_before: int, rng: random.Random | None = None) -> FailurePlan:

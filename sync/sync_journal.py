@@ -19,11 +19,18 @@ from redis.exceptions import RedisError
 from adapters.errors import without_personal_data
 from adapters.history_store import HistoryEntry, HistoryStore
 from adapters.ops_counters import OpsCounters
-from domain.sync_status import Action
+from domain.sync_status import Action, SyncStatus
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
 
-NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER)
+NOT_RECORDED = (Action.SKIP_IN_SYNC, Action.COVERED_BY_HOLDER, Action.SKIP_FAILED_UNCHANGED,
+                Action.SKIP_TEST_RECORD)
+
+
+def about_a_record(result: SyncResult) -> bool:
+    """A history is kept only for a record EspoCRM has: an id it does not know (a signed webhook for a
+    record deleted since, a typo in ``sync <id>``) or could not read as an id makes no key in Redis."""
+    return result.action is not Action.SKIP_DELETED and result.status is not SyncStatus.UNKNOWN
 
 
 def entry_of(result: SyncResult, trigger: str, at: float) -> HistoryEntry:
@@ -52,7 +59,7 @@ class SyncJournal:
         self.counters = OpsCounters(redis, prefix=prefix, clock=clock)
 
     async def note(self, result: SyncResult, trigger: str) -> None:
-        if result.action in NOT_RECORDED:
+        if result.action in NOT_RECORDED or not about_a_record(result):
             return
         entry = entry_of(result, trigger, self.clock())
         try:

@@ -31,12 +31,14 @@ from domain.beteiligte_mapper import (
     espo_to_canonical,
 )
 from domain.conflict_policy import ConflictPolicy
-from domain.decision import Decision, decide_records, fingerprint, owed
+from domain.decision import Decision, fingerprint, owed
 from domain.sync_status import ENTITY, Action, SyncStatus
 from domain.timestamps import format_espo, parse_advoware
 from sync.advoware_create import AdvowareCreator
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import SyncMetrics
+from sync.pass_decision import decide_pass
+from sync.release_check import after_release
 from sync.sync_failure_writer import FailureWriter
 from sync.sync_log import log_record
 from sync.sync_result import SyncResult
@@ -117,12 +119,12 @@ class SyncPass:
     async def run(self, st: PassState, trigger: str) -> SyncResult:
         s = self.s
         await s.espo_facts.load()
-        link, betnr = await self._link_and_betnr(st)
+        link, betnr, relinked = await self._link_and_betnr(st)
         advo_obj = await self._read_advoware(betnr, st)
-        decision = decide_records(
-            st.record, advo_obj, link.base() if link else None, policy=s.policy, linked=betnr is not None,
-            timezone=s.timezone, espo_edited_at=st.espo_edited_at,
-            advo_edited_at=self._advo_edited_at(link, advo_obj))
+        decision = decide_pass(
+            st.record, betnr, advo_obj, link, relinked=relinked, policy=s.policy, timezone=s.timezone,
+            espo_edited_at=st.espo_edited_at, advo_edited_at=self._advo_edited_at(link, advo_obj),
+            api_user_id=s.espo_facts.user_id)
         if decision.action == Action.ADVOWARE_MISSING:
             if betnr is None:
                 raise RuntimeError("decide() reported a missing twin for a record that has no betnr")
@@ -139,18 +141,21 @@ class SyncPass:
         return await self._release(st, decision, betnr, final_advo, trigger)
 
     # -- reading ------------------------------------------------------------------------------
-    async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None]:
+    async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None, bool]:
+        """The stored link of the record's pair, its ``betnr``, and whether a link was stored for
+        another ``betnr`` (relinked by a person: the new pair is checked like a typed ``betnr``)."""
         record = st.record
         prefetched = st.take_prefetched()
         link = prefetched[0] if prefetched is not None else await self.s.store.get_link(st.espo_id)
         betnr = record.get("betnr")
-        if link and betnr and link.betnr != betnr:
-            link = None  # relinked by an operator: the old base says nothing about the new pair
+        relinked = bool(link and betnr and link.betnr != betnr)
+        if relinked:
+            link = None  # the old base says nothing about the new pair
         if not betnr and link:
             betnr = link.betnr  # a create whose release write never landed: do not create twice
         if betnr and link is None:
             await self._check_owner(str(record["id"]), int(betnr))
-        return link, int(betnr) if betnr else None
+        return link, int(betnr) if betnr else None, relinked
 
     async def _check_owner(self, espo_id: str, betnr: int) -> None:
         """A ``betnr`` entered by hand (or an operator's relink) must not be another record's twin."""
@@ -235,21 +240,31 @@ class SyncPass:
                        trigger: str) -> SyncResult:
         s = self.s
         decided = espo_to_canonical(st.record)
-        updated = await self._write_release(st, betnr, final_advo, canonical_to_espo(decision.to_espo))
+        sent = canonical_to_espo(decision.to_espo)
+        updated = await self._write_release(st, betnr, final_advo, sent)
+        updated, lost = await self._recover_overwritten(st, decided, sent, updated)
         written = espo_to_canonical(updated)
         # The base: the values we decided on, plus what EspoCRM made of the values we wrote (it
         # normalises some). A person's edit that slipped in after our last read stays a change.
-        base_espo = {**decided, **{f: written[f] for f in decision.to_espo}}
+        base_espo = {**decided, **{f: written[f] for f in decision.to_espo if f not in lost}}
         if any(written[f] != base_espo[f] for f in base_espo) or updated.get("betnr") != betnr:
             await s.store.mark_dirty(st.espo_id)  # a person's edit landed meanwhile: one more pass
         await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
-            advo=fingerprint(advoware_to_canonical(final_advo)), synced_at=s.clock()))
+            advo=fingerprint(advoware_to_canonical(final_advo)) | owed(lost), synced_at=s.clock()))
         await s.report_conflicts(st.espo_id, betnr, decision)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
         return SyncResult(st.espo_id, betnr, decision.action, SyncStatus.CLEAN, decision)
+
+    async def _recover_overwritten(self, st: PassState, decided: dict[str, Any], sent: dict[str, Any],
+                                   updated: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        """A person's save our release overwrote (issue 17 item 6): put back, and its fields left as a
+        change on both sides for the next pass (:func:`sync.release_check.after_release`)."""
+        if not sent:
+            return updated, set()
+        return await after_release(self.s, st.espo_id, st.record.get("versionNumber"), decided, sent, updated)
 
     async def _finish(self, st: PassState, link: Link | None) -> None:
         """The pass's last base (``None``: the stored one stands) and the end of any retry schedule;

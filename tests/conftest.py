@@ -7,6 +7,7 @@ import fakeredis
 import pytest
 from redis import Redis
 
+from domain.decision import configure_fingerprint_key
 from stephost.host import StepHost
 from tests.embedded_support import state_root
 from tests.fakes.fast_bed import FastBed, start_fast_testbed
@@ -22,8 +23,16 @@ def _throwaway_state_dir() -> Iterator[None]:
     with state_root() as root:
         patch = pytest.MonkeyPatch()
         patch.setenv("STATE_DIR", str(root / "state"))
+        # One fingerprint key for the session: an in-process testbed and the commands it starts with
+        # their own STATE_DIR share a store, as serve and its commands share STATE_DIR in a firm
+        # (tests/test_fingerprint_key.py runs without it: the key file and the store's check).
+        patch.setenv("FINGERPRINT_KEY", TEST_FINGERPRINT_KEY)
+        configure_fingerprint_key(TEST_FINGERPRINT_KEY.encode())  # also for tests that build no services
         yield
         patch.undo()
+
+
+TEST_FINGERPRINT_KEY = "test-fingerprint-key-0123456789abcdef0123456789"
 
 
 @pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])

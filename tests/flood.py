@@ -246,3 +246,34 @@ def probe_health_until(url: str, stop: Any, out: Any, every_s: float = 0.05) -> 
             latencies.append(time.perf_counter() - started)
             time.sleep(every_s)
     out.put((statuses, latencies))
+
+
+async def partial_headers_swarm(url: str, connections: int, source: str, stop: asyncio.Event) -> int:
+    """``connections`` clients from the address ``source``, each sending part of a request's headers and
+    connecting again as soon as the server cuts it, until ``stop``; how many times they were cut."""
+    cut = 0
+
+    async def one() -> None:
+        nonlocal cut
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(*_address(url), local_addr=(source, 0))
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                writer.write(b"POST /vmh/webhook/beteiligte/update HTTP/1.1\r\nHost: x\r\nX-Pad: aaaa")
+                read = asyncio.ensure_future(reader.read(65536))
+                halt = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({read, halt}, return_when=asyncio.FIRST_COMPLETED)
+                if read.done():
+                    cut += 1
+                read.cancel()
+                halt.cancel()
+            except ConnectionError:
+                cut += 1
+            finally:
+                writer.close()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return cut

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.match import scan
+from onboarding.match import scan
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed
 

@@ -8,8 +8,10 @@ browser), mend it and retry; an event that failed every attempt, listed and repl
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,7 @@ def test_a_failing_advoware_shows_on_status_and_page_and_retry_failed_mends_it(s
     assert status.returncode == 3, status.stdout + status.stderr
     failed_line = next(line for line in status.stdout.splitlines() if rec["id"] in line)
     assert "failed" in failed_line and "HTTP 500" in failed_line
-    assert "overall: failing" in status.stdout
+    assert "overall: degraded" in status.stdout
 
     assert httpx.get(f"{sb.url}/status", timeout=10).status_code == 401
     assert httpx.get(f"{sb.url}/status", auth=("x", "wrong"), timeout=10).status_code == 401
@@ -124,6 +126,17 @@ def test_dead_letters_are_listed_and_replayed(sb: Sandbox) -> None:
     letter = json.loads(listed.stdout.splitlines()[0])
     assert letter["data"]["id"] == rec["id"] and letter["attempts"] == 5
     assert next(r for r in advo_records(sb.advo) if r["betNr"] == rec["betnr"])["ort"] != "Bonn"  # not synced
+
+    # issue 19: the record looks clean in EspoCRM, but its change is lost: nowhere may that look healthy
+    status = sb.run("status")
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "overall: degraded" in status.stdout
+    line = next(line for line in status.stdout.splitlines() if rec["id"] in line)
+    assert "dead_letter" in line and "its latest change failed 5 attempts" in line
+    page = httpx.get(f"{sb.url}/status", auth=("ops", TOKEN), timeout=30).text
+    assert "degraded" in page and f"open {rec['id']} in EspoCRM" in page and "Records needing attention (1)" in page
+    metrics = httpx.get(f"{sb.url}/metrics", timeout=10).text
+    assert 'beteiligte_sync_records_needing_attention{reason="dead_letter"} 1.0' in metrics
     assert sb.run("dead-letters").stdout.splitlines()[-1] == "1 dead letters"  # the default is list
 
     assert sb.run("sandbox", "clear-faults", "espocrm").returncode == 0
@@ -141,3 +154,30 @@ def test_sandbox_commands_without_a_running_sandbox_say_so(tmp_path: Path) -> No
         assert answer.returncode == 2
         assert answer.stderr.strip().startswith("no sandbox serve is running on ")
         assert len(answer.stderr.strip().splitlines()) == 1
+
+
+def test_a_pending_record_shows_its_reason_and_is_retried_when_its_message_says(sb: Sandbox) -> None:
+    """Issue 19: Advoware answering 503 keeps a change pending; the page and ``status`` say which record
+    and why; and the retry comes at the time the message states, not at the next sync check (the
+    sandbox's is never: SYNC_CHECK_CRON is a date that does not come)."""
+    rec = _linked(sb, 1)
+    fault = sb.run("sandbox", "fault", "advoware", "503", "--count", "0", "--method", "PUT", "--retry-after", "4")
+    assert fault.returncode == 0, fault.stderr
+    try:
+        sb.edit_as_staff(rec["id"], addressCity="Trier")
+        wait_for("the change to wait", lambda: sb.record(rec["id"])["syncStatus"] == "pending_sync"
+                 and sb.record(rec["id"])["syncErrorMessage"])
+        reason = sb.record(rec["id"])["syncErrorMessage"]
+        page = httpx.get(f"{sb.url}/status", auth=("ops", TOKEN), timeout=30).text
+        status = sb.run("status")
+    finally:
+        assert sb.run("sandbox", "clear-faults").returncode == 0
+    cleared = time.monotonic()
+    assert "waiting 4 s before the next attempt" in reason, reason
+    assert f"open {rec['id']} in EspoCRM" in page and "pending_sync" in page
+    assert html.escape(reason, quote=True) in page
+    line = next(line for line in status.stdout.splitlines() if rec["id"] in line)
+    assert "pending_sync" in line and "HTTP 503" in line
+    wait_for("the retry the message promised", lambda: all_clean(sb.espo, {rec["id"]}), deadline_s=60)
+    assert time.monotonic() - cleared < 30
+    assert next(r for r in advo_records(sb.advo) if r["betNr"] == rec["betnr"])["ort"] == "Trier"

@@ -111,6 +111,38 @@ async def test_espo_with_occ_a_stale_version_changing_a_moved_field_is_409(b: Ba
     assert (await b.espo.update(E, rec["id"], {"addressCity": "Köln"}, version_number=2))["versionNumber"] == 3
 
 
+@pytest.mark.parametrize("profile", [Profile.V8, Profile.V9])
+async def test_espo_occ_check_and_write_are_two_steps_a_save_between_is_overwritten(b: Backend, profile: Profile):
+    """Issue 17 item 6: EspoCRM compares the version in PHP, then saves without a condition. A person
+    saving with the same current version between our check and our write: both answer 200."""
+    b.espo_sim.set_profile(profile)
+    b.espo_sim.set_occ(True)
+    rec = await b.espo.create(E, PERSON)
+    b.espo_sim.between_check_and_write(lambda: b.espo_sim.user_edit(rec["id"], addressCity="Bonn"))
+    after = await b.espo.update(E, rec["id"], {"addressCity": "Köln"}, version_number=1)
+    assert (after["addressCity"], after["versionNumber"]) == ("Köln", 3)  # the person's save is gone
+
+
+async def test_espo_stream_shows_who_changed_an_audited_field_from_what_to_what(b: Backend):
+    b.espo_sim.set_audited(["addressCity"])
+    rec = await b.espo.create(E, PERSON)
+    b.espo_sim.user_edit(rec["id"], addressCity="Bonn", firstName="Anne")  # firstName is not audited
+    await b.espo.update(E, rec["id"], {"addressCity": "Köln"})
+    await b.espo.post_note(E, rec["id"], "Hallo")
+    notes = await b.espo.stream(E, rec["id"], max_size=5)
+    assert [n["type"] for n in notes] == ["Post", "Update", "Update"]  # newest first
+    ours, person = notes[1], notes[2]
+    assert (ours["createdById"], ours["data"]) == (b.espo_sim.api_user_id, {
+        "fields": ["addressCity"], "attributes": {"was": {"addressCity": "Bonn"}, "became": {"addressCity": "Köln"}}})
+    assert person["createdById"] == b.espo_sim.ui_user_id
+    assert person["data"]["attributes"]["became"] == {"addressCity": "Bonn"}
+    assert b.espo_sim.notes_for(rec["id"]) == [notes[0]]  # the posts only
+    meta = await b.espo.get_raw("Metadata")
+    assert meta["entityDefs"][E]["fields"]["addressCity"].get("audited") is True
+    with pytest.raises(NotFoundError):
+        await b.espo.stream(E, "0123456789abcdef0")
+
+
 async def test_espo_missing_and_deleted_records_are_404_but_an_admin_sees_deleted(b: Backend):
     with pytest.raises(NotFoundError) as caught:
         await b.espo.get(E, "0123456789abcdef0")

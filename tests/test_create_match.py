@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from onboarding.match import scan
 from sync.create_match import OnCreateMatch
-from sync.match import scan
 from tests.conftest import SAMPLE, synced_record
 from tests.testbed import Testbed
 

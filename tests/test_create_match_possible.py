@@ -14,8 +14,8 @@ from adapters.match_declines import MatchDeclines
 from adapters.match_index import MatchKeyIndex
 from domain.match_keys import KEY_VERSION, strong_keys, weak_keys
 from domain.match_party import party_from_advoware
+from onboarding.match_create_new import create_new
 from sync.create_match import MAX_READS, OVERLAP
-from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
 from tests.match_support import index_all as _index
 from tests.match_support import staff_creates as _staff_creates

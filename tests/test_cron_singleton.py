@@ -33,6 +33,7 @@ def test_two_processes_run_each_scheduled_sync_check_once() -> None:
         serves: list[Process] = []
         try:
             inst.env["SYNC_CHECK_CRON"] = EVERY_SECOND
+            inst.env["LOG_LEVEL"] = "DEBUG"  # a claimed slot is logged at DEBUG (an idle serve is quiet at INFO)
             inst.env["HEALTH_CHECK_INTERVAL_SECONDS"] = "3600"  # one dependency check per serve, at start
             serves.append(start_serve(inst.env, root))
             serves.append(start_serve({**inst.env, "PORT": str(free_port())}, root))

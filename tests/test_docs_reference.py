@@ -140,7 +140,8 @@ def test_the_mapping_check_fails_on_a_dropped_a_renamed_and_a_regrouped_field() 
     assert mapping_problems(text.replace("`kurzname`, `briefAnrede`", "`kurzname`")) != []
 
 
-SHIPPED = ("adapters", "config", "domain", "entrypoints", "stephost", "sync", "steps", "simulators")
+SHIPPED = ("adapters", "config", "domain", "entrypoints", "stephost", "sync", "onboarding", "installation", "steps",
+           "simulators")
 DOC_PAGE = re.compile(r"docs/([\w-]+\.md)")
 
 

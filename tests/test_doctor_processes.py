@@ -1,7 +1,7 @@
 """``beteiligte-sync doctor`` and ``webhooks register`` as real processes, against the standalone
 simulators on both EspoCRM profiles and a running ``serve`` (embedded store).
 
-A correctly set up installation is all ✓ (⚠ only for OCC off, and for skipOwn on 8.x) and exits 0;
+A correctly set up installation is all ✓ (⚠ only for OCC off, unaudited fields, and for skipOwn on 8.x) and exits 0;
 ``webhooks register`` twice leaves 3 webhooks whose stored secrets the running serve accepts; on
 8.x the doctor's own test record comes back as create/update/delete webhooks that change nothing.
 Each misconfiguration gets its ✗ line and exit code 1.
@@ -47,7 +47,7 @@ ADVO_SECRETS = (CREDS["api_key"], ESPO_API_KEY)
 ALL_CHECKS = {"configuration", "EspoCRM access", "entity CBeteiligte", "CBeteiligte fields",
               "salutationName options ↔ Advoware anrede", "optimistic concurrency control", "API user's rights",
               "webhook CBeteiligte.create", "webhook CBeteiligte.update", "webhook CBeteiligte.delete",
-              "Advoware token", "Advoware read", "store"}
+              "Advoware token", "Advoware read", "store", "store settings"}
 
 
 def run(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -129,7 +129,9 @@ def test_register_twice_then_doctor_is_green_and_serve_takes_the_stored_secrets(
 
     doctor = run(inst.env, "doctor", "--public-url", inst.public_url, cwd=inst.root)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    warnings = {"optimistic concurrency control"} | ({"webhooks skipOwn"} if inst.profile == "8" else set())
+    # EspoCRM's defaults: optimistic concurrency off, no field audited (issue 17 item 6)
+    warnings = {"optimistic concurrency control", "audited fields"} | (
+        {"webhooks skipOwn"} if inst.profile == "8" else set())
     found = checks(doctor.stdout)
     assert {c for c, s in found.items() if s != OK} == warnings, doctor.stdout
     assert {c for c, s in found.items() if s == WARN} == warnings

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from entrypoints.doctor_espocrm import TEST_LAST_NAME, rights
-from sync.setup_report import Status
+from installation.setup_report import Status
 from tests.testbed import Testbed
 
 
@@ -22,8 +22,8 @@ async def test_every_step_works_and_leaves_no_record(tb: Testbed) -> None:
     assert doctor_records(tb) == []
     calls = tb.espo.calls.snapshot()
     assert {k for k in calls if "CBeteiligte" in k or "Note" in k} == {
-        "POST /api/v1/CBeteiligte", "GET /api/v1/CBeteiligte/{id}", "PUT /api/v1/CBeteiligte/{id}",
-        "POST /api/v1/Note", "DELETE /api/v1/CBeteiligte/{id}"}
+        "GET /api/v1/CBeteiligte", "POST /api/v1/CBeteiligte", "GET /api/v1/CBeteiligte/{id}",
+        "PUT /api/v1/CBeteiligte/{id}", "POST /api/v1/Note", "DELETE /api/v1/CBeteiligte/{id}"}
 
 
 async def test_a_refused_note_names_the_role_setting_and_the_record_is_deleted(tb: Testbed) -> None:

@@ -6,13 +6,14 @@ Only outcomes are asserted; ``bench/edge_flood.py`` prints the latencies and mem
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
 import redis
 
 from tests.edge_service import edge_service
-from tests.flood import MIB, FloodSpec, rss_mib, run_flood
+from tests.flood import MIB, FloodSpec, flood_client, partial_headers_swarm, post_signed, rss_mib, run_flood
 
 BODY_BUDGET = 16 * MIB
 # Bodies held at once, each possibly copied once, plus the interpreter's own slack.
@@ -54,3 +55,24 @@ async def test_flood_keeps_health_and_answers_every_signed_batch(redis_url: str 
     assert growth < RSS_GROWTH_BOUND_MIB, f"RSS grew {growth:.0f} MiB"
     # Every queued event comes from a signed batch that was answered 200, and all of them were queued.
     assert stats["published"] == result.signed_items_accepted == signed[200] * spec.items_per_batch
+
+
+async def test_many_idle_connections_from_one_address_do_not_crowd_out_another() -> None:
+    """Issue 19: clients from one address hold connections open with part of their headers and
+    reconnect when cut; with more of them than maxConnections, every signed webhook and every /health
+    from another address is still answered 200 (that address's slowest connections are shed).
+    ``bench/edge_connections.py`` runs 2000 of them and prints the latencies."""
+    swarm, swarm_source = 300, "127.0.0.2"  # loopback: another client address on this machine
+    with edge_service(maxConnections=100, maxConnectionsPerClient=20, headerTimeoutSeconds=1) as svc:
+        stop = asyncio.Event()
+        flood = asyncio.create_task(partial_headers_swarm(svc.url, swarm, swarm_source, stop))
+        await asyncio.sleep(2)  # the swarm is at full strength
+        async with flood_client(svc.url) as client:
+            signed = [(await post_signed(client, svc.hooks["update"], 5))[0] for _ in range(20)]
+            health = [(await client.get("/health")).status_code for _ in range(20)]
+        stop.set()
+        cut = await flood
+        svc.stop()
+    assert Counter(signed) == {200: 20}, Counter(signed)
+    assert Counter(health) == {200: 20}, Counter(health)
+    assert cut >= swarm // 2  # the swarm was cut (beyond its share: within 1 s) and came back, never served

@@ -8,10 +8,12 @@ import json
 import fakeredis
 import httpx
 import pytest
+import redis
 
 from adapters.advoware_api import AdvowareAPI
 from adapters.errors import ValidationError, without_personal_data
 from adapters.espocrm_api import EspoCRMAPI
+from sync.sync_failures import plan_failure
 from tests.conftest import SAMPLE
 from tests.test_api_ids import Recorder
 from tests.testbed import Testbed
@@ -100,3 +102,20 @@ async def test_a_failed_sync_leaves_a_readable_message_and_clean_logs(tb: Testbe
     ours = [r.getMessage() for r in caplog.records if not r.name.startswith(("simulators", "uvicorn"))]
     assert any("advoware answered HTTP 400" in line for line in ours)
     assert free_of_personal_data("\n".join(ours))
+
+
+@pytest.mark.parametrize("exc", [
+    redis.ConnectionError("Error 2 connecting to unix socket: /tmp/bsync-x/state/redis.sock. No such file."),
+    FileNotFoundError(2, "No such file or directory", "/srv/beteiligte/config/value_maps.toml"),
+    PermissionError(13, "Permission denied", "/var/lib/beteiligte-sync/state/appendonlydir"),
+])
+def test_a_failure_message_staff_read_names_no_server_path(exc: Exception) -> None:
+    """Issue 19: syncErrorMessage is read by staff in EspoCRM; the server's folders stay in its log."""
+    plan = plan_failure(exc, 0)
+    assert "/" not in plan.message.replace("(server path)", ""), plan.message
+    assert plan.message.startswith(f"internal error ({type(exc).__name__})") and "(server path)" in plan.message
+
+
+def test_urls_and_dates_in_a_message_are_not_taken_for_paths() -> None:
+    text = "EspoCRM answered 404 for https://crm.example/api/v1/CBeteiligte/abc on 07/12/2026"
+    assert plan_failure(ValueError(text), 0).message.startswith(f"internal error (ValueError): {text}")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from sync.match import scan
+from onboarding.match import scan
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from adapters.match_declines import MatchDeclines
+from onboarding.match_create_new import create_new
 from sync.create_match import OnCreateMatch
-from sync.match_create_new import create_new
 from tests.conftest import SAMPLE
 from tests.match_support import index_all as _index
 from tests.match_support import staff_creates as _staff_creates

@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 from domain.matching import Proposal, Rule, Verdict
-from sync.match import MatchReport
-from sync.match_file import write_report
+from onboarding.match import MatchReport
+from onboarding.match_file import write_report
 
 
 def test_a_party_name_is_never_a_spreadsheet_formula(tmp_path: Path) -> None:

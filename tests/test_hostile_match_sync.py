@@ -12,11 +12,11 @@ from adapters.errors import FatalError
 from domain.beteiligte_mapper import espo_to_canonical
 from domain.matching import Verdict
 from domain.sync_status import ENTITY
+from onboarding.match import scan
+from onboarding.match_apply import Outcome, PairLinker, apply_pairs
+from onboarding.match_file import Pair
 from simulators.common import FaultRule
 from sync.create_match import CreateMatcher, LinkedExisting, MatchFound
-from sync.match import scan
-from sync.match_apply import Outcome, PairLinker, apply_pairs
-from sync.match_file import Pair
 from tests.conftest import SAMPLE
 from tests.match_support import index_all as _index
 from tests.testbed import Testbed

@@ -5,7 +5,7 @@ not at the first failed sync. In one process (the testbed: both simulators over 
 
 from __future__ import annotations
 
-from sync.dependency_health import Dependency, DependencyStatus
+from installation.dependency_health import Dependency, DependencyStatus
 from tests.testbed import start_testbed
 
 

@@ -59,6 +59,28 @@ def test_hostile_status_prints_a_failed_record_whose_name_looks_like_markup(sb: 
     assert "Karl Schmidt [/b] [bold red]GmbH" in line  # the name as staff see it in EspoCRM
 
 
+ESCAPES_NAME = "Zora\x1b]0;owned\x07\x1b[2JZufall"  # sets the window title, clears the screen
+
+
+def test_hostile_status_prints_escape_sequences_as_text_on_one_wide_line(sb: Sandbox) -> None:
+    """Issue 19: a record's name reaches the operator's terminal as text, never as a command; and with
+    stdout not a terminal (a pipe, COLUMNS unset) the table takes its full width, one line per row."""
+    fault = sb.run("sandbox", "fault", "advoware", "500", "--count", "0", "--method", "POST")
+    assert fault.returncode == 0, fault.stderr
+    try:
+        espo_id = _create(sb, ESCAPES_NAME + " " + "Langername" * 12)
+        wait_for("the new record to fail", lambda: sb.record(espo_id)["syncStatus"] == "failed")
+        env = {k: v for k, v in sb.env.items() if k != "COLUMNS"}
+        status = cli(env, "status", cwd=sb.root)
+    finally:
+        cleared = sb.run("sandbox", "clear-faults")  # both simulators: SYSTEM is optional
+    assert cleared.returncode == 0 and "advoware simulator: 0 fault rule(s)" in cleared.stdout, cleared.stderr
+    assert "espocrm simulator: 0 fault rule(s)" in cleared.stdout
+    assert "\x1b" not in status.stdout and "\x07" not in status.stdout, repr(status.stdout)
+    line = next(line for line in status.stdout.splitlines() if espo_id in line)
+    assert "Zora\\x1b]0;owned\\x07\\x1b[2JZufall" in line and "Langername" * 12 in line
+
+
 @pytest.mark.parametrize("limit", ["0", "-1"])
 def test_hostile_history_refuses_a_limit_below_one(sb: Sandbox, limit: str) -> None:
     espo_id = sorted(r["id"] for r in espo_records(sb.espo) if r.get("syncStatus") == "clean")[0]

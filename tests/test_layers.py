@@ -5,7 +5,9 @@ in a function is still a dependency, and a type-only cycle still ties two module
 
     domain       pure: decision, mapping, value maps, conflict policy, statuses (imports nothing of ours)
     adapters     the outside world: HTTP clients, Redis store, token cache, embedded redis-server
-    sync         the use cases: sync one record, create, delete, sync check, failures, setup checks
+    sync         the use cases: sync one record, create, delete, sync check, retries, failures
+    onboarding   matching and onboarding: match, --apply, --import-unmatched, --create-new, held creates
+    installation setup checks (doctor), webhook registration and recovery, dependency health
     entrypoints  CLI, HTTP intake, runtime, sandbox, and bootstrap (the composition root)
     steps        Motia-shaped step files: thin, they reach the service through entrypoints.bootstrap
     stephost     our generic step host; simulators: stand-ins for EspoCRM and Advoware (both import nothing of ours)
@@ -27,7 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "config": set(),
     "adapters": {"domain", "config"},
     "sync": {"domain", "adapters", "config"},
-    "entrypoints": {"domain", "adapters", "sync", "config", "stephost", "simulators"},
+    "onboarding": {"domain", "adapters", "config", "sync"},
+    "installation": {"domain", "adapters", "config"},
+    "entrypoints": {"domain", "adapters", "sync", "onboarding", "installation", "config", "stephost", "simulators"},
     "steps": {"entrypoints", "sync", "domain"},
     "stephost": set(),
     "simulators": set(),

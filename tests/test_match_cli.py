@@ -28,7 +28,8 @@ ADVO: dict[str, dict[str, Any]] = {
     "juergen": {"name": "Schäfer", "vorname": "Jürgen", "anrede": "Herr", "geburtsdatum": "1975-01-02T00:00:00"},
     "karl": {"name": "Otto", "vorname": "Karl", "anrede": "Herr", "geburtsdatum": "1950-05-05T00:00:00"},
     "karl2": {"name": "Otto", "vorname": "Karl", "anrede": "Herr", "geburtsdatum": "1950-05-05T00:00:00"},
-    "erika": {"name": "Schmidt", "vorname": "Erika", "anrede": "Frau", "geburtsdatum": "1960-06-06T00:00:00"},
+    "erika": {"name": "Schmidt", "vorname": "Erika", "anrede": "Frau", "geburtsdatum": "1960-06-06T00:00:00",
+              "email": "erika@example.org"},
     "lena": {"name": "Vogel", "vorname": "Lena", "anrede": "Frau"},
 }
 ESPO: dict[str, dict[str, Any]] = {
@@ -38,7 +39,9 @@ ESPO: dict[str, dict[str, Any]] = {
             "handelsregisterNummer": "HRA12345", "registergericht": "AG München", "addressPostalCode": "80331"},
     "juergen": {"lastName": "Schäfer", "firstName": "Jürgen", "salutationName": "Herr", "dateOfBirth": "1975-01-02"},
     "karl": {"lastName": "Otto", "firstName": "Karl", "salutationName": "Herr", "dateOfBirth": "1950-05-05"},
-    "erika": {"lastName": "Schmitt", "firstName": "Erika", "salutationName": "Frau"},
+    # a hand-kept pair needs one more equal value than the name (issue 17 item 9): here the e-mail
+    "erika": {"lastName": "Schmitt", "firstName": "Erika", "salutationName": "Frau",
+              "emailAddress": "erika@example.org"},
     "max": {"lastName": "Neu", "firstName": "Max", "salutationName": "Herr"},
 }
 
@@ -86,10 +89,13 @@ async def test_match_review_apply_and_the_first_sync_check(firm: Testbed, tmp_pa
     tb = firm
     betnr, espo = _seed(tb)
     env, review = _env(tb, tmp_path), tmp_path / "match.csv"
+    review.write_text("an older review, readable by everyone\n")
+    review.chmod(0o644)
 
     done = _match(env, tmp_path, "--out", str(review))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 link" in done.stdout and "2 ambiguous" in done.stdout
+    assert review.stat().st_mode & 0o777 == 0o600  # client names: its owner's only (issue 19)
     rows = _rows(review)
     kept = {(r["espo_id"], int(r["betnr"])) for r in rows if r["keep"] == "yes"}
     assert kept == {(espo["anna"], betnr["anna"]), (espo["bau"], betnr["bau"]), (espo["juergen"], betnr["juergen"])}

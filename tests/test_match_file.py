@@ -11,8 +11,8 @@ from domain.conflict_policy import load_policy
 from domain.decision import Base, decide
 from domain.first_link import fill_from_advoware, first_base
 from domain.matching import Candidate, Rule, resolve
-from sync.match import MatchReport
-from sync.match_file import MatchFileError, Pair, read_pairs, write_report
+from onboarding.match import MatchReport
+from onboarding.match_file import MatchFileError, Pair, read_pairs, write_report
 
 E1, E2 = "a" * 17, "b" * 17
 

@@ -41,10 +41,12 @@ def systems_env(espo_url: str, advo_url: str) -> dict[str, str]:
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The command's error line, after checking it is the last line, exit code 2 and no traceback."""
+    """The command's error line, after checking it is the only line on stderr (issue 19: no INFO noise
+    around it), exit code 2 and no traceback."""
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    return done.stderr.strip().splitlines()[-1]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return done.stderr.strip()
 
 
 @pytest.fixture
@@ -61,6 +63,12 @@ def root() -> Iterator[Path]:
     ("SYNC_CHECK_CRON", "every hour", "use five cron fields"),
     ("ESPOCRM_URL", "crm.example.com", "use the base address"),
     ("REDIS_URL", "localhost:6379", "use e.g. redis://host:6379/0"),
+    ("REDIS_URL", "redis://", "names no host"),  # redis-py would quietly use localhost:6379
+    ("REDIS_URL", "redis:///0", "names no host"),
+    ("REDIS_URL", "rediss://:pw@/0", "names no host"),
+    ("STATUS_TOKEN", "short", "use at least 16 random characters"),
+    ("LOG_FORMAT", "xml", "use one of text, json"),
+    ("ON_CREATE_MATCH", "merge", "use one of link, create, ask"),
 ])
 @pytest.mark.parametrize("command", [["sync-check"], ["serve"]], ids=["sync-check", "serve"])
 def test_a_wrong_setting_is_one_line_and_starts_nothing(
@@ -95,6 +103,8 @@ def test_some_systems_settings_but_not_all_name_the_missing_ones(root: Path) -> 
     ("CONFLICT_POLICY_FILE", '[groups.adresse]\nstrategy = "oldest_wins"\n', ":2: unknown strategy 'oldest_wins'"),
     ("VALUE_MAPS_FILE", '[salutationName]\nHerr = ["Herr", "Mr."]\nFrau = ["Frau", "Mr."]\n',
      ":3: [salutationName] lists 'Mr.' under Herr and Frau"),
+    ("VALUE_MAPS_FILE", '[salutationName]\nHerr = ["Herr", "Mr."]\nFrima = ["Firma"]\n',
+     ":3: [salutationName] Frima is not a value of Advoware's anrede (it knows Herr, Frau, Divers, Firma)"),
 ])
 def test_a_wrong_policy_or_value_map_file_names_file_and_line_in_sandbox_mode_too(
     root: Path, variable: str, text: str, expected: str,
@@ -177,3 +187,13 @@ def test_espocrm_url_with_api_v1_is_accepted(systems: Systems) -> None:
     assert done.returncode == 0, done.stderr
     assert systems.env["ESPOCRM_URL"].endswith("/api/v1/")
     assert httpx.get(f"{systems.espo}/__sim/calls", timeout=10).is_success
+
+
+def test_a_wrong_advoware_password_fails_although_a_token_is_cached(systems: Systems) -> None:
+    """Issue 19: a token cached with the right settings is never used for changed ones; the wrong
+    password is Advoware's to check, and the command says so in one line."""
+    s = systems
+    assert cli(s.env, "sync-check", "--dry-run", cwd=s.root).returncode == 0  # a token is cached now
+    line = one_line_error(cli({**s.env, "ADVOWARE_PASSWORD": "falsch"}, "sync-check", cwd=s.root))
+    assert line.startswith("Advoware: ") and "ADVOWARE_" in line, line
+    assert cli(s.env, "sync-check", "--dry-run", cwd=s.root).returncode == 0  # the right one works again

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from adapters.embedded_redis import EmbeddedRedis
+from installation.dependency_health import STATE_KEY
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port
-from sync.dependency_health import STATE_KEY
 from tests.embedded_support import ESPO_API_KEY, Process, env_for, start_serve, state_root, wait_for
 from tests.redis_server import RedisServer
 
@@ -80,7 +80,7 @@ def test_ready_waits_for_both_systems_and_the_log_says_each_change_once(root: Pa
         assert ready["status"] == "ready"
         assert {d["status"] for d in ready["dependencies"].values()} == {"ok"}
         with EmbeddedRedis(root / "state").sync_client() as client:  # for the status page of other processes
-            assert set(client.hgetall(STATE_KEY)) == {b"espocrm", b"advoware", b"redis"}
+            assert set(client.hgetall(STATE_KEY)) == {b"espocrm", b"advoware", b"redis", b"webhooks"}
     finally:
         serve.stop()
         for sim in sims:

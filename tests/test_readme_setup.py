@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sync.setup_contract import LABELS, contract_fields
+from installation.setup_contract import LABELS, contract_fields
 
 SETUP_PAGE = Path(__file__).resolve().parent.parent / "docs" / "espocrm.md"
 

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from domain.beteiligte_mapper import configure_value_maps
-from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
-from simulators.espocrm.simulator import EspoCRMSimulator
-from sync.setup_contract import (
+from installation.setup_contract import (
+    audit_line,
     contract_fields,
     entity_defs,
     entity_line,
@@ -18,8 +17,10 @@ from sync.setup_contract import (
     fields_line,
     occ_line,
 )
-from sync.setup_report import Line, Status, exit_code
-from sync.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
+from installation.setup_report import Line, Status, exit_code
+from installation.webhook_setup import Expected, HookEvent, SecretSource, Webhook, hook_url, webhook_lines
+from simulators.espocrm.fields import GERMAN_SALUTATIONS, STOCK_SALUTATIONS
+from simulators.espocrm.simulator import EspoCRMSimulator
 
 URL = "https://sync.kanzlei.example"
 
@@ -156,3 +157,15 @@ def test_rendering_and_exit_codes() -> None:
 def _default_value_maps() -> None:
     configure_value_maps()
 
+
+
+def test_unaudited_mapped_fields_warn_and_name_each_field() -> None:
+    """Issue 17 item 6: only audited fields let the sync find a save its release overwrote."""
+    sim = EspoCRMSimulator(salutation_options=GERMAN_SALUTATIONS)
+    sim.set_audited(["lastName", "addressCity"])
+    line = audit_line(defs_of(sim.metadata()))
+    assert line.status == Status.WARN and "not audited" in line.text and "Audited" in line.fix
+    assert "addressCity" not in line.details and "phoneNumber" in line.details
+    from domain.beteiligte_mapper import FIELDS
+    sim.set_audited([f.espo for f in FIELDS])
+    assert audit_line(defs_of(sim.metadata())).status == Status.OK

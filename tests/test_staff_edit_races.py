@@ -7,9 +7,11 @@ conflict, which ``field_merge`` with tiebreak ``espocrm_wins`` gives to the pers
 request after the gap is served. Right after the sync (no sync check, no webhook) both systems hold
 the person's values; later webhooks and a sync check change nothing.
 
-Without optimistic concurrency one window remains: an edit landing between our last read and our
-release ``PUT`` of a field that release writes. ``X-Version-Number`` closes it when OCC is on; the
-README tells admins how to switch it on. The test proves that window is the only one.
+Without optimistic concurrency one window remains here: an edit landing between our last read and our
+release ``PUT`` of a field that release writes. With OCC on, ``X-Version-Number`` refuses an edit that
+landed before EspoCRM's check; one landing between its check and its save is not refused either (the
+check is not atomic). Both are raced in ``tests/test_release_window_races.py``: with audited fields the
+sync finds such an edit in the stream and puts it back. This test proves that window is the only one.
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def test_the_status_page_in_a_browser(failing: tuple[Sandbox, str], tmp_path: Pa
     dom = _chromium("--dump-dom", url)
     assert dom.returncode == 0, dom.stderr
     text = dom.stdout
-    assert "Overall: <span class=\"failing\">failing</span>" in text
-    assert "Failed and permanently failed records (1)" in text
+    assert "Overall: <span class=\"failing\">degraded</span>" in text
+    assert "Records needing attention (1)" in text
     assert f"open {espo_id} in EspoCRM" in text and "HTTP 500" in text
     assert "<svg" in text and "conflicts and failures per day" in text
     for heading in ("Dependencies", "Records by syncStatus", "Queue and sync check"):

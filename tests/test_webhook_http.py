@@ -252,3 +252,26 @@ async def test_batches_up_to_the_item_limit_are_queued_in_one_go(tb: Testbed, cl
     resp = await post(client, "update", raw, signed(tb, "update", raw))
     assert resp.status_code == 400 and "items" in resp.json()["error"]
     assert tb.host.bus_stats()["published"] == 50 + MAX_ITEMS
+
+
+async def test_unknown_ids_in_signed_webhooks_leave_no_keys_in_redis(tb: Testbed, client: httpx.AsyncClient) -> None:
+    """Issue 19: a signed delivery for ids EspoCRM does not have (or no longer has) writes no history,
+    and a record deleted in EspoCRM leaves no ``edited`` key behind, whichever event arrives."""
+    before = {k async for k in tb.services.redis.scan_iter("bsync:*")}
+    unknown = [{"id": f"{n:017x}"} for n in range(0xABC00, 0xABC05)]
+    for event in ("update", "create"):
+        raw = php_json_encode(unknown)
+        assert (await post(client, event, raw, signed(tb, event, raw))).status_code == 200
+    await tb.host.drain(30)
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    rec = tb.espo_record(rec["id"])
+    tb.espo.user_edit(rec["id"], addressCity="Bonn")  # a person's edit: its time is kept (newest_wins)
+    await tb.flush()
+    assert await tb.services.redis.exists(f"bsync:edited:{rec['id']}")
+    tb.espo.user_delete(rec["id"])
+    await tb.flush()
+    await tb.host.drain(30)
+    keys = {k.decode() async for k in tb.services.redis.scan_iter("bsync:*")} - {k.decode() for k in before}
+    assert not [k for k in keys if any(u["id"] in k for u in unknown)], sorted(keys)
+    assert not [k for k in keys if k.startswith("bsync:edited:")], sorted(keys)

@@ -38,6 +38,12 @@ class FakeServices:
     async def refresh_webhook_secrets(self, *, unknown_id: bool = False) -> bool:
         return False
 
+    async def recover_webhook_secret(self, webhook_id: str) -> bool:
+        return False
+
+    def webhook_secrets_pending(self) -> bool:
+        return False
+
     def count(self, event: str, status: int) -> float:
         labels = {"event": event, "status": str(status)}
         return self.metrics.registry.get_sample_value("beteiligte_webhook_requests_total", labels) or 0.0

@@ -9,7 +9,7 @@ import base64
 import copy
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,7 @@ class BeteiligteStore:
     def __init__(self, *, timezone: str, clock: Callable[[], datetime] | None = None) -> None:
         self.zone = ZoneInfo(timezone)
         self.clock = clock or _utc_now
+        self.clock_offset_s = 0.0  # Advoware's clock ahead (+) or behind (-) the service's
         self._rows: dict[int, dict[str, Any]] = {}
         self._referenced: set[int] = set()
         self._next_betnr = 10001
@@ -63,7 +64,7 @@ class BeteiligteStore:
 
     # -- helpers (call with the lock held) -------------------------------------------------
     def _stamp(self) -> str:
-        return local_stamp(self.clock(), self.zone)
+        return local_stamp(self.clock() + timedelta(seconds=self.clock_offset_s), self.zone)
 
     def _new_row_id(self) -> str:
         self._row_version += 1
@@ -130,6 +131,21 @@ class BeteiligteStore:
             row["geaendertAm"] = self._stamp()
             self._index(row)
             return copy.deepcopy(row)
+
+    def bulk_edit(self, betnrs: list[int], changes: dict[str, Any]) -> str:
+        """A bulk job in Advoware: the same change to many rows at once, all with one ``geaendertAm``
+        (rows sharing a stamp, across list pages); returns the stamp."""
+        values = writable_values(changes, full=False)
+        with self._lock:
+            stamp = self._stamp()
+            for betnr in betnrs:
+                row = self._require(betnr)
+                self._unindex(row)
+                row.update(values)
+                row["rowId"] = self._new_row_id()
+                row["geaendertAm"] = stamp
+                self._index(row)
+            return stamp
 
     def delete(self, betnr: int, *, force: bool = False) -> None:
         with self._lock:

@@ -221,7 +221,8 @@ class FieldRules:
         return value
 
 
-def entity_defs(salutation_options: tuple[str, ...], occ: bool) -> dict[str, Any]:
+def entity_defs(salutation_options: tuple[str, ...], occ: bool,
+                audited: frozenset[str] = frozenset()) -> dict[str, Any]:
     """``entityDefs.CBeteiligte`` as ``GET /Metadata`` shows it.
 
     ``optimisticConcurrencyControl`` is an entity-level param right under ``entityDefs.<Entity>``
@@ -236,4 +237,6 @@ def entity_defs(salutation_options: tuple[str, ...], occ: bool) -> dict[str, Any
     fields[SALUTATION]["options"] = list(salutation_options)
     fields["syncStatus"]["options"] = list(SYNC_STATUSES)
     fields[REQUIRED_FIELD]["required"] = True
+    for name in audited & fields.keys():
+        fields[name]["audited"] = True
     return {"fields": fields, "optimisticConcurrencyControl": occ}

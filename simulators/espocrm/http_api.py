@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -24,7 +25,7 @@ from simulators.espocrm.records import (
     RecordNotFound,
     VersionConflict,
 )
-from simulators.espocrm.users import Authenticator, User
+from simulators.espocrm.users import Authenticator, User, UserType
 from simulators.espocrm.webhooks import SKIP_OWN, WEBHOOK_EVENTS
 
 
@@ -91,6 +92,16 @@ def _user(request: Request) -> User:
     return user
 
 
+def _may_use_webhooks(user: User) -> bool:
+    """EspoCRM's ``Webhook`` scope: admins, and API users (with the scope in their role); never a person."""
+    return user.is_admin or user.type == UserType.API
+
+
+def _sees(user: User, hook: dict[str, Any]) -> bool:
+    """An API user reads, edits and deletes only the webhooks it owns (``userId``); an admin all."""
+    return user.is_admin or hook.get("userId") == user.id
+
+
 def _version_header(request: Request) -> int | None:
     raw = request.headers.get(VERSION_HEADER)
     if raw is None:
@@ -135,11 +146,13 @@ class EspoHTTP:
             (base + "/{id}", self.read, ["GET"]),
             (base + "/{id}", self.update, ["PUT", "PATCH"]),
             (base + "/{id}", self.delete, ["DELETE"]),
+            (base + "/{id}/stream", self.stream, ["GET"]),
             (f"{API_PREFIX}/Note", self.list_notes, ["GET"]),
             (f"{API_PREFIX}/Note", self.create_note, ["POST"]),
             (f"{API_PREFIX}/Notification", self.forbidden, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
             (f"{API_PREFIX}/Webhook", self.list_webhooks, ["GET"]),
             (f"{API_PREFIX}/Webhook", self.create_webhook, ["POST"]),
+            (f"{API_PREFIX}/Webhook/{{id}}", self.read_webhook, ["GET"]),
             (f"{API_PREFIX}/Webhook/{{id}}", self.delete_webhook, ["DELETE"]),
             (f"{API_PREFIX}/App/user", self.app_user, ["GET"]),
             (f"{API_PREFIX}/Metadata", self.metadata, ["GET"]),
@@ -177,12 +190,19 @@ class EspoHTTP:
         return JSONResponse(record)
 
     async def update(self, request: Request) -> Response:
+        """With a version header and a check that is not atomic (:attr:`Behaviour.occ_check_atomic`),
+        the check and the write are two steps with a yield between, as PHP checks the fetched record
+        and then saves: another request can check and save in between."""
         data = await _json_object(request)
         version = _version_header(request)
+        record_id = request.path_params["id"]
+        if version is not None and not self.sim.behaviour.occ_check_atomic:
+            with self.sim.lock:
+                self.sim.store.check_update(record_id, data, version)
+            await asyncio.sleep(0)
+            version = None  # checked: the save itself is unconditional
         with self.sim.lock:
-            record, change = self.sim.store.update(
-                request.path_params["id"], data, _user(request).id, version_number=version
-            )
+            record, change = self.sim.store.update(record_id, data, _user(request).id, version_number=version)
             self.sim.apply(change)
         return JSONResponse(record)
 
@@ -190,6 +210,20 @@ class EspoHTTP:
         with self.sim.lock:
             self.sim.apply(self.sim.store.delete(request.path_params["id"], _user(request).id))
         return JSONResponse(True)
+
+    async def stream(self, request: Request) -> Response:
+        """``GET <Entity>/<id>/stream``: the record's notes, newest first (``maxSize``, ``offset``)."""
+        record_id = request.path_params["id"]
+        if self.sim.get(record_id) is None:
+            raise RecordNotFound(record_id)
+        try:
+            size = int(request.query_params.get("maxSize") or 20)
+            offset = int(request.query_params.get("offset") or 0)
+        except ValueError:
+            raise _BadRequest("Bad maxSize or offset.") from None
+        with self.sim.lock:
+            notes = self.sim.note_store.stream(record_id)
+        return JSONResponse({"total": len(notes), "list": notes[offset:offset + size]})
 
     # -- Note, Notification --------------------------------------------------------------------
     async def list_notes(self, request: Request) -> Response:
@@ -212,10 +246,28 @@ class EspoHTTP:
 
     # -- Webhook -------------------------------------------------------------------------------
     async def list_webhooks(self, request: Request) -> Response:
-        subs = self.sim.webhooks
+        """Like EspoCRM's Webhook access: an admin sees every webhook, an API user only its own
+        (``userId``), any other user none (the scope is for API users and admins only: ``403``)."""
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        subs = [s for s in self.sim.webhooks if _sees(user, s)]
         return JSONResponse({"total": len(subs), "list": subs})
 
+    async def read_webhook(self, request: Request) -> Response:
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        hook = next((s for s in self.sim.webhooks if s["id"] == request.path_params["id"]), None)
+        if hook is None:
+            raise RecordNotFound(request.path_params["id"])
+        if not _sees(user, hook):
+            return _reason(403, "Forbidden.")
+        return JSONResponse(hook)
+
     async def create_webhook(self, request: Request) -> Response:
+        if not _may_use_webhooks(_user(request)):
+            return _reason(403, "Forbidden.")
         data = await _json_object(request)
         if data.get("event") not in WEBHOOK_EVENTS:
             raise EspoValidationError("Webhook", "event", "valid")
@@ -231,6 +283,12 @@ class EspoHTTP:
 
     async def delete_webhook(self, request: Request) -> Response:
         webhook_id = request.path_params["id"]
+        user = _user(request)
+        if not _may_use_webhooks(user):
+            return _reason(403, "Forbidden.")
+        hook = next((s for s in self.sim.webhooks if s["id"] == webhook_id), None)
+        if hook is not None and not _sees(user, hook):
+            return _reason(403, "Forbidden.")  # another API user's webhook
         if not self.sim.remove_webhook(webhook_id):
             raise RecordNotFound(webhook_id)
         return JSONResponse(True)

@@ -46,6 +46,12 @@ class Behaviour:
     hmac_accepts_hex: bool
     # how often the webhook job runs by default, in seconds
     webhook_job_interval_s: float
+    # optimistic concurrency: the version is checked and the record written in one atomic step.
+    # EspoCRM compares ``X-Version-Number`` with the fetched record in PHP and then saves without a
+    # condition: two PUTs carrying the same current version can both succeed when they interleave
+    # (observed on 8.1.5: 11 of 40 concurrent pairs both answered 200; 9.x's OptimisticProcessor
+    # compares in PHP the same way). Switch it for a version shown to lock the row.
+    occ_check_atomic: bool = False
 
 
 PROFILES: dict[Profile, Behaviour] = {

@@ -64,6 +64,12 @@ class EntitySettings:
     behaviour: Behaviour
     occ: bool
     rules: FieldRules
+    # fields with "Audited" ticked: a save that changes one writes an ``Update`` note to the stream
+    audited: frozenset[str] = frozenset()
+
+
+# (record id, changed audited fields, their values before, after, the user who saved)
+AuditHook = Callable[[str, list[str], dict[str, Any], dict[str, Any], str], None]
 
 
 def _derived_name(rec: dict[str, Any]) -> str:
@@ -81,7 +87,12 @@ class BeteiligteStore:
         now: Callable[[], str],
         settings: EntitySettings,
         user_name: Callable[[str], str],
+        on_audit: AuditHook | None = None,
     ) -> None:
+        self._on_audit = on_audit
+        # called once each, in order, in the gap between a non-atomic version check and its write
+        # (:attr:`Behaviour.occ_check_atomic`): a person saving at that exact moment
+        self.gap_hooks: list[Callable[[], object]] = []
         self._new_id = new_id
         self._now = now
         self._settings = settings
@@ -152,19 +163,33 @@ class BeteiligteStore:
         if differing:
             raise VersionConflict(differing, current)
 
-    def update(
-        self, record_id: str, data: dict[str, Any], actor: str, *, version_number: int | None = None
-    ) -> tuple[dict[str, Any], Change | None]:
+    def check_update(self, record_id: str, data: dict[str, Any], version_number: int | None) -> None:
+        """The version check of a ``PUT``, on its own. Where it is not atomic with the write, a person
+        saving between the check and the write is let through (:attr:`gap_hooks`)."""
         rec = self._records.get(record_id)
         if rec is None:
             raise RecordNotFound(record_id)
-        data = self._settings.rules.sanitize(data)
-        self._check_version(rec, data, version_number)
-        values = self._settings.rules.clean(data)
+        self._check_version(rec, self._settings.rules.sanitize(data), version_number)
+        if self._settings.occ and version_number is not None and not self._settings.behaviour.occ_check_atomic \
+                and self.gap_hooks:
+            self.gap_hooks.pop(0)()
+
+    def update(
+        self, record_id: str, data: dict[str, Any], actor: str, *, version_number: int | None = None
+    ) -> tuple[dict[str, Any], Change | None]:
+        """A save; with ``version_number`` checked first (:meth:`check_update`), else unconditional."""
+        if version_number is not None:
+            self.check_update(record_id, data, version_number)
+        rec = self._records.get(record_id)
+        if rec is None:
+            raise RecordNotFound(record_id)
+        values = self._settings.rules.clean(self._settings.rules.sanitize(data))
         changed = {f: v for f, v in values.items() if rec.get(f) != v}
         if not changed and not self._settings.behaviour.noop_save_counts:
             return self._view(rec), None
         old_name = rec["name"]
+        audited = [f for f in changed if f in self._settings.audited]
+        was = {f: rec.get(f) for f in audited}
         rec.update(changed)
         rec["name"] = _derived_name(rec)
         rec.update(modifiedAt=self._now(), modifiedById=actor)
@@ -174,6 +199,8 @@ class BeteiligteStore:
         item.update({f: rec[f] for f in FIELDS if f in changed})
         item.update(self._item_extras(rec))
         item["id"] = record_id
+        if audited and self._on_audit is not None:
+            self._on_audit(record_id, audited, was, {f: rec[f] for f in audited}, actor)
         return self._view(rec), Change(UPDATE, item, actor)
 
     def _item_extras(self, rec: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +231,7 @@ NOTE_ATTRIBUTES: dict[str, str] = {
     "id": "str",
     "type": "str",
     "post": "str",
+    "data": "json",
     "parentType": "str",
     "parentId": "str",
     "createdAt": "datetime",
@@ -212,7 +240,8 @@ NOTE_ATTRIBUTES: dict[str, str] = {
 
 
 class NoteStore:
-    """Stream posts (``Note`` records of type ``Post``)."""
+    """The stream: posts (``Note`` records of type ``Post``) and, for audited fields, ``Update`` notes
+    (``data``: ``fields``, ``attributes.was``, ``attributes.became``; ``createdById`` = who saved)."""
 
     def __init__(self, *, new_id: Callable[[], str], now: Callable[[], str]) -> None:
         self._new_id = new_id
@@ -238,5 +267,17 @@ class NoteStore:
         self._notes.append(note)
         return dict(note)
 
+    def add_update(self, parent_id: str, fields: list[str], was: dict[str, Any], became: dict[str, Any],
+                   actor: str) -> None:
+        self._notes.append({
+            "id": self._new_id(), "type": "Update", "post": None, "parentType": ENTITY, "parentId": parent_id,
+            "data": {"fields": list(fields), "attributes": {"was": dict(was), "became": dict(became)}},
+            "createdAt": self._now(), "createdById": actor,
+        })
+
     def all(self) -> list[dict[str, Any]]:
         return [dict(n) for n in self._notes]
+
+    def stream(self, parent_id: str) -> list[dict[str, Any]]:
+        """A record's stream, newest first, as ``GET <Entity>/<id>/stream`` lists it."""
+        return [dict(n) for n in reversed(self._notes) if n["parentId"] == parent_id]

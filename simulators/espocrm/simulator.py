@@ -65,9 +65,9 @@ class EspoCRMSimulator:
             User(admin_user_id, "admin", "Admin", UserType.ADMIN, admin_api_key),
         ]
         self.auth = Authenticator(self.users, self.users[0], hmac_secret, lambda: self.behaviour.hmac_accepts_hex)
-        self.store = BeteiligteStore(new_id=self._new_id, now=self._now, settings=self._settings,
-                                     user_name=self._user_name)
         self.note_store = NoteStore(new_id=self._new_id, now=self._now)
+        self.store = BeteiligteStore(new_id=self._new_id, now=self._now, settings=self._settings,
+                                     user_name=self._user_name, on_audit=self.note_store.add_update)
         self._dispatcher = WebhookDispatcher(
             new_id=self._new_id, new_secret=self._new_secret, now=self._now, behaviour=lambda: self.behaviour,
             batch_size=batch_size, portion_size=event_portion_size, timeout_s=webhook_timeout_s,
@@ -111,6 +111,18 @@ class EspoCRMSimulator:
         with self.lock:
             self._settings.rules.salutation_options = tuple(options)
 
+    def set_audited(self, names: Sequence[str]) -> None:
+        """The fields with "Audited" ticked in the Entity Manager: a save changing one writes an
+        ``Update`` note (who, was, became) to the record's stream. None by default, as EspoCRM."""
+        with self.lock:
+            self._settings.audited = frozenset(names)
+
+    def between_check_and_write(self, action: Callable[[], object]) -> None:
+        """Run ``action`` (a person saving) in the gap of the next ``PUT`` whose version check is not
+        atomic with its write (:attr:`Behaviour.occ_check_atomic`): both saves then succeed."""
+        with self.lock:
+            self.store.gap_hooks.append(action)
+
     def set_missing_fields(self, names: Sequence[str]) -> None:
         """Fields an admin has not created: left out of ``GET /Metadata`` (only there; records keep them),
         for the setup check of ``beteiligte-sync doctor``."""
@@ -129,7 +141,7 @@ class EspoCRMSimulator:
     def metadata(self) -> dict[str, Any]:
         """What ``GET /Metadata`` answers (the part of it the sync can use)."""
         with self.lock:
-            defs = entity_defs(self.salutation_options, self.occ)
+            defs = entity_defs(self.salutation_options, self.occ, self._settings.audited)
             defs["fields"] = {k: v for k, v in defs["fields"].items() if k not in self.missing_fields}
         return {"entityDefs": {ENTITY: defs},
                 "scopes": {ENTITY: {"entity": True, "object": True, "type": "Person", "stream": True}}}
@@ -196,8 +208,14 @@ class EspoCRMSimulator:
             return self.store.all()
 
     def notes_for(self, record_id: str) -> list[dict[str, Any]]:
+        """The posts on a record's stream (what people and the sync wrote), oldest first."""
         with self.lock:
-            return [n for n in self.note_store.all() if n["parentId"] == record_id]
+            return [n for n in self.note_store.all() if n["parentId"] == record_id and n["type"] == "Post"]
+
+    def stream_for(self, record_id: str) -> list[dict[str, Any]]:
+        """A record's whole stream (posts and audited ``Update`` notes), newest first."""
+        with self.lock:
+            return self.note_store.stream(record_id)
 
     # -- webhooks ------------------------------------------------------------------------------
     @property

@@ -122,6 +122,18 @@ class FakeEspoCRM(EspoPaging):
                 "post": text}
         return self._dict(await self._call("POST", NOTE, lambda u: self._create_note(u, body)), "POST Note")
 
+    async def stream(self, entity: str, id: str, *, max_size: int = 20) -> builtins.list[dict[str, Any]]:
+        path = f"{record_path(entity, id)}/stream"
+
+        def serve(user: User) -> Any:
+            self._read(user, id)  # 404 for a record the user cannot see
+            with self.sim.lock:
+                notes = self.sim.note_store.stream(id)
+            return {"total": len(notes), "list": notes[:max_size]}
+
+        result = self._dict(await self._call("GET", path, self._on_entity(entity, serve)), f"GET {entity} stream")
+        return [n for n in result["list"] if isinstance(n, dict)]
+
     async def register_webhook(self, event: str, url: str, skip_own: bool = True) -> dict[str, Any]:
         body = {"event": event, "url": url, SKIP_OWN: skip_own}
         return self._dict(await self._call("POST", WEBHOOK, lambda u: self._create_webhook(u, body)),

@@ -16,13 +16,14 @@ names are client data); reading drops it again.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.api_ids import check_id
 from adapters.errors import ValidationError
 from domain.matching import Verdict
-from sync.match import MatchReport, verdict_order
+from onboarding.match import MatchReport, verdict_order
 
 COLUMNS = ("keep", "verdict", "rule", "confidence", "espo_id", "betnr", "espocrm", "advoware", "note")
 YES = frozenset({"yes", "y", "ja", "j", "x", "1", "true"})
@@ -66,11 +67,17 @@ def uncell(value: str | None) -> str:
     return text[1:].strip() if text.startswith("'") else text
 
 
+PRIVATE_FILE_MODE = 0o600
+
+
 def write_report(path: Path, report: MatchReport) -> int:
     """Every proposal, best first; links are kept (``yes``), pairs declined before are ``no``, the
     rest is undecided (empty): it waits for a person."""
     rows = sorted(report.proposals, key=verdict_order)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    # Client names: readable by its owner only (0600), also when the file was there before with 0644.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    with open(fd, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(COLUMNS)
         for p in rows:

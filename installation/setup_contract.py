@@ -16,7 +16,7 @@ from config.settings import PROJECT_ROOT
 from domain.beteiligte_mapper import FIELDS
 from domain.sync_status import ENTITY, SyncStatus
 from domain.value_maps import EnumMap, ValueMaps
-from sync.setup_report import Line, Status, fail, ok, warn, worst
+from installation.setup_report import Line, Status, fail, ok, warn, worst
 
 ENTITY_MANAGER = f"Administration → Entity Manager → {ENTITY}"
 PERSON = "Person"
@@ -203,3 +203,23 @@ def occ_line(defs: dict[str, Any]) -> Line:
     if defs.get(OCC_PARAM) is True:
         return ok(check, f"on for {ENTITY}: EspoCRM refuses a stale write of the sync (409) and it decides again")
     return warn(check, f"off for {ENTITY}: {OCC_RISK}", OCC_STEPS)
+
+
+AUDIT_STEPS = (f"{ENTITY_MANAGER} → Fields → each field named → tick \"Audited\" → Save; then Administration → "
+               "Clear Cache")
+
+
+def audit_line(defs: dict[str, Any]) -> Line:
+    """The mapped fields should be audited: EspoCRM's version check is not atomic (and off by default),
+    so a person's save in the instant the sync writes the same field is found only in the stream's
+    ``Update`` notes (issue 17 item 6, :mod:`sync.release_check`)."""
+    check = "audited fields"
+    names = [f.espo for f in FIELDS]
+    missing = [n for n in names if _dig(defs, "fields", n, "audited") is not True]
+    if not missing:
+        return ok(check, f"all {len(names)} mapped fields are audited: a person's save overwritten by the sync's "
+                         "write in the same instant is found in the stream and put back")
+    return warn(check, f"{len(missing)} of {len(names)} mapped fields are not audited: a person's save of one in "
+                       "the same instant as the sync's write to it can be overwritten unnoticed "
+                       "(with optimistic concurrency too: EspoCRM's version check is not atomic)",
+                AUDIT_STEPS, details=tuple(missing))

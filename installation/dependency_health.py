@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from adapters.advoware_api import AdvowareAPI
 from adapters.advoware_token_cache import AdvowareTokenCache, TokenFetcher
+from adapters.background import bounded, pause
 from adapters.errors import (
     ApiError,
     AuthenticationError,
@@ -51,9 +52,15 @@ class Dependency(StrEnum):
     ESPOCRM = "espocrm"
     ADVOWARE = "advoware"
     REDIS = "redis"
+    WEBHOOKS = "webhooks"  # the webhook secrets: verifiable deliveries (installation.webhook_recovery)
 
 
-LABELS = {Dependency.ESPOCRM: "EspoCRM", Dependency.ADVOWARE: "Advoware", Dependency.REDIS: "Redis"}
+LABELS = {Dependency.ESPOCRM: "EspoCRM", Dependency.ADVOWARE: "Advoware", Dependency.REDIS: "Redis",
+          Dependency.WEBHOOKS: "Webhook secrets"}
+
+
+class NamedFix(Exception):
+    """A failed check whose message is already the operator's one line (what is wrong, and the fix)."""
 
 
 class DependencyStatus(StrEnum):
@@ -92,6 +99,8 @@ Probe = Callable[[], Awaitable[object]]
 
 def explain(exc: BaseException, dependency: Dependency | None = None, *, redis_fix: str = REDIS_URL_FIX) -> str:
     """One line for an operator: which system, what happened, which setting to check."""
+    if isinstance(exc, NamedFix):
+        return str(exc)
     if isinstance(exc, redis.exceptions.RedisError) or dependency == Dependency.REDIS:
         return f"Redis: {_text(exc)}: {redis_fix}"
     if isinstance(exc, ApiError):
@@ -212,23 +221,31 @@ class DependencyHealth:
         await self._save()
         return self.snapshot()
 
-    async def run(self, interval: float) -> None:
-        """Check now and every ``interval`` seconds until cancelled."""
+    async def run(self, interval: float, stop: asyncio.Event) -> None:
+        """Check now and every ``interval`` seconds until ``stop`` is set (checked after every round:
+        a cancel landing in a probe's Redis call can be swallowed; see :mod:`adapters.background`)."""
         self._every = f"every {interval:g} s"
-        while True:
+        while not stop.is_set():
             try:
                 await self.check()
             except Exception:  # a bug here must not end the checks; the next round tries again
                 log.exception("dependency check failed")
-            await asyncio.sleep(interval)
+            if await pause(stop, interval):
+                return
 
     async def aclose(self) -> None:
         for close in self._closers:
             await close()
 
+    async def recheck(self, name: Dependency) -> DependencyState:
+        """One dependency again, now (e.g. right after the webhook secrets were recovered)."""
+        self._record(name, await self._probe(name))
+        await self._save()
+        return self._states[name]
+
     async def _probe(self, name: Dependency) -> str | None:
         try:
-            await asyncio.wait_for(self._probes[name](), self._timeout)
+            await bounded(self._probes[name](), self._timeout)  # bounded even if a cancel is swallowed
         except TimeoutError:
             return explain(TimeoutError(), name, redis_fix=self._redis_fix).replace(
                 "no answer in time", f"no answer within {self._timeout:g} s")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.webhook_secrets import WebhookSecretStore
 from domain.sync_status import ENTITY
-from sync.setup_report import Line, Status, fail, ok, warn, worst
+from installation.setup_report import Line, Status, fail, ok, warn, worst
 
 if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI

@@ -3,18 +3,18 @@
 - :func:`scan` pages through Advoware (list endpoint, pages of 200) into a :class:`MatchIndex` of
   normalised identities only (and the match key index the sync consults before a create), then pages
   through EspoCRM's unlinked records and looks each one up: proposals with rule, confidence, verdict.
-- :func:`apply_pairs` links reviewed pairs (see :mod:`sync.match_apply`).
+- :func:`apply_pairs` links reviewed pairs (see :mod:`onboarding.match_apply`).
 - :func:`import_unmatched` creates Advoware-only parties in EspoCRM, already linked.
-The review file is :mod:`sync.match_file`.
+The review file is :mod:`onboarding.match_file`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adapters.errors import ApiError
 from adapters.match_declines import MatchDeclines
@@ -32,7 +32,8 @@ from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import MatchIndex, Proposal, Verdict, resolve
 from domain.sync_status import ENTITY, SyncStatus
 from domain.timestamps import format_espo
-from sync.create_match import index_entries
+from sync.espocrm_facts import EspoFacts
+from sync.index_rebuild import build_index, every_beteiligter
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 ESPO_SELECT = [f.espo for f in FIELDS] + ["betnr"]
-INDEX_BATCH = 500
-EMPTY_WATERMARK = "1900-01-01T00:00:00.000"
-PAGE = 200  # Advoware's largest page
-OVERLAP = 20  # parties each page re-reads of the one before (see every_beteiligter)
 
 
 class MatchUnavailable(Exception):  # noqa: N818 - an operator's message, not a crash
@@ -67,51 +64,14 @@ class MatchReport:
         return Counter(p.verdict.value for p in self.proposals)
 
 
-async def every_beteiligter(advo: AdvowareAPI, page_size: int = PAGE) -> AsyncIterator[dict[str, Any]]:
-    """Every Beteiligter, paged by ``skip`` in ``geaendertAm`` order, pages overlapping by
-    :data:`OVERLAP`. Staff editing a Beteiligter already read moves it to the end and shifts the rest
-    forward: with plain pages the next one would skip a party. A page is trusted only when it holds an
-    anchor, a party read before and unchanged since (everything before it in the order was read then);
-    without one the scan steps back a page. An edited party is yielded again, with its new values."""
-    seen: dict[int, str] = {}
-    skip = 0
-    while True:
-        page = await advo.list_beteiligte(skip=skip, take=page_size)
-        anchored = skip == 0 or any(seen.get(int(o["betNr"])) == str(o.get("geaendertAm")) for o in page)
-        if not anchored and page:
-            skip = max(0, skip - page_size)
-            continue
-        for obj in page:
-            stamp = str(obj.get("geaendertAm"))
-            if seen.get(int(obj["betNr"])) != stamp:
-                seen[int(obj["betNr"])] = stamp
-                yield obj
-        if len(page) < page_size:
-            return
-        skip += len(page) - OVERLAP
-
-
 async def scan(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore) -> MatchReport:
     """Both systems, page by page; only normalised identities of Advoware's side stay in memory."""
     if not await advo.supports_list():
         raise MatchUnavailable("Advoware answers no list endpoint (GET Beteiligte): match needs it to page "
                                "through the Beteiligte; ask the Advoware admin to enable it")
     index = MatchIndex()
-    keys = MatchKeyIndex(store.redis, store.prefix)
-    batch: list[dict[str, Any]] = []
-    water = ""
-    seen: set[int] = set()
-    async for obj in every_beteiligter(advo):
-        index.add(party_from_advoware(obj))
-        seen.add(int(obj["betNr"]))
-        batch.append(obj)
-        water = max(water, str(obj.get("geaendertAm") or ""))
-        if len(batch) >= INDEX_BATCH:
-            await keys.put_many(index_entries(batch))
-            batch = []
-    await keys.put_many(index_entries(batch))
-    await keys.prune(seen)  # Beteiligte gone since an earlier build leave the index
-    await keys.complete(water or EMPTY_WATERMARK)  # the index exists, even of an empty Advoware
+    await build_index(advo, MatchKeyIndex(store.redis, store.prefix),
+                      on_each=lambda obj: index.add(party_from_advoware(obj)))
     linked: dict[str, str] = {}
     found = []
     espo_labels: dict[str, str] = {}
@@ -144,22 +104,27 @@ class ImportSummary:
 
 async def import_unmatched(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, refs: set[str], *,
                            write: bool, now: Callable[[], datetime], clock: Callable[[], float],
-                           on_progress: Callable[[], None] = lambda: None) -> ImportSummary:
+                           on_progress: Callable[[], None] = lambda: None,
+                           facts: EspoFacts | None = None) -> ImportSummary:
     """Create the given Advoware-only parties in EspoCRM, linked (``betnr``, base stored), ``clean``.
-    Resumable: an imported party carries its ``betnr`` and is no longer unmatched at the next scan."""
+    Values go through the value map as the sync writes them (``facts``: EspoCRM's enum options, read
+    here first, so ``Herr`` is written as the option the field offers: ``Herr`` or stock ``Mr.``); a
+    value the map cannot write is reported in the dry run already. Resumable: an imported party
+    carries its ``betnr`` and is no longer unmatched at the next scan."""
     summary = ImportSummary()
+    await (facts or EspoFacts(espo)).load()
     async for obj in every_beteiligter(advo):
         if str(obj["betNr"]) not in refs:
             continue
         on_progress()
-        if not write:
-            summary.would_create += 1
-            continue
         betnr = int(obj["betNr"])
         try:
             values = advoware_to_canonical(obj)
             body = {**canonical_to_espo(values), "betnr": betnr, "advowareRowId": obj.get("rowId"),
                     "syncStatus": SyncStatus.CLEAN, "advowareLastSync": format_espo(now())}
+            if not write:
+                summary.would_create += 1
+                continue
             rec = await espo.create(ENTITY, body)
             await store.save_link(str(rec["id"]), Link(betnr=betnr, row_id=obj.get("rowId"),
                                                        espo=fingerprint(espo_to_canonical(rec)),

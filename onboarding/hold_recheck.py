@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.beteiligte_mapper import MappingError, espo_to_canonical
 from sync.create_match import CreateMatcher, OnCreateMatch
+from sync.index_rebuild import IndexLost
 
 
 class HoldRecheck:
@@ -29,6 +30,8 @@ class HoldRecheck:
             found = await self.matcher.candidates(espo_id, espo_to_canonical(rec))
         except MappingError:
             return False  # the sync reports that itself once the record changes
+        except IndexLost:
+            return False  # the store was emptied while we looked: stays held; a create rebuilds the index
         if found is None:  # no lookup (the index is gone, no list endpoint): stays held, safe
             return False
         if not found.strong and not found.possible:

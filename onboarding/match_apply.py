@@ -36,7 +36,8 @@ from domain.first_link import differences, fill_from_advoware, first_base
 from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import plausible
 from domain.sync_status import ENTITY, SyncStatus
-from sync.match_file import Pair
+from onboarding.match_file import Pair
+from sync.espocrm_facts import EspoFacts
 from sync.sync_log import log_record
 
 if TYPE_CHECKING:
@@ -83,8 +84,9 @@ def note_text(betnr: int, diffs: list[tuple[str, str | None, str | None]]) -> st
 
 class PairLinker:
     def __init__(self, espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, *, write: bool,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], facts: EspoFacts | None = None) -> None:
         self.espo = espo
+        self.facts = facts or EspoFacts(espo)  # enum options: values filled in go through the value map
         self.advo = advo
         self.store = store
         self.write = write
@@ -192,6 +194,7 @@ class PairLinker:
 async def apply_pairs(linker: PairLinker, pairs: list[Pair],
                       on_result: Callable[[ApplyResult], None] = lambda r: None) -> list[ApplyResult]:
     """Every pair, ``PARALLEL`` at a time; ``on_result`` after each (a progress bar)."""
+    await linker.facts.load()
     await linker.load_linked()
     gate = asyncio.Semaphore(PARALLEL)
 
