@@ -157,6 +157,7 @@ def print_status(f: StatusFacts, out: Console) -> None:
     for line in f.stuck:
         out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
+    out.print(f"Advoware change feed: {f.feed}")
     out.print(f"overall: {f.verdict}")
 
 

@@ -183,14 +183,16 @@ async def _one_read(advo: Any) -> str:
     """The list endpoint with ``take=1``; without it, ``GET Beteiligte/1`` (a 404 still proves the read)."""
     try:
         await advo.list_beteiligte(take=1)
-        return "list endpoint answered"
+        return "list endpoint answered (the change feed reads Advoware's changes through it)"
     except NotFoundError:
         pass
     try:
         await advo.get_beteiligter(PROBE_BETNR)
     except NotFoundError:
-        return f"no list endpoint; GET Beteiligte/{PROBE_BETNR} answered 404 (no such Beteiligter: reads work)"
-    return f"no list endpoint; GET Beteiligte/{PROBE_BETNR} answered"
+        return (f"no list endpoint (the change feed is off: Advoware's changes arrive at the sync check only); "
+                f"GET Beteiligte/{PROBE_BETNR} answered 404 (no such Beteiligter: reads work)")
+    return (f"no list endpoint (the change feed is off: Advoware's changes arrive at the sync check only); "
+            f"GET Beteiligte/{PROBE_BETNR} answered")
 
 
 def _token_failed(exc: Exception) -> Line:

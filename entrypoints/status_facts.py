@@ -22,9 +22,11 @@ from typing import Any
 
 from adapters.errors import without_personal_data
 from adapters.ops_counters import CheckSummary, DayCounts, OpsCounters
+from adapters.redis_ops import as_text
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services
 from installation.dependency_health import LABELS, Dependency, DependencyState, DependencyStatus, read_stored
+from sync.advoware_feed import FeedState
 
 FAILED = (SyncStatus.FAILED, SyncStatus.PERMANENTLY_FAILED)
 SELECT = ["id", "name", "firstName", "lastName", "syncStatus", "syncErrorMessage"]
@@ -82,6 +84,7 @@ class StatusFacts:
     dead: list[FailedRow] = field(default_factory=list)
     overdue: set[str] = field(default_factory=set)
     stuck: list[str] = field(default_factory=list)  # what the watchdogs let go in this process
+    feed: str = ""  # Advoware's change feed, one line (feed_line)
 
     @property
     def healthy(self) -> bool:
@@ -130,7 +133,29 @@ async def gather(services: Services, host: Any, *, workers: str | None = None) -
     for reason, n in facts.attention.items():
         services.metrics.attention.labels(str(reason)).set(n)
     facts.stuck = stuck_lines(services, host)
+    facts.feed = await feed_line(services)
     return facts
+
+
+async def feed_line(services: Services) -> str:
+    """The change feed's state: off, without list endpoint, or its watermark, lag and changes this hour."""
+    feed = services.feed
+    if feed is None or feed.status.state == FeedState.OFF:
+        return "off (ADVOWARE_POLL_SECONDS=0): Advoware's changes arrive at the sync check"
+    if feed.status.state == FeedState.NO_LIST:
+        return "off: this Advoware has no list endpoint; its changes arrive at the sync check only"
+    try:
+        water = as_text(await services.redis.hget(f"{services.store.prefix}:feed", "water"))
+        changes = await feed.changes_last_hour()
+    except Exception as exc:  # Redis away: its own row says so
+        return f"unknown (Redis: {_one_line(exc)})"
+    feed.status.watermark = water or feed.status.watermark
+    lag = feed.lag_seconds()
+    polled = (f"last poll {feed.status.last_poll.isoformat(timespec='seconds')}" if feed.status.last_poll
+              else "polled by another process")
+    state = f"failing ({feed.status.error})" if feed.status.state == FeedState.FAILING else "running"
+    return (f"{state}, every {feed.poll_seconds} s; {polled}; watermark {water or 'none yet'} (Advoware's time)"
+            f"{f', lag {lag:.0f} s' if lag is not None else ''}; {changes} changes queued this hour")
 
 
 def stuck_lines(services: Services, host: Any) -> list[str]:

@@ -167,5 +167,6 @@ def _queue(f: StatusFacts) -> str:
     rows = [["queued events", _e(f.queue_depth)], ["dead letters", dead],
             ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"],
             ["stuck (past their bound)", "<br>".join(f"<span class='failing'>{_e(line)}</span>"
-                                                     for line in f.stuck) or "none"]]
+                                                     for line in f.stuck) or "none"],
+            ["Advoware change feed", _e(f.feed)]]
     return "<h2>Queue and sync check</h2>" + _table(["what", "now"], rows)

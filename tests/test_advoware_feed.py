@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from redis import Redis
 
+from entrypoints.status_facts import gather
 from sync import advoware_feed
 from sync.advoware_feed import DST_OVERLAP, OVERLAP, FeedState, overlap
 from tests.conftest import SAMPLE
@@ -117,6 +119,7 @@ async def test_without_the_list_endpoint_the_feed_turns_itself_off(real_redis_ur
         await poll(tb)
         await poll(tb)
         assert tb.services.feed is not None and tb.services.feed.status.state == FeedState.NO_LIST
+        assert "no list endpoint" in (await gather(tb.services, tb.host)).feed
         assert tb.writes() == 0
         assert sum(v for k, v in tb.calls().items() if "advoware" in k) <= 1  # probed once, then quiet
     finally:
@@ -167,3 +170,18 @@ def test_the_repeated_autumn_hour_is_read_again() -> None:
     assert overlap(back + timedelta(minutes=60), berlin) == DST_OVERLAP
     assert overlap(back + timedelta(minutes=62), berlin) == OVERLAP
     assert overlap(datetime(2026, 3, 29, 1, 30, tzinfo=UTC), berlin) == OVERLAP  # spring: nothing repeats
+
+
+async def test_the_feed_shows_on_the_status_page_and_in_metrics(firm_both: Testbed) -> None:
+    tb = firm_both
+    [rec] = await linked(tb, 1)
+    await settled(tb)
+    tb.advo.edit(rec["betnr"], ort="Sichtbar")
+    await poll(tb)
+    facts = await gather(tb.services, tb.host)
+    assert facts.feed.startswith("running, every 10 s; last poll ") and "watermark 20" in facts.feed
+    assert "1 changes queued this hour" in facts.feed, facts.feed
+    async with httpx.AsyncClient(base_url=tb.url, timeout=10) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'advoware_feed_polls_total{outcome="running"}' in metrics
+    assert "advoware_feed_lag_seconds " in metrics

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sync.dependency_health import Dependency, DependencyHealth, DependencyStatus
 
 from adapters.sync_state_store import LEASE_MS
 from entrypoints.status_facts import stuck_lines
+from installation.dependency_health import Dependency, DependencyHealth, DependencyStatus
 from sync import beteiligte_sync, check_scan
 from sync.metrics import Stall
 from tests.conftest import synced_record
