@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     # A divisor of 60 below a minute, or whole minutes dividing an hour (a cron step's schedule).
     advoware_poll_seconds: int = 10
 
-    # Not in the contract; documented in the README.
+    # Not in the contract; documented in docs/configuration.md.
     delete_policy: str = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
@@ -109,9 +109,9 @@ class Settings(BaseSettings):
     # Unset: INFO for serve, WARNING for the other commands (their own output says what happened, and a
     # failure is one line on stderr, not wrapped in INFO lines).
     log_level: str | None = None
-    # text (one line per event) or json (one object per line, for log shippers); README "Operations".
+    # text (one line per event) or json (one object per line, for log shippers); docs/operations.md.
     log_format: str = "text"
-    # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); README "Operations".
+    # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); docs/operations.md.
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # Keys the fingerprints kept in Redis (entrypoints.fingerprint_secret); unset: fingerprint.key in
     # STATE_DIR, made on first use. Every process on one store needs the same.
@@ -315,7 +315,7 @@ class Settings(BaseSettings):
         missing = self.missing_for_production()
         if missing:
             raise ConfigError(f"configuration: {', '.join(missing)} not set: set them in the environment or in "
-                              ".env (README → Configuration), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
+                              ".env (docs/configuration.md), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
 
 
 def state_base() -> Path:
@@ -344,7 +344,7 @@ def describe_validation(exc: ValidationError) -> str:
             continue
         if not any(word in name for word in SECRET_WORDS) and err.get("input") is not None and "'" not in msg:
             msg = f"{err['input']!r}: {msg}"  # never a secret's value (a REDIS_URL may carry a password)
-        fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see README → Configuration")
+        fix = FIXES.get(name, URL_FIX if name.endswith("_url") else "see docs/configuration.md")
         parts.append(f"{name.upper()} {msg}: {fix}")
     return "configuration: " + "; ".join(parts)
 
@@ -359,7 +359,7 @@ def load_settings(**overrides: Any) -> Settings:
         found = re.search(r'field "(\w+)"', str(exc))
         name = found.group(1) if found else "?"
         raise ConfigError(f"configuration: {name.upper()} cannot be read: "
-                          f"{FIXES.get(name, 'see README → Configuration')}") from None
+                          f"{FIXES.get(name, 'see docs/configuration.md')}") from None
 
 
 @lru_cache(maxsize=1)

@@ -53,7 +53,7 @@ class ConflictPolicy:
         return cls({g: GroupPolicy(strategy, tiebreak) for g in GROUPS})
 
 
-DEFAULTS = {  # what README "Conflict strategies" documents; a group a file leaves out keeps it
+DEFAULTS = {  # what docs/field-mapping.md "Conflict strategies" documents; a group a file leaves out keeps it
     "stammdaten": GroupPolicy(Strategy.ESPOCRM_WINS),
     "kontakt": GroupPolicy(Strategy.FIELD_MERGE, Strategy.ESPOCRM_WINS),
     "adresse": GroupPolicy(Strategy.FIELD_MERGE, Strategy.ESPOCRM_WINS),

@@ -78,7 +78,7 @@ def parse_changes(pairs: tuple[str, ...]) -> dict[str, str | None]:
 
 @click.group()
 def sandbox() -> None:
-    """Change the running sandbox as a person would, and inject faults (see README: Sandbox)."""
+    """Change the running sandbox as a person would, and inject faults (see docs/development.md: sandbox)."""
 
 
 @sandbox.command("advoware-edit")

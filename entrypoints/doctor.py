@@ -107,13 +107,13 @@ class Doctor:
         if s.sandbox and not s.espocrm_url:
             return fail(CONFIG, "sandbox mode (neither ESPOCRM_URL nor ADVOWARE_URL is set) and no sandbox serve "
                         "runs on this STATE_DIR", "start ./dev serve (doctor then checks its simulators), or set "
-                        "the variables of the configuration reference in the environment or in .env")
+                        "the variables of docs/configuration.md in the environment or in .env")
         if s.sandbox:
             return ok(CONFIG, f"sandbox: the simulators of the running serve: EspoCRM {s.espocrm_url}, "
                       f"Advoware {s.advoware_url}")
         if names:
             return fail(CONFIG, f"missing {', '.join(names)}",
-                        "set them in the environment or in .env (README → Configuration)")
+                        "set them in the environment or in .env (docs/configuration.md)")
         return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
 
     # -- the checks ------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class Doctor:
     async def _store(self) -> tuple[Line, OpenStore | None, dict[str, str] | None]:
         """The store line, the open store and the webhook secrets stored in it (None when unreachable)."""
         fix = ("check REDIS_URL and that its Redis runs (serve needs it too)" if self.settings.redis_url
-               else "README → Reliability: the embedded store")
+               else "docs/reliability.md: the embedded store")
         try:
             store = await asyncio.wait_for(asyncio.to_thread(open_store, self.settings, timeout=self.timeout),
                                            self.timeout)

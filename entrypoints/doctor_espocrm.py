@@ -86,7 +86,7 @@ async def metadata(espo: EspoCRMAPI, value_maps_file: str | None) -> list[Line]:
     except (ForbiddenError, NotFoundError) as exc:
         return [warn(METADATA, f"EspoCRM does not show its metadata to the API user ({exc}): entity, fields, "
                                "enum options and optimistic concurrency are not checked",
-                     "check them by hand: README → Setting up EspoCRM")]
+                     "check them by hand: docs/espocrm.md")]
     lines = [entity_line(meta)]
     defs = entity_defs(meta)
     if defs is None:

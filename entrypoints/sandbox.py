@@ -105,6 +105,6 @@ then, a few seconds later, see it arrive in Advoware (the record's betnr is the 
   curl -s {sandbox.advo_server.url}/__sim/calls              # API calls the sync made, per endpoint
 Change a Beteiligter in Advoware (the next sync check brings it to EspoCRM), or make a system fail:
   ./dev sandbox advoware-edit <betnr> ort=Köln
-  ./dev sandbox fault advoware 503 --count 3                 # then: ./dev sandbox clear-faults
+  ./dev sandbox fault advoware 503 --count 3                 # then: ./dev sandbox clear-faults advoware
   ./dev sync-check        ./dev status        ./dev history {rid}
 """

@@ -6,7 +6,7 @@
   command refuses a newer one.
 
 A Redis that does not answer yet is not refused here: ``serve`` starts anyway and reports it as a
-failing dependency (README "Redis outages"); the checks then run at its next start.
+failing dependency (docs/reliability.md, "Redis outages"); the checks then run at its next start.
 """
 
 from __future__ import annotations

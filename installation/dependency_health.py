@@ -123,7 +123,7 @@ def _espo_fix(exc: ApiError) -> str:
     if isinstance(exc, AuthenticationError):
         return "check ESPOCRM_API_KEY (and ESPOCRM_HMAC_SECRET when set)"
     if isinstance(exc, ForbiddenError):
-        return f"give the API user's role read access to {ENTITY} (README → Setting up EspoCRM)"
+        return f"give the API user's role read access to {ENTITY} (docs/espocrm.md, step 5)"
     if isinstance(exc, NotFoundError):
         return f"check ESPOCRM_URL (the address EspoCRM is opened at) and that the entity {ENTITY} exists"
     if isinstance(exc, RetryableError | DeferredError):

@@ -37,7 +37,7 @@ class StepsConfig(_Section):
 
 class HttpConfig(_Section):
     """The HTTP edge. Defaults keep EspoCRM's webhook deliveries (10 s timeout) well served while
-    slow or oversized requests and floods are cut off early (README "Reliability")."""
+    slow or oversized requests and floods are cut off early (docs/reliability.md)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=3111, ge=0, le=65535)
