@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.connection
 from croniter import croniter
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")  # the values of entrypoints.log_format.LogFormat (config imports nothing of ours)
 FINGERPRINT_KEY_MIN = 32  # characters, e.g. from `openssl rand -hex 32`
 STATUS_TOKEN_MIN = 16  # characters: a token a person cannot guess, e.g. from `openssl rand -hex 16`
+SECRET_MIN = {"status_token": STATUS_TOKEN_MIN, "fingerprint_key": FINGERPRINT_KEY_MIN}
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
@@ -236,15 +237,6 @@ class Settings(BaseSettings):
             raise ValueError("names no host (redis-py would quietly use localhost:6379)")
         return v.strip()
 
-    @field_validator("fingerprint_key", mode="before")
-    @classmethod
-    def _fingerprint_key(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip():
-            return None
-        if isinstance(v, str) and len(v.strip()) < FINGERPRINT_KEY_MIN:
-            raise ValueError(f"is shorter than {FINGERPRINT_KEY_MIN} characters")
-        return v
-
     @field_validator("tls_cert_file", "tls_key_file")
     @classmethod
     def _tls_file(cls, v: str | None) -> str | None:
@@ -268,13 +260,15 @@ class Settings(BaseSettings):
         """``https`` when serve speaks TLS itself (TLS_CERT_FILE/TLS_KEY_FILE), else ``http``."""
         return "https" if self.tls_cert_file else "http"
 
-    @field_validator("status_token", mode="before")
+    @field_validator("status_token", "fingerprint_key", mode="before")
     @classmethod
-    def _status_token(cls, v: Any) -> Any:
+    def _long_secret(cls, v: Any, info: ValidationInfo) -> Any:
+        """Blank is unset (blanks would be a password of blanks); a short one can be guessed."""
         if isinstance(v, str) and not v.strip():
-            return None  # blanks would be a password of blanks
-        if isinstance(v, str) and len(v.strip()) < STATUS_TOKEN_MIN:
-            raise ValueError(f"is shorter than {STATUS_TOKEN_MIN} characters")
+            return None
+        minimum = SECRET_MIN[str(info.field_name)]
+        if isinstance(v, str) and len(v.strip()) < minimum:
+            raise ValueError(f"is shorter than {minimum} characters")
         return v
 
     @field_validator("state_dir")

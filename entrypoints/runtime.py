@@ -130,4 +130,6 @@ def build_host(
         durable_bus=is_real_redis(services.redis) and not own_queue,
     )
     ref.append(host)
+    if services.feed is not None:
+        services.feed.queue_depth = host.queue_depth  # the feed reads on only while the queue is short
     return host

@@ -11,7 +11,8 @@ not by its stamp. The watermark is the newest stamp read, never later: rows that
 same or an earlier stamp fall inside the next read.
 
 Cost: an idle poll is one list request and no write; a burst is read :data:`PAGE` rows at a time, at
-most :data:`PAGES_PER_POLL` pages per poll, so a bulk change in Advoware cannot flood the queue.
+most :data:`PAGES_PER_POLL` pages per poll and only while fewer than :data:`BACKLOG` events wait in the
+queue, so a bulk change in Advoware cannot flood the queue and a webhook waits behind at most that many.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ FEED_TRIGGER = "advoware_feed"
 PAGE = 200
 PAGES_PER_POLL = 5
 REREAD = 20  # rows a continued burst reads again (see AdvowareFeed._read)
+BACKLOG = 200  # events queued for the sync: the feed reads no further page until fewer are waiting
 OVERLAP = timedelta(minutes=2)  # clocks differ, and rows may still arrive with a stamp already read
 DST_OVERLAP = timedelta(minutes=61)  # the hour after the clocks went back: its stamps repeat
 QUEUED_MEMORY = 50_000  # betNr -> rowId queued recently: a row read again in the overlap is not queued twice
@@ -95,6 +97,9 @@ class AdvowareFeed:
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.status = FeedStatus(state=FeedState.OFF if poll_seconds == 0 else FeedState.RUNNING)
+        # Events waiting in the sync's queue (the step host's, set by the runtime): a burst reads on only
+        # while fewer than BACKLOG wait, so a webhook never queues behind more than that of the feed's.
+        self.queue_depth: Callable[[], int] = lambda: 0
         self._key = f"{store.prefix}:feed"
 
     def _now(self) -> datetime:
@@ -141,8 +146,13 @@ class AdvowareFeed:
         else:
             since, skip = datetime.fromisoformat(water) - overlap(now, self.zone), 0
         newest = water
-        for _ in range(PAGES_PER_POLL):
+        pages = 0
+        while True:
+            if pages == PAGES_PER_POLL or self.queue_depth() >= BACKLOG:  # webhooks keep their turn
+                result.more = True
+                break
             page = await self.advo.list_beteiligte(geaendert_seit=since, skip=skip, take=PAGE)
+            pages += 1
             result.requests += 1
             result.rows += len(page)
             await self._handle(page, emit, result)
@@ -150,8 +160,8 @@ class AdvowareFeed:
             skip += len(page)
             if len(page) < PAGE:
                 break
-        else:
-            result.more = True
+        if result.more and pages == 0:
+            return  # the queue is still full: the next poll starts where this one would have
         if result.more:
             await self.store.redis.hset(self._key, mapping={
                 "water": newest, "cont_since": since.isoformat(timespec="milliseconds"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,6 +16,14 @@ from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
 from tests.testbed import Testbed, start_testbed
 
+# One fingerprint key for the session, set before any test module is imported (modules compute
+# fingerprints at import): an in-process testbed and the commands it starts with their own STATE_DIR
+# share a store, as serve and its commands share STATE_DIR in a firm (tests/test_fingerprint_key.py
+# runs commands without it: the key file and the store's check).
+TEST_FINGERPRINT_KEY = "test-fingerprint-key-0123456789abcdef0123456789"
+os.environ["FINGERPRINT_KEY"] = TEST_FINGERPRINT_KEY
+configure_fingerprint_key(TEST_FINGERPRINT_KEY.encode())
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _throwaway_state_dir() -> Iterator[None]:
@@ -23,16 +32,10 @@ def _throwaway_state_dir() -> Iterator[None]:
     with state_root() as root:
         patch = pytest.MonkeyPatch()
         patch.setenv("STATE_DIR", str(root / "state"))
-        # One fingerprint key for the session: an in-process testbed and the commands it starts with
-        # their own STATE_DIR share a store, as serve and its commands share STATE_DIR in a firm
-        # (tests/test_fingerprint_key.py runs without it: the key file and the store's check).
-        patch.setenv("FINGERPRINT_KEY", TEST_FINGERPRINT_KEY)
-        configure_fingerprint_key(TEST_FINGERPRINT_KEY.encode())  # also for tests that build no services
         yield
         patch.undo()
 
 
-TEST_FINGERPRINT_KEY = "test-fingerprint-key-0123456789abcdef0123456789"
 
 
 @pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])

@@ -185,3 +185,26 @@ async def test_the_feed_shows_on_the_status_page_and_in_metrics(firm_both: Testb
         metrics = (await client.get("/metrics")).text
     assert 'advoware_feed_polls_total{outcome="running"}' in metrics
     assert "advoware_feed_lag_seconds " in metrics
+
+
+async def test_a_long_queue_holds_the_burst_back_so_webhooks_keep_their_turn(
+    firm_both: Testbed, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tb = firm_both
+    monkeypatch.setattr(advoware_feed, "PAGE", 5)
+    records = await linked(tb, 12)
+    await settled(tb)
+    feed = tb.services.feed
+    assert feed is not None
+    assert feed.queue_depth() == 0  # the runtime handed it the host's queue depth
+    tb.advo.store.bulk_edit([r["betnr"] for r in records], {"ort": "Später"})
+    step = next(s for s in tb.host.steps if s.name == FEED)
+    emit = tb.host.make_context(step).emit
+    monkeypatch.setattr(feed, "queue_depth", lambda: advoware_feed.BACKLOG)  # webhooks fill the queue
+    held = await feed.poll(emit)
+    assert (held.requests, held.queued, held.more) == (0, 0, True)
+    monkeypatch.setattr(feed, "queue_depth", lambda: 0)  # worked off
+    for _ in range(3):
+        await feed.poll(emit)
+        await tb.host.drain(60)
+    assert {tb.espo_record(r["id"])["addressCity"] for r in records} == {"Später"}

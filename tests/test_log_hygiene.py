@@ -63,15 +63,19 @@ def test_json_logs_are_one_object_per_line() -> None:
 @pytest.mark.slow
 def test_an_idle_serve_logs_nothing_at_info_and_every_line_is_json() -> None:
     """After the sandbox's samples are synced: /health polled, the health checks running every second
-    (each asks Advoware for a token), webhooks delivered empty every 2 s — and not one line at INFO."""
+    (each asks Advoware for a token), webhooks delivered empty every 2 s, Advoware's changes read every
+    second — and not one line at INFO. (The feed's first poll on a new store says once that it starts
+    without a watermark: that is start-up, not idling.)"""
     with state_root() as root:
         port = free_port()
-        env = env_for(root / "state", port, LOG_FORMAT="json", HEALTH_CHECK_INTERVAL_SECONDS="1")
+        env = env_for(root / "state", port, LOG_FORMAT="json", HEALTH_CHECK_INTERVAL_SECONDS="1",
+                      ADVOWARE_POLL_SECONDS="1")
         serve = start_serve(env, root)
         try:
             espo = published_sandbox(root / "state")["espocrm_url"]
             wait_for("the samples to be clean", lambda: all(
                 r.get("syncStatus") == "clean" for r in httpx.get(f"{espo}/__sim/records", timeout=10).json()))
+            wait_for("the feed's first poll", lambda: "advoware feed: no watermark" in serve.output())
             time.sleep(3)  # the last sync's lines are written
             before = serve.output()
             for _ in range(20):

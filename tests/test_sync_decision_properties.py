@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from domain.beteiligte_mapper import FIELD_GROUP, FIELDS, GROUPS, Canonical
 from domain.conflict_policy import STRATEGIES, TIEBREAKS, ConflictPolicy, GroupPolicy
 from domain.decision import ADVO, ESPO, Base, Decision, decide, fingerprint, fingerprint_value
+from domain.fingerprint_key import keyed
 
 NAMES = [f.espo for f in FIELDS]
 VALUE = st.sampled_from([None, "a", "b", "c"])
@@ -230,8 +231,9 @@ def test_changes_on_one_side_only_flow_to_the_other_without_conflict(c: Case) ->
 
 @given(st.one_of(st.none(), st.text()))
 def test_fingerprint_value_is_the_stored_form(value: str | None) -> None:
-    """Links in Redis hold these fingerprints: the fast path must give exactly what every earlier version
-    stored (SHA-256 of ``json.dumps``), for any text: umlauts, quotes, control characters, surrogates."""
-    expected = hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
-    assert fingerprint_value(value) == expected
-    assert fingerprint_value(value) == expected  # and again, from the cache
+    """Links in Redis hold these fingerprints: the fast path must give exactly the installation's key
+    applied to what every earlier version stored (SHA-256 of ``json.dumps``), for any text: umlauts,
+    quotes, control characters, surrogates; so a base stored before the key is taken over by ``keyed``."""
+    plain = hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+    assert fingerprint_value(value) == keyed(plain) != plain
+    assert fingerprint_value(value) == keyed(plain)  # and again, from the cache
