@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sync.advoware_feed import OVERLAP  # noqa: E402
 from tests.redis_server import redis_server  # noqa: E402
 from tests.testbed import Testbed, start_testbed  # noqa: E402
 
@@ -52,7 +53,11 @@ async def main(records: int, edits: int, poll_s: float, latency: float) -> None:
             tb.espo.faults.latency = tb.advo.faults.latency = latency
             stop = asyncio.Event()
             loop = asyncio.create_task(feed_loop(tb, poll_s, stop))
-            await asyncio.sleep(2 * poll_s)  # the feed has its watermark
+            # Steady state: the feed has its watermark, and one edit well after the linking moved it past
+            # the linking's burst (every row of the last OVERLAP before the newest change is read again).
+            await asyncio.sleep(2 * poll_s + OVERLAP.total_seconds())
+            tb.advo.edit(linked[0][1], ort="Aufgewärmt")
+            await asyncio.sleep(2 * poll_s)
             # idle: three polls, nothing changed
             tb.reset_calls()
             await asyncio.sleep(3 * poll_s)
@@ -60,7 +65,7 @@ async def main(records: int, edits: int, poll_s: float, latency: float) -> None:
             polls = 3
             # edits at random times over a few poll intervals
             tb.reset_calls()
-            chosen = random.Random(7).sample(linked, edits)
+            chosen = random.Random(7).sample(linked[1:], edits)
             pending: dict[str, tuple[float, str]] = {}
             took: list[float] = []
             edited = asyncio.Event()

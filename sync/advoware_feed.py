@@ -8,7 +8,8 @@ clocks of Advoware and of this service differ. So each poll reads from the water
 :data:`OVERLAP` (and minus :data:`DST_OVERLAP` in the hour after the clocks went back, whose stamps
 repeat), and a row read again is recognised by its ``rowId`` (the link's, or the ones queued already),
 not by its stamp. The watermark is the newest stamp read, never later: rows that arrive later with the
-same or an earlier stamp fall inside the next read.
+same or an earlier stamp fall inside the next read. Our clock matters only without a watermark: then
+the feed starts :data:`START_MARGIN` back.
 
 Cost: an idle poll is one list request and no write; a burst is read :data:`PAGE` rows at a time, at
 most :data:`PAGES_PER_POLL` pages per poll and only while fewer than :data:`BACKLOG` events wait in the
@@ -39,7 +40,11 @@ PAGE = 200
 PAGES_PER_POLL = 5
 REREAD = 20  # rows a continued burst reads again (see AdvowareFeed._read)
 BACKLOG = 200  # events queued for the sync: the feed reads no further page until fewer are waiting
-OVERLAP = timedelta(minutes=2)  # clocks differ, and rows may still arrive with a stamp already read
+# Rows may commit a little after their stamp, or share the newest stamp read: each poll reads this far
+# back. Kept short: every row in it is read again by every poll (after a burst, for this long).
+OVERLAP = timedelta(seconds=30)
+# Without a watermark the feed starts this far back in Advoware's time: our clock and Advoware's differ.
+START_MARGIN = timedelta(minutes=5)
 DST_OVERLAP = timedelta(minutes=61)  # the hour after the clocks went back: its stamps repeat
 QUEUED_MEMORY = 50_000  # betNr -> rowId queued recently: a row read again in the overlap is not queued twice
 HOUR_KEEP_S = 2 * 86400
@@ -128,7 +133,7 @@ class AdvowareFeed:
         stored = as_text(await self.store.redis.hget(self._key, "water"))
         if stored:
             return stored
-        start = (local_naive(now, self.zone) - OVERLAP).isoformat(timespec="milliseconds")
+        start = (local_naive(now, self.zone) - START_MARGIN).isoformat(timespec="milliseconds")
         log.warning("advoware feed: no watermark (first start, or the store was emptied): reading Advoware's "
                     "changes from %s on; the next sync check catches up on anything older", start)
         await self.store.redis.hset(self._key, "water", start)

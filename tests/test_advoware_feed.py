@@ -87,9 +87,9 @@ async def test_same_stamp_rows_across_a_page_boundary_all_arrive(firm_both: Test
 async def test_a_clock_skew_of_two_minutes_loses_nothing(firm_both: Testbed, real_redis_url: str,
                                                           skew_s: float) -> None:
     tb = firm_both
+    tb.advo.store.clock_offset_s = skew_s  # Advoware's clock differs from ours, all along
     [rec] = await linked(tb, 1)
-    tb.advo.store.clock_offset_s = skew_s
-    Redis.from_url(real_redis_url).delete("bsync:feed")  # a fresh feed: its watermark from this clock
+    Redis.from_url(real_redis_url).delete("bsync:feed")  # a fresh feed: its first watermark from our clock
     await poll(tb)
     tb.advo.edit(rec["betnr"], ort=f"Schief {skew_s:+.0f}")
     await poll(tb)
