@@ -17,7 +17,7 @@ from tests.redis_server import redis_server_available
 pytestmark = [pytest.mark.skipif(not redis_server_available(), reason="needs redis-server"), pytest.mark.slow]
 
 LIST = "GET /api/v1/advonet/Beteiligte"
-WINDOW_S = 6.0
+WINDOW_S = 10.0
 
 
 def list_reads(advo: str) -> int:
@@ -37,7 +37,9 @@ def test_two_serve_processes_poll_once_per_interval() -> None:
             before = list_reads(inst.advo)
             time.sleep(WINDOW_S)
             polls = list_reads(inst.advo) - before
-            assert WINDOW_S - 2 <= polls <= WINDOW_S + 1, f"{polls} list reads in {WINDOW_S} s by two processes"
+            # one per second between them (each process also probes the list endpoint once, when its
+            # first slot comes): about 10, where two pollers would make about 20
+            assert WINDOW_S - 2 <= polls <= WINDOW_S + 2, f"{polls} list reads in {WINDOW_S} s by two processes"
         finally:
             for serve in serves:
                 serve.stop()
