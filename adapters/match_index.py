@@ -131,7 +131,8 @@ class MatchKeyIndex:
         whose keys were named with another fingerprint key (or none) is not built: it finds nothing."""
         water, version, form = (as_text(v) for v in await self.redis.mget(
             [self._water, f"{self.prefix}:mversion", self._scheme]))
-        return IndexState(built=water is not None and (form or "") == scheme(), version=_version(version))
+        other_key = water is not None and (form or "") != scheme()
+        return IndexState(built=water is not None and not other_key, version=_version(version), other_key=other_key)
 
     @property
     def _scheme(self) -> str:
@@ -142,6 +143,7 @@ class MatchKeyIndex:
 class IndexState:
     built: bool  # ``match`` built the index (it has a watermark)
     version: int  # the key version of its full build (0: before the versions, or no index)
+    other_key: bool = False  # an index whose keys were named with another fingerprint key: to be rebuilt
 
 
 def _version(raw: str | None) -> int:

@@ -135,9 +135,9 @@ class IndexRebuild:
     async def ensure(self, state: IndexState) -> IndexState:
         """The index's state, rebuilt first when the store lost it; raises :class:`IndexRebuilding`
         while another process builds it for longer than :data:`WAIT_S`."""
-        if state.built or await self.index.redis.exists(self._since):
+        if state.built or (not state.other_key and await self.index.redis.exists(self._since)):
             return state
-        if not await self._emptied() or not await self.advo.supports_list():
+        if not (state.other_key or await self._emptied()) or not await self.advo.supports_list():
             await self._mark()
             return state
         token = secrets.token_hex(8)

@@ -17,6 +17,8 @@ from domain.decision import configure_fingerprint_key
 from simulators.common import free_port
 from tests.conftest import SAMPLE, TEST_FINGERPRINT_KEY
 from tests.embedded_support import cli, env_for, state_root
+from tests.test_create_match import _staff_creates
+from tests.test_lost_state_index import POST, running_firm
 from tests.testbed import Testbed
 
 pytestmark = pytest.mark.redis
@@ -115,3 +117,18 @@ def test_the_key_file_is_made_once_private_and_another_key_is_refused(real_redis
     assert other.stderr.count("\n") == 1 and other.stderr.startswith("fingerprint key: "), other.stderr
     assert "another key" in other.stderr and "another-key" not in other.stderr  # never the key itself
     assert Redis.from_url(url).get("bsync:fingerprint_key_id") is not None
+
+
+async def test_an_index_of_another_key_is_rebuilt_before_a_create_no_duplicate(
+    firm_both: Testbed, plain_then_keyed: None,
+) -> None:
+    """A key replaced (lost, or 0.1.0's plain fingerprints): the match index named with the old one finds
+    nothing, so a create first rebuilds it under the new key, and a copy of an Advoware party is linked."""
+    tb = firm_both
+    existing = await running_firm(tb)
+    configure_fingerprint_key(b"another-installation-key-" + b"y" * 40)  # the old key is gone
+    tb.reset_calls()
+    rec = await _staff_creates(tb)
+    assert POST not in tb.advo.calls.snapshot()
+    assert len(tb.advo.all()) == 2, "Anna created a second time in Advoware"
+    assert rec["betnr"] == existing["betNr"] and rec["syncStatus"] == "clean", rec["syncErrorMessage"]
