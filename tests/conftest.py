@@ -41,10 +41,10 @@ def _throwaway_state_dir() -> Iterator[None]:
 @pytest.fixture(params=[("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
 async def tb(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
     """The whole installation on fakeredis, against EspoCRM 8.1.5 as the Entity Manager leaves it
-    (optimistic concurrency off, phone numbers normalised, every write of ours echoed as a webhook)
+    (optimistic concurrency off, international phone numbers on, every write of ours echoed as a webhook)
     and against a current EspoCRM with optimistic concurrency on."""
     profile, occ = request.param
-    bed = await start_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
+    bed = await start_testbed(espo_profile=profile, occ=occ)
     try:
         yield bed
     finally:
@@ -56,7 +56,7 @@ async def fast_tb(request: pytest.FixtureRequest) -> AsyncIterator[FastBed]:
     """``tb`` without sockets: the same simulators and services, the clients replaced by the in-memory
     fakes (proven alike by tests/test_client_contract.py). For tests of the sync's logic."""
     profile, occ = request.param
-    bed = await start_fast_testbed(espo_profile=profile, occ=occ, phone_normalization=True)
+    bed = await start_fast_testbed(espo_profile=profile, occ=occ)
     try:
         yield bed
     finally:

@@ -171,34 +171,6 @@ async def test_noop_put_bumps_and_queues_only_on_8(
         assert sim.pending_webhook_events() == 0
 
 
-# -- phone numbers -------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("typed", "stored"),
-    [
-        ("+49 30 1234567", "+49301234567"),
-        ("+49 (30) 123-45/67", "+49301234567"),
-        (" +49.30.1234567 ", "+49301234567"),
-        ("030 1234567", "030 1234567"),  # not international: kept as typed
-        ("+49 call me", "+49 call me"),  # does not parse: kept
-    ],
-)
-async def test_phone_numbers_are_normalised_on_save(
-    http: httpx.AsyncClient, sim: EspoCRMSimulator, typed: str, stored: str
-) -> None:
-    created = await http.post("/CBeteiligte", json={"lastName": "Muster", "phoneNumber": typed})
-    assert created.json()["phoneNumber"] == stored
-    other = sim.seed(lastName="Andere")
-    updated = await http.put(f"/CBeteiligte/{other['id']}", json={"phoneNumber": typed})
-    assert updated.json()["phoneNumber"] == stored
-    assert sim.user_edit(other["id"], phoneNumber=typed)["phoneNumber"] == stored
-
-
-async def test_phone_normalisation_can_be_switched_off(http: httpx.AsyncClient, sim: EspoCRMSimulator) -> None:
-    sim.set_phone_normalization(False)
-    created = await http.post("/CBeteiligte", json={"lastName": "Muster", "phoneNumber": "+49 30 1234567"})
-    assert created.json()["phoneNumber"] == "+49 30 1234567"
-
-
 # -- deleted records -----------------------------------------------------------------------------
 async def test_deleted_record_is_200_deleted_for_an_admin_and_404_for_others(
     http: httpx.AsyncClient, sim: EspoCRMSimulator

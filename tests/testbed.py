@@ -149,15 +149,15 @@ async def start_testbed(
     espo_profile: Profile | str = Profile.V9,
     occ: bool = False,
     salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
-    phone_normalization: bool = True,
+    phone_international: bool = True,
 ) -> Testbed:
     """A started installation. The EspoCRM side: ``espo_profile`` ("8" = 8.1.5, "9" = current),
     ``occ`` (optimistic concurrency control on CBeteiligte, off as the Entity Manager leaves it),
     the ``salutationName`` options (German by default, as firms configure them; the stock ones are
-    ``STOCK_SALUTATIONS``) and phone normalisation. Switch them at run time through ``tb.espo``
-    (``set_occ``, ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``)."""
+    ``STOCK_SALUTATIONS``) and EspoCRM's "International phone numbers" setting. Switch them at run time
+    through ``tb.espo`` (``set_occ``, ``set_profile``, ``set_salutation_options``, ``set_phone_settings``)."""
     espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
-                            salutation_options=salutation_options, phone_normalization=phone_normalization)
+                            salutation_options=salutation_options, phone_international=phone_international)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint,
                              token_lifetime=token_lifetime, seed=seed)
     espo_server, advo_server = serve_in_thread(espo.app), serve_in_thread(advo.app)

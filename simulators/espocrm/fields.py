@@ -12,6 +12,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from simulators.espocrm.phone import PhoneSettings
+
 ENTITY = "CBeteiligte"
 SALUTATION = "salutationName"
 PHONE = "phoneNumber"
@@ -100,9 +102,6 @@ DEFAULTS: dict[str, Any] = {"syncStatus": "pending_sync", "syncRetryCount": 0}
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
-# Phone separators a real EspoCRM drops when it parses an international number to E.164.
-_PHONE_SEPARATORS = re.compile(r"[\s\-()/.]")
-_E164 = re.compile(r"^\+[1-9]\d{3,14}$")
 
 
 def list_attributes(occ: bool) -> dict[str, Kind]:
@@ -114,17 +113,6 @@ def list_attributes(occ: bool) -> dict[str, Kind]:
     if occ:
         out[VERSION_NUMBER] = Kind.INT
     return out
-
-
-def normalize_phone(value: str) -> str:
-    """EspoCRM's phone sanitiser (international format on): trims; a number starting with ``+`` is
-    parsed to E.164, i.e. spaces, ``-``, ``(``, ``)``, ``/`` and ``.`` removed (``+49 30 1234567`` ->
-    ``+49301234567``). A number without ``+``, or one that does not parse, is kept as typed."""
-    value = value.strip()
-    if not value.startswith("+"):
-        return value
-    compact = _PHONE_SEPARATORS.sub("", value)
-    return compact if _E164.match(compact) else value
 
 
 class EspoValidationError(ValueError):
@@ -171,17 +159,17 @@ def _normalize_datetime(value: str) -> str | None:
 
 class FieldRules:
     """Sanitises and validates incoming values: the field definitions, the current enum options and
-    whether phone numbers are normalised (EspoCRM always does; a switch for the tests that predate it)."""
+    the phone number settings (:mod:`simulators.espocrm.phone`)."""
 
-    def __init__(self, salutation_options: tuple[str, ...], phone_normalization: bool = True) -> None:
+    def __init__(self, salutation_options: tuple[str, ...], phone: PhoneSettings | None = None) -> None:
         self.salutation_options = salutation_options
-        self.phone_normalization = phone_normalization
+        self.phone = phone or PhoneSettings()
 
     def sanitize(self, data: dict[str, Any]) -> dict[str, Any]:
         """Input sanitising that runs before concurrency control and validation (phone numbers)."""
         phone = data.get(PHONE)
-        if self.phone_normalization and isinstance(phone, str):
-            return {**data, PHONE: normalize_phone(phone)}
+        if isinstance(phone, str):
+            return {**data, PHONE: self.phone.sanitize(phone)}
         return data
 
     def options(self, field: str) -> tuple[str, ...]:
@@ -218,6 +206,11 @@ class FieldRules:
             return normalized
         if kind == Kind.ENUM and value not in self.options(field):
             raise EspoValidationError(ENTITY, field, "valid")
+        if field == PHONE and value != "":
+            if not self.phone.valid(value):
+                raise EspoValidationError(ENTITY, field, "valid")
+            if self.phone.too_long(value):
+                raise EspoValidationError(ENTITY, field, "maxLength")
         return value
 
 

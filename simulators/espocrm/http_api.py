@@ -53,6 +53,8 @@ class EspoBackend(Protocol):
 
     def metadata(self) -> dict[str, Any]: ...
 
+    def settings(self) -> dict[str, Any]: ...
+
     def list_attributes(self) -> dict[str, str]: ...
 
     def register_webhook(self, event: str, url: str, skip_own: bool, owner_id: str) -> dict[str, Any]: ...
@@ -156,6 +158,7 @@ class EspoHTTP:
             (f"{API_PREFIX}/Webhook/{{id}}", self.delete_webhook, ["DELETE"]),
             (f"{API_PREFIX}/App/user", self.app_user, ["GET"]),
             (f"{API_PREFIX}/Metadata", self.metadata, ["GET"]),
+            (f"{API_PREFIX}/Settings", self.settings, ["GET"]),
         ]
         return [Route(path, self.guard(handler), methods=methods) for path, handler, methods in table]
 
@@ -304,6 +307,10 @@ class EspoHTTP:
         for part in key.split(".") if key else []:
             data = data.get(part) if isinstance(data, dict) else None
         return JSONResponse(data)
+
+    async def settings(self, request: Request) -> Response:
+        """``GET /Settings``: the configuration any user may read (here only the phone number settings)."""
+        return JSONResponse(self.sim.settings())
 
 
 def build_app(sim: EspoBackend) -> Starlette:

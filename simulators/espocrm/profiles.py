@@ -52,6 +52,8 @@ class Behaviour:
     # (observed on 8.1.5: 11 of 40 concurrent pairs both answered 200; 9.x's OptimisticProcessor
     # compares in PHP the same way). Switch it for a version shown to lock the row.
     occ_check_atomic: bool = False
+    # Administration > Settings has "Phone number extensions" (``phoneNumberExtensions``, since 8.3.0)
+    has_phone_extensions: bool = False
 
 
 PROFILES: dict[Profile, Behaviour] = {
@@ -74,6 +76,7 @@ PROFILES: dict[Profile, Behaviour] = {
         sends_signature_header=True,
         hmac_accepts_hex=True,
         webhook_job_interval_s=120.0,
+        has_phone_extensions=True,
     ),
 }
 

@@ -5,8 +5,9 @@ Requests through HTTP act as the user their key names; the direct methods (:meth
 
 Realistic defaults, as a fresh CBeteiligte made in the Entity Manager of a current EspoCRM:
 ``profile="9"``, ``occ=False`` (optimistic concurrency control off), stock salutation options,
-phone numbers normalised on save. All can be switched at run time (:meth:`set_profile`,
-:meth:`set_occ`, :meth:`set_salutation_options`, :meth:`set_phone_normalization`).
+"International phone numbers" on (as a fresh install leaves it; an install upgraded to 8.1 has it
+off), "Phone number extensions" off (:mod:`simulators.espocrm.phone`). All can be switched at run time
+(:meth:`set_profile`, :meth:`set_occ`, :meth:`set_salutation_options`, :meth:`set_phone_settings`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from simulators.common import CallCounter, SimulatorMiddleware
 from simulators.espocrm.fields import ENTITY, STOCK_SALUTATIONS, FieldRules, entity_defs, list_attributes
 from simulators.espocrm.http_api import build_app
+from simulators.espocrm.phone import PhoneSettings
 from simulators.espocrm.profiles import BATCH_SIZE, EVENT_PORTION_SIZE, Behaviour, Profile, behaviour_of
 from simulators.espocrm.records import BeteiligteStore, Change, EntitySettings, NoteStore
 from simulators.espocrm.users import Authenticator, User, UserType
@@ -46,7 +48,8 @@ class EspoCRMSimulator:
         occ: bool = False,
         salutation_options: Sequence[str] = STOCK_SALUTATIONS,
         event_portion_size: int = EVENT_PORTION_SIZE,
-        phone_normalization: bool = True,
+        phone_international: bool = True,
+        phone_extensions: bool = False,
         missing_fields: Sequence[str] = (),
     ) -> None:
         # The staff key acts as a person (the UI user): its changes DO fire webhooks.
@@ -56,8 +59,9 @@ class EspoCRMSimulator:
         self._rng = random.Random(seed)
         self._used_ids: set[str] = set()
         self.lock = threading.RLock()
-        rules = FieldRules(tuple(salutation_options), phone_normalization)
+        rules = FieldRules(tuple(salutation_options), PhoneSettings())
         self._settings = EntitySettings(behaviour_of(profile), occ, rules)
+        self.set_phone_settings(international=phone_international, extensions=phone_extensions)
         self.missing_fields: frozenset[str] = frozenset(missing_fields)
         self.users = [
             User(api_user_id, "sync-api", "Beteiligte Sync", UserType.API, api_key),
@@ -101,6 +105,7 @@ class EspoCRMSimulator:
     def set_profile(self, profile: Profile | str) -> None:
         with self.lock:
             self._settings.behaviour = behaviour_of(profile)
+            self._settings.rules.phone.extensions_supported = self._settings.behaviour.has_phone_extensions
 
     def set_occ(self, enabled: bool) -> None:
         """The Entity Manager's "Optimistic concurrency control" checkbox for CBeteiligte."""
@@ -134,9 +139,25 @@ class EspoCRMSimulator:
         with self.lock:
             self._clock = clock
 
-    def set_phone_normalization(self, enabled: bool) -> None:
+    def set_phone_settings(self, *, international: bool | None = None, extensions: bool | None = None) -> None:
+        """Administration > Settings: "International phone numbers" (``phoneNumberInternational``) and,
+        from 8.3 on, "Phone number extensions" (``phoneNumberExtensions``; 8.1.5 has no such setting)."""
         with self.lock:
-            self._settings.rules.phone_normalization = enabled
+            phone = self._settings.rules.phone
+            phone.extensions_supported = self.behaviour.has_phone_extensions
+            if international is not None:
+                phone.international = international
+            if extensions is not None:
+                phone.extensions = extensions
+
+    def settings(self) -> dict[str, Any]:
+        """What ``GET /Settings`` answers (the part of it the sync can use)."""
+        with self.lock:
+            phone = self._settings.rules.phone
+            out: dict[str, Any] = {"phoneNumberInternational": phone.international}
+            if phone.extensions_supported:
+                out["phoneNumberExtensions"] = phone.extensions
+        return out
 
     def metadata(self) -> dict[str, Any]:
         """What ``GET /Metadata`` answers (the part of it the sync can use)."""

@@ -63,6 +63,8 @@ class FakeEspoCRM(EspoPaging):
             return await self._call("GET", path, lambda user: user.app_user())
         if path == "Metadata":
             return await self._call("GET", path, lambda user: self.sim.metadata())
+        if path == "Settings":
+            return await self._call("GET", path, lambda user: self.sim.settings())
         return await self._call("GET", path, None)
 
     async def get(self, entity: str, id: str) -> dict[str, Any]:

@@ -81,14 +81,14 @@ async def start_fast_testbed(
     espo_profile: Profile | str = Profile.V9,
     occ: bool = False,
     salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
-    phone_normalization: bool = True,
+    phone_international: bool = True,
     redis: Any = None,
 ) -> FastBed:
     """A started installation on the fakes; the arguments are :func:`tests.testbed.start_testbed`'s.
     ``redis``: a client of a real redis-server (its Lua scripts, not fakeredis's WATCH/MULTI forms);
     the caller empties and closes it."""
     espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
-                            salutation_options=salutation_options, phone_normalization=phone_normalization)
+                            salutation_options=salutation_options, phone_international=phone_international)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint, seed=seed)
     registrar = FakeEspoCRM(espo)
     secrets, webhook_ids = {}, {}
