@@ -132,7 +132,7 @@ class Rig:
         n = 0
         for url in (self.espo, self.advo):
             for key, count in self.client.get(f"{url}/__sim/calls").json().items():
-                if not key.endswith("/Token") and "/App/user" not in key and "/Metadata" not in key:
+                if not key.endswith("/Token") and not any(s in key for s in ("/App/user", "/Metadata", "/Settings")):
                     n += count
         return n
 

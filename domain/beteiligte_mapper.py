@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domain.phone import espo_spelling, phone_key
 from domain.value_maps import MappingError, ValueMaps, load_value_maps
 
 __all__ = ["MappingError"]
@@ -60,7 +61,6 @@ ADVOWARE_WRITABLE: tuple[str, ...] = tuple(f.advo for f in FIELDS) + ADVOWARE_UN
 ESPO_REQUIRED: frozenset[str] = frozenset({"lastName"})
 
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
-_PHONE_SEPARATORS = re.compile(r"[\s\-()/.]")
 
 _value_maps: ValueMaps | None = None
 
@@ -104,7 +104,7 @@ def canonical_value(f: FieldMap, raw: Any, side: str) -> str | None:
     if value is None:
         return None
     if f.kind == "phone":
-        return _PHONE_SEPARATORS.sub("", value)
+        return phone_key(value)
     if f.kind == "enum":
         table = value_maps().get(f.espo)
         if table is not None:
@@ -139,13 +139,24 @@ def advoware_to_canonical(obj: dict[str, Any]) -> Canonical:
     return _to_canonical(obj, "advo")
 
 
-def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = None) -> dict[str, Any]:
+def source_spelling(f: FieldMap, value: str | None, source: dict[str, Any] | None, side: str) -> Any:
+    """The value as the source record (read from ``side``) holds it, when it is the decided ``value``:
+    a phone number keeps its formatting. Anything else is written as decided."""
+    if f.kind != "phone" or value is None or not source:
+        return value
+    raw = source.get(f.espo if side == "espo" else f.advo)
+    return raw if isinstance(raw, str) and canonical_value(f, raw, side) == value else value
+
+
+def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = None,
+                          source: dict[str, Any] | None = None) -> dict[str, Any]:
     """Full ``PUT``/``POST`` body: mapped fields from ``values``, every other writable field carried
-    over from ``current`` (Advoware's PUT is a full replacement), plus ``rowId`` when known."""
+    over from ``current`` (Advoware's PUT is a full replacement), plus ``rowId`` when known.
+    ``source``: the EspoCRM record the values came from; its phone number is sent as it is there."""
     current = current or {}
     body: dict[str, Any] = {k: current.get(k) for k in ADVOWARE_UNMAPPED_WRITABLE}
     for f in FIELDS:
-        v = values[f.espo] if f.espo in values else current.get(f.advo)
+        v = source_spelling(f, values[f.espo], source, "espo") if f.espo in values else current.get(f.advo)
         if f.kind == "date" and v is not None:
             v = f"{_norm_date(v, f.espo)}T00:00:00"
         body[f.advo] = v
@@ -156,9 +167,12 @@ def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = No
     return body
 
 
-def canonical_to_espo(values: Canonical) -> dict[str, Any]:
+def canonical_to_espo(values: Canonical, source: dict[str, Any] | None = None,
+                      phone_international: bool | None = None) -> dict[str, Any]:
     """EspoCRM write body for the given canonical fields. ``None`` is never sent for a field EspoCRM
-    requires: that is a mapping error the caller reports instead of a 400 from EspoCRM."""
+    requires: that is a mapping error the caller reports instead of a 400 from EspoCRM. ``source``:
+    the Advoware Beteiligter the values came from; its phone number is sent as it is there, in a form
+    EspoCRM accepts under its "International phone numbers" setting (:func:`domain.phone.espo_spelling`)."""
     body: dict[str, Any] = {}
     for field, v in values.items():
         f = _BY_ESPO.get(field)
@@ -166,6 +180,9 @@ def canonical_to_espo(values: Canonical) -> dict[str, Any]:
             continue
         if v is None and field in ESPO_REQUIRED:
             raise MappingError(f"{field} would become empty: EspoCRM requires it")
+        if f.kind == "phone" and v is not None:
+            body[field] = espo_spelling(str(source_spelling(f, v, source, "advo")), phone_international)
+            continue
         table = value_maps().get(field) if f.kind == "enum" else None
         body[field] = table.espo_value(v) if table is not None and v is not None else v
     return body

@@ -112,7 +112,8 @@ async def import_unmatched(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncState
     value the map cannot write is reported in the dry run already. Resumable: an imported party
     carries its ``betnr`` and is no longer unmatched at the next scan."""
     summary = ImportSummary()
-    await (facts or EspoFacts(espo)).load()
+    facts = facts or EspoFacts(espo)
+    await facts.load()
     async for obj in every_beteiligter(advo):
         if str(obj["betNr"]) not in refs:
             continue
@@ -120,8 +121,9 @@ async def import_unmatched(espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncState
         betnr = int(obj["betNr"])
         try:
             values = advoware_to_canonical(obj)
-            body = {**canonical_to_espo(values), "betnr": betnr, "advowareRowId": obj.get("rowId"),
-                    "syncStatus": SyncStatus.CLEAN, "advowareLastSync": format_espo(now())}
+            body = {**canonical_to_espo(values, obj, facts.phone_international), "betnr": betnr,
+                    "advowareRowId": obj.get("rowId"), "syncStatus": SyncStatus.CLEAN,
+                    "advowareLastSync": format_espo(now())}
             if not write:
                 summary.would_create += 1
                 continue

@@ -177,7 +177,7 @@ class PairLinker:
             await self.store.redis.set(self._note_key(pair), note_text(pair.betnr, diffs))
         try:
             updated = await self.espo.update(ENTITY, pair.espo_id, {
-                **canonical_to_espo(fill), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
+                **canonical_to_espo(fill, obj), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),
                 "syncStatus": SyncStatus.PENDING})
         except REFUSED:  # the EspoCRM write surely did not land: nothing is linked
             await self.store.drop_link(pair.espo_id)

@@ -75,10 +75,10 @@ class AdvowareCreator:
     def on_match(self, mode: OnCreateMatch) -> None:
         self.matcher.mode = OnCreateMatch(mode)
 
-    async def create(self, espo_id: str, espo_vals: Canonical) -> dict[str, Any]:
+    async def create(self, espo_id: str, espo_vals: Canonical, source: dict[str, Any] | None = None) -> dict[str, Any]:
         """The Beteiligter created (or adopted) for these EspoCRM values; its link is saved before
-        this returns."""
-        body = canonical_to_advoware(espo_vals)
+        this returns. ``source``: the EspoCRM record (its phone number is sent as it is there)."""
+        body = canonical_to_advoware(espo_vals, source=source)
         want = fingerprint(advoware_to_canonical(body))
         # Both read once (we hold the record's lease), at the same time: one round trip's wait.
         attempt, state = await asyncio.gather(self.store.create_attempt(espo_id), self.matcher.index.state())

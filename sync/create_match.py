@@ -239,7 +239,7 @@ class CreateMatcher:
         advo_vals = advoware_to_canonical(obj)
         fill = fill_from_advoware(espo_vals, advo_vals)
         if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
-            written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill)))
+            written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill, obj)))
             espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(espo_id, Link(betnr=int(obj["betNr"]), row_id=obj.get("rowId"), espo=espo_fp,

@@ -5,7 +5,10 @@
 - ``GET Metadata``: the options of mapped enum fields, so a value written to EspoCRM is one it
   offers (stock ``Mr.``/``Ms.`` or German ``Herr``/``Frau``; see ``config/value_maps.toml``), and
   whether optimistic concurrency is on (logged; the sync itself reads it off each record).
-Either may be unavailable (older versions, restricted roles): the sync then works without it and
+- ``GET Settings``: whether "International phone numbers" is on (``phoneNumberInternational``): then
+  EspoCRM refuses a national number, so one from Advoware is written in its E.164 form
+  (:func:`domain.phone.espo_spelling`).
+Each may be unavailable (older versions, restricted roles): the sync then works without it and
 ``beteiligte-sync doctor`` says what is missing.
 
 What was read is kept in the store for :data:`MAX_AGE_S` too (:mod:`adapters.facts_cache`), so a
@@ -39,6 +42,8 @@ class EspoFacts:
         # mapped fields with "Audited" ticked: a person's save of one that our release overwrote is
         # found in the record's stream (sync.release_check)
         self.audited: frozenset[str] = frozenset()
+        # EspoCRM's "International phone numbers" setting; None: not readable
+        self.phone_international: bool | None = None
         self.loaded = False
         self._loaded_at = 0.0
         self._stale = False  # EspoCRM refused an option: the shared copy is out of date too
@@ -64,6 +69,7 @@ class EspoFacts:
             return
         self.user_id = _user_id(user)
         self.apply_metadata(meta)
+        self.phone_international = await self._phone_international()
         if not self.loaded and self.occ is False:
             log.warning("EspoCRM: optimistic concurrency is off for %s: the sync re-reads a record right "
                         "before it writes values to it; switch it on in the Entity Manager (see "
@@ -84,6 +90,7 @@ class EspoFacts:
         if facts is None:
             return False
         self.user_id, self.occ = facts.get("user_id"), facts.get("occ")
+        self.phone_international = facts.get("phone_international")
         for name, options in (facts.get("options") or {}).items():
             table = value_maps().get(name)
             if table is not None:
@@ -97,7 +104,16 @@ class EspoFacts:
         self._stale = False
         if self.cache is not None:
             await self.cache.put({"user_id": self.user_id, "occ": self.occ, "options": options,
-                                  "read_at": time.time()}, MAX_AGE_S)
+                                  "phone_international": self.phone_international, "read_at": time.time()},
+                                 MAX_AGE_S)
+
+    async def _phone_international(self) -> bool | None:
+        try:
+            settings = await self.espo.get_raw("Settings")
+        except (FatalError, NotFoundError):
+            return None
+        value = _dig(settings, "phoneNumberInternational")
+        return value if isinstance(value, bool) else None
 
     async def reload(self) -> None:
         """Read user and metadata again now (an admin changed the entity)."""

@@ -212,14 +212,14 @@ class SyncPass:
         s = self.s
         espo_vals = espo_to_canonical(st.record)
         if decision.action == Action.CREATE:
-            created = await s.creates.create(st.espo_id, espo_vals)
+            created = await s.creates.create(st.espo_id, espo_vals, source=st.record)
             st.advo_row_id = created.get("rowId")
             return int(created["betNr"]), created
         if betnr is None or advo_obj is None:
             raise RuntimeError("an update needs the linked Advoware Beteiligter")
         if not decision.to_advoware:
             return betnr, advo_obj
-        final = await s.advo.update_beteiligter(betnr, canonical_to_advoware(decision.to_advoware, advo_obj))
+        final = await s.advo.update_beteiligter(betnr, canonical_to_advoware(decision.to_advoware, advo_obj, st.record))
         st.advo_row_id = final.get("rowId")
         s.metrics.writes.labels("advoware").inc()
         # Account for our Advoware write at once: if the release below fails or meets a newer
@@ -240,7 +240,7 @@ class SyncPass:
                        trigger: str) -> SyncResult:
         s = self.s
         decided = espo_to_canonical(st.record)
-        sent = canonical_to_espo(decision.to_espo)
+        sent = canonical_to_espo(decision.to_espo, final_advo, s.espo_facts.phone_international)
         updated = await self._write_release(st, betnr, final_advo, sent)
         updated, lost = await self._recover_overwritten(st, decided, sent, updated)
         written = espo_to_canonical(updated)

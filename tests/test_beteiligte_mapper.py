@@ -125,3 +125,57 @@ def test_canonical_to_espo_drops_unknown_fields():
 )
 def test_mapped_changes(item, expected):
     assert mapped_changes(item) == expected
+
+
+# -- phone numbers: compared by key, written as the source holds them -----------------------------
+def _phone(value: str, side: str = "espo") -> str | None:
+    record = {"lastName": "x", "phoneNumber": value} if side == "espo" else {"name": "x", "telefon": value}
+    return (espo_to_canonical(record) if side == "espo" else advoware_to_canonical(record))["phoneNumber"]
+
+
+@pytest.mark.parametrize("spelling", ["+49 30 1234567", "+49301234567", "+49 (0)30 1234567", "0049 30 1234567",
+                                      "030 1234567", "030-1234567", "(030) 123 45 67", "030/1234567"])
+def test_spellings_of_one_number_are_one_value_on_both_sides(spelling):
+    assert _phone(spelling) == _phone(spelling, "advo") == "+49301234567"
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("030 1234567", "030 1234568"),  # another number
+    ("030 1234567", "040 1234567"),
+    ("+49 30 1234567", "+43 30 1234567"),  # another country
+    ("+49 30 1234567 ext. 12", "+49 30 1234567"),  # the extension is part of the number
+    ("+49 30 1234567 ext. 12", "+49 30 1234567 ext. 13"),
+])
+def test_a_change_of_digits_is_a_change(a, b):
+    assert _phone(a) != _phone(b)
+
+
+def test_an_extension_is_one_value_however_it_is_marked():
+    assert _phone("+49 30 1234567 ext. 12") == _phone("+49301234567 x12") == _phone("+49 30 1234567 #12")
+
+
+def test_advoware_is_sent_the_phone_number_as_espocrm_holds_it():
+    record = {**ESPO, "phoneNumber": "030 1234567"}
+    assert canonical_to_advoware(espo_to_canonical(record), ADVO, record)["telefon"] == "030 1234567"
+    assert canonical_to_advoware(espo_to_canonical(record), source=record)["telefon"] == "030 1234567"
+
+
+@pytest.mark.parametrize(("advo", "international", "written"), [
+    ("0221 / 12 34 56", True, "+49221123456"),  # EspoCRM refuses a national number: its E.164 form
+    ("0221 / 12 34 56", False, "0221 12 34 56"),  # kept as typed, but "/" is refused: a space
+    ("0221 / 12 34 56", None, "+49221123456"),  # setting not readable: what both settings accept
+    ("030 1234567", False, "030 1234567"),
+    ("+49 30 1234567", True, "+49 30 1234567"),  # EspoCRM makes it E.164 itself
+    ("+49 30 1234567", False, "+49 30 1234567"),
+    ("+49 (30) 123-45/67", False, "+49 (30) 123-45 67"),
+])
+def test_espocrm_is_sent_the_advoware_phone_number_in_a_form_it_accepts(advo, international, written):
+    obj = {**ADVO, "telefon": advo}
+    body = canonical_to_espo({"phoneNumber": advoware_to_canonical(obj)["phoneNumber"]}, obj, international)
+    assert body == {"phoneNumber": written}
+    assert _phone(written) == _phone(advo, "advo")
+
+
+def test_a_decided_value_that_is_not_the_sources_is_written_as_decided():
+    obj = {**ADVO, "telefon": "040 999"}
+    assert canonical_to_espo({"phoneNumber": "+49301234567"}, obj, True) == {"phoneNumber": "+49301234567"}

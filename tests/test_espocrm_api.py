@@ -107,11 +107,11 @@ async def test_max_size_201_is_forbidden(api: EspoCRMAPI) -> None:
 
 
 async def test_stale_version_is_stale_write_with_values(api: EspoCRMAPI, sim: EspoCRMSimulator) -> None:
-    rec = sim.seed(lastName="Alt", phoneNumber="1")
-    sim.user_edit(rec["id"], phoneNumber="2")
+    rec = sim.seed(lastName="Alt", phoneNumber="+49 30 1111111")
+    sim.user_edit(rec["id"], phoneNumber="+49 30 2222222")
     with pytest.raises(StaleWriteError) as info:
-        await api.update(E, rec["id"], {"phoneNumber": "3"}, version_number=1)
-    assert info.value.details == {"values": {"phoneNumber": "2"}, "versionNumber": 2}
+        await api.update(E, rec["id"], {"phoneNumber": "+49 30 3333333"}, version_number=1)
+    assert info.value.details == {"values": {"phoneNumber": "+49302222222"}, "versionNumber": 2}
 
 
 async def test_note_and_webhook_registration(api: EspoCRMAPI, sim: EspoCRMSimulator) -> None:

@@ -1,7 +1,7 @@
 """Issue 18, item 10: what Motia 0.17 does differently: every handler call is a new Python process.
 
-- Such a process builds its services afresh; the EspoCRM facts (``App/user``, ``Metadata``) that
-  another process read within the last 10 minutes come from the store instead of two more EspoCRM
+- Such a process builds its services afresh; the EspoCRM facts (``App/user``, ``Metadata``, ``Settings``) that
+  another process read within the last 10 minutes come from the store instead of three more EspoCRM
   calls (per EspoCRM address: a store reused with another EspoCRM asks again).
 - Such a process configures logging itself when it builds the services from the environment: time,
   level and logger at ``LOG_LEVEL``, not Python's bare WARNING-only fallback.
@@ -21,7 +21,7 @@ from tests.conftest import SAMPLE
 from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
-FACTS = ("App/user", "Metadata")
+FACTS = ("App/user", "Metadata", "Settings")
 
 
 def fact_reads(tb: Testbed) -> int:
@@ -32,7 +32,7 @@ async def test_a_fresh_process_takes_the_espocrm_facts_from_the_store(firm: Test
     rec = firm.espo.seed(**SAMPLE)
     firm.reset_calls()
     first = await firm.services.sync.sync(rec["id"], trigger="cli")
-    assert first.status == "clean" and fact_reads(firm) == 2  # the first process asks EspoCRM
+    assert first.status == "clean" and fact_reads(firm) == 3  # the first process asks EspoCRM
 
     for change in ("Anne", "Anna"):  # two more "handler calls", each a process of its own
         firm.espo.user_edit(rec["id"], firstName=change)

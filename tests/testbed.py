@@ -107,7 +107,7 @@ class Testbed:
                 continue
             if not include_notes and "/Note" in k:
                 continue
-            if "/Webhook" in k or "/App/user" in k or "/Metadata" in k:  # setup, once per process
+            if "/Webhook" in k or "/App/user" in k or "/Metadata" in k or "/Settings" in k:  # setup, once per process
                 continue
             n += v
         return n
