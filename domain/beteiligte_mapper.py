@@ -148,6 +148,11 @@ def source_spelling(f: FieldMap, value: str | None, source: dict[str, Any] | Non
     return raw if isinstance(raw, str) and canonical_value(f, raw, side) == value else value
 
 
+def spelled(values: Canonical, source: dict[str, Any] | None, side: str) -> Canonical:
+    """``values`` with each phone number as the source record holds it (what a write sends)."""
+    return {k: source_spelling(_BY_ESPO[k], v, source, side) if k in _BY_ESPO else v for k, v in values.items()}
+
+
 def canonical_to_advoware(values: Canonical, current: dict[str, Any] | None = None,
                           source: dict[str, Any] | None = None) -> dict[str, Any]:
     """Full ``PUT``/``POST`` body: mapped fields from ``values``, every other writable field carried

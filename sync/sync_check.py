@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from adapters.ops_counters import OpsCounters
 from adapters.sync_state_store import Link, SyncStateStore
-from domain.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical
+from domain.beteiligte_mapper import FIELDS, MappingError, advoware_to_canonical, espo_to_canonical, spelled
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
 from sync.check_plan import CheckPlan, WorkItem
@@ -111,9 +112,12 @@ class SyncChecker:
             betnr = int(rec["betnr"]) if rec.get("betnr") else (link.betnr if link else None)
             relinked = link is not None and link.betnr != betnr
             # the API user is not known here: a lost base whose rowId moved is previewed as a first link
-            w.decision = decide_pass(rec, betnr, twin, None if relinked else link, relinked=relinked,
-                                     policy=self.policy, timezone=self.timezone, espo_edited_at=None,
-                                     advo_edited_at=None, api_user_id=None)
+            decision = decide_pass(rec, betnr, twin, None if relinked else link, relinked=relinked,
+                                   policy=self.policy, timezone=self.timezone, espo_edited_at=None,
+                                   advo_edited_at=None, api_user_id=None)
+            # as the values would be sent: a phone number as its source holds it
+            w.decision = replace(decision, to_advoware=spelled(decision.to_advoware, rec, "espo"),
+                                 to_espo=spelled(decision.to_espo, twin, "advo"))
             w.empties = _empties(w.decision, espo, advo)
         except (MappingError, NotTheSameParty):
             pass  # the sync itself reports it on the record
