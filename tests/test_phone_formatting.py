@@ -83,3 +83,16 @@ async def test_a_change_of_digits_still_syncs_and_a_new_spelling_alone_does_not(
     await settled(tb)
     assert tb.espo_record(espo_id)["phoneNumber"] == "030 7654322"
     await quiet(tb)
+
+
+async def test_a_lost_base_overwrites_neither_spelling(tb: Testbed) -> None:
+    """Without a base both sides are compared directly: ``0221 / 12 34 56`` and ``+49221123456`` are one number."""
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon="0221 / 12 34 56")
+    await tb.sync_check()
+    await settled(tb)
+    await tb.services.store.drop_link(espo_id)
+    await quiet(tb)
+    assert await tb.services.store.get_link(espo_id) is not None  # the sync check took the record up again
+    assert (tb.espo_record(espo_id)["phoneNumber"], tb.advo_record(betnr)["telefon"]) == \
+        ("+49221123456", "0221 / 12 34 56")
