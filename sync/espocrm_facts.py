@@ -110,7 +110,9 @@ class EspoFacts:
     async def _phone_international(self) -> bool | None:
         try:
             settings = await self.espo.get_raw("Settings")
-        except (FatalError, NotFoundError):
+        except (FatalError, NotFoundError) as exc:
+            log.warning("EspoCRM does not tell whether 'International phone numbers' is on (%s): a national "
+                        "number from Advoware is written in its E.164 form, which EspoCRM accepts either way", exc)
             return None
         value = _dig(settings, "phoneNumberInternational")
         return value if isinstance(value, bool) else None

@@ -96,3 +96,15 @@ async def test_a_lost_base_overwrites_neither_spelling(tb: Testbed) -> None:
     assert await tb.services.store.get_link(espo_id) is not None  # the sync check took the record up again
     assert (tb.espo_record(espo_id)["phoneNumber"], tb.advo_record(betnr)["telefon"]) == \
         ("+49221123456", "0221 / 12 34 56")
+
+
+async def test_without_espocrm_settings_a_national_number_goes_in_the_form_both_settings_accept(tb: Testbed) -> None:
+    tb.espo.set_phone_settings(international=False)
+    tb.espo.faults.add(method="GET", path="/Settings$", status=403)  # a role that may not read them
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon="0221 / 12 34 56")
+    await tb.sync_check()
+    await settled(tb)
+    assert tb.services.sync.espo_facts.phone_international is None
+    assert tb.espo_record(espo_id)["phoneNumber"] == "+49221123456"
+    await quiet(tb)
