@@ -140,7 +140,7 @@ def test_readme_dev_serve_runs_the_sandbox_and_every_command_it_prints_works() -
             rid = edit.rsplit("/", 1)[1]
             betnr = next(r["betnr"] for r in espo_records(sims["espocrm_url"]) if r["id"] == rid)
             wait_for("the edit in Advoware", lambda: any(
-                a["betNr"] == betnr and a.get("ort") == "Potsdam" for a in advo_records(sims["advoware_url"])))
+                a["betNr"] == betnr and a.get("ort") == "Potsdam" for a in advo_records(sims["advoware_simulator_url"])))
             for look in looks:
                 httpx.Response(200, content=_run(look, env).stdout).json()  # each answers JSON
 
