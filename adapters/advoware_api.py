@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from adapters.advoware_endpoints import ConnectFailed, DiscoveredEndpoints
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
 from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
 from adapters.api_ids import beteiligter_path
@@ -78,7 +79,9 @@ class AdvowareListing:
 class AdvowareAPI(AdvowareListing):
     """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
     no built-in fallback: an in-process store would hide that the processes do not share it).
-    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own)."""
+    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own).
+    ``endpoints`` (discovery by Kanzlei) gives the addresses instead of ``base_url`` and ``token_url``,
+    on the first call, and others when a call cannot connect (the call is then repeated once)."""
 
     def __init__(
         self,
@@ -99,10 +102,11 @@ class AdvowareAPI(AdvowareListing):
         token_key: str = DEFAULT_KEY,
         tokens: AdvowareTokenCache | None = None,
         max_inflight: int = 10,
+        endpoints: DiscoveredEndpoints | None = None,
     ) -> None:
-        self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self.endpoints = endpoints
+        self._set_urls(base_url, token_url)
         self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
-        self._token_endpoint = _join(token_url, "/api/v1/Token")
         self._app_id = app_id
         self._api_key = api_key
         self._kanzlei = kanzlei
@@ -110,12 +114,17 @@ class AdvowareAPI(AdvowareListing):
         self._user = user
         self._password = password
         self._zone = ZoneInfo(timezone)
-        key = credentials_key(token_key, self._token_endpoint, app_id, api_key, kanzlei, database, user, password)
+        where = endpoints.identity if endpoints is not None else self._token_endpoint
+        key = credentials_key(token_key, where, app_id, api_key, kanzlei, database, user, password)
         self._tokens = tokens or AdvowareTokenCache(redis, key=key, margin=token_margin)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport or http_transport())
         self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
         self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
         self._supports_list: bool | None = None
+
+    def _set_urls(self, base_url: str, token_url: str) -> None:
+        self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self._token_endpoint = _join(token_url, "/api/v1/Token")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -193,6 +202,21 @@ class AdvowareAPI(AdvowareListing):
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
         json: Any = None, expect_json: bool = True,
     ) -> Any:
+        if self.endpoints is not None:
+            self._set_urls(*await self.endpoints.resolve(self._client))
+        try:
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+        except ConnectFailed as exc:
+            moved = await self.endpoints.connect_failed(self._client, exc.url) if self.endpoints else None
+            if moved is None:
+                raise
+            self._set_urls(*moved)
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+
+    async def _call_once(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None, expect_json: bool = True,
+    ) -> Any:
         url = self._api + path
         token = await self._tokens.get_or_fetch(self._fetch_token)
         resp = await self._send(method, url, token, params=params, json=json)
@@ -227,6 +251,8 @@ class AdvowareAPI(AdvowareListing):
                 resp = await self._client.request(method, url, params=params, json=json, headers=headers)
                 self.inflight.answered(slot, resp.status_code)
                 return resp
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ConnectFailed(f"{what}: connection failed ({type(exc).__name__})", url) from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
         except httpx.TransportError as exc:

@@ -33,6 +33,9 @@ SECRET_MIN = {"status_token": STATUS_TOKEN_MIN, "fingerprint_key": FINGERPRINT_K
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
+# Advoware's URL configurator (public client code; spec §2.0): asked with ADVOWARE_KANZLEI when
+# ADVOWARE_URL or ADVOWARE_TOKEN_URL is not set.
+DEFAULT_ADVOWARE_CONFIGURATOR_URL = "https://www2.advo-net.net/AdvonetConfigurator/api/Url"
 
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
@@ -63,6 +66,8 @@ FIXES = {
     "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
     "tls_cert_file": "give the path of a readable PEM certificate (chain), or unset it",
     "tls_key_file": "give the path of a readable PEM private key, or unset it",
+    "advoware_configurator_url": f"use the configurator's full URL (default {DEFAULT_ADVOWARE_CONFIGURATOR_URL}) "
+                                 "or unset it",
 }
 SECRET_WORDS = ("secret", "password", "api_key", "redis_url", "fingerprint_key")
 URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
@@ -86,6 +91,8 @@ class Settings(BaseSettings):
     advoware_user: str | None = None
     advoware_password: SecretStr | None = None
     advoware_timezone: str = "Europe/Berlin"
+    # Unset or blank: DEFAULT_ADVOWARE_CONFIGURATOR_URL (see advoware_discovery and configurator_url).
+    advoware_configurator_url: str | None = None
 
     redis_url: str | None = None
     host: str = "127.0.0.1"
@@ -203,7 +210,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a cron schedule")
         return v
 
-    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url")
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url", "advoware_configurator_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
@@ -278,8 +285,18 @@ class Settings(BaseSettings):
 
     @property
     def sandbox(self) -> bool:
-        """Neither system configured: run both simulators in-process."""
-        return self.sandbox_mode or (not self.espocrm_url and not self.advoware_url)
+        """Neither system configured (no EspoCRM, no Advoware URL or Kanzlei): both simulators in-process."""
+        return self.sandbox_mode or not (self.espocrm_url or self.advoware_url or self.advoware_kanzlei)
+
+    @property
+    def advoware_discovery(self) -> bool:
+        """ADVOWARE_URL or ADVOWARE_TOKEN_URL unset: the configurator is asked with ADVOWARE_KANZLEI for the
+        missing one (a URL that is set still wins for its part)."""
+        return bool(self.advoware_kanzlei) and not (self.advoware_url and self.advoware_token_url)
+
+    @property
+    def configurator_url(self) -> str:
+        return self.advoware_configurator_url or DEFAULT_ADVOWARE_CONFIGURATOR_URL
 
     def state_path(self) -> Path:
         """STATE_DIR as an absolute path, the same for every process whatever its working directory."""
@@ -292,8 +309,8 @@ class Settings(BaseSettings):
         required = {
             "ESPOCRM_URL": self.espocrm_url,
             "ESPOCRM_API_KEY": self.espocrm_api_key,
-            "ADVOWARE_URL": self.advoware_url,
-            "ADVOWARE_TOKEN_URL": self.advoware_token_url,
+            "ADVOWARE_URL": self.advoware_url or self.advoware_kanzlei,  # with a Kanzlei: discovered
+            "ADVOWARE_TOKEN_URL": self.advoware_token_url or self.advoware_kanzlei,
             "ADVOWARE_APP_ID": self.advoware_app_id,
             "ADVOWARE_API_KEY": self.advoware_api_key,
             "ADVOWARE_KANZLEI": self.advoware_kanzlei,
@@ -309,7 +326,8 @@ class Settings(BaseSettings):
         missing = self.missing_for_production()
         if missing:
             raise ConfigError(f"configuration: {', '.join(missing)} not set: set them in the environment or in "
-                              ".env (docs/configuration.md), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
+                              ".env (docs/configuration.md), or unset ESPOCRM_URL, ADVOWARE_URL and ADVOWARE_KANZLEI "
+                              "for the sandbox")
 
 
 def state_base() -> Path:

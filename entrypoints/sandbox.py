@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from adapters.espocrm_api import EspoCRMAPI
 from config.settings import Settings
+from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from simulators.espocrm.demo_data import seed_demo
@@ -30,13 +31,17 @@ class Sandbox:
     advo_server: ServerHandle
     webhook_ids: dict[str, str] = field(default_factory=dict)
 
-    def settings(self, base: Settings, secrets: dict[str, str] | None = None) -> Settings:
+    def settings(self, base: Settings, secrets: dict[str, str] | None = None, *, discovery: bool = False) -> Settings:
+        """The settings of these simulators. ``discovery`` (the sandbox ``serve``): the Advoware addresses are
+        discovered by Kanzlei at the simulator's configurator, as a firm's are; else they are set."""
         creds = self.advo.client_settings()
+        url = self.advo_server.url
         return base.model_copy(update={
             "espocrm_url": self.espo_server.url,
             "espocrm_api_key": _secret(self.espo.api_key),
-            "advoware_url": self.advo_server.url,
-            "advoware_token_url": self.advo_server.url,
+            "advoware_url": None if discovery else url,
+            "advoware_token_url": None if discovery else url,
+            "advoware_configurator_url": url + CONFIGURATOR_PATH if discovery else base.advoware_configurator_url,
             "advoware_app_id": creds["app_id"],
             "advoware_api_key": _secret(creds["api_key"]),
             "advoware_kanzlei": creds["kanzlei"],
@@ -93,7 +98,7 @@ beteiligte-sync is running in SANDBOX mode (no ESPOCRM_URL / ADVOWARE_URL config
   service:            {service_url}   (GET /health, /ready, /metrics)
   status page:        {service_url}/status   user any, password: {token}
   EspoCRM simulator:  {sandbox.espo_server.url}/api/v1/   staff key: {sandbox.espo.staff_api_key}
-  Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/
+  Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/   (found by discovery of its Kanzlei)
   EspoCRM sends its webhooks every 2 s here (every 2 min in a real EspoCRM).
 
 Try it - edit a record in EspoCRM as a person would:

@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from simulators.advoware.configurator import PATH
 from simulators.advoware.simulator import AdvowareSimulator
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Advoware simulator on {url}")
     print(f"  ADVOWARE_URL={url}")
     print(f"  ADVOWARE_TOKEN_URL={url}")
+    print(f"  (or leave both out and discover them: ADVOWARE_CONFIGURATOR_URL={url}{PATH})")
     for key, value in sim.client_settings().items():
         print(f"  ADVOWARE_{key.upper()}={value}")
     print(f"  ADVOWARE_TIMEZONE={sim.timezone}")

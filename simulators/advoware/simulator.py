@@ -1,9 +1,9 @@
 """In-process simulator of Advoware: the token gateway and the Beteiligte resource (spec §2).
 
-``AdvowareSimulator().app`` is an ASGI app serving both ``/api/v1/Token`` and
-``/api/v1/advonet/Beteiligte``; wrap it with ``serve_in_thread`` or an ``httpx.ASGITransport``.
-The direct methods (``seed``, ``edit``, ...) act like a person working in Advoware: they are not
-counted in ``calls`` and need no token.
+``AdvowareSimulator().app`` is an ASGI app serving ``/api/v1/Token``, ``/api/v1/advonet/Beteiligte``
+and Advoware's URL configurator (:mod:`simulators.advoware.configurator`); wrap it with
+``serve_in_thread`` or an ``httpx.ASGITransport``. The direct methods (``seed``, ``edit``, ...) act
+like a person working in Advoware: they are not counted in ``calls`` and need no token.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.advoware.auth import Credentials, TokenRegistry
+from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
+from simulators.advoware.configurator import Configurator, PrefixRoutes
 from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
 from simulators.advoware.store import BeteiligteStore, StoreError, parse_since
 from simulators.common import CallCounter, SimulatorMiddleware
@@ -103,7 +105,8 @@ class AdvowareSimulator:
         self.timezone = timezone
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
-        inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem,
+        self.configurator = Configurator((kanzlei,))  # Kanzlei -> URLs (configurator.py)
+        inner = SimulatorMiddleware(PrefixRoutes(self._starlette()), self.faults, self.calls, fault_body=_fault_problem,
                                     records=self._records_view, edit_record=self._edit_view)
         self.app: ASGIApp = _ProblemJsonContentType(inner)
 
@@ -190,6 +193,7 @@ class AdvowareSimulator:
         base = "/api/v1/advonet/Beteiligte"
         routes = [
             Route("/api/v1/Token", self._token, methods=["POST"]),
+            Route(CONFIGURATOR_PATH, self.configurator.endpoint, methods=["GET"]),
             Route(base, self._collection, methods=["GET", "POST"]),
             Route(base + "/{betnr:int}", self._item, methods=["GET", "PUT", "DELETE"]),
         ]
