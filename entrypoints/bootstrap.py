@@ -203,6 +203,7 @@ def advoware_client(
         timeout=timeout or settings.http_timeout_seconds,
         timezone=settings.advoware_timezone,
         max_inflight=settings.advoware_max_inflight,
+        profile=settings.wire_profile(),
     )
 
 
