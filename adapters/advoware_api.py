@@ -154,10 +154,11 @@ class AdvowareAPI(AdvowareListing):
         return await self._call("GET", path, params=params)
 
     async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it)."""
+        """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it, or
+        always with ``post_returns_row_id = false``)."""
         answer = await self._call("POST", self._resource, json=self._wire.to_wire(body))
         created = self._object(self._wire.from_wire(answer, "POST Beteiligte"), "POST Beteiligte")
-        if isinstance(created.get("rowId"), str) and created["rowId"]:
+        if self.profile.post_returns_row_id and isinstance(created.get("rowId"), str) and created["rowId"]:
             return created
         fetched = await self.get_beteiligter(created["betNr"])
         if not (isinstance(fetched.get("rowId"), str) and fetched["rowId"]):
