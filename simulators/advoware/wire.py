@@ -27,8 +27,12 @@ class SimWire:
         self.zone = zone
         self.names = profile.wire_names()
         self.internal = {wire: name for name, wire in self.names.items()}
+        self.identity = (all(k == v for k, v in self.names.items()) and profile.geaendert_am_format == STORE_STAMP
+                         and profile.geburtsdatum_format == STORE_DATE)
 
     def row_out(self, row: dict[str, Any]) -> dict[str, Any]:
+        if self.identity:  # today's contract: the store's rows are the wire's
+            return row
         out: dict[str, Any] = {}
         for name, value in row.items():
             if isinstance(value, str) and name in STAMPS:
