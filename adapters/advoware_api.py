@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from adapters.advoware_listing import MAX_TAKE, AdvowareListing
 from adapters.advoware_profile_wire import ProfileWire
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
 from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
@@ -36,7 +36,9 @@ from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
-MAX_TAKE = 200
+
+
+__all__ = ["MAX_TAKE", "SYSTEM", "AdvowareAPI", "AdvowareListing"]
 
 
 def _join(base: str, suffix: str) -> str:
@@ -51,39 +53,6 @@ def _root(base: str, resource: str) -> str:
         if base.endswith(tail) and resource.startswith(tail[1:] + "/"):
             return base[: -len(tail)]
     return base
-
-
-class AdvowareListing:
-    """Paging over ``list_beteiligte``, shared by the client and its in-memory fake (``tests/fakes``)."""
-
-    _supports_list: bool | None
-
-    async def list_beteiligte(
-        self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def iter_beteiligte(
-        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every Beteiligter, page by page."""
-        skip = 0
-        while True:
-            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
-            for item in page:
-                yield item
-            if len(page) < page_size:
-                return
-            skip += len(page)
-
-    async def supports_list(self) -> bool:
-        """Whether the list endpoint exists (probed once, then cached)."""
-        if self._supports_list is None:
-            try:
-                await self.list_beteiligte(take=1)
-            except NotFoundError:
-                pass
-        return bool(self._supports_list)
 
 
 class AdvowareAPI(AdvowareListing):

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from simulators.common import free_port
 from tests.conftest import SAMPLE
+from tests.embedded_support import env_for, state_root
+from tests.test_sync_check import _cli_sync_check_in_sandbox_mode
 from tests.testbed import Testbed, start_testbed
 
 BEDS = [(espo, occ, advo) for espo, occ in (("8", False), ("9", True))
@@ -53,3 +56,10 @@ async def test_the_sync_check_reads_the_profiles_wire_and_syncs_both_ways(ptb: T
     assert after["ort"] == "Bonn" and after["geburtsdatum"] == "1980-04-12T00:00:00"
     assert ptb.espo_record(recs[2]["id"])["advowareRowId"] == after["rowId"]  # from the PUT answer or its GET
     assert (await ptb.services.checker.plan()).work == []  # nothing left: no echo of our own writes
+
+
+def test_the_sandbox_speaks_advoware_profile_and_the_cli_sync_check_syncs_its_samples():
+    """ADVOWARE_PROFILE reaches the sandbox's simulator and its client alike (a PascalCase Advoware)."""
+    with state_root() as root:
+        env = {**env_for(root / "state", free_port()), "ADVOWARE_PROFILE": "pascal-object"}
+        _cli_sync_check_in_sandbox_mode(env)
