@@ -144,9 +144,11 @@ class AdvowareAPI(AdvowareListing):
             return await self.get_beteiligter(betnr)
         if shape == PutAnswer.ARRAY:
             if not (isinstance(data, list) and len(data) == 1):
-                raise BadResponseError(f"{what}: expected an array with one object (put_answer of the "
-                                       "profile)", system=SYSTEM)
+                raise BadResponseError(f"{what}: expected an array with one object (put_answer of "
+                                       "ADVOWARE_PROFILE)", system=SYSTEM)
             data = data[0]
+        elif not isinstance(data, dict):
+            raise BadResponseError(f"{what}: expected an object (put_answer of ADVOWARE_PROFILE)", system=SYSTEM)
         updated = self._object(self._wire.from_wire(data, what), what)
         if not (isinstance(updated.get("rowId"), str) and updated["rowId"]):
             raise BadResponseError(f"{what}: answer has no rowId", system=SYSTEM)

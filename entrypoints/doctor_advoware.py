@@ -101,7 +101,7 @@ async def _list(probe: Probe) -> tuple[list[Line], Any]:
                          "each linked Beteiligter with a GET")], None
     if page is None:
         return [fail(LIST, f"GET {path} answered 404 → {probe.changes.add('list_endpoint', 'false')}",
-                     "or set list_endpoint to the path where your Advoware lists Beteiligte")], None
+                     "if your Advoware lists Beteiligte at another path, set list_endpoint to it instead")], None
     if not isinstance(page, list):
         return [fail(LIST, f"GET {path} answered no JSON array",
                      "set list_endpoint to the list's path, or false")], None

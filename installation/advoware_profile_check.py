@@ -111,8 +111,8 @@ def unprobed_lines(p: AdvowareProfile) -> list[Line]:
            "wrong value fails that sync with a syncErrorMessage naming")
     zone = "timezone" if p.timezone else "ADVOWARE_TIMEZONE"
     return [
-        Line(Status.SKIP, "PUT answer", f"put_answer = \"{p.put_answer}\" {how} 'PUT Beteiligte/{{betNr}}: "
-                                        "expected ...'"),
+        Line(Status.SKIP, "PUT answer", f"put_answer = \"{p.put_answer}\": {how} 'PUT Beteiligte/{{betNr}}: "
+                                        "expected ... (put_answer of ADVOWARE_PROFILE)'"),
         Line(Status.SKIP, "POST answer", f"post_returns_row_id = {str(p.post_returns_row_id).lower()}: not probed "
                                          "(it would write); true is safe either way (an answer without rowId costs one "
                                          "GET per create), false always reads the new Beteiligter once"),

@@ -7,12 +7,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from adapters.advoware_api import AdvowareAPI
-from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
+from adapters.errors import BadResponseError
+from config.advoware_profile import SHIPPED, AdvowareProfile, PutAnswer, load_profile
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from tests.fakes.backends import CurrentApp
@@ -92,3 +94,22 @@ async def test_list_pages_use_the_profiles_parameters_and_split_above_its_max_ta
     assert wire_counts(sim) == {f"GET /{p.list_path}": 2}  # one full wire page and the rest
     since = datetime.fromisoformat(rows[-1]["geaendertAm"]).replace(tzinfo=api._zone)
     assert [r["betNr"] for r in await api.list_beteiligte(geaendert_seit=since)] == [rows[-1]["betNr"]]
+
+
+async def test_a_put_answer_of_another_shape_is_a_bad_response_naming_the_profile_key(
+        tmp_path: Path, _server: tuple[ServerHandle, CurrentApp]) -> None:
+    """The write landed; the sync is told which key is wrong (doctor cannot probe a PUT without writing)."""
+    other = tmp_path / "object-put.toml"
+    other.write_text((SHIPPED / "default.toml").read_text().replace('put_answer = "array"', 'put_answer = "object"'))
+    sim = AdvowareSimulator(seed=3, profile=load_profile(str(other)))
+    _server[1].target = sim.app
+    row = sim.seed(name="Muster")
+    api = make_api(sim, _server[0].url, timeout=2.0, profile=load_profile("default"))
+    try:
+        with pytest.raises(BadResponseError) as caught:
+            await api.update_beteiligter(row["betNr"], {"name": "Neu", "rowId": row["rowId"]})
+    finally:
+        await api.aclose()
+    assert str(caught.value) == ("advoware: PUT Beteiligte/{betNr}: expected an array with one object "
+                                 "(put_answer of ADVOWARE_PROFILE)")
+    assert sim.get(row["betNr"])["name"] == "Neu"  # type: ignore[index]
