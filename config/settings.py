@@ -22,6 +22,8 @@ from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from config.advoware_profile import DEFAULT_PROFILE, AdvowareProfile, ProfileError, load_profile
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
 APP_NAME = "beteiligte-sync"
@@ -50,6 +52,7 @@ class ConfigError(ValueError):
 # What to write instead, per setting (shown after what is wrong).
 FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
+    "advoware_profile": "fix that line of the profile (docs/advoware.md: wire profiles)",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
     "advoware_poll_seconds": "use 0 (off), a divisor of 60 (e.g. 10, 15, 30) or whole minutes dividing an hour "
                              "(e.g. 60, 300)",
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
     advoware_timezone: str = "Europe/Berlin"
     # Unset or blank: DEFAULT_ADVOWARE_CONFIGURATOR_URL (see advoware_discovery and configurator_url).
     advoware_configurator_url: str | None = None
+    advoware_profile: str = DEFAULT_PROFILE
 
     redis_url: str | None = None
     host: str = "127.0.0.1"
@@ -155,6 +159,30 @@ class Settings(BaseSettings):
                 raise ValueError("is not a JSON object")
             return parsed
         return v
+
+    @field_validator("advoware_profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        try:
+            load_profile(v or DEFAULT_PROFILE)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return v or DEFAULT_PROFILE
+
+    @model_validator(mode="after")
+    def _profile_zone(self) -> Settings:
+        """The profile's ``timezone`` is the zone; ``ADVOWARE_TIMEZONE`` set to another one is refused."""
+        zone = self.wire_profile().timezone
+        if zone and "advoware_timezone" in self.model_fields_set and self.advoware_timezone != zone:
+            raise ValueError(f"ADVOWARE_TIMEZONE {self.advoware_timezone} differs from timezone = "
+                             f'"{zone}" of ADVOWARE_PROFILE {self.wire_profile().source}: unset one of them')
+        if zone:
+            self.advoware_timezone = zone
+        return self
+
+    def wire_profile(self) -> AdvowareProfile:
+        """The Advoware wire profile of ``ADVOWARE_PROFILE`` (read once per file)."""
+        return load_profile(self.advoware_profile)
 
     @field_validator("advoware_timezone")
     @classmethod

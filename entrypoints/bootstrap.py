@@ -221,6 +221,7 @@ def advoware_client(
         timezone=settings.advoware_timezone,
         max_inflight=settings.advoware_max_inflight,
         endpoints=endpoints,
+        profile=settings.wire_profile(),
     )
 
 

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from adapters.advoware_discovery import FIX as DISCOVERY_FIX
 from adapters.advoware_discovery import DiscoveryFailed
@@ -25,6 +26,7 @@ from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints import doctor_espocrm as espocrm
 from entrypoints.bootstrap import advoware_client, advoware_endpoints, espo_client
+from entrypoints.doctor_advoware import probe_advoware
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
 from installation.dependency_health import MemoryTokens
@@ -161,6 +163,33 @@ class Doctor:
         if endpoints is not None:  # after the calls: it names the address they used (connector or relay)
             lines.insert(0, _discovered(endpoints, found[0] if found else None))
         return lines
+
+    async def run_advoware(self, betnr: int | None) -> list[Line]:
+        """``doctor --advoware``: the configuration, a token, and the wire profile probed by reads only."""
+        s = self.settings
+        missing = [name for name in s.missing_for_production() if name.startswith("ADVOWARE_")]
+        if missing:
+            return [fail(CONFIG, f"missing {', '.join(missing)}",
+                         "set them in the environment or in .env (docs/configuration.md)")]
+        lines = [ok(CONFIG, f"Advoware {s.advoware_url}, ADVOWARE_PROFILE {s.wire_profile().source}, "
+                            f"zone {s.advoware_timezone}")]
+        tokens = MemoryTokens()
+
+        async def check() -> list[Line]:
+            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout) as advo:
+                try:
+                    found = await probe_advoware(advo, self.settings.wire_profile(),
+                                                 ZoneInfo(self.settings.advoware_timezone), betnr)
+                except Exception as exc:
+                    if tokens.token is None:
+                        return [_token_failed(exc)]
+                    raise
+            return [ok(TOKEN, "token issued"), *found]
+
+        lines += await self._guard("Advoware", check)
+        if tokens.token:
+            self._secrets.add(tokens.token)
+        return [self._scrubbed(line) for line in lines]
 
     async def _store(self) -> tuple[Line, OpenStore | None, dict[str, str] | None]:
         """The store line, the open store and the webhook secrets stored in it (None when unreachable)."""

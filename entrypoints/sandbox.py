@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.espocrm_api import EspoCRMAPI
+from config.advoware_profile import AdvowareProfile
 from config.settings import Settings
 from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
 from simulators.advoware.simulator import AdvowareSimulator
@@ -78,11 +79,12 @@ def _secret(value: str) -> Any:
     return SecretStr(value)
 
 
-def start_sandbox(*, seed_samples: bool = True) -> Sandbox:
+def start_sandbox(*, seed_samples: bool = True, profile: AdvowareProfile | None = None) -> Sandbox:
+    """``profile``: the Advoware simulator speaks ADVOWARE_PROFILE's wire, as the sandbox's client does."""
     # OCC on, German salutations, phone numbers kept as typed: what the sync still assumes (issue 6);
     # a real EspoCRM differs in all three (the simulator's defaults). Profile 9: a current EspoCRM.
     espo = EspoCRMSimulator(salutation_options=GERMAN_SALUTATIONS)  # OCC off, as the Entity Manager leaves it
-    advo = AdvowareSimulator()
+    advo = AdvowareSimulator(profile=profile)
     sandbox = Sandbox(espo, advo, serve_in_thread(espo.app), serve_in_thread(advo.app))
     if seed_samples:
         sandbox.seed()  # EspoCRM is the master: its records flow to Advoware
@@ -98,7 +100,7 @@ beteiligte-sync is running in SANDBOX mode (no ESPOCRM_URL / ADVOWARE_URL config
   service:            {service_url}   (GET /health, /ready, /metrics)
   status page:        {service_url}/status   user any, password: {token}
   EspoCRM simulator:  {sandbox.espo_server.url}/api/v1/   staff key: {sandbox.espo.staff_api_key}
-  Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/   (found by discovery of its Kanzlei)
+  Advoware simulator: {sandbox.advo_server.url}/{sandbox.advo.profile.resource_path}   (found by discovery)
   EspoCRM sends its webhooks every 2 s here (every 2 min in a real EspoCRM).
 
 Try it - edit a record in EspoCRM as a person would:

@@ -97,7 +97,7 @@ def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
     if embedded:
         with embedded.sync_client() as client:
             client.flushall()
-    sandbox = start_sandbox(seed_samples=False)
+    sandbox = start_sandbox(seed_samples=False, profile=settings.wire_profile())
     secrets: dict[str, str] = {}
     if service_url:
         secrets = asyncio.run(sandbox.register_webhooks(service_url))
