@@ -139,12 +139,9 @@ class Doctor:
 
     async def _advoware(self, store: OpenStore | None) -> list[Line]:
         tokens = MemoryTokens()
-        endpoints = advoware_endpoints(self.settings, store.redis if store else None, timeout=self.timeout)
-        found: list[DiscoveryFailed | None] = []
-        if endpoints is not None:
-            failed = await self._guard(DISCOVERY, lambda: _discover(endpoints, found))
-            if failed:
-                return [*failed, skip(TOKEN, "no Advoware address"), skip(READ, "no Advoware address")]
+        endpoints, found, failed = await self._discovery(store)
+        if failed:
+            return [*failed, skip(TOKEN, "no Advoware address"), skip(READ, "no Advoware address")]
 
         async def check() -> list[Line]:
             async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout,
@@ -153,8 +150,8 @@ class Doctor:
                     how = await _one_read(advo)
                 except Exception as exc:
                     if tokens.token is None:
-                        return [_token_failed(exc), skip(READ, "no token")]
-                    return [ok(TOKEN, "token issued"), _read_failed(exc)]
+                        return [_token_failed(exc, self.settings), skip(READ, "no token")]
+                    return [ok(TOKEN, "token issued"), _read_failed(exc, self.settings)]
             return [ok(TOKEN, "token issued"), ok(READ, how)]
 
         lines = await self._guard("Advoware", check)
@@ -164,6 +161,17 @@ class Doctor:
             lines.insert(0, _discovered(endpoints, found[0] if found else None))
         return lines
 
+    async def _discovery(
+        self, store: OpenStore | None
+    ) -> tuple[DiscoveredEndpoints | None, list[DiscoveryFailed | None], list[Line]]:
+        """The discovered addresses (None: both URLs set), what asking the configurator found, and the
+        failure lines when there is no address at all."""
+        endpoints = advoware_endpoints(self.settings, store.redis if store else None, timeout=self.timeout)
+        found: list[DiscoveryFailed | None] = []
+        if endpoints is None:
+            return None, found, []
+        return endpoints, found, await self._guard(DISCOVERY, lambda: _discover(endpoints, found))
+
     async def run_advoware(self, betnr: int | None) -> list[Line]:
         """``doctor --advoware``: the configuration, a token, and the wire profile probed by reads only."""
         s = self.settings
@@ -171,22 +179,29 @@ class Doctor:
         if missing:
             return [fail(CONFIG, f"missing {', '.join(missing)}",
                          "set them in the environment or in .env (docs/configuration.md)")]
-        lines = [ok(CONFIG, f"Advoware {s.advoware_url}, ADVOWARE_PROFILE {s.wire_profile().source}, "
+        where = s.advoware_url or f"discovered for Kanzlei {s.advoware_kanzlei}"
+        lines = [ok(CONFIG, f"Advoware {where}, ADVOWARE_PROFILE {s.wire_profile().source}, "
                             f"zone {s.advoware_timezone}")]
+        endpoints, found, failed = await self._discovery(None)
+        if failed:
+            return [*lines, *failed]
         tokens = MemoryTokens()
 
         async def check() -> list[Line]:
-            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout) as advo:
+            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout,
+                                       endpoints=endpoints) as advo:
                 try:
-                    found = await probe_advoware(advo, self.settings.wire_profile(),
-                                                 ZoneInfo(self.settings.advoware_timezone), betnr)
+                    found_lines = await probe_advoware(advo, self.settings.wire_profile(),
+                                                       ZoneInfo(self.settings.advoware_timezone), betnr)
                 except Exception as exc:
                     if tokens.token is None:
-                        return [_token_failed(exc)]
+                        return [_token_failed(exc, self.settings)]
                     raise
-            return [ok(TOKEN, "token issued"), *found]
+            return [ok(TOKEN, "token issued"), *found_lines]
 
         lines += await self._guard("Advoware", check)
+        if endpoints is not None:
+            lines.insert(1, _discovered(endpoints, found[0] if found else None))
         if tokens.token:
             self._secrets.add(tokens.token)
         return [self._scrubbed(line) for line in lines]
@@ -255,20 +270,31 @@ def _discovered(endpoints: DiscoveredEndpoints, failure: DiscoveryFailed | None)
                 "answer is used meanwhile)")
 
 
-def _token_failed(exc: Exception) -> Line:
+def _names(settings: Settings) -> tuple[str, str]:
+    """What to check for the API and for the token gateway: the URL setting, or what discovery found."""
+    found = "the address discovered for ADVOWARE_KANZLEI (ADVOWARE_CONFIGURATOR_URL; or set {})"
+    api = "ADVOWARE_URL" if settings.advoware_url else found.format("ADVOWARE_URL")
+    gateway = "ADVOWARE_TOKEN_URL" if settings.advoware_token_url else found.format("ADVOWARE_TOKEN_URL")
+    return api, gateway
+
+
+def _token_failed(exc: Exception, settings: Settings) -> Line:
+    gateway = _names(settings)[1]
     if isinstance(exc, AuthenticationError):
         return fail(TOKEN, "the token request was refused (401)", f"check {ADVO_CREDENTIALS}")
     if isinstance(exc, RetryableError):
-        return fail(TOKEN, f"the token gateway is not reachable ({exc})", "check ADVOWARE_TOKEN_URL")
-    return fail(TOKEN, f"the token request failed: {describe(exc)}", f"check ADVOWARE_TOKEN_URL and {ADVO_CREDENTIALS}")
+        return fail(TOKEN, f"the token gateway is not reachable ({exc})", f"check {gateway}")
+    return fail(TOKEN, f"the token request failed: {describe(exc)}", f"check {gateway} and {ADVO_CREDENTIALS}")
 
 
-def _read_failed(exc: Exception) -> Line:
+def _read_failed(exc: Exception, settings: Settings) -> Line:
+    api = _names(settings)[0]
     if isinstance(exc, AuthenticationError):
         return fail(READ, "the API refused the token just issued (401)",
-                    "ADVOWARE_URL and ADVOWARE_TOKEN_URL must belong to the same Advoware")
+                    "the API address and the token gateway must belong to the same Advoware "
+                    "(ADVOWARE_URL, ADVOWARE_TOKEN_URL, or both discovered)")
     if isinstance(exc, ForbiddenError):
         return fail(READ, f"the Advoware user may not read Beteiligte ({exc})", "grant ADVOWARE_USER read rights")
     if isinstance(exc, RetryableError):
-        return fail(READ, f"the API is not reachable ({exc})", "check ADVOWARE_URL")
-    return fail(READ, f"reading Beteiligte failed: {describe(exc)}", "check ADVOWARE_URL")
+        return fail(READ, f"the API is not reachable ({exc})", f"check {api}")
+    return fail(READ, f"reading Beteiligte failed: {describe(exc)}", f"check {api}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.advoware_profile import SHIPPED, load_profile
+from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 
@@ -40,11 +41,12 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[AdvowareSimulator, 
 
 
 def doctor(sim: AdvowareSimulator, url: str, profile: str, tmp_path: Path,
-           *extra: str) -> subprocess.CompletedProcess[str]:
+           *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    more = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADVOWARE_", "ESPOCRM_"))}
     env.update({f"ADVOWARE_{k.upper()}": v for k, v in sim.client_settings().items()})
     env.update({"ADVOWARE_URL": url, "ADVOWARE_TOKEN_URL": url, "ADVOWARE_PROFILE": profile,
-                "STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)})
+                "STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT), **more})
     sim.calls.reset()
     return subprocess.run([sys.executable, "-m", "entrypoints.cli", "doctor", "--advoware", *extra], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
@@ -119,4 +121,21 @@ def test_today_s_profile_against_an_advoware_without_a_list_names_each_key_to_ch
     assert keys.removeprefix("✗ profile keys to change: ").split("; ") == [
         "list_endpoint = false", 'geburtsdatum_format = "%d.%m.%Y"', 'geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%3f%z"']
     assert "✗ list endpoint: GET api/v1/advonet/Beteiligte answered 404 → list_endpoint = false" in run.stdout
+    assert_read_only_and_private(sim, run.stdout)
+
+
+@pytest.mark.parametrize("served", ["pascal-object"], indirect=True)
+def test_with_discovery_the_probe_uses_the_discovered_address_and_names_it(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    """ADVOWARE_KANZLEI without URLs: doctor --advoware asks the configurator, probes what it names and
+    says so (before, its first line read "Advoware None" and no discovery line was printed)."""
+    sim, handle = served
+    env_urls = {"ADVOWARE_URL": "", "ADVOWARE_TOKEN_URL": "",
+                "ADVOWARE_CONFIGURATOR_URL": handle.url + CONFIGURATOR_PATH}
+    run = doctor(sim, "", sim.profile.source, tmp_path, env=env_urls)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"Advoware discovered for Kanzlei {sim.client_settings()['kanzlei']}" in run.stdout
+    assert re.search(r"^✓ Advoware discovery: .*connectorUrl", run.stdout, re.M), run.stdout
+    assert "✓ profile keys to change: none" in run.stdout
+    assert any(key.startswith("GET") and "AdvonetConfigurator" in key for key in sim.calls.snapshot())
     assert_read_only_and_private(sim, run.stdout)
