@@ -8,7 +8,6 @@ Secrets (API key, password, tokens) never appear in exception messages or logs.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +18,7 @@ from adapters.advoware_endpoints import ConnectFailed, DiscoveredEndpoints
 from adapters.advoware_listing import MAX_TAKE, AdvowareListing
 from adapters.advoware_profile_wire import ProfileWire
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
-from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
+from adapters.advoware_wire import PROBLEM_KEYS, Redactor, problem_text, token_from_answer, token_request_body
 from adapters.api_ids import beteiligter_path
 from adapters.errors import (
     ApiError,
@@ -102,8 +101,7 @@ class AdvowareAPI(AdvowareListing):
         key = credentials_key(token_key, where, app_id, api_key, kanzlei, database, user, password)
         self._tokens = tokens or AdvowareTokenCache(redis, key=key, margin=token_margin)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport or http_transport())
-        self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
-        self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
+        self._redactor = Redactor(api_key, password)  # and the tokens it is shown
         self._supports_list: bool | None = None
 
     def _set_urls(self, base_url: str, token_url: str) -> None:
@@ -258,7 +256,7 @@ class AdvowareAPI(AdvowareListing):
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-            self._remember(token)
+            self._redactor.remember(token)
         what = f"{method} {self._template(url)}"
         try:
             async with self.inflight.slot() as slot:
@@ -285,13 +283,10 @@ class AdvowareAPI(AdvowareListing):
             data = resp.json()
         except ValueError:
             data = None
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise BadResponseError("token answer has no access_token", system=SYSTEM, status=resp.status_code)
-        self._remember(token)
-        expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
+        token, expires_in = token_from_answer(data, resp.status_code, SYSTEM)
+        self._redactor.remember(token)
         log.debug("advoware token issued", extra={"expires_in": expires_in})
-        return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+        return token, expires_in
 
     def _template(self, url_or_path: str) -> str:
         path = url_or_path.split("?", 1)[0]
@@ -305,16 +300,6 @@ class AdvowareAPI(AdvowareListing):
                 break
         return "/".join("{betNr}" if part.isdigit() else part for part in path.split("/"))
 
-    def _remember(self, token: str) -> None:
-        if token not in self._recent_tokens:
-            self._recent_tokens.append(token)
-
-    def _scrub(self, text: str) -> str:
-        for secret in (*self._secrets, *self._recent_tokens):
-            if secret and secret in text:
-                text = text.replace(secret, "***")
-        return text
-
     def _error(self, resp: httpx.Response, method: str) -> ApiError:
         """The error for a 4xx/5xx answer; its text keeps field names and drops the values it quotes."""
         reason, details = resp.reason_phrase, {}
@@ -324,10 +309,10 @@ class AdvowareAPI(AdvowareListing):
             data = None
         if isinstance(data, dict):
             reason = problem_text(data) or reason
-            details = {k: without_personal_data(self._scrub(str(v)))
+            details = {k: without_personal_data(self._redactor.scrub(str(v)))
                        for k, v in data.items() if k in PROBLEM_KEYS}
         where = self._template(str(resp.request.url))
-        text = f"{method} {where}: {without_personal_data(self._scrub(reason))}"
+        text = f"{method} {where}: {without_personal_data(self._redactor.scrub(reason))}"
         log.info("advoware answered HTTP %d: %s", resp.status_code, text)
         return error_for_status(SYSTEM, resp.status_code, text, method=method, headers=resp.headers,
                                 details=details)

@@ -7,8 +7,11 @@ import base64
 import hashlib
 import hmac
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
+
+from adapters.errors import BadResponseError
 
 ROLE = 2
 PRODUCT = 64
@@ -51,3 +54,30 @@ def problem_text(problem: dict[str, Any]) -> str:
             first = messages[0] if isinstance(messages, list) and messages else messages
             parts.append(f"{field}: {first}")
     return "; ".join(str(p) for p in parts)
+
+
+class Redactor:
+    """The API key, the password and the last tokens issued: scrubbed from every error text."""
+
+    def __init__(self, *secrets: str) -> None:
+        self._secrets = tuple(s for s in secrets if s)
+        self._recent: deque[str] = deque(maxlen=4)
+
+    def remember(self, token: str) -> None:
+        if token not in self._recent:
+            self._recent.append(token)
+
+    def scrub(self, text: str) -> str:
+        for secret in (*self._secrets, *self._recent):
+            if secret and secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+
+def token_from_answer(data: Any, status: int, system: str) -> tuple[str, float]:
+    """``access_token`` and ``expires_in`` (default 3600 s) of the gateway's JSON answer."""
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise BadResponseError("token answer has no access_token", system=system, status=status)
+    expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
+    return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
