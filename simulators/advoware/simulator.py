@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulators.advoware.auth import Credentials, TokenRegistry
+from simulators.advoware.control import control_actions
 from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
 from simulators.advoware.store import BeteiligteStore, StoreError, parse_since
 from simulators.common import CallCounter, SimulatorMiddleware
@@ -104,7 +105,8 @@ class AdvowareSimulator:
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
         inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem,
-                                    records=self._records_view, edit_record=self._edit_view)
+                                    records=self._records_view, edit_record=self._edit_view,
+                                    actions=control_actions(self.store))
         self.app: ASGIApp = _ProblemJsonContentType(inner)
 
     def _records_view(self, rid: str | None) -> Any:
