@@ -69,19 +69,20 @@ class WindowCursor:
         return max(0, len(self.rows) - 1 - self.back)
 
     def begin(self, start: str, *, trust: bool, page: int) -> None:
-        """Choose this poll's read for the window starting at ``start`` (watermark minus overlap)."""
+        """Choose this poll's read for the window starting at ``start`` (watermark minus overlap).
+        ``trust=False`` (the hour after the clocks went back): each read is a full one, the next one
+        starting when the last is complete (a window longer than a poll's reads is still read to its end)."""
         self.rereads, self.back = 0, 0
-        if not self.since or not trust or _at(start) < self.since_dt:
+        if not self.since or _at(start) < self.since_dt:
             self.since, self.until = start, None  # the window grew backwards (autumn): read it whole
             self._restart()
         elif self.until is not None:
             self.until = max(self.until, start, key=_at)  # a full read under way goes on
+        elif not trust or (self.rows and _at(self.rows[0][0]) < _at(start)):
+            self.until = start  # rows leave the window: read them once more before they do
+            self._restart()
         elif _at(start) > self.since_dt:
-            if self.rows and _at(self.rows[0][0]) < _at(start):
-                self.until = start  # rows leave the window: read them once more before they do
-                self._restart()
-            else:
-                self.since = start
+            self.since = start
         if self.until is None and len(self.rows) < page:
             self._restart()  # the window fits a page: a full read costs the same one request
 

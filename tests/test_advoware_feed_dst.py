@@ -37,19 +37,28 @@ def edit(sim: httpx.Client, betnr: int, ort: str) -> str:
     return str(answer.json()["geaendertAm"])
 
 
-async def edit_and_poll(tb: Testbed, sim: httpx.Client, rec: dict[str, Any], ort: str) -> tuple[str, PollResult]:
+async def edit_and_poll(tb: Testbed, sim: httpx.Client, rec: dict[str, Any], ort: str) -> tuple[str, int]:
+    """The edit, then polls until the feed has read to the end (one poll unless reads are capped)."""
     stamp = edit(sim, rec["betnr"], ort)
-    result = await poll_once(tb)
+    queued = 0
+    for _ in range(10):
+        result: PollResult = await poll_once(tb)
+        queued += result.queued
+        if not result.more:
+            break
     assert tb.espo_record(rec["id"])["addressCity"] == ort, (stamp, result)
-    assert result.queued == 1, (stamp, result)  # this edit, and no earlier one again
-    return stamp, result
+    assert queued == 1, (stamp, queued)  # this edit, and no earlier one again
+    return stamp, queued
 
 
-@pytest.mark.parametrize("page", [200, 2], ids=["window_in_a_page", "window_over_pages"])
-async def test_edits_before_during_and_after_the_repeated_hour(firm_both: Testbed, page: int,
+@pytest.mark.parametrize(("page", "reads"), [(200, 50), (2, 50), (2, 2)],
+                         ids=["window_in_a_page", "window_over_pages", "window_over_polls"])
+async def test_edits_before_during_and_after_the_repeated_hour(firm_both: Testbed, page: int, reads: int,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """With pages of 2 the feed's window spans pages (its cursor's case, sync/feed_cursor.py)."""
+    """With pages of 2 the feed's window spans pages (its cursor's case, sync/feed_cursor.py); with 2
+    reads a poll it spans polls too."""
     monkeypatch.setattr(advoware_feed, "PAGE", page)
+    monkeypatch.setattr(advoware_feed, "READS_PER_POLL", reads)
     tb = firm_both
     assert tb.advo_server is not None
     with httpx.Client(base_url=tb.advo_server.url, timeout=10) as sim:
@@ -68,14 +77,16 @@ async def test_edits_before_during_and_after_the_repeated_hour(firm_both: Testbe
         assert repeated < late_summer  # stamped before the watermark: found all the same
         set_clocks(tb, sim, BACK.replace(minute=30))
         await edit_and_poll(tb, sim, a, "Nochmal")  # a row changed in both passes of 02:xx
+        set_clocks(tb, sim, BACK.replace(minute=59, second=55))  # 02:59:55 CET: last in the window
+        await edit_and_poll(tb, sim, c, "Stundenende")
 
         assert set_clocks(tb, sim, BACK.replace(hour=2, minute=5)).startswith("2026-10-25T03:05")
         await edit_and_poll(tb, sim, d, "Winterzeit")
         await edit_and_poll(tb, sim, b, "Danach")
 
         tb.reset_calls()
-        for _ in range(3):  # nothing synced again for good
+        for _ in range(4):  # nothing synced again for good
             assert (await poll_once(tb)).queued == 0
         assert tb.writes() == 0
-    expected = {a["id"]: "Nochmal", b["id"]: "Danach", c["id"]: "Wiederholt", d["id"]: "Winterzeit"}
+    expected = {a["id"]: "Nochmal", b["id"]: "Danach", c["id"]: "Stundenende", d["id"]: "Winterzeit"}
     assert {i: tb.espo_record(i)["addressCity"] for i in expected} == expected
