@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from adapters.advoware_endpoints import ConnectFailed, DiscoveredEndpoints
+from adapters.advoware_listing import MAX_TAKE, AdvowareListing
+from adapters.advoware_profile_wire import ProfileWire
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
 from adapters.advoware_wire import PROBLEM_KEYS, problem_text, token_request_body
 from adapters.api_ids import beteiligter_path
@@ -30,11 +32,14 @@ from adapters.errors import (
 )
 from adapters.http_transport import transport as http_transport
 from adapters.rate_limit import InflightLimit
+from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "advoware"
-MAX_TAKE = 200
+
+
+__all__ = ["MAX_TAKE", "SYSTEM", "AdvowareAPI", "AdvowareListing"]
 
 
 def _join(base: str, suffix: str) -> str:
@@ -42,43 +47,21 @@ def _join(base: str, suffix: str) -> str:
     return base if base.endswith(suffix) else base + suffix
 
 
-class AdvowareListing:
-    """Paging over ``list_beteiligte``, shared by the client and its in-memory fake (``tests/fakes``)."""
-
-    _supports_list: bool | None
-
-    async def list_beteiligte(
-        self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def iter_beteiligte(
-        self, page_size: int = MAX_TAKE, *, geaendert_seit: datetime | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every Beteiligter, page by page."""
-        skip = 0
-        while True:
-            page = await self.list_beteiligte(geaendert_seit=geaendert_seit, skip=skip, take=page_size)
-            for item in page:
-                yield item
-            if len(page) < page_size:
-                return
-            skip += len(page)
-
-    async def supports_list(self) -> bool:
-        """Whether the list endpoint exists (probed once, then cached)."""
-        if self._supports_list is None:
-            try:
-                await self.list_beteiligte(take=1)
-            except NotFoundError:
-                pass
-        return bool(self._supports_list)
+def _root(base: str, resource: str) -> str:
+    """``ADVOWARE_URL`` without a tail the resource path repeats (``…/api/v1`` or ``…/api/v1/advonet``)."""
+    base = base.rstrip("/")
+    for tail in ("/api/v1/advonet", "/api/v1"):
+        if base.endswith(tail) and resource.startswith(tail[1:] + "/"):
+            return base[: -len(tail)]
+    return base
 
 
 class AdvowareAPI(AdvowareListing):
     """``redis`` holds the token cache shared by every process (a ``redis.asyncio`` client; there is
     no built-in fallback: an in-process store would hide that the processes do not share it).
-    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own)."""
+    ``tokens`` replaces that cache (``beteiligte-sync doctor`` asks for a token of its own).
+    ``endpoints`` (discovery by Kanzlei) gives the addresses instead of ``base_url`` and ``token_url``,
+    on the first call, and others when a call cannot connect (the call is then repeated once)."""
 
     def __init__(
         self,
@@ -99,10 +82,14 @@ class AdvowareAPI(AdvowareListing):
         token_key: str = DEFAULT_KEY,
         tokens: AdvowareTokenCache | None = None,
         max_inflight: int = 10,
+        endpoints: DiscoveredEndpoints | None = None,
+        profile: AdvowareProfile | None = None,
     ) -> None:
-        self._api = _join(base_url, "/api/v1/advonet") + "/"
+        self.endpoints = endpoints
+        self.profile = profile or load_profile()
+        self._resource = self.profile.resource_path
+        self._set_urls(base_url, token_url)
         self.inflight = InflightLimit(SYSTEM, max_inflight)  # halves on 429/503, grows back by itself
-        self._token_endpoint = _join(token_url, "/api/v1/Token")
         self._app_id = app_id
         self._api_key = api_key
         self._kanzlei = kanzlei
@@ -110,12 +97,18 @@ class AdvowareAPI(AdvowareListing):
         self._user = user
         self._password = password
         self._zone = ZoneInfo(timezone)
-        key = credentials_key(token_key, self._token_endpoint, app_id, api_key, kanzlei, database, user, password)
+        self._wire = ProfileWire(self.profile, self._zone)
+        where = endpoints.identity if endpoints is not None else self._token_endpoint
+        key = credentials_key(token_key, where, app_id, api_key, kanzlei, database, user, password)
         self._tokens = tokens or AdvowareTokenCache(redis, key=key, margin=token_margin)
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport or http_transport())
         self._secrets: tuple[str, ...] = tuple(s for s in (api_key, password) if s)
         self._recent_tokens: deque[str] = deque(maxlen=4)  # scrubbed from error texts too
         self._supports_list: bool | None = None
+
+    def _set_urls(self, base_url: str, token_url: str) -> None:
+        self._api = _root(base_url, self.profile.resource_path) + "/"
+        self._token_endpoint = _join(token_url, "/api/v1/Token")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -127,13 +120,23 @@ class AdvowareAPI(AdvowareListing):
         await self.aclose()
 
     # -- Beteiligte ---------------------------------------------------------------------------
+    def _item(self, betnr: int) -> str:
+        return self._resource + beteiligter_path(betnr).removeprefix("Beteiligte")
+
     async def get_beteiligter(self, betnr: int) -> dict[str, Any]:
-        return self._object(await self._call("GET", beteiligter_path(betnr)), "GET Beteiligte/{betNr}")
+        what = "GET Beteiligte/{betNr}"
+        return self._object(self._wire.from_wire(await self._call("GET", self._item(betnr)), what), what)
+
+    async def get_raw(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """A GET of ``path`` (relative to ``ADVOWARE_URL``) as the wire answers it, untranslated (doctor)."""
+        return await self._call("GET", path, params=params)
 
     async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it)."""
-        created = self._object(await self._call("POST", "Beteiligte", json=body), "POST Beteiligte")
-        if isinstance(created.get("rowId"), str) and created["rowId"]:
+        """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it, or
+        always with ``post_returns_row_id = false``)."""
+        answer = await self._call("POST", self._resource, json=self._wire.to_wire(body))
+        created = self._object(self._wire.from_wire(answer, "POST Beteiligte"), "POST Beteiligte")
+        if self.profile.post_returns_row_id and isinstance(created.get("rowId"), str) and created["rowId"]:
             return created
         fetched = await self.get_beteiligter(created["betNr"])
         if not (isinstance(fetched.get("rowId"), str) and fetched["rowId"]):
@@ -142,17 +145,26 @@ class AdvowareAPI(AdvowareListing):
 
     async def update_beteiligter(self, betnr: int, body: dict[str, Any]) -> dict[str, Any]:
         """PUT the full body (must carry the current ``rowId``); returns the updated object."""
-        data = await self._call("PUT", beteiligter_path(betnr), json=body)
         what = "PUT Beteiligte/{betNr}"
-        if not (isinstance(data, list) and len(data) == 1):
-            raise BadResponseError(f"{what}: expected an array with one object", system=SYSTEM)
-        updated = self._object(data[0], what)
+        shape = self.profile.put_answer
+        data = await self._call("PUT", self._item(betnr), json=self._wire.to_wire(body),
+                                expect_json=shape != PutAnswer.NONE)
+        if shape == PutAnswer.NONE:
+            return await self.get_beteiligter(betnr)
+        if shape == PutAnswer.ARRAY:
+            if not (isinstance(data, list) and len(data) == 1):
+                raise BadResponseError(f"{what}: expected an array with one object (put_answer of "
+                                       "ADVOWARE_PROFILE)", system=SYSTEM)
+            data = data[0]
+        elif not isinstance(data, dict):
+            raise BadResponseError(f"{what}: expected an object (put_answer of ADVOWARE_PROFILE)", system=SYSTEM)
+        updated = self._object(self._wire.from_wire(data, what), what)
         if not (isinstance(updated.get("rowId"), str) and updated["rowId"]):
             raise BadResponseError(f"{what}: answer has no rowId", system=SYSTEM)
         return updated
 
     async def delete_beteiligter(self, betnr: int) -> None:
-        await self._call("DELETE", beteiligter_path(betnr), expect_json=False)
+        await self._call("DELETE", self._item(betnr), expect_json=False)
 
     async def list_beteiligte(
         self, *, geaendert_seit: datetime | None = None, skip: int = 0, take: int = MAX_TAKE
@@ -162,11 +174,27 @@ class AdvowareAPI(AdvowareListing):
         An aware ``geaendert_seit`` is converted to Advoware's zone; a naive one is taken as that
         zone's local time already.
         """
-        params: dict[str, Any] = {"skip": skip, "take": take}
-        if geaendert_seit is not None:
-            params["geaendertSeit"] = self._local_stamp(geaendert_seit)
+        p = self.profile
+        if p.list_path is None:
+            self._supports_list = False
+            raise NotFoundError("GET Beteiligte: the profile has no list endpoint (list_endpoint = false)",
+                                system=SYSTEM, status=404)
+        page: list[dict[str, Any]] = []
+        while True:  # a take above the profile's list_max_take: several wire pages, one answer
+            want = min(take - len(page), p.list_max_take)
+            part = await self._list_page(geaendert_seit, skip + len(page), want)
+            page += part
+            if len(part) < want or len(page) >= take:
+                return page
+
+    async def _list_page(self, since: datetime | None, skip: int, take: int) -> list[dict[str, Any]]:
+        p = self.profile
+        assert p.list_path is not None
+        params: dict[str, Any] = {p.list_skip_param: skip, p.list_take_param: take}
+        if since is not None:
+            params[p.list_since_param] = self._wire.since(since)
         try:
-            data = await self._call("GET", "Beteiligte", params=params)
+            data = self._wire.from_wire(await self._call("GET", p.list_path, params=params), "GET Beteiligte")
         except NotFoundError:
             self._supports_list = False
             raise
@@ -177,11 +205,6 @@ class AdvowareAPI(AdvowareListing):
         return page
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _local_stamp(self, when: datetime) -> str:
-        if when.tzinfo is not None:
-            when = when.astimezone(self._zone).replace(tzinfo=None)
-        return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
-
     @staticmethod
     def _object(data: Any, what: str) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("betNr"), int):
@@ -190,6 +213,21 @@ class AdvowareAPI(AdvowareListing):
         return data
 
     async def _call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        json: Any = None, expect_json: bool = True,
+    ) -> Any:
+        if self.endpoints is not None:
+            self._set_urls(*await self.endpoints.resolve(self._client))
+        try:
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+        except ConnectFailed as exc:
+            moved = await self.endpoints.connect_failed(self._client, exc.url) if self.endpoints else None
+            if moved is None:
+                raise
+            self._set_urls(*moved)
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+
+    async def _call_once(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
         json: Any = None, expect_json: bool = True,
     ) -> Any:
@@ -227,6 +265,8 @@ class AdvowareAPI(AdvowareListing):
                 resp = await self._client.request(method, url, params=params, json=json, headers=headers)
                 self.inflight.answered(slot, resp.status_code)
                 return resp
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ConnectFailed(f"{what}: connection failed ({type(exc).__name__})", url) from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
         except httpx.TransportError as exc:
@@ -255,10 +295,14 @@ class AdvowareAPI(AdvowareListing):
 
     def _template(self, url_or_path: str) -> str:
         path = url_or_path.split("?", 1)[0]
+        if path == self._token_endpoint:
+            return "Token"
         if path.startswith(self._api):
             path = path[len(self._api):]
-        elif path == self._token_endpoint:
-            return "Token"
+        for known in (self._resource, self.profile.list_path):  # the profile's paths read as "Beteiligte"
+            if known and (path == known or path.startswith(known + "/")):
+                path = "Beteiligte" + path[len(known):]
+                break
         return "/".join("{betNr}" if part.isdigit() else part for part in path.split("/"))
 
     def _remember(self, token: str) -> None:

@@ -22,6 +22,8 @@ from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from config.advoware_profile import DEFAULT_PROFILE, AdvowareProfile, ProfileError, load_profile
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = ".state"
 APP_NAME = "beteiligte-sync"
@@ -33,6 +35,9 @@ SECRET_MIN = {"status_token": STATUS_TOKEN_MIN, "fingerprint_key": FINGERPRINT_K
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
+# Advoware's URL configurator (public client code; spec §2.0): asked with ADVOWARE_KANZLEI when
+# ADVOWARE_URL or ADVOWARE_TOKEN_URL is not set.
+DEFAULT_ADVOWARE_CONFIGURATOR_URL = "https://www2.advo-net.net/AdvonetConfigurator/api/Url"
 
 
 # The values of domain.sync_status.DeletePolicy (config imports nothing of ours; test_layers).
@@ -47,6 +52,7 @@ class ConfigError(ValueError):
 # What to write instead, per setting (shown after what is wrong).
 FIXES = {
     "advoware_timezone": "use an IANA zone name such as Europe/Berlin",
+    "advoware_profile": "fix that line of the profile (docs/advoware.md: wire profiles)",
     "log_level": f"use one of {', '.join(LOG_LEVELS)}",
     "advoware_poll_seconds": "use 0 (off), a divisor of 60 (e.g. 10, 15, 30) or whole minutes dividing an hour "
                              "(e.g. 60, 300)",
@@ -63,6 +69,8 @@ FIXES = {
     "redis_url": "use e.g. redis://host:6379/0, or leave it unset for the embedded store",
     "tls_cert_file": "give the path of a readable PEM certificate (chain), or unset it",
     "tls_key_file": "give the path of a readable PEM private key, or unset it",
+    "advoware_configurator_url": f"use the configurator's full URL (default {DEFAULT_ADVOWARE_CONFIGURATOR_URL}) "
+                                 "or unset it",
 }
 SECRET_WORDS = ("secret", "password", "api_key", "redis_url", "fingerprint_key")
 URL_FIX = "use the base address, e.g. https://host (with or without /api/v1)"
@@ -86,6 +94,9 @@ class Settings(BaseSettings):
     advoware_user: str | None = None
     advoware_password: SecretStr | None = None
     advoware_timezone: str = "Europe/Berlin"
+    # Unset or blank: DEFAULT_ADVOWARE_CONFIGURATOR_URL (see advoware_discovery and configurator_url).
+    advoware_configurator_url: str | None = None
+    advoware_profile: str = DEFAULT_PROFILE
 
     redis_url: str | None = None
     host: str = "127.0.0.1"
@@ -149,6 +160,30 @@ class Settings(BaseSettings):
             return parsed
         return v
 
+    @field_validator("advoware_profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        try:
+            load_profile(v or DEFAULT_PROFILE)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return v or DEFAULT_PROFILE
+
+    @model_validator(mode="after")
+    def _profile_zone(self) -> Settings:
+        """The profile's ``timezone`` is the zone; ``ADVOWARE_TIMEZONE`` set to another one is refused."""
+        zone = self.wire_profile().timezone
+        if zone and "advoware_timezone" in self.model_fields_set and self.advoware_timezone != zone:
+            raise ValueError(f"ADVOWARE_TIMEZONE {self.advoware_timezone} differs from timezone = "
+                             f'"{zone}" of ADVOWARE_PROFILE {self.wire_profile().source}: unset one of them')
+        if zone:
+            self.advoware_timezone = zone
+        return self
+
+    def wire_profile(self) -> AdvowareProfile:
+        """The Advoware wire profile of ``ADVOWARE_PROFILE`` (read once per file)."""
+        return load_profile(self.advoware_profile)
+
     @field_validator("advoware_timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
@@ -203,7 +238,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a cron schedule")
         return v
 
-    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url")
+    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url", "advoware_configurator_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
@@ -278,8 +313,18 @@ class Settings(BaseSettings):
 
     @property
     def sandbox(self) -> bool:
-        """Neither system configured: run both simulators in-process."""
-        return self.sandbox_mode or (not self.espocrm_url and not self.advoware_url)
+        """Neither system configured (no EspoCRM, no Advoware URL or Kanzlei): both simulators in-process."""
+        return self.sandbox_mode or not (self.espocrm_url or self.advoware_url or self.advoware_kanzlei)
+
+    @property
+    def advoware_discovery(self) -> bool:
+        """ADVOWARE_URL or ADVOWARE_TOKEN_URL unset: the configurator is asked with ADVOWARE_KANZLEI for the
+        missing one (a URL that is set still wins for its part)."""
+        return bool(self.advoware_kanzlei) and not (self.advoware_url and self.advoware_token_url)
+
+    @property
+    def configurator_url(self) -> str:
+        return self.advoware_configurator_url or DEFAULT_ADVOWARE_CONFIGURATOR_URL
 
     def state_path(self) -> Path:
         """STATE_DIR as an absolute path, the same for every process whatever its working directory."""
@@ -292,8 +337,8 @@ class Settings(BaseSettings):
         required = {
             "ESPOCRM_URL": self.espocrm_url,
             "ESPOCRM_API_KEY": self.espocrm_api_key,
-            "ADVOWARE_URL": self.advoware_url,
-            "ADVOWARE_TOKEN_URL": self.advoware_token_url,
+            "ADVOWARE_URL": self.advoware_url or self.advoware_kanzlei,  # with a Kanzlei: discovered
+            "ADVOWARE_TOKEN_URL": self.advoware_token_url or self.advoware_kanzlei,
             "ADVOWARE_APP_ID": self.advoware_app_id,
             "ADVOWARE_API_KEY": self.advoware_api_key,
             "ADVOWARE_KANZLEI": self.advoware_kanzlei,
@@ -309,7 +354,8 @@ class Settings(BaseSettings):
         missing = self.missing_for_production()
         if missing:
             raise ConfigError(f"configuration: {', '.join(missing)} not set: set them in the environment or in "
-                              ".env (docs/configuration.md), or unset ESPOCRM_URL and ADVOWARE_URL for the sandbox")
+                              ".env (docs/configuration.md), or unset ESPOCRM_URL, ADVOWARE_URL and ADVOWARE_KANZLEI "
+                              "for the sandbox")
 
 
 def state_base() -> Path:

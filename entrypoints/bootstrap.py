@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from adapters.advoware_api import AdvowareAPI
+from adapters.advoware_endpoints import DiscoveredEndpoints
 from adapters.advoware_token_cache import AdvowareTokenCache
 from adapters.embedded_redis import EmbeddedRedis
 from adapters.espocrm_api import EspoCRMAPI
@@ -58,6 +59,7 @@ class Services:
     dependencies: DependencyHealth  # EspoCRM, Advoware, Redis: checked by serve, shown by /health and /ready
     secret_recovery: WebhookSecretRecovery  # the stored secrets read back from EspoCRM when the store lost them
     feed: AdvowareFeed | None = None  # Advoware's changes within seconds (ADVOWARE_POLL_SECONDS)
+    advoware_endpoints: DiscoveredEndpoints | None = None  # discovery by Kanzlei (None: ADVOWARE_URL/_TOKEN_URL)
 
     def webhook_secrets(self) -> dict[str, str]:
         """Secrets the intake accepts: those ``webhooks register`` stored, and ``ESPOCRM_WEBHOOK_SECRETS``
@@ -139,8 +141,9 @@ def build_services(
     espo = espo or espo_client(settings)
     secrets = WebhookSecretStore(redis)
     recovery = WebhookSecretRecovery(espo, secrets, settings.webhook_secrets(), public_url=settings.public_url)
-    dependencies = dependency_health(settings, redis, espo, advo, recovery)
-    advo = advo or advoware_client(settings, redis)
+    endpoints = advoware_endpoints(settings, redis)  # one per process: the sync's client and the check's
+    dependencies = dependency_health(settings, redis, espo, advo, recovery, endpoints)
+    advo = advo or advoware_client(settings, redis, endpoints=endpoints)
     store = SyncStateStore(redis)
     metrics = SyncMetrics()
     policy = policy or load_policy(settings.conflict_policy_file)
@@ -154,11 +157,12 @@ def build_services(
     feed = AdvowareFeed(advo, store, MatchKeyIndex(redis), timezone=settings.advoware_timezone,
                         poll_seconds=settings.advoware_poll_seconds, clock=clock)
     return Services(settings, redis, espo, advo, store, sync, checker, metrics, policy, secrets, dependencies,
-                    recovery, feed)
+                    recovery, feed, endpoints)
 
 
 def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: AdvowareAPI | None,
-                      recovery: WebhookSecretRecovery) -> DependencyHealth:
+                      recovery: WebhookSecretRecovery,
+                      endpoints: DiscoveredEndpoints | None = None) -> DependencyHealth:
     """The checks of EspoCRM (the service's client), Advoware, Redis and the webhook secrets (read back
     from EspoCRM when the store lost them). Unless a test passed its own Advoware client, the check has
     one of its own with the token in memory (see ``MemoryTokens``)."""
@@ -166,7 +170,7 @@ def dependency_health(settings: Settings, redis: Redis, espo: EspoCRMAPI, advo: 
     tokens = None
     if advo is None:
         tokens = MemoryTokens()
-        advo = advoware_client(settings, None, tokens=tokens)
+        advo = advoware_client(settings, None, tokens=tokens, endpoints=endpoints)
         closers = (advo.aclose,)
     probes = {**standard_probes(espo, advo, redis, tokens), Dependency.WEBHOOKS: recovery.ensure}
     return DependencyHealth(probes, store=redis,
@@ -185,13 +189,26 @@ def espo_client(settings: Settings, *, timeout: float | None = None) -> EspoCRMA
     )
 
 
+def advoware_endpoints(settings: Settings, store: Any, *, timeout: float | None = None) -> DiscoveredEndpoints | None:
+    """Discovery by ``ADVOWARE_KANZLEI`` (its answer cached in ``store``) when ``ADVOWARE_URL`` or
+    ``ADVOWARE_TOKEN_URL`` is unset; None when both are set."""
+    if not settings.advoware_discovery:
+        return None
+    return DiscoveredEndpoints(settings.configurator_url, str(settings.advoware_kanzlei), store,
+                               api_url=settings.advoware_url, token_url=settings.advoware_token_url,
+                               timeout=timeout or settings.http_timeout_seconds)
+
+
 def advoware_client(
     settings: Settings, redis: Any, *, tokens: AdvowareTokenCache | None = None, timeout: float | None = None,
+    endpoints: DiscoveredEndpoints | None = None,
 ) -> AdvowareAPI:
-    """The Advoware client of these settings; its token cache lives in ``redis`` unless ``tokens`` is given."""
+    """The Advoware client of these settings; its token cache lives in ``redis`` unless ``tokens`` is given.
+    Its addresses: ``endpoints``, or discovery with ``redis`` as the cache, or the configured URLs."""
+    endpoints = endpoints or advoware_endpoints(settings, redis, timeout=timeout)
     return AdvowareAPI(
-        str(settings.advoware_url),
-        str(settings.advoware_token_url),
+        str(settings.advoware_url or ""),
+        str(settings.advoware_token_url or ""),
         app_id=str(settings.advoware_app_id),
         api_key=_secret(settings.advoware_api_key),
         kanzlei=str(settings.advoware_kanzlei),
@@ -203,6 +220,8 @@ def advoware_client(
         timeout=timeout or settings.http_timeout_seconds,
         timezone=settings.advoware_timezone,
         max_inflight=settings.advoware_max_inflight,
+        endpoints=endpoints,
+        profile=settings.wire_profile(),
     )
 
 

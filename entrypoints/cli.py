@@ -100,6 +100,8 @@ async def _serve(host: Any, embedded: EmbeddedRedis | None, services: Services, 
     """The host, the dependency checks (now and every ``every`` s), serve's published sync settings
     (:mod:`entrypoints.serve_settings`) and (embedded store) a supervisor that starts the redis-server
     again if it dies."""
+    if services.advoware_endpoints is not None:  # discovery by Kanzlei: its one INFO line, or one line why not
+        await services.advoware_endpoints.announce()
     loops = [Background(partial(services.dependencies.run, every), "dependency-checks"),
              Background(partial(publish_loop, services.redis, services.store.prefix, services.settings, every),
                         "serve-settings")]

@@ -158,6 +158,7 @@ def print_status(f: StatusFacts, out: Console) -> None:
         out.print(f"stuck: {line}")
     out.print(f"last sync check: {f.last_check.describe() if f.last_check else 'none yet'}")
     out.print(f"Advoware change feed: {f.feed}")
+    out.print(f"Advoware addresses: {f.advoware}")
     out.print(f"overall: {f.verdict}")
 
 

@@ -20,9 +20,9 @@ import httpx
 from adapters.embedded_redis import EmbeddedRedis
 from config.settings import Settings
 from entrypoints.check_report import ExitCode
-from entrypoints.sandbox_owner import PUBLISHED, owner_pid
+from entrypoints.sandbox_owner import PUBLISHED, SIMULATOR_URL, owner_pid
 
-SYSTEMS = {"espocrm": "espocrm_url", "advoware": "advoware_url"}
+SYSTEMS = {"espocrm": "espocrm_url", "advoware": SIMULATOR_URL}
 TIMEOUT_S = 10.0
 
 

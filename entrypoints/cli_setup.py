@@ -51,16 +51,25 @@ def _tolerant_stdout() -> None:
 @click.option("--public-url", callback=_public_url, help=PUBLIC_URL_HELP + " or derived from HOST/PORT")
 @click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, help="seconds per check")
 @click.option("--debug", is_flag=True, help="print the traceback of an unexpected error to stderr")
+@click.option("--advoware", is_flag=True, help="only Advoware: probe its wire against ADVOWARE_PROFILE, field by "
+                                               "field, with reads only (docs/advoware.md)")
+@click.option("--betnr", type=click.IntRange(min=1), help="with --advoware: the Beteiligter to read (default: the "
+                                                          "first of the list)")
 @click.pass_obj
-def doctor(settings: Settings, public_url: str | None, timeout: float, debug: bool) -> None:
+def doctor(settings: Settings, public_url: str | None, timeout: float, debug: bool, advoware: bool,
+           betnr: int | None) -> None:
     """Check EspoCRM, Advoware and the store; one line per check with the fix. Exit 1 on any ✗.
 
-    Creates, edits and deletes one test record in EspoCRM (the API user's rights)."""
+    Creates, edits and deletes one test record in EspoCRM (the API user's rights). With --advoware:
+    only Advoware, reads only, and which keys of the wire profile to change."""
     _tolerant_stdout()
+    if betnr is not None and not advoware:
+        _refuse("--betnr goes with --advoware")
     if settings.sandbox:
         settings = sandbox_settings(settings)
-    lines = run_bounded(Doctor(settings, public_url=public_url, timeout=timeout, debug=debug).run, COMMAND_DEADLINE_S,
-                        click.get_current_context().command_path)
+    check = Doctor(settings, public_url=public_url, timeout=timeout, debug=debug)
+    work = (lambda: check.run_advoware(betnr)) if advoware else check.run
+    lines = run_bounded(work, COMMAND_DEADLINE_S, click.get_current_context().command_path)
     for line in lines:
         for text in line.render():
             click.echo(text)

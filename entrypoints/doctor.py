@@ -14,14 +14,19 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from adapters.advoware_discovery import FIX as DISCOVERY_FIX
+from adapters.advoware_discovery import DiscoveryFailed
+from adapters.advoware_endpoints import DiscoveredEndpoints
 from adapters.embedded_redis import StartupError
 from adapters.errors import ApiError, AuthenticationError, ForbiddenError, NotFoundError, RetryableError
 from adapters.redis_settings import read_facts_async
 from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints import doctor_espocrm as espocrm
-from entrypoints.bootstrap import advoware_client, espo_client
+from entrypoints.bootstrap import advoware_client, advoware_endpoints, espo_client
+from entrypoints.doctor_advoware import probe_advoware
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
 from installation.dependency_health import MemoryTokens
@@ -31,6 +36,7 @@ from installation.webhook_setup import Expected
 DEFAULT_TIMEOUT_S = 20.0
 PROBE_BETNR = 1
 CONFIG = "configuration"
+DISCOVERY = "Advoware discovery"
 TOKEN = "Advoware token"
 READ = "Advoware read"
 STORE = "store"
@@ -69,7 +75,7 @@ class Doctor:
         espo_ready = not any(name in missing for name in ESPO_SETTINGS)
         lines += await self._espocrm(stored) if espo_ready else [skip("EspoCRM", "not configured")]
         advo_ready = not any(name.startswith("ADVOWARE_") for name in missing)
-        lines += await self._advoware() if advo_ready else [skip("Advoware", "not configured")]
+        lines += await self._advoware(store) if advo_ready else [skip("Advoware", "not configured")]
         lines.append(store_line)
         if store is not None:
             lines += await self._guard(REDIS_SETTINGS, lambda: redis_settings(store))
@@ -108,13 +114,14 @@ class Doctor:
             return fail(CONFIG, "sandbox mode (neither ESPOCRM_URL nor ADVOWARE_URL is set) and no sandbox serve "
                         "runs on this STATE_DIR", "start ./dev serve (doctor then checks its simulators), or set "
                         "the variables of docs/configuration.md in the environment or in .env")
+        advo = (f"by discovery of Kanzlei {s.advoware_kanzlei} at {s.configurator_url}" if s.advoware_discovery
+                else s.advoware_url)
         if s.sandbox:
-            return ok(CONFIG, f"sandbox: the simulators of the running serve: EspoCRM {s.espocrm_url}, "
-                      f"Advoware {s.advoware_url}")
+            return ok(CONFIG, f"sandbox: the simulators of the running serve: EspoCRM {s.espocrm_url}, Advoware {advo}")
         if names:
             return fail(CONFIG, f"missing {', '.join(names)}",
                         "set them in the environment or in .env (docs/configuration.md)")
-        return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {s.advoware_url}")
+        return ok(CONFIG, f"EspoCRM {s.espocrm_url}, Advoware {advo}")
 
     # -- the checks ------------------------------------------------------------------------------
     async def _espocrm(self, stored: dict[str, str] | None) -> list[Line]:
@@ -130,11 +137,18 @@ class Doctor:
                 espo, self.expected, stored, s.webhook_secrets()))
         return lines
 
-    async def _advoware(self) -> list[Line]:
+    async def _advoware(self, store: OpenStore | None) -> list[Line]:
         tokens = MemoryTokens()
+        endpoints = advoware_endpoints(self.settings, store.redis if store else None, timeout=self.timeout)
+        found: list[DiscoveryFailed | None] = []
+        if endpoints is not None:
+            failed = await self._guard(DISCOVERY, lambda: _discover(endpoints, found))
+            if failed:
+                return [*failed, skip(TOKEN, "no Advoware address"), skip(READ, "no Advoware address")]
 
         async def check() -> list[Line]:
-            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout) as advo:
+            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout,
+                                       endpoints=endpoints) as advo:
                 try:
                     how = await _one_read(advo)
                 except Exception as exc:
@@ -146,7 +160,36 @@ class Doctor:
         lines = await self._guard("Advoware", check)
         if tokens.token:
             self._secrets.add(tokens.token)
+        if endpoints is not None:  # after the calls: it names the address they used (connector or relay)
+            lines.insert(0, _discovered(endpoints, found[0] if found else None))
         return lines
+
+    async def run_advoware(self, betnr: int | None) -> list[Line]:
+        """``doctor --advoware``: the configuration, a token, and the wire profile probed by reads only."""
+        s = self.settings
+        missing = [name for name in s.missing_for_production() if name.startswith("ADVOWARE_")]
+        if missing:
+            return [fail(CONFIG, f"missing {', '.join(missing)}",
+                         "set them in the environment or in .env (docs/configuration.md)")]
+        lines = [ok(CONFIG, f"Advoware {s.advoware_url}, ADVOWARE_PROFILE {s.wire_profile().source}, "
+                            f"zone {s.advoware_timezone}")]
+        tokens = MemoryTokens()
+
+        async def check() -> list[Line]:
+            async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout) as advo:
+                try:
+                    found = await probe_advoware(advo, self.settings.wire_profile(),
+                                                 ZoneInfo(self.settings.advoware_timezone), betnr)
+                except Exception as exc:
+                    if tokens.token is None:
+                        return [_token_failed(exc)]
+                    raise
+            return [ok(TOKEN, "token issued"), *found]
+
+        lines += await self._guard("Advoware", check)
+        if tokens.token:
+            self._secrets.add(tokens.token)
+        return [self._scrubbed(line) for line in lines]
 
     async def _store(self) -> tuple[Line, OpenStore | None, dict[str, str] | None]:
         """The store line, the open store and the webhook secrets stored in it (None when unreachable)."""
@@ -193,6 +236,23 @@ async def _one_read(advo: Any) -> str:
                 f"GET Beteiligte/{PROBE_BETNR} answered 404 (no such Beteiligter: reads work)")
     return (f"no list endpoint (the change feed is off: Advoware's changes arrive at the sync check only); "
             f"GET Beteiligte/{PROBE_BETNR} answered")
+
+
+async def _discover(endpoints: DiscoveredEndpoints, found: list[DiscoveryFailed | None]) -> list[Line]:
+    """Ask the configurator now; no line when it answered or a cached answer stands in (``found``)."""
+    try:
+        found.append(await endpoints.refresh())
+    except DiscoveryFailed as exc:
+        return [fail(DISCOVERY, exc.message.removesuffix(f": {DISCOVERY_FIX}"), DISCOVERY_FIX)]
+    return []
+
+
+def _discovered(endpoints: DiscoveredEndpoints, failure: DiscoveryFailed | None) -> Line:
+    if failure is None:
+        return ok(DISCOVERY, endpoints.describe())
+    return warn(DISCOVERY, f"{endpoints.describe()} ({failure.message.removesuffix(f': {DISCOVERY_FIX}')})",
+                "check ADVOWARE_CONFIGURATOR_URL and that the configurator is reachable from here (the cached "
+                "answer is used meanwhile)")
 
 
 def _token_failed(exc: Exception) -> Line:

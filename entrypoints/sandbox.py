@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.espocrm_api import EspoCRMAPI
+from config.advoware_profile import AdvowareProfile
 from config.settings import Settings
+from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from simulators.espocrm.demo_data import seed_demo
@@ -30,13 +32,17 @@ class Sandbox:
     advo_server: ServerHandle
     webhook_ids: dict[str, str] = field(default_factory=dict)
 
-    def settings(self, base: Settings, secrets: dict[str, str] | None = None) -> Settings:
+    def settings(self, base: Settings, secrets: dict[str, str] | None = None, *, discovery: bool = False) -> Settings:
+        """The settings of these simulators. ``discovery`` (the sandbox ``serve``): the Advoware addresses are
+        discovered by Kanzlei at the simulator's configurator, as a firm's are; else they are set."""
         creds = self.advo.client_settings()
+        url = self.advo_server.url
         return base.model_copy(update={
             "espocrm_url": self.espo_server.url,
             "espocrm_api_key": _secret(self.espo.api_key),
-            "advoware_url": self.advo_server.url,
-            "advoware_token_url": self.advo_server.url,
+            "advoware_url": None if discovery else url,
+            "advoware_token_url": None if discovery else url,
+            "advoware_configurator_url": url + CONFIGURATOR_PATH if discovery else base.advoware_configurator_url,
             "advoware_app_id": creds["app_id"],
             "advoware_api_key": _secret(creds["api_key"]),
             "advoware_kanzlei": creds["kanzlei"],
@@ -73,11 +79,12 @@ def _secret(value: str) -> Any:
     return SecretStr(value)
 
 
-def start_sandbox(*, seed_samples: bool = True) -> Sandbox:
+def start_sandbox(*, seed_samples: bool = True, profile: AdvowareProfile | None = None) -> Sandbox:
+    """``profile``: the Advoware simulator speaks ADVOWARE_PROFILE's wire, as the sandbox's client does."""
     # OCC on, German salutations, phone numbers kept as typed: what the sync still assumes (issue 6);
     # a real EspoCRM differs in all three (the simulator's defaults). Profile 9: a current EspoCRM.
     espo = EspoCRMSimulator(salutation_options=GERMAN_SALUTATIONS)  # OCC off, as the Entity Manager leaves it
-    advo = AdvowareSimulator()
+    advo = AdvowareSimulator(profile=profile)
     sandbox = Sandbox(espo, advo, serve_in_thread(espo.app), serve_in_thread(advo.app))
     if seed_samples:
         sandbox.seed()  # EspoCRM is the master: its records flow to Advoware
@@ -93,7 +100,7 @@ beteiligte-sync is running in SANDBOX mode (no ESPOCRM_URL / ADVOWARE_URL config
   service:            {service_url}   (GET /health, /ready, /metrics)
   status page:        {service_url}/status   user any, password: {token}
   EspoCRM simulator:  {sandbox.espo_server.url}/api/v1/   staff key: {sandbox.espo.staff_api_key}
-  Advoware simulator: {sandbox.advo_server.url}/api/v1/advonet/
+  Advoware simulator: {sandbox.advo_server.url}/{sandbox.advo.profile.resource_path}   (found by discovery)
   EspoCRM sends its webhooks every 2 s here (every 2 min in a real EspoCRM).
 
 Try it - edit a record in EspoCRM as a person would:

@@ -26,7 +26,8 @@ OWNER_LOCK = "owner.lock"
 PUBLISHED = "sandbox.json"
 ATTACH_WAIT_S = 15.0  # a sandbox serve that is starting publishes within this time
 PLAIN_FIELDS = ("espocrm_url", "advoware_url", "advoware_token_url", "advoware_app_id", "advoware_kanzlei",
-                "advoware_database", "advoware_user")
+                "advoware_database", "advoware_user", "advoware_configurator_url")
+SIMULATOR_URL = "advoware_simulator_url"  # the Advoware simulator's own address (the sandbox commands use it)
 SECRET_FIELDS = ("espocrm_api_key", "advoware_api_key", "advoware_password")
 WEBHOOK_SECRETS = "espocrm_webhook_secrets"
 
@@ -57,9 +58,10 @@ class SandboxOwner:
         (folder / PUBLISHED).unlink(missing_ok=True)  # a crashed owner's
         return cls(folder, fd)
 
-    def publish(self, settings: Settings) -> None:
+    def publish(self, settings: Settings, *, advoware_simulator_url: str = "") -> None:
         """Let CLI commands use this sandbox's simulators (written atomically, owner-only)."""
         data: dict[str, Any] = {name: getattr(settings, name) for name in PLAIN_FIELDS}
+        data[SIMULATOR_URL] = advoware_simulator_url
         for name in SECRET_FIELDS:
             secret = getattr(settings, name)
             data[name] = secret.get_secret_value() if secret is not None else None

@@ -26,8 +26,8 @@ KEY = "serve:settings"
 # Settings field -> the environment variable an operator sets
 COMPARED = {"delete_policy": "DELETE_POLICY", "on_create_match": "ON_CREATE_MATCH",
             "advoware_timezone": "ADVOWARE_TIMEZONE", "conflict_policy_file": "CONFLICT_POLICY_FILE",
-            "value_maps_file": "VALUE_MAPS_FILE"}
-FILES = ("conflict_policy_file", "value_maps_file")
+            "value_maps_file": "VALUE_MAPS_FILE", "advoware_profile": "ADVOWARE_PROFILE"}
+FILES = ("conflict_policy_file", "value_maps_file", "advoware_profile")
 
 
 def fingerprint(settings: Settings) -> dict[str, str]:
@@ -35,6 +35,8 @@ def fingerprint(settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in COMPARED:
         value = getattr(settings, name)
+        if name == "advoware_profile":  # a shipped profile's name or a path: the file it resolves to
+            value = settings.wire_profile().source
         if name in FILES:
             value = _content(value)
         out[name] = str(value if value is not None else "")

@@ -85,7 +85,7 @@ def prepare(settings: Settings, *, service_url: str | None = None) -> Prepared:
         raise
     prepared = Prepared(build_services(sandbox[0]), embedded, sandbox[1], owner)
     if service_url:
-        owner.publish(prepared.services.settings)
+        owner.publish(prepared.services.settings, advoware_simulator_url=sandbox[1].advo_server.url)
     return prepared
 
 
@@ -97,12 +97,12 @@ def _start_sandbox(settings: Settings, embedded: EmbeddedRedis | None,
     if embedded:
         with embedded.sync_client() as client:
             client.flushall()
-    sandbox = start_sandbox(seed_samples=False)
+    sandbox = start_sandbox(seed_samples=False, profile=settings.wire_profile())
     secrets: dict[str, str] = {}
     if service_url:
         secrets = asyncio.run(sandbox.register_webhooks(service_url))
     sandbox.seed()  # after the webhooks exist, so the samples arrive as create webhooks
-    return sandbox.settings(settings, secrets), sandbox
+    return sandbox.settings(settings, secrets, discovery=True), sandbox
 
 
 def check_port_free(settings: Settings) -> None:

@@ -85,6 +85,7 @@ class StatusFacts:
     overdue: set[str] = field(default_factory=set)
     stuck: list[str] = field(default_factory=list)  # what the watchdogs let go in this process
     feed: str = ""  # Advoware's change feed, one line (feed_line)
+    advoware: str = ""  # where the Advoware calls go: discovered by Kanzlei (and how) or configured
 
     @property
     def healthy(self) -> bool:
@@ -134,7 +135,20 @@ async def gather(services: Services, host: Any, *, workers: str | None = None) -
         services.metrics.attention.labels(str(reason)).set(n)
     facts.stuck = stuck_lines(services, host)
     facts.feed = await feed_line(services)
+    facts.advoware = await advoware_line(services)
     return facts
+
+
+async def advoware_line(services: Services) -> str:
+    """The Advoware addresses in use: what discovery found (and whether fresh or cached), or the settings."""
+    s, found = services.settings, services.advoware_endpoints
+    if found is not None:
+        try:
+            await found.resolve()  # a process that has not called Advoware yet: the cached answer
+        except Exception as exc:
+            return f"not discovered: {_one_line(exc)}"
+        return f"discovered: {found.describe()}"
+    return f"configured: API {s.advoware_url} (ADVOWARE_URL), token gateway {s.advoware_token_url} (ADVOWARE_TOKEN_URL)"
 
 
 async def feed_line(services: Services) -> str:

@@ -168,5 +168,5 @@ def _queue(f: StatusFacts) -> str:
             ["last sync check", f"<span class='{'failing' if held else ''}'>{_e(check)}</span>"],
             ["stuck (past their bound)", "<br>".join(f"<span class='failing'>{_e(line)}</span>"
                                                      for line in f.stuck) or "none"],
-            ["Advoware change feed", _e(f.feed)]]
+            ["Advoware change feed", _e(f.feed)], ["Advoware addresses", _e(f.advoware)]]
     return "<h2>Queue and sync check</h2>" + _table(["what", "now"], rows)

@@ -25,6 +25,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from adapters.advoware_api import AdvowareAPI
+from adapters.advoware_discovery import DiscoveryFailed
 from adapters.advoware_token_cache import AdvowareTokenCache, TokenFetcher
 from adapters.background import bounded, pause
 from adapters.errors import (
@@ -99,7 +100,7 @@ Probe = Callable[[], Awaitable[object]]
 
 def explain(exc: BaseException, dependency: Dependency | None = None, *, redis_fix: str = REDIS_URL_FIX) -> str:
     """One line for an operator: which system, what happened, which setting to check."""
-    if isinstance(exc, NamedFix):
+    if isinstance(exc, NamedFix | DiscoveryFailed):  # its message names the fix already
         return str(exc)
     if isinstance(exc, redis.exceptions.RedisError) or dependency == Dependency.REDIS:
         return f"Redis: {_text(exc)}: {redis_fix}"

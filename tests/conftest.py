@@ -6,6 +6,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis.asyncio as aioredis
 from redis import Redis
 
 from domain.decision import configure_fingerprint_key
@@ -102,6 +103,16 @@ def real_redis_url() -> Iterator[str]:
     """A throwaway real redis-server on a free port for this test session."""
     with redis_server() as url:
         yield url
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[Any]:
+    """A redis.asyncio client of a throwaway real redis-server of its own (tests that stop, flush or
+    race one server without touching the session's)."""
+    with redis_server() as url:
+        client = aioredis.from_url(url)
+        yield client
+        await client.aclose()
 
 
 SAMPLE = {

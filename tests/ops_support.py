@@ -57,7 +57,7 @@ def sandbox_serve() -> Iterator[Sandbox]:
         try:
             published = published_sandbox(root / "state")
             box = Sandbox(root, env, f"http://127.0.0.1:{port}", published["espocrm_url"],
-                          published["advoware_url"], serve)
+                          published["advoware_simulator_url"], serve)
             wait_for("the sample records to be synced", lambda: all_clean(box.espo))
             yield box
         finally:

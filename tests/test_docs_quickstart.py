@@ -139,8 +139,9 @@ def test_readme_dev_serve_runs_the_sandbox_and_every_command_it_prints_works() -
             _run(edit, env)  # a person edits addressCity in EspoCRM; the webhook brings it to Advoware
             rid = edit.rsplit("/", 1)[1]
             betnr = next(r["betnr"] for r in espo_records(sims["espocrm_url"]) if r["id"] == rid)
+            advo = sims["advoware_simulator_url"]
             wait_for("the edit in Advoware", lambda: any(
-                a["betNr"] == betnr and a.get("ort") == "Potsdam" for a in advo_records(sims["advoware_url"])))
+                a["betNr"] == betnr and a.get("ort") == "Potsdam" for a in advo_records(advo)))
             for look in looks:
                 httpx.Response(200, content=_run(look, env).stdout).json()  # each answers JSON
 

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
+
+# Both EspoCRM profiles (as conftest's tb) times the three shipped Advoware wire profiles (issue 21).
+BEDS = [(espo, occ, advo) for espo, occ in (("8", False), ("9", True))
+        for advo in ("default", "pascal-object", "no-list")]
+
+
+@pytest.fixture(params=BEDS, ids=[f"espo{e}-advo_{a}" for e, _, a in BEDS])
+async def tb(request: pytest.FixtureRequest) -> AsyncIterator[Testbed]:
+    espo, occ, advo = request.param
+    bed = await start_testbed(espo_profile=espo, occ=occ, phone_normalization=True, advo_profile=advo)
+    try:
+        yield bed
+    finally:
+        await bed.close()
+
+
+def resource(tb: Testbed) -> str:
+    return "/" + tb.advo.profile.resource_path
 
 
 async def created(tb: Testbed, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -34,8 +55,9 @@ async def test_create_reaches_advoware_with_link_written_back_in_four_calls(tb: 
     assert advo["geburtsdatum"] == "1980-04-12T00:00:00"
     assert rec["advowareRowId"] == advo["rowId"]
     assert rec["advowareLastSync"] and rec["syncRetryCount"] == 0 and rec["syncErrorMessage"] is None
-    # GET, mark syncing, POST, release
-    assert tb.api_calls() <= 4, tb.calls()
+    # GET, mark syncing, POST, release (and one GET of Advoware when its POST answers no rowId)
+    extra = 0 if tb.advo.profile.post_returns_row_id else 1
+    assert tb.api_calls() <= 4 + extra, tb.calls()
     assert tb.writes() == 3, tb.calls()
 
 
@@ -55,12 +77,12 @@ async def test_create_without_row_id_in_post_answer_costs_one_get():
 
 
 async def test_advoware_503_then_success_is_retried_inline(tb: Testbed):
-    tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", status=503, retry_after=1, times=1)
+    tb.advo.faults.add(method="POST", path="/Beteiligte$", status=503, retry_after=1, times=1)
     rec = tb.espo.seed(**SAMPLE)
     await tb.flush()
     rec = tb.espo_record(rec["id"])
     assert rec["syncStatus"] == "clean" and rec["syncRetryCount"] == 0
-    assert tb.advo.calls.snapshot()["POST /api/v1/advonet/Beteiligte"] == 2
+    assert tb.advo.calls.snapshot()[f"POST {resource(tb)}"] == 2
 
 
 async def test_expired_token_is_renewed_once(tb: Testbed):

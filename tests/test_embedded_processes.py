@@ -71,7 +71,7 @@ def sandbox_serve() -> Iterator[SandboxServe]:
         try:
             sims = published_sandbox(state)
             wait_for("the samples to be synced", lambda: len(all_clean(sims["espocrm_url"]) or []) == SAMPLES)
-            yield SandboxServe(root, state, env, sims["espocrm_url"], sims["advoware_url"], serve)
+            yield SandboxServe(root, state, env, sims["espocrm_url"], sims["advoware_simulator_url"], serve)
         finally:
             serve.stop()
 

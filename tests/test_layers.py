@@ -10,7 +10,7 @@ in a function is still a dependency, and a type-only cycle still ties two module
     installation setup checks (doctor), webhook registration and recovery, dependency health
     entrypoints  CLI, HTTP intake, runtime, sandbox, and bootstrap (the composition root)
     steps        Motia-shaped step files: thin, they reach the service through entrypoints.bootstrap
-    stephost     our generic step host; simulators: stand-ins for EspoCRM and Advoware (both import nothing of ours)
+    stephost     our generic step host; simulators: stand-ins for EspoCRM and Advoware (config only: the wire profile)
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "entrypoints": {"domain", "adapters", "sync", "onboarding", "installation", "config", "stephost", "simulators"},
     "steps": {"entrypoints", "sync", "domain"},
     "stephost": set(),
-    "simulators": set(),
+    # The Advoware simulator reads the same wire profile file as the client (issue 21): config only.
+    "simulators": {"config"},
 }
 # The one production module allowed to import the simulators (only ever imported in sandbox mode).
 SIMULATOR_GATE = "entrypoints.sandbox"

@@ -9,6 +9,7 @@ from typing import Any
 
 import fakeredis
 
+from config.advoware_profile import SHIPPED
 from config.settings import Settings
 from entrypoints.serve_settings import publish_loop, refusal
 
@@ -29,6 +30,11 @@ async def test_a_command_refuses_while_serves_settings_differ_and_runs_once_serv
     await asyncio.sleep(0.02)
     try:
         assert await refusal(redis, "bsync", settings(value_maps_file=str(same_maps))) is None  # same content
+        copy = tmp_path / "default-copy.toml"
+        copy.write_text((SHIPPED / "default.toml").read_text())
+        assert await refusal(redis, "bsync", settings(value_maps_file=str(maps), advoware_profile=str(copy))) is None
+        wire = await refusal(redis, "bsync", settings(value_maps_file=str(maps), advoware_profile="pascal-object"))
+        assert wire is not None and "ADVOWARE_PROFILE has other contents in serve than here" in wire
         line = await refusal(redis, "bsync", settings(value_maps_file=str(other_maps), delete_policy="delete"))
         assert line is not None and "\n" not in line
         assert "DELETE_POLICY is unlink in serve, delete here" in line

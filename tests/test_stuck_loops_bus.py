@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import fakeredis
 import pytest
-import redis.asyncio as aioredis
 
 from stephost import bus_watchdog
 from stephost.config import parse_host_config
 from stephost.cron import CronScheduler
 from stephost.discovery import Step
 from stephost.host import StepHost
-from tests.redis_server import redis_server
 from tests.stephost_fixtures import outage as rec
 from tests.swallow import SwallowingCall, cancel_is_swallowed
 
@@ -29,13 +27,6 @@ pytestmark = pytest.mark.redis
 CLAIM_IDLE_S = 1.5  # touches every 0.5 s; a held touch stays well within it
 STREAM = "c:bus:step:record"
 
-
-@pytest.fixture
-async def client() -> AsyncIterator[Any]:
-    with redis_server() as url:
-        redis = aioredis.from_url(url)
-        yield redis
-        await redis.aclose()
 
 
 @pytest.fixture(autouse=True)
@@ -46,10 +37,10 @@ def _fresh_records(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     rec.reset()
 
 
-def host_for(client: Any, **queue: Any) -> StepHost:
+def host_for(own_redis: Any, **queue: Any) -> StepHost:
     cfg = parse_host_config({"steps": {"dirs": [str(rec.OUTAGE_STEPS)]}, "redis": {"keyPrefix": "c"},
                              "queue": {"workers": 1, "claimIdleSeconds": CLAIM_IDLE_S, **queue}})
-    return StepHost(cfg, client, durable_bus=True)
+    return StepHost(cfg, own_redis, durable_bus=True)
 
 
 def swallowing_touch(host: StepHost) -> SwallowingCall:
@@ -59,15 +50,15 @@ def swallowing_touch(host: StepHost) -> SwallowingCall:
     return touch
 
 
-async def test_the_model_swallows_a_cancel_like_redis_py(client: Any) -> None:
-    assert await cancel_is_swallowed(SwallowingCall(client.ping))
+async def test_the_model_swallows_a_cancel_like_redis_py(own_redis: Any) -> None:
+    assert await cancel_is_swallowed(SwallowingCall(own_redis.ping))
 
 
 @pytest.mark.parametrize("touch_returns", ["within_grace", "never_swallowing_every_cancel"])
 async def test_a_handler_ending_while_its_touch_is_in_flight_finishes_its_entry(
-    client: Any, touch_returns: str
+    own_redis: Any, touch_returns: str
 ) -> None:
-    host = host_for(client)
+    host = host_for(own_redis)
     touch = swallowing_touch(host)
     await host.start()
     try:
@@ -87,7 +78,7 @@ async def test_a_handler_ending_while_its_touch_is_in_flight_finishes_its_entry(
         touch.release()
         await asyncio.sleep(0.5)
         assert touch.calls == calls == 1, "the entry was touched again after its handler ended"
-        assert await client.xlen(STREAM) == 0 and not (await client.xpending(STREAM, "workers"))["pending"]
+        assert await own_redis.xlen(STREAM) == 0 and not (await own_redis.xpending(STREAM, "workers"))["pending"]
         left = host.bus_stats()["touch_loops_left"]
         assert left == (0 if touch_returns == "within_grace" else 1)
     finally:
@@ -97,9 +88,9 @@ async def test_a_handler_ending_while_its_touch_is_in_flight_finishes_its_entry(
 
 
 async def test_a_handler_past_max_handler_seconds_is_reported_and_its_entry_taken_over(
-    client: Any, caplog: pytest.LogCaptureFixture
+    own_redis: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    host = host_for(client, workers=2, maxHandlerSeconds=0.5, claimIdleSeconds=0.3)
+    host = host_for(own_redis, workers=2, maxHandlerSeconds=0.5, claimIdleSeconds=0.3)
     await host.start()
     try:
         await host.emit(rec.TOPIC, {"id": "slow", "seconds": 3.0})
@@ -119,12 +110,12 @@ async def test_a_handler_past_max_handler_seconds_is_reported_and_its_entry_take
     assert any("from a dead worker" in r.getMessage() for r in caplog.records)
 
 
-async def test_stopping_the_bus_is_bounded_when_a_read_swallows_the_cancel(client: Any) -> None:
-    host = host_for(client)
+async def test_stopping_the_bus_is_bounded_when_a_read_swallows_the_cancel(own_redis: Any) -> None:
+    host = host_for(own_redis)
     await host.start()
     await asyncio.sleep(0.2)
-    read = SwallowingCall(client.xreadgroup)
-    client.xreadgroup = read
+    read = SwallowingCall(own_redis.xreadgroup)
+    own_redis.xreadgroup = read
     await asyncio.wait_for(read.in_flight.wait(), 5)
     started = time.monotonic()
     await host.stop(grace=0.3)

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from redis.asyncio import Redis
 
+from config.advoware_profile import load_profile
 from config.settings import Settings
 from domain.conflict_policy import ConflictPolicy
 from entrypoints.bootstrap import Services, build_services
@@ -140,8 +141,8 @@ async def start_testbed(
     redis_url: str | None = None,
     policy: ConflictPolicy | None = None,
     delete_policy: str = "unlink",
-    post_returns_rowid: bool = True,
-    list_endpoint: bool = True,
+    post_returns_rowid: bool | None = None,
+    list_endpoint: bool | None = None,
     workers: int = 4,
     token_lifetime: int = 3600,
     http_timeout: float = 5.0,
@@ -150,16 +151,19 @@ async def start_testbed(
     occ: bool = False,
     salutation_options: Sequence[str] = GERMAN_SALUTATIONS,
     phone_normalization: bool = True,
+    advo_profile: str = "default",
 ) -> Testbed:
     """A started installation. The EspoCRM side: ``espo_profile`` ("8" = 8.1.5, "9" = current),
     ``occ`` (optimistic concurrency control on CBeteiligte, off as the Entity Manager leaves it),
     the ``salutationName`` options (German by default, as firms configure them; the stock ones are
     ``STOCK_SALUTATIONS``) and phone normalisation. Switch them at run time through ``tb.espo``
-    (``set_occ``, ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``)."""
+    (``set_occ``, ``set_profile``, ``set_salutation_options``, ``set_phone_normalization``).
+    The Advoware side speaks the wire profile ``advo_profile`` (ADVOWARE_PROFILE of the service too);
+    ``post_returns_rowid`` and ``list_endpoint`` override what it says."""
     espo = EspoCRMSimulator(seed=seed, webhook_timeout_s=http_timeout, profile=espo_profile, occ=occ,
                             salutation_options=salutation_options, phone_normalization=phone_normalization)
     advo = AdvowareSimulator(post_returns_rowid=post_returns_rowid, list_endpoint=list_endpoint,
-                             token_lifetime=token_lifetime, seed=seed)
+                             token_lifetime=token_lifetime, seed=seed, profile=load_profile(advo_profile))
     espo_server, advo_server = serve_in_thread(espo.app), serve_in_thread(advo.app)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -168,7 +172,7 @@ async def start_testbed(
     base = Settings(
         _env_file=None,  # type: ignore[call-arg]
         redis_url=redis_url, host="127.0.0.1", port=port, delete_policy=delete_policy,
-        http_timeout_seconds=http_timeout,
+        http_timeout_seconds=http_timeout, advoware_profile=advo_profile,
     )
     settings = sandbox.settings(base, secrets).model_copy(update={"sandbox_mode": False})
     clock = FakeClock()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import uvicorn
 
+from config.advoware_profile import ProfileError, load_profile
+from simulators.advoware.configurator import PATH
 from simulators.advoware.simulator import AdvowareSimulator
 
 
@@ -17,10 +21,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-post-rowid", action="store_true", help="POST answers without rowId")
     parser.add_argument("--no-list", action="store_true", help="the list endpoint answers 404")
     parser.add_argument("--token-lifetime", type=int, default=3600)
+    parser.add_argument("--profile", default=os.environ.get("ADVOWARE_PROFILE") or "default",
+                        help="the wire profile to speak: a TOML file or a shipped name (default: ADVOWARE_PROFILE, "
+                             "else default)")
     args = parser.parse_args(argv)
-
-    sim = AdvowareSimulator(token_lifetime=args.token_lifetime, post_returns_rowid=not args.no_post_rowid,
-                            list_endpoint=not args.no_list)
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        sys.exit(f"ADVOWARE_PROFILE {exc}")
+    sim = AdvowareSimulator(token_lifetime=args.token_lifetime, profile=profile,
+                            post_returns_rowid=False if args.no_post_rowid else None,
+                            list_endpoint=False if args.no_list else None)
     if args.seed_demo:
         sim.seed_demo()
     url = f"http://{args.host}:{args.port}"
@@ -28,9 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Advoware simulator on {url}")
     print(f"  ADVOWARE_URL={url}")
     print(f"  ADVOWARE_TOKEN_URL={url}")
+    print(f"  (or leave both out and discover them: ADVOWARE_CONFIGURATOR_URL={url}{PATH})")
     for key, value in sim.client_settings().items():
         print(f"  ADVOWARE_{key.upper()}={value}")
     print(f"  ADVOWARE_TIMEZONE={sim.timezone}")
+    print(f"  ADVOWARE_PROFILE={profile.source}")
     uvicorn.run(sim.app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -1,9 +1,9 @@
 """In-process simulator of Advoware: the token gateway and the Beteiligte resource (spec §2).
 
-``AdvowareSimulator().app`` is an ASGI app serving both ``/api/v1/Token`` and
-``/api/v1/advonet/Beteiligte``; wrap it with ``serve_in_thread`` or an ``httpx.ASGITransport``.
-The direct methods (``seed``, ``edit``, ...) act like a person working in Advoware: they are not
-counted in ``calls`` and need no token.
+``AdvowareSimulator().app`` is an ASGI app serving ``/api/v1/Token``, ``/api/v1/advonet/Beteiligte``
+and Advoware's URL configurator (:mod:`simulators.advoware.configurator`); wrap it with
+``serve_in_thread`` or an ``httpx.ASGITransport``. The direct methods (``seed``, ``edit``, ...) act
+like a person working in Advoware: they are not counted in ``calls`` and need no token.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
 from simulators.advoware.auth import Credentials, TokenRegistry
+from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
+from simulators.advoware.configurator import Configurator, PrefixRoutes
 from simulators.advoware.control import control_actions
 from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
-from simulators.advoware.store import BeteiligteStore, StoreError, parse_since
+from simulators.advoware.store import BeteiligteStore, StoreError
+from simulators.advoware.wire import SimWire
 from simulators.common import CallCounter, SimulatorMiddleware
 from simulators.faults import FaultInjector
 
@@ -88,23 +92,30 @@ class AdvowareSimulator:
         user: str = "sync",
         password: str = "sync",
         token_lifetime: int = 3600,
-        post_returns_rowid: bool = True,
-        list_endpoint: bool = True,
-        timezone: str = "Europe/Berlin",
+        post_returns_rowid: bool | None = None,
+        list_endpoint: bool | None = None,
+        timezone: str | None = None,
         clock: Callable[[], datetime] | None = None,
         seed: int | None = None,
+        profile: AdvowareProfile | None = None,
     ) -> None:
+        """``profile`` (default: today's contract) decides the wire; ``post_returns_rowid``,
+        ``list_endpoint`` and ``timezone`` override what it says."""
+        self.profile = profile or load_profile()
+        timezone = timezone or self.profile.timezone or "Europe/Berlin"
         self.credentials = Credentials(app_id=app_id, api_key_b64=api_key_b64, kanzlei=kanzlei,
                                        database=database, user=user, password=password)
         self.clock = clock or _utc_now
         self.tokens = TokenRegistry(token_lifetime, seed)
         self.store = BeteiligteStore(timezone=timezone, clock=self.clock)
-        self.post_returns_rowid = post_returns_rowid
-        self.list_endpoint = list_endpoint
+        self.post_returns_rowid = self.profile.post_returns_row_id if post_returns_rowid is None else post_returns_rowid
+        self.list_endpoint = self.profile.has_list if list_endpoint is None else list_endpoint
         self.timezone = timezone
+        self.wire = SimWire(self.profile, self.store.zone)
         self.faults = FaultInjector(seed)
         self.calls = CallCounter()
-        inner = SimulatorMiddleware(self._starlette(), self.faults, self.calls, fault_body=_fault_problem,
+        self.configurator = Configurator((kanzlei,))  # Kanzlei -> URLs (configurator.py)
+        inner = SimulatorMiddleware(PrefixRoutes(self._starlette()), self.faults, self.calls, fault_body=_fault_problem,
                                     records=self._records_view, edit_record=self._edit_view,
                                     actions=control_actions(self.store))
         self.app: ASGIApp = _ProblemJsonContentType(inner)
@@ -189,12 +200,16 @@ class AdvowareSimulator:
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _starlette(self) -> Starlette:
-        base = "/api/v1/advonet/Beteiligte"
+        base = "/" + self.profile.resource_path
+        listing = "/" + (self.profile.list_path or self.profile.resource_path)
         routes = [
             Route("/api/v1/Token", self._token, methods=["POST"]),
-            Route(base, self._collection, methods=["GET", "POST"]),
+            Route(CONFIGURATOR_PATH, self.configurator.endpoint, methods=["GET"]),
+            Route(base, self._collection, methods=["GET", "POST"] if listing == base else ["POST"]),
             Route(base + "/{betnr:int}", self._item, methods=["GET", "PUT", "DELETE"]),
         ]
+        if listing != base:
+            routes.insert(1, Route(listing, self._collection, methods=["GET"]))
 
         async def http_error(request: Request, exc: Exception) -> Response:
             status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -231,33 +246,36 @@ class AdvowareSimulator:
             return problem(401, "bearer token missing, unknown or expired")
         try:
             if request.method == "POST":
-                row = self.store.create(await self._json_object(request))
+                row = self.store.create(self.wire.body_in(await self._json_object(request)))
                 if not self.post_returns_rowid:
                     row.pop("rowId", None)
-                return JSONResponse(row, status_code=201)
+                return JSONResponse(self.wire.row_out(row), status_code=201)
             if not self.list_endpoint:
                 return problem(404, "no such endpoint")
-            return JSONResponse(self._list(request))
+            return JSONResponse([self.wire.row_out(r) for r in self._list(request)])
         except StoreError as exc:
             return problem(exc.status, exc.detail, exc.title)
         except FieldError as exc:
-            return problem(400, str(exc))
+            return problem(400, self.wire.detail(str(exc)))
 
     def _list(self, request: Request) -> list[dict[str, Any]]:
-        q = request.query_params
+        q, p = request.query_params, self.profile
+        top = p.list_max_take
         try:
-            skip = int(q.get("skip", "0"))
-            take = int(q.get("take", str(MAX_TAKE)))
+            skip = int(q.get(p.list_skip_param, "0"))
+            take = int(q.get(p.list_take_param, str(top)))
         except ValueError as exc:
-            raise StoreError(400, "Bad Request", "skip and take must be integers") from exc
-        if skip < 0 or take < 1 or take > MAX_TAKE:
-            raise StoreError(400, "Bad Request", f"take must be between 1 and {MAX_TAKE}, skip >= 0")
+            raise StoreError(400, "Bad Request", f"{p.list_skip_param} and {p.list_take_param} must be "
+                                                 "integers") from exc
+        if skip < 0 or take < 1 or take > top:
+            raise StoreError(400, "Bad Request", f"{p.list_take_param} must be between 1 and {top}, "
+                                                 f"{p.list_skip_param} >= 0")
         since = None
-        if q.get("geaendertSeit"):
+        if q.get(p.list_since_param):
             try:
-                since = parse_since(q["geaendertSeit"], self.store.zone)
+                since = self.wire.since_in(q[p.list_since_param])
             except ValueError as exc:
-                raise StoreError(400, "Bad Request", "geaendertSeit is not a timestamp") from exc
+                raise StoreError(400, "Bad Request", f"{p.list_since_param} is not a timestamp") from exc
         return self.store.query(since=since, skip=skip, take=take)
 
     async def _item(self, request: Request) -> Response:
@@ -269,12 +287,19 @@ class AdvowareSimulator:
                 row = self.store.get(betnr)
                 if row is None:
                     return problem(404, f"Beteiligter {betnr} does not exist.")
-                return JSONResponse(row)
+                return JSONResponse(self.wire.row_out(row))
             if request.method == "PUT":
-                return JSONResponse([self.store.replace(betnr, await self._json_object(request))])
+                return self._put_answer(self.store.replace(betnr, self.wire.body_in(await self._json_object(request))))
             self.store.delete(betnr)
             return Response(status_code=204)
         except StoreError as exc:
             return problem(exc.status, exc.detail, exc.title)
         except FieldError as exc:
-            return problem(400, str(exc))
+            return problem(400, self.wire.detail(str(exc)))
+
+    def _put_answer(self, row: dict[str, Any]) -> Response:
+        shape = self.profile.put_answer
+        if shape == PutAnswer.NONE:
+            return Response(status_code=204)
+        out = self.wire.row_out(row)
+        return JSONResponse([out] if shape == PutAnswer.ARRAY else out)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.advoware_api import AdvowareAPI
 from adapters.espocrm_api import EspoCRMAPI
+from config.advoware_profile import AdvowareProfile
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from simulators.espocrm.simulator import EspoCRMSimulator
@@ -101,11 +102,14 @@ class Backend:
         await self.advo.aclose()
 
 
-def make_backend(kind: Kind, servers: Servers) -> Backend:
+def make_backend(kind: Kind, servers: Servers, advo_profile: AdvowareProfile | None = None) -> Backend:
+    """``advo_profile``: the wire both the simulator and the HTTP client speak (the fake knows only
+    today's contract: it serves the store's internal records without a wire)."""
     clock = ManualClock()
     espo_sim = EspoCRMSimulator(seed=5, clock=clock, admin_api_key=ADMIN_KEY)
-    advo_sim = AdvowareSimulator(seed=5, clock=clock)
+    advo_sim = AdvowareSimulator(seed=5, clock=clock, profile=advo_profile)
     if kind == Kind.FAKE:
+        assert advo_profile is None, "the fake speaks today's contract only"
         return Backend(kind, espo_sim, advo_sim, FakeEspoCRM(espo_sim, timeout=TIMEOUT_S),
                        FakeAdvoware(advo_sim, timeout=TIMEOUT_S), clock, servers)
     servers.espo[1].target, servers.advo[1].target = espo_sim.app, advo_sim.app
@@ -114,7 +118,7 @@ def make_backend(kind: Kind, servers: Servers) -> Backend:
     creds = advo_sim.client_settings()
     advo = AdvowareAPI(url, url, redis=fakeredis.FakeAsyncRedis(), timeout=TIMEOUT_S, app_id=creds["app_id"],
                        api_key=creds["api_key"], kanzlei=creds["kanzlei"], database=creds["database"],
-                       user=creds["user"], password=creds["password"])
+                       user=creds["user"], password=creds["password"], profile=advo_sim.profile)
     return Backend(kind, espo_sim, advo_sim, espo, advo, clock, servers)
 
 

@@ -1,0 +1,74 @@
+"""The edge between a firm's Advoware wire profile (:mod:`config.advoware_profile`) and the internal
+records: camelCase names, ``geaendertAm``/``angelegtAm`` as ``YYYY-MM-DDTHH:MM:SS.fff`` in the firm's
+local time, ``geburtsdatum`` as ``YYYY-MM-DDT00:00:00``. Only :mod:`adapters.advoware_api` uses it, so
+the rest of the service never sees the wire's spelling."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from adapters.errors import BadResponseError
+from config.advoware_dates import DatePattern
+from config.advoware_profile import DATE_FIELD, TIMESTAMP_FIELDS, AdvowareProfile
+
+SYSTEM = "advoware"
+INTERNAL_STAMP = DatePattern("%Y-%m-%dT%H:%M:%S.%3f")
+INTERNAL_DATE = DatePattern("%Y-%m-%dT00:00:00")
+
+
+class ProfileWire:
+    """Translates bodies to the wire and answers from it; ``zone`` is the firm's."""
+
+    def __init__(self, profile: AdvowareProfile, zone: ZoneInfo) -> None:
+        self.profile = profile
+        self.zone = zone
+        self._identity = (profile.wire_names() == {k: k for k in profile.wire_names()}
+                          and profile.geaendert_am_format == INTERNAL_STAMP
+                          and profile.geburtsdatum_format == INTERNAL_DATE)
+
+    def to_wire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An internal body in the profile's names; a birth date in its format (a value that is not an
+        internal date goes as it is: Advoware refuses it with its own message)."""
+        if self._identity:
+            return body
+        out: dict[str, Any] = {}
+        for name, value in body.items():
+            if name == DATE_FIELD and isinstance(value, str) and INTERNAL_DATE.matches(value, self.zone):
+                value = self.profile.geburtsdatum_format.format(INTERNAL_DATE.parse(value, self.zone), self.zone)
+            out[self.profile.wire_name(name)] = value
+        return out
+
+    def from_wire(self, data: Any, what: str) -> Any:
+        """An answer's object (or each object of an array) with internal names and formats."""
+        if self._identity:
+            return data
+        if isinstance(data, list):
+            return [self.from_wire(item, what) for item in data]
+        if not isinstance(data, dict):
+            return data
+        out = {self.profile.internal_name(k): v for k, v in data.items()}
+        for name in TIMESTAMP_FIELDS:
+            if name in out:
+                out[name] = self._convert(out[name], self.profile.geaendert_am_format, INTERNAL_STAMP, name,
+                                          "geaendert_am_format", what)
+        if DATE_FIELD in out:
+            out[DATE_FIELD] = self._convert(out[DATE_FIELD], self.profile.geburtsdatum_format, INTERNAL_DATE,
+                                            DATE_FIELD, "geburtsdatum_format", what)
+        return out
+
+    def since(self, when: datetime) -> str:
+        """The list's since parameter: an aware instant in the firm's zone; a naive one is local already."""
+        return self.profile.geaendert_am_format.format(when, self.zone)
+
+    def _convert(self, value: Any, wire: DatePattern, internal: DatePattern, name: str, key: str,
+                 what: str) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return internal.format(wire.parse(value, self.zone), self.zone)
+        except ValueError:
+            raise BadResponseError(f"{what}: {self.profile.wire_name(name)} does not have the form "
+                                   f"{wire.human()} ({key} of the profile; run doctor --advoware)",
+                                   system=SYSTEM) from None

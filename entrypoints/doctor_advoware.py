@@ -1,0 +1,156 @@
+"""``beteiligte-sync doctor --advoware [--betnr N]``: probes the live Advoware against the wire profile.
+
+Reads only (GETs): the list endpoint (one item, then its paging parameters), one Beteiligter (the
+first of the list, or ``--betnr``), and, when the profile's paths answer 404, the resource paths
+Advoware is known to use. Reports field by field what it found and which profile keys to change
+(:mod:`installation.advoware_profile_check`); never a field's value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from adapters.advoware_api import AdvowareAPI
+from adapters.errors import NotFoundError, ValidationError
+from config.advoware_profile import AdvowareProfile
+from installation.advoware_profile_check import Changes, field_lines, unprobed_lines
+from installation.setup_report import Line, fail, ok, skip, warn
+
+KNOWN_RESOURCES = ("api/v1/advonet/Beteiligte", "api/v1/Beteiligte")
+FAR_FUTURE = datetime(2999, 1, 1)  # nothing changed after it: a since parameter that works answers []
+LIST, OBJECT = "list endpoint", "Beteiligter"
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
+
+
+def _spellings(name: str) -> list[str]:
+    return list(dict.fromkeys([name, name[:1].upper() + name[1:], name[:1].lower() + name[1:]]))
+
+
+@dataclass
+class Probe:
+    advo: AdvowareAPI
+    profile: AdvowareProfile
+    zone: ZoneInfo
+    changes: Changes
+    resource: str = ""  # the resource path that answers (the profile's, or the one doctor found)
+
+    async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """The wire's answer, or None for a 404 (or a 400: parameters this Advoware does not know)."""
+        try:
+            return await self.advo.get_raw(path, params)
+        except (NotFoundError, ValidationError):
+            return None
+
+    def betnr_of(self, obj: Any) -> int | None:
+        if not isinstance(obj, dict):
+            return None
+        by_lower = {k.lower(): v for k, v in obj.items()}
+        value = obj.get(self.profile.wire_name("betNr"), by_lower.get("betnr"))
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def probe_advoware(advo: AdvowareAPI, profile: AdvowareProfile, zone: ZoneInfo,
+                         betnr: int | None) -> list[Line]:
+    probe = Probe(advo, profile, zone, Changes(), profile.resource_path)
+    lines = [ok("profile", f"{profile.source}: {profile.resource_path}, {profile.casing} casing")]
+    list_lines, first = await _list(probe)
+    lines += list_lines
+    wanted = betnr if betnr is not None else probe.betnr_of(first)
+    if wanted is None:
+        lines.append(fail(OBJECT, "no Beteiligter to read (the list gave none)",
+                          "run doctor --advoware --betnr N with the number of any Beteiligter"))
+    else:
+        lines += await _object(probe, wanted)
+    lines += unprobed_lines(profile)
+    lines.append(probe.changes.line(profile.source))
+    return lines
+
+
+async def _find_list(probe: Probe) -> tuple[str, Any]:
+    """The list path that answers a JSON array (the profile's first, then the known ones) and its page."""
+    p = probe.profile
+    params = {p.list_take_param: 1, p.list_skip_param: 0}
+    path = p.list_path or p.resource_path
+    page = await probe.get(path, params)
+    if isinstance(page, list):
+        return path, page
+    for other in KNOWN_RESOURCES:
+        if other != path and isinstance(found := await probe.get(other, params), list):
+            probe.resource = other
+            probe.changes.add("resource_path", _quoted(other))
+            return other, found
+    return path, page
+
+
+async def _list(probe: Probe) -> tuple[list[Line], Any]:
+    """The list endpoint's lines and its first item (None without one)."""
+    p = probe.profile
+    path, page = await _find_list(probe)
+    if not p.has_list:
+        if isinstance(page, list):
+            key = probe.changes.add("list_endpoint", "true")
+            return [warn(LIST, f"GET {path} answers a list, the profile says there is none → {key}",
+                         "with it the change feed brings Advoware's changes within seconds")], page[0] if page else None
+        return [ok(LIST, f"none (GET {path} answers no list), as the profile says: the sync check reads "
+                         "each linked Beteiligter with a GET")], None
+    if page is None:
+        return [fail(LIST, f"GET {path} answered 404 → {probe.changes.add('list_endpoint', 'false')}",
+                     "if your Advoware lists Beteiligte at another path, set list_endpoint to it instead")], None
+    if not isinstance(page, list):
+        return [fail(LIST, f"GET {path} answered no JSON array",
+                     "set list_endpoint to the list's path, or false")], None
+    moved = f" (not {p.list_path} → resource_path = {_quoted(path)})" if path != p.list_path else ""
+    lines = [(fail if moved else ok)(LIST, f"GET {path} answers a list{moved}")]
+    lines += await _paging(probe, path, page)
+    return lines, page[0] if page else None
+
+
+async def _paging(probe: Probe, path: str, page: list[Any]) -> list[Line]:
+    """Whether the list honours the profile's take, skip and since parameter names."""
+    p = probe.profile
+    take, skip_, since = p.list_take_param, p.list_skip_param, p.list_since_param
+    lines = [await _param(probe, "list_take_param", take, len(page) <= 1, lambda name: probe.get(
+        path, {name: 1}), lambda answer: isinstance(answer, list) and len(answer) <= 1)]
+    if not page:
+        return lines + [skip(f"list parameters {skip_}, {since}", "the list is empty")]
+    first = probe.betnr_of(page[0])
+    second = await probe.get(path, {take: 1, skip_: 1})
+    skip_works = not (isinstance(second, list) and second and probe.betnr_of(second[0]) == first)
+    lines.append(await _param(probe, "list_skip_param", skip_, skip_works, lambda name: probe.get(
+        path, {take: 1, name: 1}), lambda answer: isinstance(answer, list) and not (
+            answer and probe.betnr_of(answer[0]) == first)))
+    stamp = p.geaendert_am_format.format(FAR_FUTURE, probe.zone)
+    later = await probe.get(path, {take: 1, since: stamp})
+    lines.append(await _param(probe, "list_since_param", since, later == [], lambda name: probe.get(
+        path, {take: 1, name: stamp}), lambda answer: answer == []))
+    return lines
+
+
+async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good: Any) -> Line:
+    """A paging parameter's line; when ignored, its other spellings are tried and the one that works named."""
+    check = f"list parameter {name}"
+    if works:
+        return ok(check, "honoured")
+    for other in _spellings(name)[1:]:
+        if good(await ask(other)):
+            return fail(check, f"ignored; {other} works → {probe.changes.add(key, _quoted(other))}")
+    return fail(check, f"ignored → {probe.changes.add(key, _quoted('<its name in your Advoware>'))}",
+                "ask the Advoware administrator for the list's parameters")
+
+
+async def _object(probe: Probe, betnr: int) -> list[Line]:
+    obj = await probe.get(f"{probe.resource}/{betnr}")
+    where = f"GET {probe.resource}/{{betNr}}"
+    if obj is None:
+        return [fail(OBJECT, f"{where} answered 404",
+                     "pass --betnr with the number of an existing Beteiligter, or check resource_path")]
+    if not isinstance(obj, dict):
+        return [fail(OBJECT, f"{where} answered no JSON object", "check resource_path")]
+    return [ok(OBJECT, f"{where} answered an object with {len(obj)} fields"),
+            *field_lines(probe.profile, obj, probe.zone, probe.changes)]
