@@ -150,3 +150,40 @@ def _print_rules(system: str, state: dict[str, Any]) -> None:
         times = "until cleared" if r.get("times") is None else f"{r['times']} more request(s)"
         where = f"{r.get('method') or 'any method'} {r.get('path') or 'any path'}"
         click.echo(f"  {r.get('status')} for {where}, {times}")
+
+
+@sandbox.command("bulk-change")
+@click.argument("count", type=click.IntRange(1))
+@click.argument("changes", nargs=-1, required=True)
+@click.option("--stamp", default=None, help="geaendertAm for all (the firm's local time): a late commit.")
+@click.pass_obj
+def bulk_change(settings: Settings, count: int, changes: tuple[str, ...], stamp: str | None) -> None:
+    """A bulk job in the simulated Advoware: CHANGES (e.g. ort=Potsdam) to COUNT Beteiligte at once, all
+    with one geaendertAm (the change feed reads them page by page, ADVOWARE_POLL_SECONDS)."""
+    body = {"count": count, "changes": parse_changes(changes), "stamp": stamp}
+    answer = _call("POST", f"{simulator_url(settings, 'advoware')}/__sim/bulk-change", body)
+    if answer.status_code != 200:
+        _refuse(f"Advoware refused the bulk change ({answer.status_code}): {answer.json().get('error', answer.text)}")
+    done = answer.json()
+    click.echo(f"Advoware: {done['changed']} Beteiligte changed at geaendertAm {done['geaendertAm']}")
+
+
+@sandbox.command("clock")
+@click.option("--local", "local", default=None, help="Set Advoware's wall time, e.g. 2026-10-25T02:59:00.")
+@click.option("--fold", default=0, type=click.IntRange(0, 1), show_default=True,
+              help="With --local in the repeated autumn hour: 0 = the first pass (summer time), 1 = the second.")
+@click.option("--offset", "offset_s", default=None, type=float, help="Advoware's clock this many seconds ahead.")
+@click.option("--advance", "advance_s", default=None, type=float, help="Move Advoware's clock this many seconds on.")
+@click.pass_obj
+def clock(settings: Settings, local: str | None, fold: int, offset_s: float | None, advance_s: float | None) -> None:
+    """Show or set the simulated Advoware's clock (its geaendertAm stamps): clock skew, daylight saving."""
+    given = {k: v for k, v in {"local": local, "offset_s": offset_s, "advance_s": advance_s}.items() if v is not None}
+    if len(given) > 1:
+        raise click.UsageError("give one of --local, --offset, --advance (or none to show the clock)")
+    url = f"{simulator_url(settings, 'advoware')}/__sim/clock"
+    answer = _call("POST", url, {**given, "fold": fold}) if given else _call("GET", url)
+    if answer.status_code != 200:
+        _refuse(f"the Advoware simulator refused the clock ({answer.status_code}): {answer.json().get('error')}")
+    state = answer.json()
+    click.echo(f"Advoware's clock: {state['local']} local (UTC{state['utc_offset']}), "
+               f"{state['offset_s']:+.0f} s from this machine's")

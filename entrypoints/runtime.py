@@ -18,6 +18,7 @@ from entrypoints.log_setup import configure_logging  # noqa: F401 - imported fro
 from entrypoints.status_page import status_routes
 from stephost.config import HostConfig, load_host_config
 from stephost.host import StepHost
+from sync.advoware_feed import FEED_TOPIC
 from sync.metrics import Stall
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,10 @@ def host_config(services: Services, *, cron: bool = True, workers: int | None = 
     s = services.settings
     overrides: dict[str, Any] = {"http.host": s.host, "http.port": s.port, "cron.enabled": cron,
                                  "queue.workers": workers or s.sync_concurrency,
-                                 "http.tls_cert_file": s.tls_cert_file, "http.tls_key_file": s.tls_key_file}
+                                 "http.tls_cert_file": s.tls_cert_file, "http.tls_key_file": s.tls_key_file,
+                                 # the change feed's, the sync check's and due retries' events wait while
+                                 # a webhook's wait: staff's edits go first (issue 20)
+                                 "queue.background_topics": [FEED_TOPIC]}
     return load_host_config(config_file(), overrides, base_dir=PROJECT_ROOT)
 
 

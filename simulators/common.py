@@ -132,6 +132,7 @@ class SimulatorMiddleware:
         fault_body: Any = None,
         records: Any = None,
         edit_record: Any = None,
+        actions: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.faults = faults
@@ -143,6 +144,9 @@ class SimulatorMiddleware:
         # callable(record_id, body) -> (status, payload): ``PUT /__sim/records/<id>`` edits a record as a
         # user of that system would; without it the route is read-only and says so (405)
         self.edit_record = edit_record
+        # ``/__sim/<name>`` -> callable(method, body) -> (status, payload): a simulator's own control
+        # routes (Advoware's bulk change and clock, say)
+        self.actions = actions or {}
         # payload of an injected error (e.g. problem+json for Advoware); callable(status)->obj or None
         self.fault_body = fault_body
 
@@ -249,6 +253,9 @@ class SimulatorMiddleware:
             if method == "DELETE":
                 self.activity.reset()
             await _send_json(send, 200, self.activity.to_json(), [])
+        elif path in self.actions:
+            status, payload = self.actions[path](method, body)
+            await _send_json(send, status, payload, [])
         elif path.startswith("/__sim/records") and method not in ("GET", "HEAD"):
             await self._edit(path.removeprefix("/__sim/records").strip("/"), method, body, send)
         elif path.startswith("/__sim/records") and self.records is not None:

@@ -46,6 +46,7 @@ from stephost.bus_common import (
 )
 from stephost.bus_recovery import LoopSupervisor, Round
 from stephost.bus_redis_scripts import (
+    BACKGROUND,
     BUSYGROUP,
     GROUP,
     GROUP_START,
@@ -99,7 +100,10 @@ class RedisStreamBus:
         self._keys = BusKeys(key_prefix)
         self._scripts = BusScripts(redis, self._keys, dead_letters.key)
         names = sorted({s.name for subs in self._subscribers.values() for s in subs})
-        self._streams = [self._keys.stream(name) for name in names]
+        self._background = set(queue.background_topics)
+        background = sorted({s.name for t in self._background for s in self._subscribers.get(t, [])})
+        self._first = [self._keys.stream(name) for name in names]  # read before the background lane
+        self._streams = self._first + [self._keys.stream(name, BACKGROUND) for name in background]
         self._poll = poll_seconds  # housekeeping: due retries and dead workers' entries
         # A worker's XREADGROUP waits this long for a new entry (it returns at once when one comes, and
         # an idle loop is cancelled at stop): longer means fewer idle round trips, not more latency.
@@ -150,7 +154,8 @@ class RedisStreamBus:
             return 0
         payload = json.dumps(copy_data(data))
         steps = [step.name for step in subscribers]
-        accepted, depth = await self._scripts.publish(self._cfg.max_size, topic, payload, trace_id, steps)
+        accepted, depth = await self._scripts.publish(self._cfg.max_size, topic, payload, trace_id, steps,
+                                                      self._lane(topic))
         if not accepted:
             raise QueueFullError(f"event queue full ({depth}/{self._cfg.max_size})")
         self._depth = depth
@@ -166,11 +171,15 @@ class RedisStreamBus:
             return 0
         payloads = [json.dumps(copy_data(data)) for data in items]
         steps = [step.name for step in subscribers]
-        accepted, depth = await self._scripts.publish_many(self._cfg.max_size, topic, payloads, trace_id, steps)
+        accepted, depth = await self._scripts.publish_many(self._cfg.max_size, topic, payloads, trace_id, steps,
+                                                           self._lane(topic))
         if not accepted:
             raise QueueFullError(f"event queue full ({depth}/{self._cfg.max_size})")
         self._depth = depth
         return len(subscribers) * len(items)
+
+    def _lane(self, topic: str) -> str:
+        return BACKGROUND if topic in self._background else ""
 
     def depth(self) -> int:
         """Pending deliveries as last seen (refreshed on every publish and housekeeping round)."""
@@ -242,11 +251,19 @@ class RedisStreamBus:
         await asyncio.sleep(self._poll)
 
     async def _read(self, name: str, start: str) -> list[Entry]:
-        """One XREADGROUP for the loop's consumer (``start``: new entries or its own pending ones)."""
+        """XREADGROUP for the loop's consumer (``start``: new entries or its own pending ones). With a
+        background lane, new entries of the other streams are asked for first, without waiting: a
+        worker takes a background event only while no other one waits."""
         if not self._streams:
             return []
-        streams = dict.fromkeys(self._streams, start)
-        block = max(1, int(self._block * 1000))
+        if start == NEW_ENTRIES and len(self._streams) > len(self._first):
+            entries = await self._read_from(name, self._first, start, None)
+            if entries:
+                return entries
+        return await self._read_from(name, self._streams, start, max(1, int(self._block * 1000)))
+
+    async def _read_from(self, name: str, keys: list[str], start: str, block: int | None) -> list[Entry]:
+        streams = dict.fromkeys(keys, start)
         reply = await self._in_group(
             lambda: asyncio.wait_for(
                 self._redis.xreadgroup(GROUP, self._consumer_name(name), streams, count=1, block=block),
@@ -254,7 +271,8 @@ class RedisStreamBus:
             )
         )
         self._loops.reached(name)
-        return [(_s(stream), entry_id, fields) for stream, items in reply or [] for entry_id, fields in items]
+        entries = [(_s(stream), entry_id, fields) for stream, items in reply or [] for entry_id, fields in items]
+        return sorted(entries, key=lambda e: e[0].endswith(BACKGROUND))  # a background entry last
 
     async def _in_group(self, command: Callable[[], Awaitable[Any]]) -> Any:
         """Run a group command; when Redis answers NOGROUP (it came back empty), recreate the groups
@@ -324,7 +342,8 @@ class RedisStreamBus:
         if delay is None:
             await self._dead_letter(stream, entry_id, delivery, error)
             return
-        await self._scripts.finish(stream, entry_id, Outcome.RETRY, retry_member(delivery), time.time() + delay)
+        member = retry_member(delivery, BACKGROUND if stream.endswith(BACKGROUND) else "")
+        await self._scripts.finish(stream, entry_id, Outcome.RETRY, member, time.time() + delay)
 
     async def _dead_letter(self, stream: str, entry_id: Any, delivery: Delivery, error: str) -> None:
         if await self._scripts.finish(stream, entry_id, Outcome.DEAD, dead_letter_json(delivery, error)):

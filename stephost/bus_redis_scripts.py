@@ -4,6 +4,7 @@ connection lost half-way leaves either all of it or nothing (and an AOF holds wh
 Layout (``<p>`` = key prefix):
 
 * ``<p>:bus:step:<step>`` - one stream per subscribing step, consumer group ``workers``
+* ``<p>:bus:step:<step>:background`` - the step's events of background topics (read after the others)
 * ``<p>:bus:retry``       - sorted set of deliveries waiting for their backoff (score = due time)
 * ``<p>:bus:pending``     - counter of deliveries not yet finished (queued, waiting, in flight)
 * ``<p>:deadletters``     - the dead-letter list (:class:`stephost.state.DeadLetterStore`)
@@ -51,8 +52,12 @@ class BusKeys:
     def pending(self) -> str:
         return f"{self.prefix}:bus:pending"
 
-    def stream(self, step: str) -> str:
-        return self.stream_prefix + step
+    def stream(self, step: str, lane: str = "") -> str:
+        """``lane``: "" or :data:`BACKGROUND` (the stream's suffix)."""
+        return self.stream_prefix + step + lane
+
+
+BACKGROUND = ":background"  # the lane of background topics: a suffix of the step's stream
 
 
 def entry_delivery(fields: dict[str, str]) -> Delivery:
@@ -66,9 +71,11 @@ def entry_delivery(fields: dict[str, str]) -> Delivery:
     )
 
 
-def retry_member(delivery: Delivery) -> str:
-    """The retry-set member of a delivery whose ``attempt``-th run failed (read by ``_MOVE_DUE``)."""
+def retry_member(delivery: Delivery, lane: str = "") -> str:
+    """The retry-set member of a delivery whose ``attempt``-th run failed (read by ``_MOVE_DUE``, which
+    puts it back into its lane's stream)."""
     fields = {
+        "lane": lane,
         "id": uuid.uuid4().hex,  # two identical retries stay two members
         "topic": delivery.topic,
         "step": delivery.step,
@@ -141,7 +148,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10
 for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
   local e = cjson.decode(member)
-  redis.call('XADD', ARGV[2] .. e['step'], '*', 'topic', e['topic'], 'step', e['step'],
+  redis.call('XADD', ARGV[2] .. e['step'] .. (e['lane'] or ''), '*', 'topic', e['topic'], 'step', e['step'],
              'data', e['data'], 'trace_id', e['trace_id'], 'attempt', e['attempt'])
 end
 return #due
@@ -174,14 +181,15 @@ class BusScripts:
         self._move_due = redis.register_script(_MOVE_DUE)
         self._touch = redis.register_script(_TOUCH)
 
-    async def publish(self, max_size: int, topic: str, data: str, trace_id: str, steps: list[str]) -> tuple[bool, int]:
-        keys = [self._keys.pending, *(self._keys.stream(step) for step in steps)]
+    async def publish(self, max_size: int, topic: str, data: str, trace_id: str, steps: list[str],
+                      lane: str = "") -> tuple[bool, int]:
+        keys = [self._keys.pending, *(self._keys.stream(step, lane) for step in steps)]
         accepted, depth = await self._publish(keys=keys, args=[max_size, topic, data, trace_id, *steps])
         return bool(accepted), int(depth)
 
     async def publish_many(self, max_size: int, topic: str, payloads: list[str], trace_id: str,
-                           steps: list[str]) -> tuple[bool, int]:
-        keys = [self._keys.pending, *(self._keys.stream(step) for step in steps)]
+                           steps: list[str], lane: str = "") -> tuple[bool, int]:
+        keys = [self._keys.pending, *(self._keys.stream(step, lane) for step in steps)]
         args = [max_size, topic, trace_id, len(steps), *steps, *payloads]
         accepted, depth = await self._publish_many(keys=keys, args=args)
         return bool(accepted), int(depth)

@@ -80,6 +80,9 @@ class QueueConfig(_Section):
     # Redis Streams bus only: a handler running longer than this is reported (log, counter, status
     # page) and its entry no longer kept, so a live worker takes it over (the watchdog).
     max_handler_seconds: float = Field(default=600.0, alias="maxHandlerSeconds", gt=0)
+    # Redis Streams bus only: events of these topics are worked only while no other event waits (their
+    # own stream per step, read after the others): background work never delays a webhook's event.
+    background_topics: list[str] = Field(default_factory=list, alias="backgroundTopics")
 
 
 class CronConfig(_Section):

@@ -12,8 +12,9 @@ same or an earlier stamp fall inside the next read. Our clock matters only witho
 the feed starts :data:`START_MARGIN` back.
 
 Cost: an idle poll is one list request and no write; a burst is read :data:`PAGE` rows at a time, at
-most :data:`PAGES_PER_POLL` pages per poll and only while fewer than :data:`BACKLOG` events wait in the
-queue, so a bulk change in Advoware cannot flood the queue and a webhook waits behind at most that many.
+most :data:`PAGES_PER_POLL` pages that queue syncs per poll and only while fewer than :data:`BACKLOG`
+events wait in the queue, so a bulk change in Advoware cannot flood the queue. Rows read once are not
+read again while nothing changes in the overlap window (:mod:`sync.feed_cursor`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.match_index import MatchKeyIndex
 from adapters.redis_ops import as_text
 from adapters.sync_state_store import SyncStateStore
+from sync.feed_cursor import CursorMemory
 from sync.index_rebuild import index_entries
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,8 @@ log = logging.getLogger(__name__)
 FEED_TOPIC = "vmh.beteiligte.sync_check"
 FEED_TRIGGER = "advoware_feed"
 PAGE = 200
-PAGES_PER_POLL = 5
-REREAD = 20  # rows a continued burst reads again (see AdvowareFeed._read)
+PAGES_PER_POLL = 5  # pages that queue syncs, per poll
+READS_PER_POLL = 50  # list reads per poll at most (a window read again queues little: see _read)
 BACKLOG = 200  # events queued for the sync: the feed reads no further page until fewer are waiting
 # Rows may commit a little after their stamp, or share the newest stamp read: each poll reads this far
 # back. Kept short: every row in it is read again by every poll (after a burst, for this long).
@@ -66,6 +68,7 @@ class PollResult:
     indexed: int = 0
     watermark: str | None = None
     more: bool = False  # the budget ran out before the end: the next poll goes on
+    rereads: int = 0  # times the overlap window was read again from its start (something changed in it)
     error: str = ""
 
 
@@ -106,6 +109,7 @@ class AdvowareFeed:
         # while fewer than BACKLOG wait, so a webhook never queues behind more than that of the feed's.
         self.queue_depth: Callable[[], int] = lambda: 0
         self._key = f"{store.prefix}:feed"
+        self._cursor = CursorMemory()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -125,6 +129,7 @@ class AdvowareFeed:
         try:
             await self._read(water, now, emit, result)
         except Exception as exc:  # Advoware or Redis away: the next poll tries again from the same watermark
+            self._cursor.forget()
             result.state, result.error = FeedState.FAILING, f"{type(exc).__name__}: {exc}"[:300]
         self._remember(result, now)
         return result
@@ -141,39 +146,37 @@ class AdvowareFeed:
 
     async def _read(self, water: str, now: datetime, emit: Callable[[dict[str, Any]], Awaitable[None]],
                     result: PollResult) -> None:
-        """Up to :data:`PAGES_PER_POLL` pages. A burst longer than that goes on where it stopped at the next
-        poll (the same ``since``, :data:`REREAD` rows before the page it stopped at: a row deleted
-        meanwhile shifts the rest up by one)."""
-        cont = await self.store.redis.hmget(self._key, ["cont_since", "cont_skip"])
-        cont_since, cont_skip = as_text(cont[0]), as_text(cont[1])
-        if cont_since and cont_skip and cont_skip.isdigit():
-            since, skip = datetime.fromisoformat(cont_since), int(cont_skip)
-        else:
-            since, skip = datetime.fromisoformat(water) - overlap(now, self.zone), 0
-        newest = water
-        pages = 0
+        """From the cursor on (see :mod:`sync.feed_cursor`): one page when nothing changed, up to
+        :data:`PAGES_PER_POLL` in a burst (the next poll goes on where this one stopped)."""
+        back = overlap(now, self.zone)
+        start = (datetime.fromisoformat(water) - back).isoformat(timespec="milliseconds")
+        token = as_text(await self.store.redis.hget(self._key, "token"))
+        window = None if self._cursor.knows(token) else as_text(await self.store.redis.hget(self._key, "window"))
+        cursor = self._cursor.load(token, window)
+        before = cursor.signature()
+        cursor.begin(start, trust=back == OVERLAP, page=PAGE)
+        newest, busy = water, 0
         while True:
-            if pages == PAGES_PER_POLL or self.queue_depth() >= BACKLOG:  # webhooks keep their turn
-                result.more = True
+            if busy == PAGES_PER_POLL or result.requests == READS_PER_POLL or self.queue_depth() >= BACKLOG:
+                result.more = True  # webhooks keep their turn: the next poll goes on from the cursor
                 break
-            page = await self.advo.list_beteiligte(geaendert_seit=since, skip=skip, take=PAGE)
-            pages += 1
+            page = await self.advo.list_beteiligte(geaendert_seit=cursor.since_dt, skip=cursor.skip, take=PAGE)
             result.requests += 1
-            result.rows += len(page)
-            await self._handle(page, emit, result)
-            newest = max([newest, *(str(r.get("geaendertAm") or "") for r in page)])
-            skip += len(page)
+            fresh = cursor.accept(page)
+            if fresh is None:  # the window changed underneath: ask again (see WindowCursor.accept)
+                continue
+            result.rows += len(fresh)
+            queued = result.queued
+            await self._handle(fresh, emit, result)
+            busy += result.queued > queued  # a page read again queues nothing: it costs a read, not the budget
+            newest = max([newest, *(str(r.get("geaendertAm") or "") for r in fresh)])
             if len(page) < PAGE:
+                cursor.finish()
                 break
-        if result.more and pages == 0:
-            return  # the queue is still full: the next poll starts where this one would have
-        if result.more:
-            await self.store.redis.hset(self._key, mapping={
-                "water": newest, "cont_since": since.isoformat(timespec="milliseconds"),
-                "cont_skip": str(max(0, skip - REREAD))})
-        elif newest != water or cont_since:
-            await self.store.redis.hset(self._key, "water", newest)
-            await self.store.redis.hdel(self._key, "cont_since", "cont_skip")
+        result.rereads = cursor.rereads
+        if newest != water or not cursor.token or cursor.signature() != before:
+            fields: dict[str, str] = {"water": newest, **cursor.saved()}
+            await self.store.redis.hset(self._key, mapping=fields)  # type: ignore[arg-type]
         result.watermark = newest
 
     async def _handle(self, page: list[dict[str, Any]], emit: Callable[[dict[str, Any]], Awaitable[None]],

@@ -110,9 +110,11 @@ async def test_a_lost_watermark_starts_from_now_and_says_so(firm_both: Testbed, 
     assert tb.espo_record(rec["id"])["addressCity"] == "Nachher"  # within the overlap: not lost
 
 
-async def test_without_the_list_endpoint_the_feed_turns_itself_off(real_redis_url: str) -> None:
+@pytest.mark.parametrize(("profile", "occ"), [("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+async def test_without_the_list_endpoint_the_feed_turns_itself_off(real_redis_url: str, profile: str,
+                                                                   occ: bool) -> None:
     Redis.from_url(real_redis_url).flushdb()
-    tb = await start_testbed(redis_url=real_redis_url, list_endpoint=False)
+    tb = await start_testbed(redis_url=real_redis_url, list_endpoint=False, espo_profile=profile, occ=occ)
     try:
         await linked(tb, 1)
         tb.reset_calls()

@@ -24,9 +24,10 @@ def list_reads(advo: str) -> int:
     return int(httpx.get(f"{advo}/__sim/calls", timeout=10).json().get(LIST, 0))
 
 
-def test_two_serve_processes_poll_once_per_interval() -> None:
+@pytest.mark.parametrize(("profile", "occ"), [("8", False), ("9", True)], ids=["espo8-occ_off", "espo9-occ_on"])
+def test_two_serve_processes_poll_once_per_interval(profile: str, occ: bool) -> None:
     with state_root() as root:
-        inst = Installation(root, redis=True, profile="9")
+        inst = Installation(root, redis=True, profile=profile, occ=occ)
         serves: list[Process] = []
         try:
             inst.env["ADVOWARE_POLL_SECONDS"] = "1"

@@ -81,3 +81,25 @@ async def test_bounded_queue_refuses_whole_publish(client: Any) -> None:
         await host.emit("fx.fanout", {"n": 2})
     assert await client.xlen("t:bus:step:fanout-a") == 1
     assert int(await client.get("t:bus:pending")) == 2
+
+
+async def test_a_background_topic_has_its_own_lane_that_survives_a_dead_worker_and_retries(client: Any) -> None:
+    """Issue 20: events of ``backgroundTopics`` (the change feed's) wait in their own stream per step,
+    read after the others; a dead worker's entry there is taken over and a retry goes back into it."""
+    cfg = fast_config(claimIdleSeconds=0.2, backgroundTopics=["fx.flaky"])
+    first = durable(client, cfg)
+    await first.start()  # creates the consumer groups
+    await first.stop()
+    offline = durable(client, cfg)
+    await offline.emit("fx.flaky", {"id": "once", "failTimes": 1})
+    await offline.emit("fx.flaky", {"id": "twice", "failTimes": 2})
+    assert (await client.xlen("t:bus:step:flaky:background"), await client.xlen("t:bus:step:flaky")) == (2, 0)
+    taken = await client.xreadgroup("workers", "dead-worker", {"t:bus:step:flaky:background": ">"}, count=1)
+    assert len(taken[0][1]) == 1  # a worker took it and died (kill -9) before acknowledging it
+    async with durable(client, cfg) as host:
+        assert await host.drain(5)
+        assert await host.state.get("flaky-done", "once") == 1
+        assert await host.state.get("flaky-calls", "twice") == 3  # retried twice, back in its lane
+    assert await client.xlen("t:bus:step:flaky:background") == 0
+    assert (await client.xpending("t:bus:step:flaky:background", "workers"))["pending"] == 0
+    assert await client.xlen("t:bus:step:flaky") == 0  # never in the other lane

@@ -25,6 +25,7 @@ from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
 from simulators.advoware.auth import Credentials, TokenRegistry
 from simulators.advoware.configurator import PATH as CONFIGURATOR_PATH
 from simulators.advoware.configurator import Configurator, PrefixRoutes
+from simulators.advoware.control import control_actions
 from simulators.advoware.fields import WRITABLE_FIELDS, FieldError
 from simulators.advoware.store import BeteiligteStore, StoreError
 from simulators.advoware.wire import SimWire
@@ -115,7 +116,8 @@ class AdvowareSimulator:
         self.calls = CallCounter()
         self.configurator = Configurator((kanzlei,))  # Kanzlei -> URLs (configurator.py)
         inner = SimulatorMiddleware(PrefixRoutes(self._starlette()), self.faults, self.calls, fault_body=_fault_problem,
-                                    records=self._records_view, edit_record=self._edit_view)
+                                    records=self._records_view, edit_record=self._edit_view,
+                                    actions=control_actions(self.store))
         self.app: ASGIApp = _ProblemJsonContentType(inner)
 
     def _records_view(self, rid: str | None) -> Any:

@@ -39,6 +39,13 @@ def local_stamp(instant: datetime, zone: ZoneInfo) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
 
+def _is_stamp(raw: str) -> bool:
+    try:
+        return datetime.fromisoformat(raw).tzinfo is None
+    except ValueError:
+        return False
+
+
 def parse_since(raw: str, zone: ZoneInfo) -> datetime:
     """``geaendertSeit`` as a naive local datetime; an aware value is converted to the zone."""
     parsed = datetime.fromisoformat(raw.strip())
@@ -62,9 +69,13 @@ class BeteiligteStore:
         self._order = SortedIndex()
         self._indexed = True
 
+    def now(self) -> datetime:
+        """Advoware's clock: the service's plus :attr:`clock_offset_s`."""
+        return self.clock() + timedelta(seconds=self.clock_offset_s)
+
     # -- helpers (call with the lock held) -------------------------------------------------
     def _stamp(self) -> str:
-        return local_stamp(self.clock() + timedelta(seconds=self.clock_offset_s), self.zone)
+        return local_stamp(self.now(), self.zone)
 
     def _new_row_id(self) -> str:
         self._row_version += 1
@@ -132,12 +143,15 @@ class BeteiligteStore:
             self._index(row)
             return copy.deepcopy(row)
 
-    def bulk_edit(self, betnrs: list[int], changes: dict[str, Any]) -> str:
+    def bulk_edit(self, betnrs: list[int], changes: dict[str, Any], *, stamp: str | None = None) -> str:
         """A bulk job in Advoware: the same change to many rows at once, all with one ``geaendertAm``
-        (rows sharing a stamp, across list pages); returns the stamp."""
+        (rows sharing a stamp, across list pages); returns the stamp. With ``stamp`` the rows carry that
+        one, however late they commit (a transaction that began earlier: a row arriving late)."""
         values = writable_values(changes, full=False)
+        if stamp is not None and (len(stamp) != STAMP_LENGTH or not _is_stamp(stamp)):
+            raise ValueError(f"stamp {stamp!r}: expected YYYY-MM-DDTHH:MM:SS.fff (the firm's local time)")
         with self._lock:
-            stamp = self._stamp()
+            stamp = stamp or self._stamp()
             for betnr in betnrs:
                 row = self._require(betnr)
                 self._unindex(row)
