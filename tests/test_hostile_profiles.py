@@ -1,0 +1,97 @@
+"""Hostile tests of the Advoware wire profiles (issue 21, items 2 and 3), as a firm's IT person writes
+a profile and as a real Advoware that differs from the simulator answers: each test is a defect found
+and fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from config.advoware_profile import SHIPPED, ProfileError, load_profile
+from simulators.advoware.simulator import AdvowareSimulator
+from simulators.common import ServerHandle, serve_in_thread
+from tests.test_advoware_api import make_api
+
+BOM = b"\xef\xbb\xbf"
+
+
+def write(tmp_path: Path, text: str, name: str = "firm.toml", prefix: bytes = b"") -> str:
+    path = tmp_path / name
+    path.write_bytes(prefix + text.encode())
+    load_profile.cache_clear()
+    return str(path)
+
+
+def test_a_profile_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Windows editors (Notepad before 2019, PowerShell's Out-File) save UTF-8 with a BOM: tomllib then
+    said 'not TOML (Invalid statement (at line 1, column 1))' about a correct file."""
+    path = write(tmp_path, 'casing = "pascal"\r\nput_answer = "object"\r\n', prefix=BOM)
+    profile = load_profile(path)
+    assert profile.wire_name("betNr") == "BetNr" and profile.put_answer == "object"
+
+
+def test_two_fields_whose_wire_names_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    """A .NET Advoware binds JSON properties case-insensitively: BetNr and betnr are one property there,
+    so rowId = "betnr" beside betNr = "BetNr" would write the row version into the key."""
+    path = write(tmp_path, '[fields]\nbetNr = "BetNr"\nrowId = "betnr"\n')
+    with pytest.raises(ProfileError, match=r"firm\.toml:3: rowId: rowId and betNr would both be 'betnr' "
+                                           r"on the wire \(Advoware does not tell BetNr from betnr\)"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("value", ['""', '"/"', '" "'])
+def test_an_empty_list_endpoint_is_refused_not_taken_as_none(tmp_path: Path, value: str) -> None:
+    """list_endpoint = "" silently turned the change feed off (as false does), without a word."""
+    path = write(tmp_path, f'casing = "camel"\nlist_endpoint = {value}\n')
+    with pytest.raises(ProfileError, match=r"firm\.toml:2: list_endpoint: is empty: true, false or the list's "
+                                           "path"):
+        load_profile(path)
+
+
+def test_a_shipped_profile_named_with_its_file_suffix_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADVOWARE_PROFILE=pascal-object.toml (the file's name as ls shows it) was 'cannot be read'."""
+    monkeypatch.chdir(tmp_path)
+    load_profile.cache_clear()
+    assert load_profile("pascal-object.toml").source == str(SHIPPED / "pascal-object.toml")
+    (tmp_path / "pascal-object.toml").write_text('casing = "camel"\n')  # a file of that name here wins
+    load_profile.cache_clear()
+    assert load_profile("pascal-object.toml").casing == "camel"
+
+
+@pytest.fixture
+def offset_sim(tmp_path: Path) -> Iterator[tuple[AdvowareSimulator, ServerHandle]]:
+    """An Advoware whose geaendertAm carries its offset (%z), with the list endpoint, on the night the
+    clocks went forward (2026-03-29, 02:00 CET → 03:00 CEST)."""
+    text = (SHIPPED / "default.toml").read_text().replace(
+        'geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%3f"', 'geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%3f%z"')
+    profile = load_profile(write(tmp_path, text + '\n'))
+    assert "%z" in profile.geaendert_am_format.pattern
+    now = [datetime(2026, 3, 29, 1, 0, 5, tzinfo=UTC)]  # 03:00:05 CEST, five seconds after the jump
+    sim = AdvowareSimulator(profile=profile, clock=lambda: now[0])
+    handle = serve_in_thread(sim.app)
+    try:
+        yield sim, handle
+    finally:
+        handle.stop()
+
+
+async def test_a_since_in_the_hour_the_clocks_skip_loses_no_row(
+        offset_sim: tuple[AdvowareSimulator, ServerHandle]) -> None:
+    """The feed reads from its watermark minus 30 s as a naive local time: 03:00:05 − 30 s = 02:59:35, a
+    wall time that does not exist that night. With %z the client sent it as 02:59:35+01:00 (= 03:59:35
+    CEST): an hour later than meant, so every change of that hour was skipped by the feed."""
+    sim, handle = offset_sim
+    row = sim.seed(name="Frühling")
+    assert row["geaendertAm"] == "2026-03-29T03:00:05.000"
+    api = make_api(sim, handle.url, timeout=2.0, profile=sim.profile)
+    try:
+        got = await api.list_beteiligte(geaendert_seit=datetime(2026, 3, 29, 2, 59, 35))
+        assert [r["betNr"] for r in got] == [row["betNr"]]
+        # the hour the clocks repeat (October): the earlier of the two instants, never the later
+        got = await api.list_beteiligte(geaendert_seit=datetime(2025, 10, 26, 2, 30))
+        assert [r["betNr"] for r in got] == [row["betNr"]]
+    finally:
+        await api.aclose()
