@@ -47,6 +47,13 @@ class Probe:
         except (NotFoundError, ValidationError):
             return None
 
+    def param(self, key: str) -> str | None:
+        """A list parameter's name as found to work: the profile's, or the one doctor suggests (None: unknown)."""
+        found = self.changes.keys.get(key)
+        if found is None:
+            return str(getattr(self.profile, key))
+        return None if found.startswith('"<') else found.strip('"')
+
     def betnr_of(self, obj: Any) -> int | None:
         if not isinstance(obj, dict):
             return None
@@ -129,7 +136,29 @@ async def _paging(probe: Probe, path: str, page: list[Any]) -> list[Line]:
     later = await probe.get(path, {take: 1, since: stamp})
     lines.append(await _param(probe, "list_since_param", since, later == [], lambda name: probe.get(
         path, {take: 1, name: stamp}), lambda answer: answer == []))
-    return lines
+    return lines + await _page_size(probe, path)
+
+
+async def _page_size(probe: Probe, path: str) -> list[Line]:
+    """Whether a page of list_max_take rows is accepted and answered in full: an Advoware that refuses it
+    fails every list (feed, sync check); one that silently answers fewer looks like the end of the list,
+    so the match index and the sync check stop after the first page."""
+    take, skip_, most = probe.param("list_take_param"), probe.param("list_skip_param"), probe.profile.list_max_take
+    check = f"list page of {most}"
+    if take is None or skip_ is None:
+        return [skip(check, "the list's take and skip parameters are not known yet")]
+    page = await probe.get(path, {take: most, skip_: 0})
+    if not isinstance(page, list):
+        smaller = most // 2
+        while smaller >= 1 and not isinstance(await probe.get(path, {take: smaller, skip_: 0}), list):
+            smaller //= 2
+        key = probe.changes.add("list_max_take", str(smaller) if smaller else '"<the most your Advoware accepts>"')
+        return [fail(check, f"GET {path} refuses {take}={most} → {key}")]
+    if 0 < len(page) < most and await probe.get(path, {take: 1, skip_: len(page)}):
+        key = probe.changes.add("list_max_take", str(len(page)))
+        return [fail(check, f"GET {path} answers at most {len(page)} rows a page, not {most} (the sync would take "
+                            f"a short page for the end of the list) → {key}")]
+    return [ok(check, "accepted and answered in full")]
 
 
 async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good: Any) -> Line:

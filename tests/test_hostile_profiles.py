@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
@@ -14,6 +16,7 @@ from config.advoware_profile import SHIPPED, ProfileError, load_profile
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from tests.test_advoware_api import make_api
+from tests.test_doctor_advoware import PERSON, apply, assert_read_only_and_private, doctor
 
 BOM = b"\xef\xbb\xbf"
 
@@ -95,3 +98,39 @@ async def test_a_since_in_the_hour_the_clocks_skip_loses_no_row(
         assert [r["betNr"] for r in got] == [row["betNr"]]
     finally:
         await api.aclose()
+
+
+def capped(app: Any, take: str, most: int) -> Any:
+    """An Advoware that answers at most ``most`` rows a page whatever ``take`` asks, without an error (as
+    many list APIs cap their page size)."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            query = [(k, str(min(int(v), most)) if k == take and v.isdigit() else v)
+                     for k, v in parse_qsl(scope["query_string"].decode())]
+            scope = {**scope, "query_string": urlencode(query).encode()}
+        await app(scope, receive, send)
+    return wrapped
+
+
+def test_doctor_names_a_page_size_the_advoware_silently_caps(tmp_path: Path) -> None:
+    """list_max_take = 200 against an Advoware that answers 2 rows a page: doctor said every line
+    passes, and the match index and the sync check then took the first short page for the end of the list
+    (the index missed all other parties: a create would not find its twin)."""
+    sim = AdvowareSimulator(profile=load_profile("default"))
+    for i in range(5):
+        sim.seed(**{**PERSON, "kurzname": f"Z{i}"})
+    handle = serve_in_thread(capped(sim.app, "take", 2))
+    try:
+        run = doctor(sim, handle.url, "default", tmp_path)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert ("✗ list page of 200: GET api/v1/advonet/Beteiligte answers at most 2 rows a page, not 200 (the sync "
+                "would take a short page for the end of the list) → list_max_take = 2") in run.stdout, run.stdout
+        keys = next(line for line in run.stdout.splitlines() if line.startswith("✗ profile keys to change: "))
+        assert keys == "✗ profile keys to change: list_max_take = 2"
+        assert_read_only_and_private(sim, run.stdout)
+        copy = tmp_path / "firm.toml"
+        copy.write_text(apply(["list_max_take = 2"]))
+        again = doctor(sim, handle.url, str(copy), tmp_path)
+        assert again.returncode == 0 and "✓ list page of 2: accepted and answered in full" in again.stdout, again.stdout
+    finally:
+        handle.stop()
