@@ -4,15 +4,19 @@ and fixed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import fakeredis
 import pytest
 
 from config.advoware_profile import SHIPPED, ProfileError, load_profile
+from config.settings import Settings
+from entrypoints.serve_settings import publish_loop, refusal
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 from tests.test_advoware_api import make_api
@@ -134,3 +138,26 @@ def test_doctor_names_a_page_size_the_advoware_silently_caps(tmp_path: Path) -> 
         assert again.returncode == 0 and "✓ list page of 2: accepted and answered in full" in again.stdout, again.stdout
     finally:
         handle.stop()
+
+
+async def test_a_command_beside_serve_with_the_same_profile_in_other_words_is_not_refused(tmp_path: Path) -> None:
+    """serve and a CLI command compared ADVOWARE_PROFILE by the file's bytes: a copy without its comments
+    (or with CRLF line ends, as a Windows editor saves it) was refused as 'other contents', though every
+    request is the same. What counts is what the profile says; a change of meaning is still refused."""
+    redis = fakeredis.FakeAsyncRedis()
+    stop = asyncio.Event()
+    serve = Settings(_env_file=None)  # type: ignore[call-arg]  # the default profile
+    loop = asyncio.create_task(publish_loop(redis, "bsync", serve, 0.05, stop))
+    await asyncio.sleep(0.02)
+    try:
+        default = (SHIPPED / "default.toml").read_text()
+        bare = "\r\n".join(line for line in default.splitlines() if line and not line.startswith("#"))
+        for text in (bare, 'casing = "camel"\n'):  # no comments, CRLF; only what differs from the default
+            here = serve.model_copy(update={"advoware_profile": write(tmp_path, text)})
+            assert await refusal(redis, "bsync", here) is None, text
+        other = serve.model_copy(update={"advoware_profile": write(tmp_path, bare.replace('"array"', '"object"'))})
+        line = await refusal(redis, "bsync", other)
+        assert line is not None and "ADVOWARE_PROFILE has other contents in serve than here" in line
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 2)
