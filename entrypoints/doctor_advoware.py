@@ -17,7 +17,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.errors import NotFoundError, ValidationError
 from config.advoware_profile import AdvowareProfile
 from installation.advoware_profile_check import Changes, field_lines, unprobed_lines
-from installation.setup_report import Line, fail, ok, skip, warn
+from installation.setup_report import Line, Status, fail, ok, skip, warn
 
 KNOWN_RESOURCES = ("api/v1/advonet/Beteiligte", "api/v1/Beteiligte")
 FAR_FUTURE = datetime(2999, 1, 1)  # nothing changed after it: a since parameter that works answers []
@@ -69,13 +69,18 @@ async def probe_advoware(advo: AdvowareAPI, profile: AdvowareProfile, zone: Zone
     list_lines, first = await _list(probe)
     lines += list_lines
     wanted = betnr if betnr is not None else probe.betnr_of(first)
-    if wanted is None:
+    if wanted is None and isinstance(first, dict):  # an item, but no number to read it by: check that item
+        lines.append(fail(OBJECT, f"the list's first item has no numeric {profile.wire_name('betNr')}: its fields "
+                                  "are checked as the list gave them", "the sync needs Advoware's numeric key"))
+        lines += field_lines(profile, first, zone, probe.changes)
+    elif wanted is None:
         lines.append(fail(OBJECT, "no Beteiligter to read (the list gave none)",
                           "run doctor --advoware --betnr N with the number of any Beteiligter"))
     else:
         lines += await _object(probe, wanted)
+    failed = any(line.status == Status.FAIL for line in lines)
     lines += unprobed_lines(profile)
-    lines.append(probe.changes.line(profile.source))
+    lines.append(probe.changes.line(profile.source, failed=failed))
     return lines
 
 

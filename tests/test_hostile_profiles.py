@@ -5,6 +5,7 @@ and fixed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from config.settings import Settings
 from entrypoints.serve_settings import publish_loop, refusal
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
+from simulators.faults import FaultRule
 from tests.test_advoware_api import make_api
 from tests.test_doctor_advoware import PERSON, apply, assert_read_only_and_private, doctor
 
@@ -161,3 +163,48 @@ async def test_a_command_beside_serve_with_the_same_profile_in_other_words_is_no
     finally:
         stop.set()
         await asyncio.wait_for(loop, 2)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[AdvowareSimulator, ServerHandle]]:
+    sim = AdvowareSimulator(profile=load_profile("default"))
+    sim.seed(**PERSON)
+    handle = serve_in_thread(sim.app)
+    try:
+        yield sim, handle
+    finally:
+        handle.stop()
+
+
+def test_doctor_on_a_list_whose_betnr_is_text_checks_that_item_and_never_says_the_profile_fits(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    """An Advoware that sends betNr as text ("10001"): doctor said 'no Beteiligter to read (the list gave
+    none)', though it gave one, and ended '✓ profile keys to change: none: the profile … fits'. Values of
+    unexpected types (an object, a list, a number, a boolean) are never printed."""
+    sim, handle = served
+    row = {"betNr": "10001", "rowId": "r1", "name": {"first": "Zwiebelmeier"}, "vorname": ["Hortensia"],
+           "geburtsdatum": 19710309, "email": True, "geaendertAm": "09.03.1971 10:00"}
+    sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", times=None, status=200, body=json.dumps([row])))
+    run = doctor(sim, handle.url, "default", tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "the list gave none" not in run.stdout
+    assert "✗ Beteiligter: the list's first item has no numeric betNr" in run.stdout, run.stdout
+    assert "✗ field betNr: present as betNr, but not a number" in run.stdout
+    assert "✗ field geburtsdatum: present as geburtsdatum, but not in the form" in run.stdout
+    assert "✓ profile keys to change" not in run.stdout
+    assert_read_only_and_private(sim, run.stdout)
+    assert "19710309" not in run.stdout and "10:00" not in run.stdout
+
+
+def test_doctor_on_a_list_wrapped_in_an_object_does_not_say_the_profile_fits(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    """A list answered as {"value": [...]} (as OData APIs do): '✗ list endpoint: … answered no JSON array'
+    and then '✓ profile keys to change: none: the profile … fits what Advoware answered'."""
+    sim, handle = served
+    sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", times=None, status=200,
+                             body=json.dumps({"value": [dict(PERSON, betNr=10001, rowId="r")]})))
+    run = doctor(sim, handle.url, "default", tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "✗ list endpoint: GET api/v1/advonet/Beteiligte answered no JSON array" in run.stdout
+    assert "✓ profile keys to change" not in run.stdout
+    assert "✗ profile keys to change: none found, but checks above failed: their fixes say what to do" in run.stdout
