@@ -138,6 +138,8 @@ def _line(text: str, key: str, table: str | None = None) -> int:
             continue
         if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', stripped):
             return number
+        if current is None and table and re.match(rf'^{re.escape(table)}\s*\.\s*"?{re.escape(key)}"?\s*=', stripped):
+            return number  # a dotted key: fields.betNr = "BetNr"
     return 1
 
 
@@ -165,6 +167,10 @@ def _build(source: str, text: str, data: dict[str, Any]) -> AdvowareProfile:
     listing = data.get("list_endpoint", True)
     if isinstance(listing, str) and not listing.strip().strip("/"):
         raise at.error("list_endpoint", "is empty: true, false or the list's path relative to ADVOWARE_URL")
+    for key in ("resource_path", "list_endpoint"):
+        if isinstance(data.get(key), str) and re.search(r"://|[?#\s]", data[key].strip()):
+            raise at.error(key, "is a path relative to ADVOWARE_URL, without scheme, host or query (e.g. "
+                                "api/v1/advonet/Beteiligte); the address goes into ADVOWARE_URL")
     list_path = resource if listing is True else listing.strip().strip("/") if isinstance(listing, str) else None
     fields = _fields(at, data.get("fields", {}))
     profile = AdvowareProfile(

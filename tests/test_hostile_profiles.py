@@ -208,3 +208,20 @@ def test_doctor_on_a_list_wrapped_in_an_object_does_not_say_the_profile_fits(
     assert "✗ list endpoint: GET api/v1/advonet/Beteiligte answered no JSON array" in run.stdout
     assert "✓ profile keys to change" not in run.stdout
     assert "✗ profile keys to change: none found, but checks above failed: their fixes say what to do" in run.stdout
+
+
+@pytest.mark.parametrize("key, value", [("resource_path", "https://advo.kanzlei.example/api/v1/Beteiligte"),
+                                        ("list_endpoint", "https://advo.kanzlei.example/api/v1/Beteiligte"),
+                                        ("resource_path", "api/v1/Beteiligte?mandant=1")])
+def test_a_full_url_or_a_query_as_a_path_is_refused(tmp_path: Path, key: str, value: str) -> None:
+    """An IT person pastes the address Advoware's documentation shows: it was accepted, and every call
+    went to <ADVOWARE_URL>/https://advo…, a 404 the sync reported as a missing Beteiligter."""
+    path = write(tmp_path, f'casing = "camel"\n{key} = "{value}"\n')
+    with pytest.raises(ProfileError, match=rf"firm\.toml:2: {key}: is a path relative to ADVOWARE_URL"):
+        load_profile(path)
+
+
+def test_a_dotted_key_in_the_fields_table_is_named_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'casing = "camel"\n\n# own names\nfields.betNr = "BetNr"\nfields.nachname = "Name"\n')
+    with pytest.raises(ProfileError, match=r"firm\.toml:5: nachname: is not a field"):
+        load_profile(path)
