@@ -180,6 +180,12 @@ async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good:
 
 async def _object(probe: Probe, betnr: int) -> list[Line]:
     obj = await probe.get(f"{probe.resource}/{betnr}")
+    if obj is None and probe.resource == probe.profile.resource_path:  # no list told the path: the known ones
+        for other in KNOWN_RESOURCES:
+            if other != probe.resource and isinstance(found := await probe.get(f"{other}/{betnr}"), dict):
+                probe.resource, obj = other, found
+                probe.changes.add("resource_path", _quoted(other))
+                break
     where = f"GET {probe.resource}/{{betNr}}"
     if obj is None:
         return [fail(OBJECT, f"{where} answered 404",

@@ -66,7 +66,7 @@ def field_lines(p: AdvowareProfile, obj: dict[str, Any], zone: ZoneInfo, changes
             lines.append(fail(check, f"missing: the answer has no {wire} (nor another spelling of it)",
                               f"{changes.add(f'[fields] {name}', placeholder)} (ask the Advoware administrator)"))
             continue
-        if flip is not None and _casing_of(name, other) == flip:
+        if flip is not None and _casing_of(name, other) == flip and name not in p.fields:  # [fields] wins
             key = changes.add("casing", f'"{flip}"')
         else:
             key = changes.add(f"[fields] {name}", f'"{other}"')

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,3 +226,43 @@ def test_a_dotted_key_in_the_fields_table_is_named_with_its_line(tmp_path: Path)
     path = write(tmp_path, 'casing = "camel"\n\n# own names\nfields.betNr = "BetNr"\nfields.nachname = "Name"\n')
     with pytest.raises(ProfileError, match=r"firm\.toml:5: nachname: is not a field"):
         load_profile(path)
+
+
+def apply_to(text: str, changes: list[str]) -> str:
+    """A profile's text with each ``key = value`` doctor named set (``[fields] k = v`` in its table)."""
+    for change in changes:
+        key, value = change.split(" = ", 1)
+        field_ = key.removeprefix("[fields] ")
+        line = f"{field_} = {value}".replace("\\", "\\\\")
+        if re.search(rf"^{field_} = .*$", text, flags=re.M):
+            text = re.sub(rf"^{field_} = .*$", line, text, count=1, flags=re.M)
+        else:
+            text = text.rstrip("\n") + "\n" + line.replace("\\\\", "\\") + "\n"
+    return text
+
+
+@pytest.mark.parametrize("advoware, profile", [("default", "pascal-object"), ("no-list", "pascal-object")])
+def test_the_keys_doctor_names_make_the_profile_fit_in_one_round(advoware: str, profile: str,
+                                                                  tmp_path: Path) -> None:
+    """From the pascal-object example against today's Advoware, doctor said casing = "camel" for
+    handelsRegisterNummer too, which the example's [fields] entry overrides: the copy still did not fit.
+    Against an Advoware without a list, the Beteiligter's 404 at the profile's resource_path was reported
+    without trying the known paths, so resource_path was never named."""
+    sim = AdvowareSimulator(profile=load_profile(advoware))
+    for i in range(3):
+        sim.seed(**{**PERSON, "kurzname": f"Z{i}"})
+    handle = serve_in_thread(sim.app)
+    try:
+        run = doctor(sim, handle.url, profile, tmp_path, "--betnr", "10001")
+        assert run.returncode == 1, run.stdout + run.stderr
+        keys = next(line for line in run.stdout.splitlines() if line.startswith("✗ profile keys to change: "))
+        changes = keys.removeprefix("✗ profile keys to change: ").split("; ")
+        assert '[fields] handelsRegisterNummer = "handelsRegisterNummer"' in changes, run.stdout
+        assert 'resource_path = "api/v1/advonet/Beteiligte"' in changes, run.stdout
+        copy = tmp_path / "firm.toml"
+        copy.write_text(apply_to((SHIPPED / f"{profile}.toml").read_text(), changes))
+        again = doctor(sim, handle.url, str(copy), tmp_path, "--betnr", "10001")
+        assert again.returncode == 0 and "✓ profile keys to change: none" in again.stdout, again.stdout
+        assert_read_only_and_private(sim, run.stdout + again.stdout)
+    finally:
+        handle.stop()
