@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
 
+from config.advoware_dates import DatePattern
 from config.advoware_profile import SHIPPED, ProfileError, load_profile
 from config.settings import Settings
 from entrypoints.serve_settings import publish_loop, refusal
@@ -266,3 +268,29 @@ def test_the_keys_doctor_names_make_the_profile_fit_in_one_round(advoware: str, 
         assert_read_only_and_private(sim, run.stdout + again.stdout)
     finally:
         handle.stop()
+
+
+async def test_stamps_whose_trailing_zeros_dotnet_trims_are_read(tmp_path: Path) -> None:
+    """A .NET Advoware (System.Text.Json, and Newtonsoft's default ISO converter) writes a DateTime with the
+    fraction's trailing zeros trimmed, and no fraction at all on a whole second: ticks .1200000 go as .12.
+    With geaendert_am_format %7f (or %3f) such a row failed the whole read: 'GeaendertAm does not have the
+    form …', one row in ten, so the feed and the sync check failed on every page that held one."""
+    sim = AdvowareSimulator(profile=load_profile("pascal-object"))
+    handle = serve_in_thread(sim.app)
+    row = {"BetNr": 10001, "RowId": "r1", "Name": "X", "GeaendertAm": "2026-03-01T10:00:00.12",
+           "AngelegtAm": "2026-03-01T09:00:00", "Geburtsdatum": "1971-03-09"}
+    sim.faults.add(FaultRule(method="GET", path=r"Beteiligte/10001$", times=None, status=200, body=json.dumps(row)))
+    sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", times=None, status=200, body=json.dumps([row])))
+    api = make_api(sim, handle.url, timeout=2.0, profile=sim.profile)
+    try:
+        got = await api.get_beteiligter(10001)
+        assert (got["geaendertAm"], got["angelegtAm"]) == ("2026-03-01T10:00:00.120", "2026-03-01T09:00:00.000")
+        assert [r["geaendertAm"] for r in await api.list_beteiligte()] == ["2026-03-01T10:00:00.120"]
+    finally:
+        await api.aclose()
+        handle.stop()
+    p = sim.profile.geaendert_am_format
+    zone = ZoneInfo("Europe/Berlin")
+    assert p.matches("2026-03-01T10:00:00.1234567", zone) and p.matches("2026-03-01T10:00:00.12", zone)
+    assert not DatePattern("%Y-%m-%dT%H:%M:%S.%3f").matches("2026-03-01T10:00:00.1234567", zone)  # doctor: %7f
+    assert p.format(p.parse("2026-03-01T10:00:00.12", zone), zone) == "2026-03-01T10:00:00.1200000"
