@@ -123,7 +123,9 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> AdvowareProfile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not TOML ({exc})") from None
+        at = re.search(r"\s*\(at line (\d+), column \d+\)", str(exc))
+        where, why = (f"{path}:{at.group(1)}", str(exc)[: at.start()]) if at else (str(path), str(exc))
+        raise ProfileError(f"{where}: not TOML ({why})") from None
     return _build(str(path), text, data)
 
 

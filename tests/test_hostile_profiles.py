@@ -294,3 +294,11 @@ async def test_stamps_whose_trailing_zeros_dotnet_trims_are_read(tmp_path: Path)
     assert p.matches("2026-03-01T10:00:00.1234567", zone) and p.matches("2026-03-01T10:00:00.12", zone)
     assert not DatePattern("%Y-%m-%dT%H:%M:%S.%3f").matches("2026-03-01T10:00:00.1234567", zone)  # doctor: %7f
     assert p.format(p.parse("2026-03-01T10:00:00.12", zone), zone) == "2026-03-01T10:00:00.1200000"
+
+
+def test_a_key_set_twice_is_refused_with_file_and_line_as_every_other_mistake(tmp_path: Path) -> None:
+    """tomllib's own message carried the line in its text ('… (at line 3, column 18)'), after
+    'firm.toml: not TOML': the one refusal without the file:line prefix every other one has."""
+    path = write(tmp_path, 'casing = "camel"\nput_answer = "none"\ncasing = "pascal"\n')
+    with pytest.raises(ProfileError, match=r"firm\.toml:3: not TOML \(Cannot overwrite a value\)$"):
+        load_profile(path)
