@@ -8,6 +8,7 @@ Secrets (API key, password, tokens) never appear in exception messages or logs.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -199,7 +200,7 @@ class AdvowareAPI(AdvowareListing):
         try:
             data = self._wire.from_wire(await self._call("GET", p.list_path, params=params), "GET Beteiligte")
         except NotFoundError:
-            self._supports_list = False
+            self._supports_list, self._list_missing_at = False, time.monotonic()
             raise
         if not isinstance(data, list):
             raise BadResponseError("GET Beteiligte: expected a JSON array", system=SYSTEM)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import fakeredis
 import pytest
 
+from adapters import advoware_listing
 from config.advoware_dates import DatePattern
 from config.advoware_profile import SHIPPED, ProfileError, load_profile
 from config.settings import Settings
@@ -302,3 +303,24 @@ def test_a_key_set_twice_is_refused_with_file_and_line_as_every_other_mistake(tm
     path = write(tmp_path, 'casing = "camel"\nput_answer = "none"\ncasing = "pascal"\n')
     with pytest.raises(ProfileError, match=r"firm\.toml:3: not TOML \(Cannot overwrite a value\)$"):
         load_profile(path)
+
+
+async def test_a_passing_404_of_a_declared_list_does_not_turn_the_feed_off_for_good(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile says there is a list (list_endpoint = true); one 404 on it (IIS while Advoware's app pool
+    restarts, a proxy during an update) was cached as 'this Advoware has no list endpoint' for the life
+    of the process: the change feed stayed off until serve was restarted. Now it is asked again after
+    LIST_RECHECK_S; a profile with list_endpoint = false never asks."""
+    sim = AdvowareSimulator(profile=load_profile("default"))
+    sim.seed(**PERSON)
+    handle = serve_in_thread(sim.app)
+    api = make_api(sim, handle.url, timeout=2.0, profile=sim.profile)
+    try:
+        sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", status=404, times=1))
+        assert await api.supports_list() is False
+        assert await api.supports_list() is False  # not asked again at once
+        monkeypatch.setattr(advoware_listing, "LIST_RECHECK_S", 0.0, raising=False)
+        assert await api.supports_list() is True
+    finally:
+        await api.aclose()
+        handle.stop()
