@@ -5,7 +5,7 @@ the rest of the service never sees the wire's spelling."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,8 +59,13 @@ class ProfileWire:
         return out
 
     def since(self, when: datetime) -> str:
-        """The list's since parameter: an aware instant in the firm's zone; a naive one is local already."""
-        return self.profile.geaendert_am_format.format(when, self.zone)
+        """The list's since parameter: an aware instant in the firm's zone; a naive one is local already.
+        With an offset on the wire, a naive wall time the clocks skip or repeat goes as the earlier of the
+        instants it can mean (a lower bound may read a row again, never skip one)."""
+        pattern = self.profile.geaendert_am_format
+        if when.tzinfo is None and "%z" in pattern.parts():
+            when = min(when.replace(tzinfo=self.zone, fold=fold).astimezone(UTC) for fold in (0, 1))
+        return pattern.format(when, self.zone)
 
     def _convert(self, value: Any, wire: DatePattern, internal: DatePattern, name: str, key: str,
                  what: str) -> Any:

@@ -2,8 +2,9 @@
 both ways (``strptime`` reads neither 7 fraction digits nor a fixed ``T00:00:00`` reliably).
 
 Tokens: ``%Y`` year, ``%m`` month, ``%d`` day, ``%H`` ``%M`` ``%S`` time, ``%3f`` / ``%6f`` / ``%7f``
-fraction of a second with that many digits, ``%z`` offset (``+01:00``, or ``Z`` for UTC), ``%%`` a
-percent sign; everything else is literal (``T00:00:00`` in a birth date is literal text).
+fraction of a second with that many digits (read also with its trailing zeros trimmed, as .NET writes
+it), ``%z`` offset (``+01:00``, or ``Z`` for UTC), ``%%`` a percent sign; everything else is literal
+(``T00:00:00`` in a birth date is literal text).
 """
 
 from __future__ import annotations
@@ -64,19 +65,27 @@ class DatePattern:
         """``%Y-%m-%dT00:00:00`` → ``YYYY-MM-DDT00:00:00`` (for messages)."""
         return _TOKEN.sub(lambda m: TOKENS.get(m.group(0), (None, m.group(0)))[1], self.pattern)
 
-    def _regex(self) -> re.Pattern[str]:
+    def _regex(self, *, lenient: bool) -> re.Pattern[str]:
+        """A fraction may come with its trailing zeros trimmed, ``.`` and all when it is zero (.NET's JSON
+        writers do that); ``lenient`` also takes more digits than the pattern's (they are cut)."""
         out, pos = [], 0
         for m in _TOKEN.finditer(self.pattern):
-            out.append(re.escape(self.pattern[pos:m.start()]))
-            out.append(TOKENS[m.group(0)][0])
+            literal, token = self.pattern[pos:m.start()], m.group(0)
+            if token in FRACTIONS:
+                dot = r"\." if literal.endswith(".") else ""
+                literal = literal.removesuffix(".") if dot else literal
+                digits = "1,9" if lenient else f"1,{token[1]}"
+                out += [re.escape(literal), rf"(?:{dot}(?P<f>\d{{{digits}}}))?"]
+            else:
+                out += [re.escape(literal), TOKENS[token][0]]
             pos = m.end()
         out.append(re.escape(self.pattern[pos:]))
         return re.compile("^" + "".join(out) + "$")
 
-    def parse(self, text: str, zone: ZoneInfo) -> datetime:
+    def parse(self, text: str, zone: ZoneInfo, *, lenient: bool = True) -> datetime:
         """A naive wall time of ``zone``; a value with an offset is converted to ``zone``. ``ValueError``
         when the text does not have this pattern's form or is no date."""
-        m = self._regex().match(text)
+        m = self._regex(lenient=lenient).match(text)
         if not m:
             raise ValueError(f"does not have the form {self.human()}")
         g = m.groupdict()
@@ -99,8 +108,9 @@ class DatePattern:
         return _TOKEN.sub(lambda m: values[m.group(0)], self.pattern)
 
     def matches(self, text: str, zone: ZoneInfo) -> bool:
+        """Whether ``text`` has this form (a fraction at most as long as the pattern's: doctor tells them apart)."""
         try:
-            self.parse(text, zone)
+            self.parse(text, zone, lenient=False)
         except ValueError:
             return False
         return True

@@ -104,17 +104,18 @@ KEYS: dict[str, tuple[type | tuple[type, ...], tuple[str, ...] | None]] = {
 
 def resolve(name_or_path: str) -> Path:
     """A shipped profile's name (``default``, ``pascal-object``, ``no-list``) or a file's path."""
-    shipped = SHIPPED / f"{name_or_path}.toml"
-    if "/" not in name_or_path and not name_or_path.endswith(".toml") and shipped.is_file():
-        return shipped
-    return Path(name_or_path).expanduser()
+    shipped = SHIPPED / f"{name_or_path.removesuffix('.toml')}.toml"
+    given = Path(name_or_path).expanduser()
+    if "/" not in name_or_path and shipped.is_file() and not (name_or_path.endswith(".toml") and given.exists()):
+        return shipped  # "pascal-object" or "pascal-object.toml"; a file of that name in the folder wins
+    return given
 
 
 @lru_cache(maxsize=32)
 def load_profile(name_or_path: str = DEFAULT_PROFILE) -> AdvowareProfile:
     path = resolve(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Windows editors save a byte order mark
     except OSError as exc:
         shipped = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
         raise ProfileError(f"{path}: cannot be read ({exc.strerror or exc}): give a TOML file's path or one of "
@@ -122,7 +123,9 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> AdvowareProfile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not TOML ({exc})") from None
+        at = re.search(r"\s*\(at line (\d+), column \d+\)", str(exc))
+        where, why = (f"{path}:{at.group(1)}", str(exc)[: at.start()]) if at else (str(path), str(exc))
+        raise ProfileError(f"{where}: not TOML ({why})") from None
     return _build(str(path), text, data)
 
 
@@ -137,6 +140,8 @@ def _line(text: str, key: str, table: str | None = None) -> int:
             continue
         if current == table and re.match(rf'^"?{re.escape(key)}"?\s*=', stripped):
             return number
+        if current is None and table and re.match(rf'^{re.escape(table)}\s*\.\s*"?{re.escape(key)}"?\s*=', stripped):
+            return number  # a dotted key: fields.betNr = "BetNr"
     return 1
 
 
@@ -162,7 +167,13 @@ def _build(source: str, text: str, data: dict[str, Any]) -> AdvowareProfile:
     if not resource:
         raise at.error("resource_path", "is empty: e.g. api/v1/advonet/Beteiligte")
     listing = data.get("list_endpoint", True)
-    list_path = resource if listing is True else (str(listing).strip("/") or None) if listing else None
+    if isinstance(listing, str) and not listing.strip().strip("/"):
+        raise at.error("list_endpoint", "is empty: true, false or the list's path relative to ADVOWARE_URL")
+    for key in ("resource_path", "list_endpoint"):
+        if isinstance(data.get(key), str) and re.search(r"://|[?#\s]", data[key].strip()):
+            raise at.error(key, "is a path relative to ADVOWARE_URL, without scheme, host or query (e.g. "
+                                "api/v1/advonet/Beteiligte); the address goes into ADVOWARE_URL")
+    list_path = resource if listing is True else listing.strip().strip("/") if isinstance(listing, str) else None
     fields = _fields(at, data.get("fields", {}))
     profile = AdvowareProfile(
         source=source, resource_path=resource, casing=Casing(data.get("casing", Casing.CAMEL)), fields=fields,
@@ -208,13 +219,15 @@ def _zone(at: _Where, value: str | None) -> str | None:
 
 
 def _check_combinations(at: _Where, p: AdvowareProfile, data: dict[str, Any]) -> None:
-    by_wire: dict[str, str] = {}
+    by_wire: dict[str, str] = {}  # by the wire name in lower case: .NET binds JSON names case-insensitively
     for name, wire in p.wire_names().items():
-        if wire in by_wire:
-            key = name if name in p.fields else by_wire[wire]
-            raise at.error(key, f"{name} and {by_wire[wire]} would both be {wire!r} on the wire",
+        other = by_wire.get(wire.lower())
+        if other is not None:
+            key = name if name in p.fields else other
+            same = "" if p.wire_name(other) == wire else f" (Advoware does not tell {p.wire_name(other)} from {wire})"
+            raise at.error(key, f"{name} and {other} would both be {wire!r} on the wire{same}",
                            "fields" if key in p.fields else None)
-        by_wire[wire] = name
+        by_wire[wire.lower()] = name
     if p.list_path is not None:
         for key in ("list_since_param", "list_skip_param", "list_take_param"):
             if not getattr(p, key).strip():

@@ -17,7 +17,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.errors import NotFoundError, ValidationError
 from config.advoware_profile import AdvowareProfile
 from installation.advoware_profile_check import Changes, field_lines, unprobed_lines
-from installation.setup_report import Line, fail, ok, skip, warn
+from installation.setup_report import Line, Status, fail, ok, skip, warn
 
 KNOWN_RESOURCES = ("api/v1/advonet/Beteiligte", "api/v1/Beteiligte")
 FAR_FUTURE = datetime(2999, 1, 1)  # nothing changed after it: a since parameter that works answers []
@@ -47,6 +47,13 @@ class Probe:
         except (NotFoundError, ValidationError):
             return None
 
+    def param(self, key: str) -> str | None:
+        """A list parameter's name as found to work: the profile's, or the one doctor suggests (None: unknown)."""
+        found = self.changes.keys.get(key)
+        if found is None:
+            return str(getattr(self.profile, key))
+        return None if found.startswith('"<') else found.strip('"')
+
     def betnr_of(self, obj: Any) -> int | None:
         if not isinstance(obj, dict):
             return None
@@ -62,13 +69,18 @@ async def probe_advoware(advo: AdvowareAPI, profile: AdvowareProfile, zone: Zone
     list_lines, first = await _list(probe)
     lines += list_lines
     wanted = betnr if betnr is not None else probe.betnr_of(first)
-    if wanted is None:
+    if wanted is None and isinstance(first, dict):  # an item, but no number to read it by: check that item
+        lines.append(fail(OBJECT, f"the list's first item has no numeric {profile.wire_name('betNr')}: its fields "
+                                  "are checked as the list gave them", "the sync needs Advoware's numeric key"))
+        lines += field_lines(profile, first, zone, probe.changes)
+    elif wanted is None:
         lines.append(fail(OBJECT, "no Beteiligter to read (the list gave none)",
                           "run doctor --advoware --betnr N with the number of any Beteiligter"))
     else:
         lines += await _object(probe, wanted)
+    failed = any(line.status == Status.FAIL for line in lines)
     lines += unprobed_lines(profile)
-    lines.append(probe.changes.line(profile.source))
+    lines.append(probe.changes.line(profile.source, failed=failed))
     return lines
 
 
@@ -129,7 +141,29 @@ async def _paging(probe: Probe, path: str, page: list[Any]) -> list[Line]:
     later = await probe.get(path, {take: 1, since: stamp})
     lines.append(await _param(probe, "list_since_param", since, later == [], lambda name: probe.get(
         path, {take: 1, name: stamp}), lambda answer: answer == []))
-    return lines
+    return lines + await _page_size(probe, path)
+
+
+async def _page_size(probe: Probe, path: str) -> list[Line]:
+    """Whether a page of list_max_take rows is accepted and answered in full: an Advoware that refuses it
+    fails every list (feed, sync check); one that silently answers fewer looks like the end of the list,
+    so the match index and the sync check stop after the first page."""
+    take, skip_, most = probe.param("list_take_param"), probe.param("list_skip_param"), probe.profile.list_max_take
+    check = f"list page of {most}"
+    if take is None or skip_ is None:
+        return [skip(check, "the list's take and skip parameters are not known yet")]
+    page = await probe.get(path, {take: most, skip_: 0})
+    if not isinstance(page, list):
+        smaller = most // 2
+        while smaller >= 1 and not isinstance(await probe.get(path, {take: smaller, skip_: 0}), list):
+            smaller //= 2
+        key = probe.changes.add("list_max_take", str(smaller) if smaller else '"<the most your Advoware accepts>"')
+        return [fail(check, f"GET {path} refuses {take}={most} → {key}")]
+    if 0 < len(page) < most and await probe.get(path, {take: 1, skip_: len(page)}):
+        key = probe.changes.add("list_max_take", str(len(page)))
+        return [fail(check, f"GET {path} answers at most {len(page)} rows a page, not {most} (the sync would take "
+                            f"a short page for the end of the list) → {key}")]
+    return [ok(check, "accepted and answered in full")]
 
 
 async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good: Any) -> Line:
@@ -146,6 +180,12 @@ async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good:
 
 async def _object(probe: Probe, betnr: int) -> list[Line]:
     obj = await probe.get(f"{probe.resource}/{betnr}")
+    if obj is None and probe.resource == probe.profile.resource_path:  # no list told the path: the known ones
+        for other in KNOWN_RESOURCES:
+            if other != probe.resource and isinstance(found := await probe.get(f"{other}/{betnr}"), dict):
+                probe.resource, obj = other, found
+                probe.changes.add("resource_path", _quoted(other))
+                break
     where = f"GET {probe.resource}/{{betNr}}"
     if obj is None:
         return [fail(OBJECT, f"{where} answered 404",

@@ -8,7 +8,7 @@ serve's own delete event got to it. So ``serve`` publishes its sync settings (ke
 ``<prefix>:serve:settings``, renewed every health-check interval, gone three intervals after serve
 stopped renewing it), and such a command refuses to run, in one line naming each difference, while
 they differ. Compared: the settings that change what a sync writes; a policy or value-map file by its
-content (``sha256``), not its path.
+content (``sha256``), not its path; the wire profile by what it says.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from adapters.background import pause
+from config.advoware_profile import AdvowareProfile
 from config.settings import Settings
 
 KEY = "serve:settings"
@@ -35,12 +37,21 @@ def fingerprint(settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in COMPARED:
         value = getattr(settings, name)
-        if name == "advoware_profile":  # a shipped profile's name or a path: the file it resolves to
-            value = settings.wire_profile().source
+        if name == "advoware_profile":  # what it says, not its words: comments and layout do not count
+            out[name] = _meaning(settings.wire_profile())
+            continue
         if name in FILES:
             value = _content(value)
         out[name] = str(value if value is not None else "")
     return out
+
+
+def _meaning(profile: AdvowareProfile) -> str:
+    """A wire profile by what it makes the client send and expect (the file's path, comments, layout and
+    keys set to their defaults do not count)."""
+    said = {f.name: getattr(profile, f.name) for f in fields(profile) if f.name not in ("source", "casing", "fields")}
+    said["wire_names"] = profile.wire_names()
+    return "sha256:" + hashlib.sha256(repr(sorted(said.items())).encode()).hexdigest()[:16]
 
 
 def _content(path: str | None) -> str:

@@ -27,7 +27,10 @@ class Changes:
         self.keys.setdefault(key, value)
         return f"{key} = {value}"
 
-    def line(self, source: str) -> Line:
+    def line(self, source: str, *, failed: bool = False) -> Line:
+        """``failed``: a check above failed without naming a key (then the profile is not said to fit)."""
+        if not self.keys and failed:
+            return fail(PROFILE_KEYS, "none found, but checks above failed: their fixes say what to do")
         if not self.keys:
             return ok(PROFILE_KEYS, f"none: the profile {source} fits what Advoware answered")
         settings = "; ".join(f"{k} = {v}" for k, v in self.keys.items())
@@ -63,7 +66,7 @@ def field_lines(p: AdvowareProfile, obj: dict[str, Any], zone: ZoneInfo, changes
             lines.append(fail(check, f"missing: the answer has no {wire} (nor another spelling of it)",
                               f"{changes.add(f'[fields] {name}', placeholder)} (ask the Advoware administrator)"))
             continue
-        if flip is not None and _casing_of(name, other) == flip:
+        if flip is not None and _casing_of(name, other) == flip and name not in p.fields:  # [fields] wins
             key = changes.add("casing", f'"{flip}"')
         else:
             key = changes.add(f"[fields] {name}", f'"{other}"')

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.advoware_api import AdvowareAPI
+from adapters.advoware_listing import LIST_RECHECK_S
 from adapters.match_index import MatchKeyIndex
 from adapters.redis_ops import as_text
 from adapters.sync_state_store import SyncStateStore
@@ -119,8 +120,11 @@ class AdvowareFeed:
             return PollResult(FeedState.OFF)
         if not await self.advo.supports_list():
             if self.status.state != FeedState.NO_LIST:
-                log.warning("advoware feed off: this Advoware has no list endpoint; its changes reach EspoCRM "
-                            "at the sync check only (SYNC_CHECK_CRON)")
+                declared = getattr(getattr(self.advo, "profile", None), "has_list", False)
+                log.warning("advoware feed off: %s; its changes reach EspoCRM at the sync check only "
+                            "(SYNC_CHECK_CRON)", f"the list endpoint ADVOWARE_PROFILE names answered 404 (asked "
+                            f"again after {LIST_RECHECK_S:.0f} s; doctor --advoware checks list_endpoint and "
+                            "resource_path)" if declared else "this Advoware has no list endpoint")
             self.status.state = FeedState.NO_LIST
             return PollResult(FeedState.NO_LIST)
         now = self._now()
@@ -218,7 +222,7 @@ class AdvowareFeed:
         if result.state == FeedState.FAILING and s.state != FeedState.FAILING:
             log.warning("advoware feed failing: %s (polled again every %d s; the sync check stays the safety net)",
                         result.error, self.poll_seconds)
-        elif result.state == FeedState.RUNNING and s.state == FeedState.FAILING:
+        elif result.state == FeedState.RUNNING and s.state in (FeedState.FAILING, FeedState.NO_LIST):
             log.warning("advoware feed running again")
         s.state, s.last_poll, s.error = result.state, now, result.error
         s.watermark = result.watermark or s.watermark

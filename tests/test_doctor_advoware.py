@@ -88,7 +88,7 @@ def test_today_s_profile_against_a_pascal_case_advoware_names_each_key_to_change
     keys = next(line for line in out.splitlines() if line.startswith("✗ profile keys to change: "))
     assert keys.removeprefix("✗ profile keys to change: ").split("; ") == [
         'resource_path = "api/v1/Beteiligte"', 'list_take_param = "Take"', 'list_skip_param = "Skip"',
-        'list_since_param = "GeaendertSeit"', 'casing = "pascal"',
+        'list_since_param = "GeaendertSeit"', 'list_max_take = 100', 'casing = "pascal"',
         'geburtsdatum_format = "%Y-%m-%d"', '[fields] handelsRegisterNummer = "HandelsregisterNummer"',
         'geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%7f"']
     assert_read_only_and_private(sim, out)
