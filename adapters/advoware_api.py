@@ -48,10 +48,11 @@ def _join(base: str, suffix: str) -> str:
 
 
 def _root(base: str, resource: str) -> str:
-    """``ADVOWARE_URL`` without a tail the resource path repeats (``…/api/v1`` or ``…/api/v1/advonet``)."""
+    """``ADVOWARE_URL`` without an API tail (``…/api/v1`` or ``…/api/v1/advonet``) when the resource path
+    starts with ``api/v1/`` itself: the URL may be given with or without it, whatever the profile's path."""
     base = base.rstrip("/")
     for tail in ("/api/v1/advonet", "/api/v1"):
-        if base.endswith(tail) and resource.startswith(tail[1:] + "/"):
+        if base.endswith(tail) and resource.startswith("api/v1/"):
             return base[: -len(tail)]
     return base
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import fakeredis
 import httpx
 import pytest
 
@@ -113,3 +114,18 @@ async def test_a_put_answer_of_another_shape_is_a_bad_response_naming_the_profil
     assert str(caught.value) == ("advoware: PUT Beteiligte/{betNr}: expected an array with one object "
                                  "(put_answer of ADVOWARE_PROFILE)")
     assert sim.get(row["betNr"])["name"] == "Neu"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("tail", ["", "/api/v1", "/api/v1/advonet", "/api/v1/advonet/"])
+async def test_advoware_url_with_or_without_an_api_tail_reaches_the_profile_s_resource(
+        sim: AdvowareSimulator, _server: tuple[ServerHandle, CurrentApp], tail: str) -> None:
+    """ADVOWARE_URL may be given with or without /api/v1 (docs): also with today's /api/v1/advonet tail under
+    a profile whose resource is directly under api/v1 (the path was doubled before: 404)."""
+    betnr = sim.seed(name="Muster")["betNr"]
+    url = _server[0].url
+    client = AdvowareAPI(url + tail, url, redis=fakeredis.FakeAsyncRedis(), timeout=2.0, profile=sim.profile,
+                         **sim.client_settings())
+    try:
+        assert (await client.get_beteiligter(betnr))["betNr"] == betnr
+    finally:
+        await client.aclose()
