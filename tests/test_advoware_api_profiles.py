@@ -8,6 +8,7 @@ import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import httpx
@@ -123,8 +124,8 @@ async def test_advoware_url_with_or_without_an_api_tail_reaches_the_profile_s_re
     a profile whose resource is directly under api/v1 (the path was doubled before: 404)."""
     betnr = sim.seed(name="Muster")["betNr"]
     url = _server[0].url
-    client = AdvowareAPI(url + tail, url, redis=fakeredis.FakeAsyncRedis(), timeout=2.0, profile=sim.profile,
-                         **sim.client_settings())
+    settings: dict[str, Any] = {**sim.client_settings(), "timeout": 2.0, "profile": sim.profile}
+    client = AdvowareAPI(url + tail, url, redis=fakeredis.FakeAsyncRedis(), **settings)
     try:
         assert (await client.get_beteiligter(betnr))["betNr"] == betnr
     finally:
