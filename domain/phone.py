@@ -52,10 +52,16 @@ def phone_key(value: str) -> str:
 
 def international_form(value: str) -> str | None:
     """E.164 (``+49221123456``) of a number that has no letters, or ``None``: what EspoCRM's own
-    import makes of a national number when the importer names the country."""
-    key = phone_key(value)
+    import makes of a national number when the importer names the country. An extension follows as
+    `` ext. 12``, which EspoCRM reads in either version (8.1.5 and 9.x without "Phone number
+    extensions" drop it, 9.x with them keeps it)."""
+    key, marker, extension = phone_key(value).partition("x")
     digits = key[1:]
-    return key if key.startswith("+") and digits.isdigit() and 4 <= len(digits) <= 15 else None
+    if not (key.startswith("+") and digits.isdigit() and 4 <= len(digits) <= 15):
+        return None
+    if not marker:
+        return key
+    return f"{key} ext. {extension}" if extension.isdigit() else None
 
 
 def espo_spelling(value: str, international: bool | None) -> str:
