@@ -1,0 +1,63 @@
+"""Hostile tests of issue 21 item 4 (each system keeps its phone formatting), over HTTP, both EspoCRM profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_phone_formatting import linked, quiet, settled
+from tests.testbed import Testbed
+
+
+@pytest.mark.parametrize("extensions", [False, True])
+@pytest.mark.parametrize("typed", ["030 1234567 ext. 12", "030 1234567 x12", "0049 30 1234567 #12"])
+async def test_a_national_advoware_number_with_an_extension_reaches_espocrm_with_the_setting_on(
+        tb: Testbed, typed: str, extensions: bool) -> None:
+    tb.espo.set_phone_settings(international=True, extensions=extensions)
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon=typed)
+    await tb.sync_check()
+    await settled(tb)
+    rec = tb.espo_record(espo_id)
+    keeps = extensions and tb.espo.behaviour.has_phone_extensions
+    assert (rec["syncStatus"], rec["phoneNumber"]) == \
+        ("clean", "+49301234567 ext. 12" if keeps else "+49301234567"), rec
+    assert tb.advo_record(betnr)["telefon"] == typed
+    await quiet(tb)
+
+
+async def test_a_number_espocrm_refuses_fails_the_record_readably_and_writes_no_loop(tb: Testbed) -> None:
+    """Letters in a national number, the setting on: EspoCRM refuses it. One failure naming the field
+    (not the number, which staff see anyway in Advoware), and later sync checks write nothing."""
+    tb.espo.set_phone_settings(international=True)
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon="0171 1234567 mobil")
+    await tb.sync_check()
+    await settled(tb)
+    rec = tb.espo_record(espo_id)
+    assert rec["syncStatus"] == "failed", rec
+    assert "field: phoneNumber" in rec["syncErrorMessage"] and "0171" not in rec["syncErrorMessage"], rec
+    tb.reset_calls()
+    for _ in range(2):
+        await tb.sync_check()
+        await settled(tb)
+    assert tb.writes() == 0, tb.calls()
+    assert sum(n for k, n in tb.calls().items() if "/Settings" in k) <= 1, tb.calls()
+
+
+@pytest.mark.parametrize("national", ["030 7654321", "0221 / 76 54 32"])
+async def test_the_setting_switched_on_by_an_admin_while_linked(tb: Testbed, national: str) -> None:
+    """Switched on while the sync holds the setting read as off (read every 10 minutes): no mass rewrite,
+    and the next national number from Advoware is not refused for good: the setting is read again."""
+    tb.espo.set_phone_settings(international=False)
+    espo_id, betnr = await linked(tb, phoneNumber="030 1234567")
+    tb.espo.set_phone_settings(international=True)
+    await quiet(tb)  # nothing rewritten because the setting changed
+    assert tb.espo_record(espo_id)["phoneNumber"] == "030 1234567"
+    tb.advo.edit(betnr, telefon=national)
+    await tb.sync_check()
+    await settled(tb)
+    rec = tb.espo_record(espo_id)
+    assert (rec["syncStatus"], rec["phoneNumber"]) == \
+        ("clean", "+49307654321" if national.startswith("030") else "+49221765432"), rec
+    assert tb.advo_record(betnr)["telefon"] == national
+    await quiet(tb)
