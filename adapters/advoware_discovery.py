@@ -6,9 +6,9 @@ or unreachable; the token is ``POST <securityGateway>/api/v1/Token``. What the c
 for an unknown Kanzlei is not known: ``404`` and an answer without addresses both count as "not found".
 
 An answer is taken only whole: a JSON object whose fields are strings (or null, or missing: empty)
-holding ``http(s)`` URLs without query or fragment. Anything else is refused with one line, and
-nothing changes (a cached answer stays in use). The URLs are kept without a trailing ``/`` and
-``/api/v1`` (the client appends its paths). Nothing here is personal data.
+holding ``http(s)`` URLs without query, fragment or user information (never echoed). Anything else
+is refused with one line, and nothing changes (a cached answer stays in use). The URLs are kept
+without a trailing ``/`` and ``/api/v1`` (the client appends its paths). Nothing here is personal data.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def _url(value: Any, name: str) -> str:
     if not text:
         return ""
     scheme, sep, rest = text.partition("://")
+    if "@" in rest.split("/", 1)[0]:  # never echoed: it would be a password in every log line and view
+        raise ConfiguratorGarbage(f"{name} holds user information (user:password@host); refused", system=SYSTEM)
     if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
         raise ConfiguratorGarbage(f"{name} {text[:80]!r} is not an http(s) URL", system=SYSTEM)
     if "?" in text or "#" in text or any(c.isspace() for c in text):
