@@ -10,7 +10,10 @@ A call that cannot connect (connection refused, connect timeout, DNS) asks :meth
 the configurator is read again (at most once per ``reread_every`` seconds across every process: a
 ``SET NX`` slot in the store); a changed answer is used as it is, otherwise the API switches between
 ``connectorUrl`` and ``relayUrl``. The configurator unreachable then: the cached answer stays, and a
-warning says so. The client repeats the call once on the new address.
+warning says so. The client repeats the call once on the new address. On the relay although the answer
+names a connector, a call goes to the connector again once ``return_after`` seconds have passed since
+the move (in each process, and after a restart): back when it is back, else one refused connect and
+the relay again, so a connector's short outage does not leave the firm on the relay for good.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CACHE_KEY = "bsync:advoware_discovery"
 REREAD_EVERY_S = 60.0
+RETURN_AFTER_S = 900.0  # on the relay: how long before the connector is tried again
 TOKEN_PATH = "/api/v1/Token"
 Urls = tuple[str, str]  # (API base, token gateway base)
 
@@ -71,7 +75,7 @@ def _iso(epoch: float) -> str:
 class DiscoveredEndpoints:
     def __init__(self, configurator_url: str, kanzlei: str, store: Any, *, api_url: str | None = None,
                  token_url: str | None = None, timeout: float = 10.0, reread_every: float = REREAD_EVERY_S,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, return_after: float = RETURN_AFTER_S) -> None:
         self.configurator_url = configurator_url
         self.kanzlei = kanzlei
         self._store = store  # a redis.asyncio client, or None: no cache (then re-reads are limited in memory)
@@ -80,6 +84,8 @@ class DiscoveredEndpoints:
         self.timeout = timeout
         self.reread_every = reread_every
         self.clock = clock
+        self.return_after = return_after
+        self._relay_since: float | None = None  # clock time of the move to the relay
         digest = hashlib.sha256(f"{configurator_url}\0{kanzlei}".encode()).hexdigest()[:16]
         self.key = f"{CACHE_KEY}:{digest}"
         self.identity = f"discovery:{configurator_url}:{kanzlei}:{api_url or ''}:{token_url or ''}"
@@ -104,11 +110,22 @@ class DiscoveredEndpoints:
                 if self.answer is None:
                     cached = await self._cached()
                     if cached is not None:
-                        self._adopt(*cached, Source.CACHE)
+                        self._adopt(*cached[:2], Source.CACHE, since=cached[2])
                     else:
                         self._adopt(await self._ask(client), ApiBase.CONNECTOR, Source.FRESH)
                         await self._save()
+        if self._relay_since is not None and self.clock() - self._relay_since >= self.return_after:
+            async with self._lock:
+                await self._try_connector_again()
         return self.urls()
+
+    async def _try_connector_again(self) -> None:
+        if self.use != ApiBase.RELAY or self._relay_since is None or self.answer is None:
+            return
+        log.info("Advoware: on the relay since %s; trying connectorUrl %s again", _iso(self._relay_since),
+                 self.answer.connector_url)
+        self.use, self._relay_since = ApiBase.CONNECTOR, None
+        await self._save()  # a connect failure moves every process back to the relay, for another period
 
     async def announce(self) -> str:
         """:meth:`resolve`, and the one INFO line naming what was discovered (``serve`` at start)."""
@@ -128,7 +145,7 @@ class DiscoveredEndpoints:
                 if self.answer is None and cached is None:
                     raise
                 if cached is not None:
-                    self._adopt(*cached, Source.CACHE)
+                    self._adopt(*cached[:2], Source.CACHE, since=cached[2])
                 self.source = Source.CACHE_CONFIGURATOR_DOWN
                 return exc
             same = self.answer is not None and fresh.same_urls(self.answer)
@@ -179,7 +196,7 @@ class DiscoveredEndpoints:
         fresh = await self._reread(client)
         if fresh is None and (shared := await self._cached()) is not None:
             if not shared[0].same_urls(self.answer) or shared[1] != self.use:  # another process moved on
-                self._adopt(shared[0], shared[1], self.source or Source.CACHE)
+                self._adopt(shared[0], shared[1], self.source or Source.CACHE, since=shared[2])
                 return
         if fresh is not None and not fresh.same_urls(self.answer):
             self._adopt(fresh, ApiBase.CONNECTOR, Source.FRESH)
@@ -188,6 +205,7 @@ class DiscoveredEndpoints:
                 self._adopt(fresh, self.use, Source.FRESH)
             if not token and self.answer.connector_url and self.answer.relay_url:
                 self.use = ApiBase.RELAY if self.use == ApiBase.CONNECTOR else ApiBase.CONNECTOR
+                self._relay_since = self.clock() if self.use == ApiBase.RELAY else None
         await self._save()
 
     async def _reread(self, client: httpx.AsyncClient) -> ConfiguratorAnswer | None:
@@ -228,13 +246,15 @@ class DiscoveredEndpoints:
                                       f"{self.kanzlei!r}: the answer names no securityGateway: {FIX}", system=SYSTEM)
         return answer
 
-    def _adopt(self, answer: ConfiguratorAnswer, use: ApiBase, source: Source) -> None:
+    def _adopt(self, answer: ConfiguratorAnswer, use: ApiBase, source: Source, since: float | None = None) -> None:
         self.answer = answer
         self.use = use if answer.connector_url and answer.relay_url else (
             ApiBase.CONNECTOR if answer.connector_url else ApiBase.RELAY)
         self.source = source
+        moved = self.use == ApiBase.RELAY and bool(answer.connector_url)  # not when the relay is all there is
+        self._relay_since = (since if since is not None else self._relay_since or self.clock()) if moved else None
 
-    async def _cached(self) -> tuple[ConfiguratorAnswer, ApiBase] | None:
+    async def _cached(self) -> tuple[ConfiguratorAnswer, ApiBase, float | None] | None:
         if self._store is None:
             return None
         try:
@@ -247,12 +267,14 @@ class DiscoveredEndpoints:
         if answer is None or answer.kanzlei != self.kanzlei or not isinstance(data, dict):
             return None
         use = ApiBase.RELAY if data.get("use") == ApiBase.RELAY else ApiBase.CONNECTOR
-        return answer, use
+        since = data.get("relay_since")
+        return answer, use, float(since) if isinstance(since, int | float) else None
 
     async def _save(self) -> None:
         if self._store is None or self.answer is None:
             return
         try:
-            await self._store.set(self.key, json.dumps({**self.answer.to_json(), "use": str(self.use)}))
+            await self._store.set(self.key, json.dumps({**self.answer.to_json(), "use": str(self.use),
+                                                        "relay_since": self._relay_since}))
         except Exception as exc:  # the store away: the answer lives in this process
             log.debug("discovery cache not written: %s", type(exc).__name__)

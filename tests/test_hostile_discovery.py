@@ -1,0 +1,63 @@
+"""Hostile tests of discovery by Kanzlei (issue 21 item 1): a firm's IT, a flaky network and the
+configurator's answers, over HTTP against the Advoware simulator, the cache in a real Redis."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from adapters.advoware_discovery import ConfiguratorGarbage
+from simulators.common import free_port, serve_in_thread
+from tests import test_advoware_discovery as discovery
+from tests.test_advoware_discovery import ASKED, CONNECTOR_READ, RELAY_READ, Firm
+
+firm = discovery.firm  # the fixture: a simulator, its configurator and a Kanzlei of the test's own
+
+pytestmark = pytest.mark.redis
+
+
+async def test_a_password_in_an_answered_url_is_refused_and_never_logged(
+        firm: Firm, caplog: pytest.LogCaptureFixture) -> None:
+    """``https://user:secret@host``: httpx would send it as Basic auth beside our token, and every view
+    (the INFO line at start, doctor, the status page) would print it. Refused, without echoing it."""
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=firm.url.replace("://", "://svc:s3cret-pw@") + "/")
+    with caplog.at_level(logging.DEBUG):
+        async with firm.client() as advo:
+            assert advo.endpoints is not None
+            with pytest.raises(ConfiguratorGarbage) as caught:
+                await advo.get_beteiligter(firm.betnr)
+    assert "user information" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value) + caplog.text
+
+
+async def test_the_connector_back_is_used_again_and_the_relay_is_not_kept_for_good(firm: Firm) -> None:
+    """The firm's connector down for a minute (a server reboot at night): the sync moves to the relay.
+    When the connector is back, the sync goes back to it within RETURN_AFTER_S, in every process and
+    after a restart, instead of staying on the relay for ever; while it stays down, that costs one
+    refused connect and no re-read per period."""
+    port = free_port()
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=f"http://127.0.0.1:{port}/")
+    now = [1_000_000.0]
+    async with firm.client() as advo, firm.client() as other:
+        assert advo.endpoints is not None and other.endpoints is not None
+        advo.endpoints.clock = other.endpoints.clock = lambda: now[0]
+        await advo.get_beteiligter(firm.betnr)  # connector down: moved to the relay
+        await other.get_beteiligter(firm.betnr)  # the other process follows without asking again
+        assert firm.calls()[RELAY_READ] == 2 and firm.calls()[ASKED] == 1 + 1, firm.calls()
+        period = advo.endpoints.return_after
+        now[0] += period + 1  # still down: one try of the connector, then the relay again
+        await advo.get_beteiligter(firm.betnr)
+        assert firm.calls()[RELAY_READ] == 3 and CONNECTOR_READ not in firm.calls()
+        back = serve_in_thread(firm.sim.app, port=port)
+        try:
+            await advo.get_beteiligter(firm.betnr)  # within the period: still the relay
+            assert firm.calls()[RELAY_READ] == 4
+            now[0] += period + 1
+            await advo.get_beteiligter(firm.betnr)
+            await other.get_beteiligter(firm.betnr)
+            assert firm.calls().get(CONNECTOR_READ) == 2, firm.calls()
+            assert "(connectorUrl)" in advo.endpoints.describe() and (await firm.cached())["use"] == "connector"
+        finally:
+            back.stop()
+    assert firm.calls()[ASKED] <= 3, firm.calls()
