@@ -13,6 +13,8 @@ without a trailing ``/`` and ``/api/v1`` (the client appends its paths). Nothing
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +27,7 @@ SYSTEM = "advoware"
 FIX = ("set ADVOWARE_URL and ADVOWARE_TOKEN_URL (docs/advoware.md), or check ADVOWARE_KANZLEI and "
        "ADVOWARE_CONFIGURATOR_URL")
 _API_SUFFIX = re.compile(r"(/api/v1)?/*$")
+MAX_ANSWER_BYTES = 64 * 1024  # three URLs: anything larger is not an answer, and is not read on
 
 
 class DiscoveryFailed(ApiError):
@@ -102,22 +105,40 @@ def parse_answer(data: Any, kanzlei: str, read_at: float) -> ConfiguratorAnswer:
 
 
 async def ask_configurator(client: httpx.AsyncClient, configurator_url: str, kanzlei: str,
-                           read_at: float) -> ConfiguratorAnswer:
-    """One ``GET`` of the configurator; :class:`DiscoveryFailed` with the operator's line and fix."""
+                           read_at: float, deadline: float = 10.0) -> ConfiguratorAnswer:
+    """One ``GET`` of the configurator, the whole exchange within ``deadline`` seconds (an answer dripped
+    byte by byte never times out a read) and at most :data:`MAX_ANSWER_BYTES` read;
+    :class:`DiscoveryFailed` with the operator's line and fix."""
     where = f"Advoware's configurator {configurator_url} for Kanzlei {kanzlei!r}"
     try:
-        resp = await client.get(configurator_url, params={"Kanzlei": kanzlei}, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(deadline), client.stream(
+                "GET", configurator_url, params={"Kanzlei": kanzlei}, headers={"Accept": "application/json"}) as resp:
+            status, location = resp.status_code, resp.headers.get("location", "")
+            body = await _read_bounded(resp, where)
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise ConfiguratorUnreachable(f"{where}: not reachable ({type(exc).__name__}): {FIX}", system=SYSTEM) from exc
-    if resp.status_code == 404:
+    if status == 404:
         raise KanzleiNotFound(f"{where}: unknown Kanzlei (404): {FIX}", system=SYSTEM, status=404)
-    if resp.status_code >= 400:
-        raise ConfiguratorUnreachable(f"{where}: answered HTTP {resp.status_code}: {FIX}", system=SYSTEM)
+    if 300 <= status < 400:
+        raise ConfiguratorGarbage(f"{where}: answered HTTP {status}, a redirect to {location[:200]!r} (set "
+                                  f"ADVOWARE_CONFIGURATOR_URL to it if that is Advoware's): {FIX}", system=SYSTEM)
+    if status >= 400:
+        raise ConfiguratorUnreachable(f"{where}: answered HTTP {status}: {FIX}", system=SYSTEM)
     try:
-        data = resp.json()
+        data = json.loads(body)
     except ValueError:
         raise ConfiguratorGarbage(f"{where}: the answer is not JSON: {FIX}", system=SYSTEM) from None
     try:
         return parse_answer(data, kanzlei, read_at)
     except DiscoveryFailed as exc:
         raise type(exc)(f"{where}: {exc.message}: {FIX}", system=SYSTEM) from None
+
+
+async def _read_bounded(resp: httpx.Response, where: str) -> bytes:
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise ConfiguratorGarbage(f"{where}: the answer is larger than {MAX_ANSWER_BYTES} bytes: {FIX}",
+                                      system=SYSTEM)
+    return bytes(body)

@@ -238,9 +238,9 @@ class DiscoveredEndpoints:
     async def _ask(self, client: httpx.AsyncClient | None) -> ConfiguratorAnswer:
         if client is None:
             async with httpx.AsyncClient(timeout=self.timeout) as own:
-                answer = await ask_configurator(own, self.configurator_url, self.kanzlei, self.clock())
+                answer = await ask_configurator(own, self.configurator_url, self.kanzlei, self.clock(), self.timeout)
         else:
-            answer = await ask_configurator(client, self.configurator_url, self.kanzlei, self.clock())
+            answer = await ask_configurator(client, self.configurator_url, self.kanzlei, self.clock(), self.timeout)
         if not self._token_override and not answer.security_gateway:
             raise ConfiguratorGarbage(f"Advoware's configurator {self.configurator_url} for Kanzlei "
                                       f"{self.kanzlei!r}: the answer names no securityGateway: {FIX}", system=SYSTEM)

@@ -3,11 +3,19 @@ configurator's answers, over HTTP against the Advoware simulator, the cache in a
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
 
-from adapters.advoware_discovery import ConfiguratorGarbage
+from adapters.advoware_discovery import FIX, ConfiguratorGarbage, ConfiguratorUnreachable, DiscoveryFailed
 from simulators.common import free_port, serve_in_thread
 from tests import test_advoware_discovery as discovery
 from tests.test_advoware_discovery import ASKED, CONNECTOR_READ, RELAY_READ, Firm
@@ -61,3 +69,56 @@ async def test_the_connector_back_is_used_again_and_the_relay_is_not_kept_for_go
         finally:
             back.stop()
     assert firm.calls()[ASKED] <= 3, firm.calls()
+
+
+def _hostile_configurator(firm: Firm) -> Starlette:
+    """A configurator that misbehaves by path: a redirect, an answer dripped byte by byte, a huge answer."""
+    good = json.dumps({"connectorUrl": firm.url + "/", "relayUrl": firm.url + "/relay/",
+                       "securityGateway": firm.url + "/gateway/"}).encode()
+
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse("https://configurator.example/AdvonetConfigurator/api/Url", status_code=301)
+
+    async def drip(request: Request) -> Response:
+        async def body() -> AsyncIterator[bytes]:
+            for byte in good:
+                await asyncio.sleep(0.25)
+                yield bytes([byte])
+        return StreamingResponse(body(), media_type="application/json")
+
+    async def huge(request: Request) -> Response:
+        return Response(good[:-1] + b', "pad": "' + b"x" * (20 << 20) + b'"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/redirect", redirect), Route("/drip", drip), Route("/huge", huge)])
+
+
+@pytest.fixture
+def hostile(firm: Firm) -> Iterator[str]:
+    handle = serve_in_thread(_hostile_configurator(firm))
+    yield handle.url
+    handle.stop()
+
+
+async def test_a_redirecting_configurator_is_named_as_one(firm: Firm, hostile: str) -> None:
+    """Advoware moves its configurator (301): the line names the redirect and its target, not 'not JSON'."""
+    async with firm.client(advoware_configurator_url=hostile + "/redirect") as advo:
+        with pytest.raises(DiscoveryFailed) as caught:
+            await advo.get_beteiligter(firm.betnr)
+    text = str(caught.value)
+    assert "HTTP 301" in text and "https://configurator.example/AdvonetConfigurator/api/Url" in text, text
+    assert "\n" not in text and text.endswith(FIX)
+
+
+async def test_a_configurator_dripping_its_answer_is_bounded_by_the_timeout(firm: Firm, hostile: str) -> None:
+    """Every byte within the read timeout, the whole answer far beyond it: the wait still has a bound."""
+    started = time.monotonic()
+    async with firm.client(advoware_configurator_url=hostile + "/drip", http_timeout_seconds=1.0) as advo:
+        with pytest.raises(ConfiguratorUnreachable, match="not reachable"):
+            await advo.get_beteiligter(firm.betnr)
+    assert time.monotonic() - started < 5, time.monotonic() - started
+
+
+async def test_a_huge_configurator_answer_is_refused_unread(firm: Firm, hostile: str) -> None:
+    async with firm.client(advoware_configurator_url=hostile + "/huge") as advo:
+        with pytest.raises(ConfiguratorGarbage, match="larger than"):
+            await advo.get_beteiligter(firm.betnr)
