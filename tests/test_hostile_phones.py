@@ -61,3 +61,39 @@ async def test_the_setting_switched_on_by_an_admin_while_linked(tb: Testbed, nat
         ("clean", "+49307654321" if national.startswith("030") else "+49221765432"), rec
     assert tb.advo_record(betnr)["telefon"] == national
     await quiet(tb)
+
+
+@pytest.mark.parametrize("international", [True, False])
+async def test_both_sides_respelling_the_same_number_is_no_conflict_and_no_write(
+        tb: Testbed, international: bool) -> None:
+    tb.espo.set_phone_settings(international=international)
+    espo_id, betnr = await linked(tb, phoneNumber="+49 30 1234567")
+    tb.reset_calls()
+    tb.advo.edit(betnr, telefon="030 / 123 45 67")
+    tb.espo.user_edit(espo_id, phoneNumber="0049 30 1234567" if not international else "+49 (0)30 1234567")
+    await settled(tb)
+    await tb.sync_check()
+    await settled(tb)
+    assert tb.writes() == 0, tb.calls()  # the person edits are not counted: nothing of ours
+    assert tb.advo_record(betnr)["telefon"] == "030 / 123 45 67"
+    assert not any("/Note" in k for k in tb.calls()), tb.calls()
+    await quiet(tb)
+
+
+@pytest.mark.parametrize("cleared", ["", "   ", None])
+async def test_a_number_cleared_in_advoware_clears_it_in_espocrm_once(tb: Testbed, cleared: str | None) -> None:
+    espo_id, betnr = await linked(tb, phoneNumber="+49301234567")
+    tb.advo.edit(betnr, telefon=cleared)
+    await tb.sync_check()
+    await settled(tb)
+    rec = tb.espo_record(espo_id)
+    assert (rec["syncStatus"], rec["phoneNumber"]) == ("clean", None), rec
+    await quiet(tb)
+
+
+async def test_a_number_cleared_in_espocrm_clears_it_in_advoware_once(tb: Testbed) -> None:
+    espo_id, betnr = await linked(tb, phoneNumber="+49301234567")
+    tb.espo.user_edit(espo_id, phoneNumber=None)
+    await settled(tb)
+    assert tb.advo_record(betnr)["telefon"] in (None, ""), tb.advo_record(betnr)
+    await quiet(tb)
