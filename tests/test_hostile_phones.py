@@ -97,3 +97,21 @@ async def test_a_number_cleared_in_espocrm_clears_it_in_advoware_once(tb: Testbe
     await settled(tb)
     assert tb.advo_record(betnr)["telefon"] in (None, ""), tb.advo_record(betnr)
     await quiet(tb)
+
+
+@pytest.mark.parametrize("spelt", ["+49 (030) 1234567", "+49 030 1234567", "0049 030 1234567", "+41 044 123 45 67"])
+async def test_a_redundant_trunk_zero_after_the_country_code_is_the_same_number(tb: Testbed, spelt: str) -> None:
+    """A common German spelling: ``+49 (030) …``. EspoCRM (libphonenumber) stores it without the 0, so a
+    key that keeps it made a lost base (or a first link) overwrite one side's spelling and post a Note."""
+    tb.espo.set_phone_settings(international=True)
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon=spelt)
+    await tb.sync_check()
+    await settled(tb)
+    stored = tb.espo_record(espo_id)["phoneNumber"]
+    assert stored == ("+41441234567" if spelt.startswith("+41") else "+49301234567")
+    await tb.services.store.drop_link(espo_id)
+    tb.reset_calls()
+    await quiet(tb)
+    assert not any("/Note" in k for k in tb.calls()), tb.calls()
+    assert (tb.espo_record(espo_id)["phoneNumber"], tb.advo_record(betnr)["telefon"]) == (stored, spelt)
