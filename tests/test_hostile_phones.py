@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.test_phone_formatting import linked, quiet, settled
@@ -115,3 +117,19 @@ async def test_a_redundant_trunk_zero_after_the_country_code_is_the_same_number(
     await quiet(tb)
     assert not any("/Note" in k for k in tb.calls()), tb.calls()
     assert (tb.espo_record(espo_id)["phoneNumber"], tb.advo_record(betnr)["telefon"]) == (stored, spelt)
+
+
+@pytest.mark.parametrize("international", [True, False])
+async def test_no_phone_number_in_the_log_at_info(
+        tb: Testbed, international: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """Refused, rewritten, re-read settings: the log names fields and ids, never the number."""
+    tb.espo.set_phone_settings(international=not international)
+    with caplog.at_level(logging.INFO):
+        espo_id, betnr = await linked(tb, phoneNumber="+49 30 9876543")
+        tb.espo.set_phone_settings(international=international)
+        for typed in ("0171 9876543 mobil", "0221 / 98 76 54", "030 9876543 ext. 98"):
+            tb.advo.edit(betnr, telefon=typed)
+            await tb.sync_check()
+            await settled(tb)
+    text = "".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert not any(digits in text for digits in ("9876543", "98 76 54", "987654")), text
