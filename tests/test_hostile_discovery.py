@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from adapters.advoware_discovery import FIX, ConfiguratorGarbage, ConfiguratorUnreachable, DiscoveryFailed
+from adapters.errors import ApiError
 from simulators.common import free_port, serve_in_thread
 from tests import test_advoware_discovery as discovery
 from tests.test_advoware_discovery import ASKED, CONNECTOR_READ, RELAY_READ, Firm
@@ -122,3 +123,29 @@ async def test_a_huge_configurator_answer_is_refused_unread(firm: Firm, hostile:
     async with firm.client(advoware_configurator_url=hostile + "/huge") as advo:
         with pytest.raises(ConfiguratorGarbage, match="larger than"):
             await advo.get_beteiligter(firm.betnr)
+
+
+@pytest.mark.parametrize("fault", ["503", "hang"])
+async def test_a_connector_that_answers_badly_is_not_left_for_the_relay(firm: Firm, fault: str) -> None:
+    """Only a failed connect moves: a 503 or an answer that never comes is the connector's own trouble
+    (the relay reaches the same Advoware), retried later; the wait is bounded by the HTTP timeout."""
+    async with firm.client(http_timeout_seconds=1.0) as advo:
+        await advo.get_beteiligter(firm.betnr)
+        rule = dict(status=503, times=None) if fault == "503" else dict(delay=3.0, times=None)
+        firm.sim.faults.add(path=r"^/api/v1/advonet/Beteiligte", **rule)
+        started = time.monotonic()
+        with pytest.raises(ApiError):  # retried later (503: deferred; a timeout: retryable)
+            await advo.get_beteiligter(firm.betnr)
+        assert time.monotonic() - started < 2.5
+        assert advo.endpoints is not None and "(connectorUrl)" in advo.endpoints.describe()
+    assert RELAY_READ not in firm.calls() and firm.calls()[ASKED] == 1, firm.calls()
+    assert (await firm.cached())["use"] == "connector"
+
+
+@pytest.mark.parametrize("spelt", ["{url}/api/v1/", "{url}/api/v1", "{url}//", "{URL}/"])
+async def test_answered_urls_in_other_spellings_reach_the_same_api(firm: Firm, spelt: str) -> None:
+    url = spelt.format(url=firm.url, URL=firm.url.replace("http://", "HTTP://"))
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=url, securityGateway=url.replace("/api/v1", ""))
+    async with firm.client() as advo:
+        assert (await advo.get_beteiligter(firm.betnr))["betNr"] == firm.betnr
+    assert firm.calls()[CONNECTOR_READ] == 1, firm.calls()
