@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from adapters.advoware_discovery import FIX, ConfiguratorGarbage, ConfiguratorUnreachable, DiscoveryFailed
 from adapters.errors import ApiError
+from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port, serve_in_thread
 from tests import test_advoware_discovery as discovery
 from tests.test_advoware_discovery import ASKED, CONNECTOR_READ, RELAY_READ, Firm
@@ -149,3 +150,27 @@ async def test_answered_urls_in_other_spellings_reach_the_same_api(firm: Firm, s
     async with firm.client() as advo:
         assert (await advo.get_beteiligter(firm.betnr))["betNr"] == firm.betnr
     assert firm.calls()[CONNECTOR_READ] == 1, firm.calls()
+
+
+async def test_advoware_moved_to_new_hosts_is_followed_and_the_old_token_is_not_kept(firm: Firm) -> None:
+    """The firm moves its Advoware (new connector and security gateway, its own tokens): the first call
+    that cannot connect reads the configurator again, and the token of the old gateway, refused by the
+    new API, is replaced by one of the new gateway at once."""
+    moved = AdvowareSimulator(kanzlei=firm.kanzlei)
+    moved.seed(name="Beispiel GmbH")
+    new = serve_in_thread(moved.app)
+    old = serve_in_thread(firm.sim.app)
+    try:
+        firm.sim.configurator.set(firm.kanzlei, connectorUrl=old.url + "/")
+        async with firm.client() as advo:
+            await advo.get_beteiligter(firm.betnr)
+            firm.sim.configurator.set(firm.kanzlei, connectorUrl=new.url + "/", securityGateway=new.url + "/gateway/")
+            old.stop()
+            await asyncio.sleep(0.1)
+            assert (await advo.get_beteiligter(firm.betnr))["name"] == "Beispiel GmbH"
+            assert advo.endpoints is not None and f"API {new.url} (connectorUrl)" in advo.endpoints.describe()
+        assert moved.calls.snapshot()["POST /gateway/api/v1/Token"] == 1, moved.calls.snapshot()
+        assert (await firm.cached())["connector_url"] == new.url
+    finally:
+        new.stop()
+        old.stop()
