@@ -148,8 +148,11 @@ class DiscoveredEndpoints:
                     self._adopt(*cached[:2], Source.CACHE, since=cached[2])
                 self.source = Source.CACHE_CONFIGURATOR_DOWN
                 return exc
-            same = self.answer is not None and fresh.same_urls(self.answer)
-            self._adopt(fresh, self.use if same else ApiBase.CONNECTOR, Source.FRESH)
+            known, use, since = self.answer, self.use, self._relay_since
+            if known is None and (cached := await self._cached()) is not None:
+                known, use, since = cached  # a fresh process (doctor): keep what the others learnt
+            same = known is not None and fresh.same_urls(known)
+            self._adopt(fresh, use if same else ApiBase.CONNECTOR, Source.FRESH, since=since if same else None)
             await self._save()
             return None
 

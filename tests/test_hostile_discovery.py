@@ -174,3 +174,19 @@ async def test_advoware_moved_to_new_hosts_is_followed_and_the_old_token_is_not_
     finally:
         new.stop()
         old.stop()
+
+
+async def test_doctor_asking_afresh_keeps_what_the_processes_learnt(firm: Firm) -> None:
+    """The connector down, every process on the relay: ``doctor`` (a fresh process) asks the configurator,
+    which answers the same. It must not write "connector" back over the store's "relay": every process
+    started after it (a restart, each command) would try the dead connector first again."""
+    port = free_port()
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=f"http://127.0.0.1:{port}/")
+    async with firm.client() as advo:
+        await advo.get_beteiligter(firm.betnr)
+    assert (await firm.cached())["use"] == "relay"
+    async with firm.client() as doctor:
+        assert doctor.endpoints is not None
+        assert await doctor.endpoints.refresh() is None
+        assert "connectorUrl" in doctor.endpoints.describe() and "was not reachable" in doctor.endpoints.describe()
+    assert (await firm.cached())["use"] == "relay"
