@@ -133,3 +133,20 @@ async def test_no_phone_number_in_the_log_at_info(
             await settled(tb)
     text = "".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert not any(digits in text for digits in ("9876543", "98 76 54", "987654")), text
+
+
+@pytest.mark.parametrize("international", [True, False])
+@pytest.mark.parametrize("placeholder", ["-", "--", "/", "."])
+async def test_a_placeholder_without_digits_in_advoware_is_no_number(
+        tb: Testbed, international: bool, placeholder: str) -> None:
+    """Advoware users type ``-`` for "no number". Its key was ``""`` (not empty): sent as it is, EspoCRM
+    with the setting on refused it and the record failed; it is no number, so EspoCRM's is cleared."""
+    tb.espo.set_phone_settings(international=international)
+    espo_id, betnr = await linked(tb)
+    tb.advo.edit(betnr, telefon=placeholder)
+    await tb.sync_check()
+    await settled(tb)
+    rec = tb.espo_record(espo_id)
+    assert (rec["syncStatus"], rec["phoneNumber"]) == ("clean", None), rec
+    assert tb.advo_record(betnr)["telefon"] == placeholder
+    await quiet(tb)
