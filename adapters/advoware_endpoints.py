@@ -9,8 +9,9 @@ personal), so a restart, another process and every CLI command start from it wit
 A call that cannot connect (connection refused, connect timeout, DNS) asks :meth:`connect_failed`:
 the configurator is read again (at most once per ``reread_every`` seconds across every process: a
 ``SET NX`` slot in the store); a changed answer is used as it is, otherwise the API switches between
-``connectorUrl`` and ``relayUrl``. The configurator unreachable then: the cached answer stays, and a
-warning says so. The client repeats the call once on the new address. On the relay although the answer
+``connectorUrl`` and ``relayUrl`` (at most once per ``reread_every`` s: both down is no flapping).
+The configurator unreachable then: the cached answer stays, and a warning says so. The client
+repeats the call once on the new address. On the relay although the answer
 names a connector, a call goes to the connector again once ``return_after`` seconds have passed since
 the move (in each process, and after a restart): back when it is back, else one refused connect and
 the relay again, so a connector's short outage does not leave the firm on the relay for good.
@@ -94,6 +95,7 @@ class DiscoveredEndpoints:
         self.source: Source | None = None
         self._lock = asyncio.Lock()
         self._last_reread = float("-inf")
+        self._last_flip = float("-inf")  # monotonic: one move between connector and relay per reread_every
 
     # -- what the client uses -------------------------------------------------------------------
     def urls(self) -> Urls:
@@ -125,6 +127,7 @@ class DiscoveredEndpoints:
         log.info("Advoware: on the relay since %s; trying connectorUrl %s again", _iso(self._relay_since),
                  self.answer.connector_url)
         self.use, self._relay_since = ApiBase.CONNECTOR, None
+        self._last_flip = float("-inf")  # the connector still down: back to the relay at once
         await self._save()  # a connect failure moves every process back to the relay, for another period
 
     async def announce(self) -> str:
@@ -206,9 +209,11 @@ class DiscoveredEndpoints:
         else:
             if fresh is not None:
                 self._adopt(fresh, self.use, Source.FRESH)
-            if not token and self.answer.connector_url and self.answer.relay_url:
+            if (not token and self.answer.connector_url and self.answer.relay_url
+                    and time.monotonic() - self._last_flip >= self.reread_every):  # both down: no flapping
                 self.use = ApiBase.RELAY if self.use == ApiBase.CONNECTOR else ApiBase.CONNECTOR
                 self._relay_since = self.clock() if self.use == ApiBase.RELAY else None
+                self._last_flip = time.monotonic()
         await self._save()
 
     async def _reread(self, client: httpx.AsyncClient) -> ConfiguratorAnswer | None:

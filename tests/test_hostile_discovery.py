@@ -190,3 +190,19 @@ async def test_doctor_asking_afresh_keeps_what_the_processes_learnt(firm: Firm) 
         assert await doctor.endpoints.refresh() is None
         assert "connectorUrl" in doctor.endpoints.describe() and "was not reachable" in doctor.endpoints.describe()
     assert (await firm.cached())["use"] == "relay"
+
+
+async def test_nothing_connecting_flips_without_flooding_the_log(
+        firm: Firm, caplog: pytest.LogCaptureFixture) -> None:
+    """Connector and relay both refuse (the firm's line is down): every call (the feed polls every 10 s)
+    tries both; the configurator is asked once a minute and the log does not say "now …" at every call."""
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=f"http://127.0.0.1:{free_port()}/",
+                              relayUrl=f"http://127.0.0.1:{free_port()}/")
+    async with firm.client() as advo:
+        with caplog.at_level(logging.INFO):
+            for _ in range(6):
+                with pytest.raises(ApiError, match="connection failed"):
+                    await advo.get_beteiligter(firm.betnr)
+    moves = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert firm.calls()[ASKED] == 2
+    assert len(moves) == 1, [r.getMessage() for r in moves]  # one move a minute at most, not one per call
