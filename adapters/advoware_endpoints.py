@@ -53,9 +53,10 @@ Urls = tuple[str, str]  # (API base, token gateway base)
 class ConnectFailed(RetryableError):
     """A call that could not connect (nothing was sent): the client may repeat it on another address."""
 
-    def __init__(self, message: str, url: str) -> None:
+    def __init__(self, message: str, url: str, reason: str = "") -> None:
         super().__init__(message, system=SYSTEM)
         self.url = url
+        self.reason = reason  # what the connect met: refused, a certificate, a name not found
 
 
 class ApiBase(StrEnum):
@@ -159,7 +160,7 @@ class DiscoveredEndpoints:
             await self._save()
             return None
 
-    async def connect_failed(self, client: httpx.AsyncClient, url: str) -> Urls | None:
+    async def connect_failed(self, client: httpx.AsyncClient, url: str, reason: str = "") -> Urls | None:
         """A call to ``url`` could not connect: the addresses to repeat it on, or None (nothing else to try)."""
         async with self._lock:
             if self.answer is None:
@@ -174,7 +175,8 @@ class DiscoveredEndpoints:
             after = self.urls()
         if after == before:
             return None
-        log.warning("Advoware: %s cannot be reached: now %s", url.split("?", 1)[0], self.describe())
+        log.warning("Advoware: %s cannot be reached%s: now %s", url.split("?", 1)[0],
+                    f" ({reason})" if reason else "", self.describe())
         return after
 
     def describe(self) -> str:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+import trustme
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -206,3 +210,34 @@ async def test_nothing_connecting_flips_without_flooding_the_log(
     moves = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
     assert firm.calls()[ASKED] == 2
     assert len(moves) == 1, [r.getMessage() for r in moves]  # one move a minute at most, not one per call
+
+
+@pytest.fixture
+def untrusted_connector(firm: Firm, tmp_path: Path) -> Iterator[str]:
+    """The firm's connector over https with a certificate no public CA signed (a self-made one)."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(firm.sim.app, host="127.0.0.1", port=port, log_level="warning",
+                                           ssl_certfile=str(tmp_path / "server.pem")))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield f"https://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(5)
+
+
+async def test_a_connector_with_an_untrusted_certificate_is_named_as_such(
+        firm: Firm, untrusted_connector: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A TLS failure is a failed connect (nothing was sent): the relay is used, and the warning says it
+    was the certificate, not "cannot be reached", so the firm's IT knows what to fix."""
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=untrusted_connector)
+    with caplog.at_level(logging.WARNING):
+        async with firm.client() as advo:
+            await advo.get_beteiligter(firm.betnr)
+    assert firm.calls()[RELAY_READ] == 1
+    moves = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert len(moves) == 1 and "certificate" in moves[0].lower(), moves
