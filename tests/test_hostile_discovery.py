@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from adapters.advoware_discovery import FIX, ConfiguratorGarbage, ConfiguratorUnreachable, DiscoveryFailed
 from adapters.errors import ApiError
+from simulators.advoware.configurator import PATH
 from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import free_port, serve_in_thread
 from tests import test_advoware_discovery as discovery
@@ -241,3 +242,19 @@ async def test_a_connector_with_an_untrusted_certificate_is_named_as_such(
     assert firm.calls()[RELAY_READ] == 1
     moves = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
     assert len(moves) == 1 and "certificate" in moves[0].lower(), moves
+
+
+async def test_another_kanzlei_or_configurator_is_asked_not_served_from_the_old_cache(firm: Firm) -> None:
+    """The firm's IT corrects ADVOWARE_KANZLEI or ADVOWARE_CONFIGURATOR_URL: the next start asks anew
+    (the cache key holds both), and the old answer is not used for the new Kanzlei."""
+    async with firm.client() as advo:
+        await advo.get_beteiligter(firm.betnr)
+    other = firm.kanzlei + "-zwei"
+    firm.sim.configurator.set(other, connectorUrl="")  # its own answer: the relay only
+    async with firm.client(advoware_kanzlei=other) as advo:
+        assert advo.endpoints is not None
+        assert (await advo.endpoints.resolve())[0] == firm.url + "/relay"
+    async with firm.client(advoware_configurator_url=firm.url.replace("127.0.0.1", "localhost") + PATH) as advo:
+        assert advo.endpoints is not None
+        await advo.endpoints.resolve()
+    assert firm.calls()[ASKED] == 3, firm.calls()
