@@ -205,6 +205,7 @@ class DiscoveredEndpoints:
         if fresh is None and (shared := await self._cached()) is not None:
             if not shared[0].same_urls(self.answer) or shared[1] != self.use:  # another process moved on
                 self._adopt(shared[0], shared[1], self.source or Source.CACHE, since=shared[2])
+                self._last_flip = time.monotonic()  # a move all the same: no flapping back at once
                 return
         if fresh is not None and not fresh.same_urls(self.answer):
             self._adopt(fresh, ApiBase.CONNECTOR, Source.FRESH)

@@ -258,3 +258,27 @@ async def test_another_kanzlei_or_configurator_is_asked_not_served_from_the_old_
         assert advo.endpoints is not None
         await advo.endpoints.resolve()
     assert firm.calls()[ASKED] == 3, firm.calls()
+
+
+async def test_a_relay_blip_right_after_another_process_moved_does_not_send_this_one_back(firm: Firm) -> None:
+    """Two processes: A moves to the relay, B follows from the store; the relay refuses one call of B a
+    moment later. B must not flip back to the dead connector (and write that into the store for all)."""
+    relay_port = free_port()
+    relay = serve_in_thread(firm.sim.app, port=relay_port)
+    firm.sim.configurator.set(firm.kanzlei, connectorUrl=f"http://127.0.0.1:{free_port()}/",
+                              relayUrl=f"{relay.url}/relay/")
+    try:
+        async with firm.client() as a, firm.client() as b:
+            assert a.endpoints is not None and b.endpoints is not None
+            await b.endpoints.resolve()  # B started before the outage: on the connector
+            await a.get_beteiligter(firm.betnr)  # A: connector refused, moved to the relay
+            await b.get_beteiligter(firm.betnr)  # B follows the store
+            relay.stop()
+            await asyncio.sleep(0.1)
+            with pytest.raises(ApiError, match="connection failed"):
+                await b.get_beteiligter(firm.betnr)  # the relay's blip
+            relay = serve_in_thread(firm.sim.app, port=relay_port)
+            assert (await b.get_beteiligter(firm.betnr))["betNr"] == firm.betnr
+            assert (await firm.cached())["use"] == "relay"
+    finally:
+        relay.stop()
