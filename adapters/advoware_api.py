@@ -226,7 +226,7 @@ class AdvowareAPI(AdvowareListing):
         try:
             return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
         except ConnectFailed as exc:
-            moved = await self.endpoints.connect_failed(self._client, exc.url) if self.endpoints else None
+            moved = await self.endpoints.connect_failed(self._client, exc.url, exc.reason) if self.endpoints else None
             if moved is None:
                 raise
             self._set_urls(*moved)
@@ -271,7 +271,8 @@ class AdvowareAPI(AdvowareListing):
                 self.inflight.answered(slot, resp.status_code)
                 return resp
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ConnectFailed(f"{what}: connection failed ({type(exc).__name__})", url) from exc
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__  # a certificate, a refusal, a name
+            raise ConnectFailed(f"{what}: connection failed ({type(exc).__name__}: {reason})", url, reason) from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{what}: timed out", system=SYSTEM) from exc
         except httpx.TransportError as exc:

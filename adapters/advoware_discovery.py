@@ -6,13 +6,15 @@ or unreachable; the token is ``POST <securityGateway>/api/v1/Token``. What the c
 for an unknown Kanzlei is not known: ``404`` and an answer without addresses both count as "not found".
 
 An answer is taken only whole: a JSON object whose fields are strings (or null, or missing: empty)
-holding ``http(s)`` URLs without query or fragment. Anything else is refused with one line, and
-nothing changes (a cached answer stays in use). The URLs are kept without a trailing ``/`` and
-``/api/v1`` (the client appends its paths). Nothing here is personal data.
+holding ``http(s)`` URLs without query, fragment or user information (never echoed). Anything else
+is refused with one line, and nothing changes (a cached answer stays in use). The URLs are kept
+without a trailing ``/`` and ``/api/v1`` (the client appends its paths). Nothing here is personal data.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +27,7 @@ SYSTEM = "advoware"
 FIX = ("set ADVOWARE_URL and ADVOWARE_TOKEN_URL (docs/advoware.md), or check ADVOWARE_KANZLEI and "
        "ADVOWARE_CONFIGURATOR_URL")
 _API_SUFFIX = re.compile(r"(/api/v1)?/*$")
+MAX_ANSWER_BYTES = 64 * 1024  # three URLs: anything larger is not an answer, and is not read on
 
 
 class DiscoveryFailed(ApiError):
@@ -79,6 +82,8 @@ def _url(value: Any, name: str) -> str:
     if not text:
         return ""
     scheme, sep, rest = text.partition("://")
+    if "@" in rest.split("/", 1)[0]:  # never echoed: it would be a password in every log line and view
+        raise ConfiguratorGarbage(f"{name} holds user information (user:password@host); refused", system=SYSTEM)
     if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
         raise ConfiguratorGarbage(f"{name} {text[:80]!r} is not an http(s) URL", system=SYSTEM)
     if "?" in text or "#" in text or any(c.isspace() for c in text):
@@ -100,22 +105,40 @@ def parse_answer(data: Any, kanzlei: str, read_at: float) -> ConfiguratorAnswer:
 
 
 async def ask_configurator(client: httpx.AsyncClient, configurator_url: str, kanzlei: str,
-                           read_at: float) -> ConfiguratorAnswer:
-    """One ``GET`` of the configurator; :class:`DiscoveryFailed` with the operator's line and fix."""
+                           read_at: float, deadline: float = 10.0) -> ConfiguratorAnswer:
+    """One ``GET`` of the configurator, the whole exchange within ``deadline`` seconds (an answer dripped
+    byte by byte never times out a read) and at most :data:`MAX_ANSWER_BYTES` read;
+    :class:`DiscoveryFailed` with the operator's line and fix."""
     where = f"Advoware's configurator {configurator_url} for Kanzlei {kanzlei!r}"
     try:
-        resp = await client.get(configurator_url, params={"Kanzlei": kanzlei}, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(deadline), client.stream(
+                "GET", configurator_url, params={"Kanzlei": kanzlei}, headers={"Accept": "application/json"}) as resp:
+            status, location = resp.status_code, resp.headers.get("location", "")
+            body = await _read_bounded(resp, where)
+    except (httpx.HTTPError, TimeoutError) as exc:
         raise ConfiguratorUnreachable(f"{where}: not reachable ({type(exc).__name__}): {FIX}", system=SYSTEM) from exc
-    if resp.status_code == 404:
+    if status == 404:
         raise KanzleiNotFound(f"{where}: unknown Kanzlei (404): {FIX}", system=SYSTEM, status=404)
-    if resp.status_code >= 400:
-        raise ConfiguratorUnreachable(f"{where}: answered HTTP {resp.status_code}: {FIX}", system=SYSTEM)
+    if 300 <= status < 400:
+        raise ConfiguratorGarbage(f"{where}: answered HTTP {status}, a redirect to {location[:200]!r} (set "
+                                  f"ADVOWARE_CONFIGURATOR_URL to it if that is Advoware's): {FIX}", system=SYSTEM)
+    if status >= 400:
+        raise ConfiguratorUnreachable(f"{where}: answered HTTP {status}: {FIX}", system=SYSTEM)
     try:
-        data = resp.json()
+        data = json.loads(body)
     except ValueError:
         raise ConfiguratorGarbage(f"{where}: the answer is not JSON: {FIX}", system=SYSTEM) from None
     try:
         return parse_answer(data, kanzlei, read_at)
     except DiscoveryFailed as exc:
         raise type(exc)(f"{where}: {exc.message}: {FIX}", system=SYSTEM) from None
+
+
+async def _read_bounded(resp: httpx.Response, where: str) -> bytes:
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise ConfiguratorGarbage(f"{where}: the answer is larger than {MAX_ANSWER_BYTES} bytes: {FIX}",
+                                      system=SYSTEM)
+    return bytes(body)

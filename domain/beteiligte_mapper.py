@@ -104,7 +104,7 @@ def canonical_value(f: FieldMap, raw: Any, side: str) -> str | None:
     if value is None:
         return None
     if f.kind == "phone":
-        return phone_key(value)
+        return phone_key(value) or None  # "-", "/": no digit, no letter, no number
     if f.kind == "enum":
         table = value_maps().get(f.espo)
         if table is not None:

@@ -5,8 +5,9 @@ a change, a conflict or a write. The key keeps digits, letters and a leading ``+
 and ``- ( ) / .``; it writes a number the way it is dialled from abroad, with the firm's country
 (:data:`DEFAULT_COUNTRY_CODE`, Germany) for a national number:
 
-- ``+49 30 1234567``, ``+49 (0)30 1234567``, ``0049 30 1234567``, ``030 1234567`` and ``030-1234567``
-  are all ``+49301234567``; ``0221 / 12 34 56`` is ``+49221123456``;
+- ``+49 30 1234567``, ``+49 (0)30 1234567``, ``+49 (030) 1234567``, ``0049 30 1234567``, ``030 1234567``
+  and ``030-1234567`` are all ``+49301234567`` (a 0 after ``+49``, ``+43`` or ``+41`` is the trunk
+  prefix); ``0221 / 12 34 56`` is ``+49221123456``;
 - an extension is kept and its marker written one way (``ext. 12``, ``x12``, ``#12`` → ``x12``);
 - letters are kept (case folded): ``+49 800 FLOWERS`` is not ``+498003569377`` (EspoCRM's parser turns
   the letters into digits; the two differ by key, which costs at most one write).
@@ -31,6 +32,9 @@ _DROP = re.compile(r"[^0-9a-z+#]")
 _TRUNK = re.compile(r"\(\s*0\s*\)")  # "+49 (0)30": the 0 is dialled only inside the country
 _EXTENSION = re.compile(r"(?:ext|x|#)(?=\d+$)")
 _PLUS_LATER = re.compile(r"(?<=.)\+")
+# Germany, Austria, Switzerland: a 0 right after the country code is the trunk prefix (+49 (030) …),
+# never part of the number; EspoCRM's libphonenumber drops it too. Not Italy's (+39 06 … keeps it).
+_TRUNK_ZERO = re.compile(r"^\+(49|43|41)0")
 # EspoCRM's app.regExpPatterns.phoneNumberLoose: every character of a stored number is one of these.
 _ESPO_REFUSES = re.compile(r"[^0-9A-Za-z_@:#+()\-. ]+")
 _SPACES = re.compile(r" {2,}")
@@ -47,15 +51,21 @@ def phone_key(value: str) -> str:
         key = "+" + key[2:]
     elif key.startswith("0"):
         key = f"+{DEFAULT_COUNTRY_CODE}{key[1:]}"
-    return _EXTENSION.sub("x", key)
+    return _EXTENSION.sub("x", _TRUNK_ZERO.sub(r"+\1", key))
 
 
 def international_form(value: str) -> str | None:
     """E.164 (``+49221123456``) of a number that has no letters, or ``None``: what EspoCRM's own
-    import makes of a national number when the importer names the country."""
-    key = phone_key(value)
+    import makes of a national number when the importer names the country. An extension follows as
+    `` ext. 12``, which EspoCRM reads in either version (8.1.5 and 9.x without "Phone number
+    extensions" drop it, 9.x with them keeps it)."""
+    key, marker, extension = phone_key(value).partition("x")
     digits = key[1:]
-    return key if key.startswith("+") and digits.isdigit() and 4 <= len(digits) <= 15 else None
+    if not (key.startswith("+") and digits.isdigit() and 4 <= len(digits) <= 15):
+        return None
+    if not marker:
+        return key
+    return f"{key} ext. {extension}" if extension.isdigit() else None
 
 
 def espo_spelling(value: str, international: bool | None) -> str:

@@ -134,6 +134,24 @@ class EspoFacts:
             self._stale = True
         return refused
 
+    async def phone_setting_changed(self, exc: ValidationError) -> bool:
+        """EspoCRM refused a phone number (``type: valid``): read "International phone numbers" again
+        (one ``GET Settings``). True when an admin switched it since it was read: the shared copy is
+        then forgotten and the next attempt writes the spelling the new setting accepts."""
+        data = _dig(exc.details, "messageTranslation", "data")
+        if not (isinstance(data, dict) and data.get("type") == "valid"
+                and any(f.kind == "phone" and f.espo == data.get("field") for f in FIELDS)):
+            return False
+        now = await self._phone_international()
+        if now is None or now == self.phone_international:
+            return False
+        log.warning("EspoCRM: 'International phone numbers' is now %s; the sync writes phone numbers "
+                    "accordingly", "on" if now else "off")
+        self.phone_international = now
+        self._loaded_at = 0.0
+        self._stale = True
+        return True
+
     def apply_metadata(self, meta: Any) -> None:
         defs = _dig(meta, "entityDefs", ENTITY)
         if not isinstance(defs, dict):

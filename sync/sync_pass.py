@@ -295,6 +295,9 @@ class SyncPass:
             if self.s.espo_facts.option_refused(exc):  # an admin changed the options: read them again
                 raise RetryableError(f"EspoCRM refused an option ({exc}); its options are read again",
                                      system="espocrm") from exc
+            if await self.s.espo_facts.phone_setting_changed(exc):  # "International phone numbers" switched
+                raise RetryableError(f"EspoCRM refused a phone number ({exc}); its setting changed",
+                                     system="espocrm") from exc
             raise
         self.s.metrics.writes.labels("espocrm").inc()
         return updated
