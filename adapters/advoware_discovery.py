@@ -92,12 +92,18 @@ def _url(value: Any, name: str) -> str:
     return _API_SUFFIX.sub("", text)
 
 
-def parse_answer(data: Any, kanzlei: str, read_at: float) -> ConfiguratorAnswer:
-    """The answer of the configurator as JSON data; raises :class:`DiscoveryFailed` (one line, no fix)."""
+def parse_answer(data: Any, kanzlei: str, read_at: float, *, https_only: bool = False) -> ConfiguratorAnswer:
+    """The answer of the configurator as JSON data; raises :class:`DiscoveryFailed` (one line, no fix).
+    ``https_only`` (the configurator was asked over https): a plain http URL is refused, since the token
+    request carries the password and every call the token."""
     if not isinstance(data, dict):
         raise ConfiguratorGarbage(f"the answer is a JSON {type(data).__name__}, not an object", system=SYSTEM)
     connector, relay = _url(data.get("connectorUrl"), "connectorUrl"), _url(data.get("relayUrl"), "relayUrl")
     gateway = _url(data.get("securityGateway"), "securityGateway")
+    for name, url in (("connectorUrl", connector), ("relayUrl", relay), ("securityGateway", gateway)):
+        if https_only and url.lower().startswith("http://"):
+            raise ConfiguratorGarbage(f"{name} {url[:80]!r} is plain http (the password and tokens would travel "
+                                      "unencrypted); refused", system=SYSTEM)
     if not connector and not relay:
         raise KanzleiNotFound(f"the answer names neither connectorUrl nor relayUrl for Kanzlei {kanzlei!r}",
                               system=SYSTEM)
@@ -129,7 +135,7 @@ async def ask_configurator(client: httpx.AsyncClient, configurator_url: str, kan
     except ValueError:
         raise ConfiguratorGarbage(f"{where}: the answer is not JSON: {FIX}", system=SYSTEM) from None
     try:
-        return parse_answer(data, kanzlei, read_at)
+        return parse_answer(data, kanzlei, read_at, https_only=configurator_url.lower().startswith("https://"))
     except DiscoveryFailed as exc:
         raise type(exc)(f"{where}: {exc.message}: {FIX}", system=SYSTEM) from None
 

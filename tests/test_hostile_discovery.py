@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 import uvicorn
@@ -19,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from adapters.advoware_discovery import FIX, ConfiguratorGarbage, ConfiguratorUnreachable, DiscoveryFailed
+from adapters.advoware_discovery import (
+    FIX,
+    ConfiguratorGarbage,
+    ConfiguratorUnreachable,
+    DiscoveryFailed,
+    ask_configurator,
+)
 from adapters.errors import ApiError
 from simulators.advoware.configurator import PATH
 from simulators.advoware.simulator import AdvowareSimulator
@@ -282,3 +289,22 @@ async def test_a_relay_blip_right_after_another_process_moved_does_not_send_this
             assert (await firm.cached())["use"] == "relay"
     finally:
         relay.stop()
+
+
+@pytest.mark.parametrize("part", ["connectorUrl", "relayUrl", "securityGateway"])
+async def test_plain_http_named_by_an_https_configurator_is_refused(part: str) -> None:
+    """The configurator asked over https names an http address: the token request would carry the password
+    unencrypted, every call the token. Refused in one line (it was taken before). An http configurator
+    (the sandbox, a test) may name http addresses."""
+    urls = {"connectorUrl": "https://c.example/", "relayUrl": "https://r.example/",
+            "securityGateway": "https://g.example/", part: f"http://{part.lower()}.example/"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=urls)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(ConfiguratorGarbage) as refused:
+            await ask_configurator(client, "https://configurator.example" + PATH, "k1", read_at=0.0)
+        assert part in refused.value.message and "plain http" in refused.value.message
+        plain = await ask_configurator(client, "http://configurator.example" + PATH, "k1", read_at=0.0)
+    assert plain.security_gateway.startswith("http")
