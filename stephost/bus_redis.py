@@ -26,11 +26,8 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-
-from redis.exceptions import ResponseError
 
 from stephost.bus_common import (
     BusCounters,
@@ -45,13 +42,11 @@ from stephost.bus_common import (
     subscribers_by_topic,
 )
 from stephost.bus_recovery import LoopSupervisor, Round
+from stephost.bus_redis_reader import Entry, StreamReader, as_str
 from stephost.bus_redis_scripts import (
     BACKGROUND,
-    BUSYGROUP,
     GROUP,
-    GROUP_START,
     NEW_ENTRIES,
-    NOGROUP,
     OWN_PENDING,
     BusKeys,
     BusScripts,
@@ -69,13 +64,8 @@ log = logging.getLogger("stephost.bus")
 HOUSEKEEPING = "housekeeping"
 WORKER = "worker"
 TOUCHES_PER_CLAIM_IDLE = 3  # a running handler's entry is touched this often per claimIdleSeconds
-READ_GRACE_SECONDS = 5.0  # a blocking read not answered within its block time plus this is a hung connection
 ERROR_LOG_INTERVAL_SECONDS = 30.0  # one log line per identical error and interval
-Entry = tuple[str, Any, Any]  # (stream, entry id, fields or None)
-
-
-def _s(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+_s = as_str
 
 
 class RedisStreamBus:
@@ -102,20 +92,23 @@ class RedisStreamBus:
         names = sorted({s.name for subs in self._subscribers.values() for s in subs})
         self._background = set(queue.background_topics)
         background = sorted({s.name for t in self._background for s in self._subscribers.get(t, [])})
-        self._first = [self._keys.stream(name) for name in names]  # read before the background lane
-        self._streams = self._first + [self._keys.stream(name, BACKGROUND) for name in background]
         self._poll = poll_seconds  # housekeeping: due retries and dead workers' entries
-        # A worker's XREADGROUP waits this long for a new entry (it returns at once when one comes, and
-        # an idle loop is cancelled at stop): longer means fewer idle round trips, not more latency.
-        self._block = block_seconds
-        self._read_timeout = block_seconds + READ_GRACE_SECONDS
         self._rng = rng or random.Random()
-        self._consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._reader = StreamReader(
+            redis,
+            [self._keys.stream(name) for name in names],  # read before the background lane
+            [self._keys.stream(name, BACKGROUND) for name in background],
+            consumer,
+            block_seconds=block_seconds,
+            reached=lambda loop: self._loops.reached(loop),
+        )
+        self._streams = self._reader.streams
         self._loops = LoopSupervisor(
             log,
             base=queue.reconnect_base_seconds,
             cap=queue.reconnect_max_seconds,
-            stale_after=2 * self._read_timeout,
+            stale_after=2 * self._reader.read_timeout,
             log_every=ERROR_LOG_INTERVAL_SECONDS,
             on_error=self._on_error,
             rng=self._rng,
@@ -135,7 +128,7 @@ class RedisStreamBus:
             return
         self._stopped = False
         try:
-            await self._ensure_groups()
+            await self._reader.ensure_groups()
         except Exception as exc:  # the loops recreate them when Redis answers NOGROUP
             self._loops.error("start", exc)
         loops: dict[str, tuple[str, Round]] = {
@@ -226,7 +219,7 @@ class RedisStreamBus:
 
     async def _worker_round(self, name: str) -> None:
         backlog = name in self._backlog
-        entries = await self._read(name, OWN_PENDING if backlog else NEW_ENTRIES)
+        entries = await self._reader.read(name, OWN_PENDING if backlog else NEW_ENTRIES)
         if backlog and not entries:
             self._backlog.discard(name)
         await self._process_all(name, entries)
@@ -234,68 +227,22 @@ class RedisStreamBus:
     async def _housekeeping_round(self, name: str) -> None:
         """Move due retries back into their streams and take over entries of dead workers."""
         if name in self._backlog:  # entries it took over and did not finish before an error
-            entries = await self._read(name, OWN_PENDING)
+            entries = await self._reader.read(name, OWN_PENDING)
             await self._process_all(name, entries)
             if not entries:
                 self._backlog.discard(name)
         await self._scripts.move_due(time.time())
         self._loops.reached(name)
         idle_ms = int(self._cfg.claim_idle_seconds * 1000)
+        consumer = self._reader.consumer_name(name)
         for stream in self._streams:
-            claim = partial(self._redis.xautoclaim, stream, GROUP, self._consumer_name(name), idle_ms, "0-0", count=10)
-            reply = await self._in_group(claim)
+            claim = partial(self._redis.xautoclaim, stream, GROUP, consumer, idle_ms, "0-0", count=10)
+            reply = await self._reader.in_group(claim)
             for entry_id, _ in reply[1]:
                 log.warning("taking over event %s on %s from a dead worker", _s(entry_id), stream)
             await self._process_all(name, [(stream, entry_id, fields) for entry_id, fields in reply[1]])
         self._depth = int(await self._redis.get(self._keys.pending) or 0)
         await asyncio.sleep(self._poll)
-
-    async def _read(self, name: str, start: str) -> list[Entry]:
-        """XREADGROUP for the loop's consumer (``start``: new entries or its own pending ones). With a
-        background lane, new entries of the other streams are asked for first, without waiting: a
-        worker takes a background event only while no other one waits."""
-        if not self._streams:
-            return []
-        if start == NEW_ENTRIES and len(self._streams) > len(self._first):
-            entries = await self._read_from(name, self._first, start, None)
-            if entries:
-                return entries
-        return await self._read_from(name, self._streams, start, max(1, int(self._block * 1000)))
-
-    async def _read_from(self, name: str, keys: list[str], start: str, block: int | None) -> list[Entry]:
-        streams = dict.fromkeys(keys, start)
-        reply = await self._in_group(
-            lambda: asyncio.wait_for(
-                self._redis.xreadgroup(GROUP, self._consumer_name(name), streams, count=1, block=block),
-                self._read_timeout,
-            )
-        )
-        self._loops.reached(name)
-        entries = [(_s(stream), entry_id, fields) for stream, items in reply or [] for entry_id, fields in items]
-        return sorted(entries, key=lambda e: e[0].endswith(BACKGROUND))  # a background entry last
-
-    async def _in_group(self, command: Callable[[], Awaitable[Any]]) -> Any:
-        """Run a group command; when Redis answers NOGROUP (it came back empty), recreate the groups
-        and run it once more."""
-        try:
-            return await command()
-        except ResponseError as exc:
-            if not str(exc).startswith(NOGROUP):
-                raise
-        log.warning("event bus consumer groups missing (Redis came back empty?): recreating them")
-        await self._ensure_groups()
-        return await command()
-
-    async def _ensure_groups(self) -> None:
-        for stream in self._streams:
-            try:
-                await self._redis.xgroup_create(stream, GROUP, id=GROUP_START, mkstream=True)
-            except ResponseError as exc:
-                if not str(exc).startswith(BUSYGROUP):
-                    raise
-
-    def _consumer_name(self, loop: str) -> str:
-        return f"{self._consumer}-{loop}"
 
     # -- one entry ------------------------------------------------------------------------------
 
@@ -307,7 +254,7 @@ class RedisStreamBus:
                 if fields is None:  # deleted while pending: nothing left to run
                     await self._redis.xack(stream, GROUP, entry_id)
                     continue
-                await self._process(stream, entry_id, fields, self._consumer_name(name))
+                await self._process(stream, entry_id, fields, self._reader.consumer_name(name))
 
     async def _process(self, stream: str, entry_id: Any, raw: dict[Any, Any], consumer: str) -> None:
         fields = {_s(k): _s(v) for k, v in raw.items()}
