@@ -15,81 +15,86 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import redis.connection
-from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from config.advoware_profile import DEFAULT_PROFILE, AdvowareProfile, ProfileError, load_profile
 from config.setting_errors import (
-    API_SUFFIX,
     DEFAULT_ADVOWARE_CONFIGURATOR_URL,
     DELETE_POLICIES,
     FIXES,
-    HTTP_SCHEMES,
-    LOG_FORMATS,
-    LOG_LEVELS,
-    ON_CREATE_MATCH,
-    REDIS_SCHEMES,
     SECRET_MIN,
     ConfigError,
     describe_validation,
 )
+from config.setting_types import (
+    DEFAULT_STATE_DIR,
+    ApiBaseUrl,
+    CronSchedule,
+    DeletePolicy,
+    ExistingFile,
+    HttpUrl,
+    LogFormat,
+    LogLevel,
+    OnCreateMatch,
+    PollSeconds,
+    RedisUrl,
+    StateDir,
+    TimeZone,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE_DIR = ".state"
 APP_NAME = "beteiligte-sync"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    espocrm_url: str | None = None
+    espocrm_url: ApiBaseUrl = None
     espocrm_api_key: SecretStr | None = None
     espocrm_hmac_secret: SecretStr | None = None
     # {"<webhookId>": "<secretKey>"}; accepted as a JSON string in the environment.
     espocrm_webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
-    advoware_url: str | None = None
-    advoware_token_url: str | None = None
+    advoware_url: ApiBaseUrl = None
+    advoware_token_url: ApiBaseUrl = None
     advoware_app_id: str | None = None
     advoware_api_key: SecretStr | None = None
     advoware_kanzlei: str | None = None
     advoware_database: str | None = None
     advoware_user: str | None = None
     advoware_password: SecretStr | None = None
-    advoware_timezone: str = "Europe/Berlin"
+    advoware_timezone: TimeZone = "Europe/Berlin"
     # Unset or blank: DEFAULT_ADVOWARE_CONFIGURATOR_URL (see advoware_discovery and configurator_url).
-    advoware_configurator_url: str | None = None
+    advoware_configurator_url: HttpUrl = None
     advoware_profile: str = DEFAULT_PROFILE
 
-    redis_url: str | None = None
+    redis_url: RedisUrl = None
     host: str = "127.0.0.1"
     port: int = Field(default=3111, ge=1, le=65535)
     # Not in the contract: the address EspoCRM reaches this service by (webhook URLs), for
     # ``webhooks register`` and ``doctor``; unset, they derive it from HOST/PORT and say so.
-    public_url: str | None = None
+    public_url: HttpUrl = None
     # Not in the contract: serve speaks HTTPS itself with this certificate (chain) and key (PEM); both or
     # neither. The alternative, a reverse proxy in front, is docs/tls.md.
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    sync_check_cron: str = "*/15 * * * *"
+    tls_cert_file: ExistingFile = None
+    tls_key_file: ExistingFile = None
+    sync_check_cron: CronSchedule = "*/15 * * * *"
     # Advoware's change feed (issue 20): seconds between reads of Advoware's changes; 0 turns it off.
     # A divisor of 60 below a minute, or whole minutes dividing an hour (a cron step's schedule).
-    advoware_poll_seconds: int = 10
+    advoware_poll_seconds: PollSeconds = 10
 
     # Not in the contract; documented in docs/configuration.md.
-    delete_policy: str = DELETE_POLICIES[0]
+    delete_policy: DeletePolicy = DELETE_POLICIES[0]
     conflict_policy_file: str | None = None
     value_maps_file: str | None = None
     http_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     # Unset: INFO for serve, WARNING for the other commands (their own output says what happened, and a
     # failure is one line on stderr, not wrapped in INFO lines).
-    log_level: str | None = None
+    log_level: LogLevel = None
     # text (one line per event) or json (one object per line, for log shippers); docs/operations.md.
-    log_format: str = "text"
+    log_format: LogFormat = "text"
     # How often serve checks EspoCRM, Advoware and Redis (/health, /ready); docs/operations.md.
     health_check_interval_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     # Keys the fingerprints kept in Redis (entrypoints.fingerprint_secret); unset: fingerprint.key in
@@ -99,7 +104,7 @@ class Settings(BaseSettings):
     status_token: SecretStr | None = None
     # The embedded store (REDIS_URL unset): the folder of its redis-server (socket, AOF, lock, log),
     # relative paths taken from the project folder; and the redis-server binary (default: from PATH).
-    state_dir: str = DEFAULT_STATE_DIR
+    state_dir: StateDir = DEFAULT_STATE_DIR
     redis_server_bin: str | None = None
     # Set by the sandbox after it has pointed the URLs at its simulators.
     sandbox_mode: bool = False
@@ -110,7 +115,7 @@ class Settings(BaseSettings):
     advoware_max_inflight: int = Field(default=10, ge=1, le=200)
     # Issue 11: before a create in Advoware, link an existing match (link), fail the record naming
     # it so staff decide (ask), or create without looking (create).
-    on_create_match: str = "link"
+    on_create_match: OnCreateMatch = "link"
 
     @field_validator("espocrm_webhook_secrets", mode="before")
     @classmethod
@@ -151,104 +156,6 @@ class Settings(BaseSettings):
         """The Advoware wire profile of ``ADVOWARE_PROFILE`` (read once per file)."""
         return load_profile(self.advoware_profile)
 
-    @field_validator("advoware_timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not a time zone") from None
-        return v
-
-    @field_validator("on_create_match")
-    @classmethod
-    def _on_create_match(cls, v: str) -> str:
-        if v.strip().lower() not in ON_CREATE_MATCH:
-            raise ValueError(f"{v!r} is not one of {', '.join(ON_CREATE_MATCH)}")
-        return v.strip().lower()
-
-    @field_validator("delete_policy")
-    @classmethod
-    def _delete_policy(cls, v: str) -> str:
-        if v not in DELETE_POLICIES:
-            raise ValueError(f"{v!r} is not a delete policy")
-        return v
-
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        if v.strip().upper() not in LOG_LEVELS:
-            raise ValueError(f"{v!r} is not a log level")
-        return v.strip().upper()
-
-    @field_validator("advoware_poll_seconds")
-    @classmethod
-    def _poll(cls, v: int) -> int:
-        ok = v == 0 or (0 < v < 60 and 60 % v == 0) or (v % 60 == 0 and 0 < v <= 3600 and 60 % (v // 60) == 0)
-        if not ok:
-            raise ValueError(f"{v} is not a poll interval")
-        return v
-
-    @field_validator("log_format")
-    @classmethod
-    def _log_format(cls, v: str) -> str:
-        if v.strip().lower() not in LOG_FORMATS:
-            raise ValueError(f"{v!r} is not a log format")
-        return v.strip().lower()
-
-    @field_validator("sync_check_cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        if not croniter.is_valid(v) or len(v.split()) not in (5, 6):  # a sixth field: seconds (croniter)
-            raise ValueError(f"{v!r} is not a cron schedule")
-        return v
-
-    @field_validator("espocrm_url", "advoware_url", "advoware_token_url", "public_url", "advoware_configurator_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        if not v.startswith(HTTP_SCHEMES) or len(v.split("://", 1)[1].strip("/")) == 0:
-            raise ValueError(f"{v!r} is not an http(s) URL")
-        if "?" in v or "#" in v:  # the clients append paths: a query or fragment would swallow them
-            raise ValueError(f"{v!r} has a query or fragment (?, #)")
-        return v
-
-    @field_validator("espocrm_url", "advoware_url", "advoware_token_url")
-    @classmethod
-    def _api_base(cls, v: str | None) -> str | None:
-        """The clients add ``/api/v1/...`` themselves: a URL that already ends with it is cut back to the base."""
-        return API_SUFFIX.sub("", v).rstrip("/") if v else v
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        if not v.strip().startswith(REDIS_SCHEMES):
-            raise ValueError("is not a redis://, rediss:// or unix:// URL")
-        try:
-            parsed = redis.connection.parse_url(v.strip())
-        except ValueError:  # bad port, broken IPv6 brackets, a query option redis-py cannot read
-            raise ValueError("cannot be read (port, host or a ?option)") from None
-        if not parsed.get("path") and not parsed.get("host"):
-            # redis-py would quietly use localhost:6379: maybe another program's database
-            raise ValueError("names no host (redis-py would quietly use localhost:6379)")
-        return v.strip()
-
-    @field_validator("tls_cert_file", "tls_key_file")
-    @classmethod
-    def _tls_file(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        path = Path(v.strip()).expanduser()
-        if not path.is_file():
-            raise ValueError(f"{str(path)!r} is not a file")
-        return str(path.resolve())
-
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
@@ -272,11 +179,6 @@ class Settings(BaseSettings):
         if isinstance(v, str) and len(v.strip()) < minimum:
             raise ValueError(f"is shorter than {minimum} characters")
         return v
-
-    @field_validator("state_dir")
-    @classmethod
-    def _state_dir(cls, v: str) -> str:
-        return v.strip() or DEFAULT_STATE_DIR  # "STATE_DIR=" in .env: the default, not the project folder
 
     @property
     def sandbox(self) -> bool:

@@ -12,7 +12,8 @@ import click
 
 from adapters.background import Background
 from adapters.embedded_redis import EmbeddedRedis, StartupError
-from config.settings import LOG_LEVELS, Settings, load_settings
+from config.setting_errors import LOG_LEVELS
+from config.settings import Settings, load_settings
 from config.version import DISTRIBUTION, package_version
 from domain.sync_status import ENTITY, SyncStatus
 from entrypoints.bootstrap import Services

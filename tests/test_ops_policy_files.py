@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DELETE_POLICIES
+from config.setting_errors import DELETE_POLICIES
 from domain.beteiligte_mapper import FIELDS
 from domain.conflict_policy import DEFAULTS, PolicyError, Strategy, load_policy
 from domain.sync_status import DeletePolicy
