@@ -45,7 +45,7 @@ class PutAnswer(StrEnum):
 
 class PostAnswer(StrEnum):
     BODY = "body"  # the created object (201 or 200)
-    LOCATION = "location"  # 201 with Location: .../Beteiligte/{betNr}, any body: the client reads the object with one GET
+    LOCATION = "location"  # 201, Location: .../Beteiligte/{betNr}, any body: the client reads the object (one GET)
 
 
 class ProfileError(ValueError):
