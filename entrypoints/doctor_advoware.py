@@ -17,6 +17,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.errors import NotFoundError, ValidationError
 from config.advoware_profile import AdvowareProfile
 from installation.advoware_profile_check import (
+    SINCE_SLACK,
     Changes,
     ListShape,
     field_lines,
@@ -26,8 +27,10 @@ from installation.advoware_profile_check import (
     unprobed_lines,
 )
 from installation.setup_report import Line, Status, fail, ok, skip, warn
+from sync.feed_since import rows_before, since_reason
 
 KNOWN_RESOURCES = ("api/v1/advonet/Beteiligte", "api/v1/Beteiligte")
+SINCE_IGNORED = "list endpoint answered, but the change feed is off:"
 LIST, OBJECT = "list endpoint", "Beteiligter"
 
 
@@ -94,6 +97,15 @@ async def probe_advoware(advo: AdvowareAPI, profile: AdvowareProfile, zone: Zone
     lines += unprobed_lines(profile)
     lines.append(probe.changes.line(profile.source, failed=failed))
     return lines
+
+
+async def list_read(advo: AdvowareAPI, zone: ZoneInfo) -> str:
+    """``doctor``'s read of the list (``NotFoundError`` without one): whether the change feed can use it,
+    asking for the changes since now as the feed asks (sync/feed_since.py)."""
+    now = datetime.now(zone).replace(tzinfo=None)
+    if rows_before(await advo.list_beteiligte(geaendert_seit=now, take=1), now - SINCE_SLACK):
+        return f"{SINCE_IGNORED} {since_reason(advo.profile.list_since_param)}"
+    return "list endpoint answered (the change feed reads Advoware's changes through it)"
 
 
 async def _find_list(probe: Probe) -> tuple[str, Any]:
