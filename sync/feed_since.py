@@ -32,8 +32,8 @@ def rows_before(page: list[dict[str, Any]], bound: datetime) -> int:
 
 def since_reason(param: str) -> str:
     return (f'the list endpoint ignores its since parameter (list_since_param = "{param}" of ADVOWARE_PROFILE: '
-            "asked for the changes since a time, it answered rows changed before): reading every Beteiligter each "
-            "poll is not done, Advoware's changes arrive at the sync check only; doctor --advoware checks "
+            "asked for the changes since a time, it answered rows changed before); rather than read every "
+            "Beteiligter each poll, Advoware's changes arrive at the sync check only: doctor --advoware checks "
             "list_since_param")
 
 

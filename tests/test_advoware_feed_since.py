@@ -15,8 +15,8 @@ import pytest
 
 from entrypoints.status_facts import gather
 from sync.advoware_feed import FeedState
-from tests.testbed import Testbed
 from tests.test_advoware_feed import LIST, linked, poll, settled
+from tests.testbed import Testbed
 
 ROOT = Path(__file__).resolve().parent.parent
 
