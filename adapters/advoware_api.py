@@ -19,7 +19,15 @@ from adapters.advoware_endpoints import ConnectFailed, DiscoveredEndpoints
 from adapters.advoware_listing import MAX_TAKE, AdvowareListing
 from adapters.advoware_profile_wire import ProfileWire
 from adapters.advoware_token_cache import DEFAULT_KEY, AdvowareTokenCache, credentials_key
-from adapters.advoware_wire import PROBLEM_KEYS, Redactor, problem_text, token_from_answer, token_request_body
+from adapters.advoware_wire import (
+    PROBLEM_KEYS,
+    Redactor,
+    api_root,
+    join_path,
+    problem_text,
+    token_from_answer,
+    token_request_body,
+)
 from adapters.api_ids import beteiligter_path
 from adapters.errors import (
     ApiError,
@@ -32,7 +40,7 @@ from adapters.errors import (
 )
 from adapters.http_transport import transport as http_transport
 from adapters.rate_limit import InflightLimit
-from config.advoware_profile import AdvowareProfile, PutAnswer, load_profile
+from config.advoware_profile import AdvowareProfile, PostAnswer, PutAnswer, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +48,6 @@ SYSTEM = "advoware"
 
 
 __all__ = ["MAX_TAKE", "SYSTEM", "AdvowareAPI", "AdvowareListing"]
-
-
-def _join(base: str, suffix: str) -> str:
-    base = base.rstrip("/")
-    return base if base.endswith(suffix) else base + suffix
-
-
-def _root(base: str, resource: str) -> str:
-    """``ADVOWARE_URL`` without an API tail (``…/api/v1`` or ``…/api/v1/advonet``) when the resource path
-    starts with ``api/v1/`` itself: the URL may be given with or without it, whatever the profile's path."""
-    base = base.rstrip("/")
-    for tail in ("/api/v1/advonet", "/api/v1"):
-        if base.endswith(tail) and resource.startswith("api/v1/"):
-            return base[: -len(tail)]
-    return base
 
 
 class AdvowareAPI(AdvowareListing):
@@ -107,8 +100,8 @@ class AdvowareAPI(AdvowareListing):
         self._supports_list: bool | None = None
 
     def _set_urls(self, base_url: str, token_url: str) -> None:
-        self._api = _root(base_url, self.profile.resource_path) + "/"
-        self._token_endpoint = _join(token_url, "/api/v1/Token")
+        self._api = api_root(base_url, self.profile.resource_path) + "/"
+        self._token_endpoint = join_path(token_url, "/api/v1/Token")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -133,10 +126,16 @@ class AdvowareAPI(AdvowareListing):
 
     async def create_beteiligter(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST; returns the created object with its ``rowId`` (one extra GET if the answer lacks it, or
-        always with ``post_returns_row_id = false``). That GET unanswered: the POST's answer without
-        rowId (the create is done; raising would repeat it), and the next sync reads the rowId."""
-        answer = await self._call("POST", self._resource, json=self._wire.to_wire(body))
-        created = self._object(self._wire.from_wire(answer, "POST Beteiligte"), "POST Beteiligte")
+        always with ``post_returns_row_id = false`` or ``post_answer = "location"``). That GET unanswered:
+        the POST's answer (with a Location: the values sent) without rowId (the create is done; raising
+        would repeat it), and the next sync reads the rowId."""
+        if self.profile.post_answer == PostAnswer.LOCATION:  # the values sent, should the GET go unanswered
+            resp = await self._call("POST", self._resource, json=self._wire.to_wire(body), raw=True)
+            created = {**body, "betNr": self._wire.created_betnr(resp.headers.get("Location"), resp.status_code)}
+            created.pop("rowId", None)
+        else:
+            answer = await self._call("POST", self._resource, json=self._wire.to_wire(body))
+            created = self._object(self._wire.from_wire(answer, "POST Beteiligte"), "POST Beteiligte")
         if self.profile.post_returns_row_id and isinstance(created.get("rowId"), str) and created["rowId"]:
             return created
         try:
@@ -199,12 +198,11 @@ class AdvowareAPI(AdvowareListing):
         if since is not None:
             params[p.list_since_param] = self._wire.since(since)
         try:
-            data = self._wire.from_wire(await self._call("GET", p.list_path, params=params), "GET Beteiligte")
+            answer = await self._call("GET", p.list_path, params=params)
         except NotFoundError:
             self._supports_list, self._list_missing_at = False, time.monotonic()
             raise
-        if not isinstance(data, list):
-            raise BadResponseError("GET Beteiligte: expected a JSON array", system=SYSTEM)
+        data = self._wire.from_wire(self._wire.rows(answer, "GET Beteiligte"), "GET Beteiligte")
         page = [self._object(item, "GET Beteiligte") for item in data]
         self._supports_list = True
         return page
@@ -219,22 +217,22 @@ class AdvowareAPI(AdvowareListing):
 
     async def _call(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
-        json: Any = None, expect_json: bool = True,
+        json: Any = None, expect_json: bool = True, raw: bool = False,
     ) -> Any:
         if self.endpoints is not None:
             self._set_urls(*await self.endpoints.resolve(self._client))
         try:
-            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json, raw=raw)
         except ConnectFailed as exc:
             moved = await self.endpoints.connect_failed(self._client, exc.url, exc.reason) if self.endpoints else None
             if moved is None:
                 raise
             self._set_urls(*moved)
-            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json)
+            return await self._call_once(method, path, params=params, json=json, expect_json=expect_json, raw=raw)
 
     async def _call_once(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
-        json: Any = None, expect_json: bool = True,
+        json: Any = None, expect_json: bool = True, raw: bool = False,
     ) -> Any:
         url = self._api + path
         token = await self._tokens.get_or_fetch(self._fetch_token)
@@ -248,6 +246,8 @@ class AdvowareAPI(AdvowareListing):
                 raise AuthenticationError("API rejected a freshly issued token", system=SYSTEM, status=401)
         if resp.status_code >= 400:
             raise self._error(resp, method)
+        if raw:
+            return resp
         if not expect_json or resp.status_code == 204:
             return None
         try:

@@ -5,11 +5,13 @@ the rest of the service never sees the wire's spelling."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from adapters.errors import BadResponseError
+from adapters.errors import BadResponseError, OutcomeUnknownError
 from config.advoware_dates import DatePattern
 from config.advoware_profile import DATE_FIELD, TIMESTAMP_FIELDS, AdvowareProfile
 
@@ -58,6 +60,37 @@ class ProfileWire:
                                             DATE_FIELD, "geburtsdatum_format", what)
         return out
 
+    def rows(self, data: Any, what: str) -> Any:
+        """A list answer's rows: the answer itself (a bare array), or the list under ``list_items``. Any
+        other shape is a bad response naming the key to change."""
+        key = self.profile.list_items
+        if key is None:
+            if isinstance(data, list):
+                return data
+            found = list_keys(data)
+            fix = f'list_items = "{found[0]}"' if len(found) == 1 else "list_items to the key holding the rows"
+            raise BadResponseError(f"{what}: expected a JSON array, got {shape(data)} (set {fix} in "
+                                   "ADVOWARE_PROFILE; doctor --advoware names it)", system=SYSTEM)
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            why = "no key " + repr(key) if isinstance(data, dict) and key not in data else shape(data)
+            raise BadResponseError(f'{what}: expected an object with the rows as a list under "{key}", got {why} '
+                                   f'(list_items = "{key}" of ADVOWARE_PROFILE; "" for a bare array; doctor '
+                                   "--advoware names it)", system=SYSTEM)
+        return data[key]
+
+    @staticmethod
+    def created_betnr(location: str | None, status: int) -> int:
+        """The new betNr from the ``Location`` of a create's answer (``post_answer = "location"``): its last
+        path segment, a positive integer. Anything else: the create may have been applied, its number is
+        unknown (the create path then looks for it before trying again, never doubling it)."""
+        segment = unquote(urlsplit(location or "").path.rstrip("/").rpartition("/")[2])
+        if re.fullmatch(r"[0-9]{1,18}", segment) and int(segment) > 0:
+            return int(segment)
+        got = "no Location header" if not location else "a Location not ending in a betNr"
+        raise OutcomeUnknownError(f'POST Beteiligte answered {status} with {got} (post_answer = "location" of '
+                                  'ADVOWARE_PROFILE; if it answers the created object, set post_answer = "body")',
+                                  system=SYSTEM, status=status)
+
     def since(self, when: datetime) -> str:
         """The list's since parameter: an aware instant in the firm's zone; a naive one is local already.
         With an offset on the wire, a naive wall time the clocks skip or repeat goes as the earlier of the
@@ -77,3 +110,18 @@ class ProfileWire:
             raise BadResponseError(f"{what}: {self.profile.wire_name(name)} does not have the form "
                                    f"{wire.human()} ({key} of the profile; run doctor --advoware)",
                                    system=SYSTEM) from None
+
+
+def list_keys(data: Any) -> list[str]:
+    """The keys of an object whose values are lists (where a wrapped list answer keeps its rows)."""
+    return [k for k, v in data.items() if isinstance(v, list)] if isinstance(data, dict) else []
+
+
+def shape(data: Any) -> str:
+    """A JSON answer's shape in words, for messages (never its values)."""
+    if isinstance(data, list):
+        return "a JSON array"
+    if isinstance(data, dict):
+        found = list_keys(data)
+        return f"an object with the list-valued keys {', '.join(found)}" if found else "an object without a list"
+    return "no JSON array or object" if data is not None else "an empty answer"

@@ -81,3 +81,18 @@ def token_from_answer(data: Any, status: int, system: str) -> tuple[str, float]:
         raise BadResponseError("token answer has no access_token", system=system, status=status)
     expires_in = data.get("expires_in", 3600) if isinstance(data, dict) else 3600
     return token, float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+
+
+def join_path(base: str, suffix: str) -> str:
+    base = base.rstrip("/")
+    return base if base.endswith(suffix) else base + suffix
+
+
+def api_root(base: str, resource: str) -> str:
+    """``ADVOWARE_URL`` without an API tail (``…/api/v1`` or ``…/api/v1/advonet``) when the resource path
+    starts with ``api/v1/`` itself: the URL may be given with or without it, whatever the profile's path."""
+    base = base.rstrip("/")
+    for tail in ("/api/v1/advonet", "/api/v1"):
+        if base.endswith(tail) and resource.startswith("api/v1/"):
+            return base[: -len(tail)]
+    return base

@@ -43,6 +43,11 @@ class PutAnswer(StrEnum):
     NONE = "none"  # no body (200 or 204): the client reads the object with one GET
 
 
+class PostAnswer(StrEnum):
+    BODY = "body"  # the created object (201 or 200)
+    LOCATION = "location"  # 201, Location: .../Beteiligte/{betNr}, any body: the client reads the object (one GET)
+
+
 class ProfileError(ValueError):
     """A profile that cannot be used: one line with the file, the line and the fix."""
 
@@ -55,11 +60,13 @@ class AdvowareProfile:
     fields: dict[str, str] = field(default_factory=dict)  # internal name → wire name, overriding casing
     put_answer: PutAnswer = PutAnswer.ARRAY
     post_returns_row_id: bool = True
+    post_answer: PostAnswer = PostAnswer.BODY
     list_path: str | None = "api/v1/advonet/Beteiligte"  # None: no list endpoint
     list_since_param: str = "geaendertSeit"
     list_skip_param: str = "skip"
     list_take_param: str = "take"
     list_max_take: int = 200
+    list_items: str | None = None  # the key of the list answer's object holding the rows (None: a bare array)
     geaendert_am_format: DatePattern = DatePattern("%Y-%m-%dT%H:%M:%S.%3f")
     geburtsdatum_format: DatePattern = DatePattern("%Y-%m-%dT00:00:00")
     timezone: str | None = None  # None: ADVOWARE_TIMEZONE decides
@@ -90,11 +97,13 @@ KEYS: dict[str, tuple[type | tuple[type, ...], tuple[str, ...] | None]] = {
     "casing": (str, tuple(Casing)),
     "put_answer": (str, tuple(PutAnswer)),
     "post_returns_row_id": (bool, None),
+    "post_answer": (str, tuple(PostAnswer)),
     "list_endpoint": ((bool, str), None),
     "list_since_param": (str, None),
     "list_skip_param": (str, None),
     "list_take_param": (str, None),
     "list_max_take": (int, None),
+    "list_items": (str, None),
     "geaendert_am_format": (str, None),
     "geburtsdatum_format": (str, None),
     "timezone": (str, None),
@@ -178,7 +187,9 @@ def _build(source: str, text: str, data: dict[str, Any]) -> AdvowareProfile:
     profile = AdvowareProfile(
         source=source, resource_path=resource, casing=Casing(data.get("casing", Casing.CAMEL)), fields=fields,
         put_answer=PutAnswer(data.get("put_answer", PutAnswer.ARRAY)),
-        post_returns_row_id=data.get("post_returns_row_id", True), list_path=list_path,
+        post_answer=PostAnswer(data.get("post_answer", PostAnswer.BODY)),
+        post_returns_row_id=data.get("post_returns_row_id", data.get("post_answer") != PostAnswer.LOCATION),
+        list_path=list_path, list_items=str(data.get("list_items", "")).strip() or None,
         **{k: data[k] for k in ("list_since_param", "list_skip_param", "list_take_param", "list_max_take")
            if k in data},
         geaendert_am_format=_pattern(at, data, "geaendert_am_format", with_time=True),
@@ -240,3 +251,9 @@ def _check_combinations(at: _Where, p: AdvowareProfile, data: dict[str, Any]) ->
                            "two list parameters have the same name")
         if not 1 <= p.list_max_take <= 10_000:
             raise at.error("list_max_take", "must be between 1 and 10000")
+    elif p.list_items is not None:
+        raise at.error("list_items", "names the rows' key in the list's answer, but list_endpoint = false: "
+                                     "leave list_items out, or name the list endpoint")
+    if p.post_answer == PostAnswer.LOCATION and p.post_returns_row_id:
+        raise at.error("post_returns_row_id", 'post_answer = "location" answers no rowId: set '
+                                              "post_returns_row_id = false (or leave it out)")

@@ -26,7 +26,7 @@ from adapters.webhook_secrets import WebhookSecretStore
 from config.settings import Settings
 from entrypoints import doctor_espocrm as espocrm
 from entrypoints.bootstrap import advoware_client, advoware_endpoints, espo_client
-from entrypoints.doctor_advoware import probe_advoware
+from entrypoints.doctor_advoware import SINCE_IGNORED, list_read, probe_advoware
 from entrypoints.setup_store import OpenStore, open_store
 from entrypoints.store_guard import serve_url
 from installation.dependency_health import MemoryTokens
@@ -147,12 +147,12 @@ class Doctor:
             async with advoware_client(self.settings, None, tokens=tokens, timeout=self.timeout,
                                        endpoints=endpoints) as advo:
                 try:
-                    how = await _one_read(advo)
+                    how = await _one_read(advo, ZoneInfo(self.settings.advoware_timezone))
                 except Exception as exc:
                     if tokens.token is None:
                         return [_token_failed(exc, self.settings), skip(READ, "no token")]
                     return [ok(TOKEN, "token issued"), _read_failed(exc, self.settings)]
-            return [ok(TOKEN, "token issued"), ok(READ, how)]
+            return [ok(TOKEN, "token issued"), (warn if how.startswith(SINCE_IGNORED) else ok)(READ, how)]
 
         lines = await self._guard("Advoware", check)
         if tokens.token:
@@ -237,11 +237,11 @@ async def redis_settings(store: OpenStore) -> list[Line]:
     return [ok(REDIS_SETTINGS, facts.describe())]
 
 
-async def _one_read(advo: Any) -> str:
-    """The list endpoint with ``take=1``; without it, ``GET Beteiligte/1`` (a 404 still proves the read)."""
+async def _one_read(advo: Any, zone: ZoneInfo) -> str:
+    """The list endpoint with ``take=1`` and the changes since now (whether it honours its since parameter);
+    without it, ``GET Beteiligte/1`` (a 404 still proves the read)."""
     try:
-        await advo.list_beteiligte(take=1)
-        return "list endpoint answered (the change feed reads Advoware's changes through it)"
+        return await list_read(advo, zone)
     except NotFoundError:
         pass
     try:

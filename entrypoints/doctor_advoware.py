@@ -8,7 +8,7 @@ Advoware is known to use. Reports field by field what it found and which profile
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,11 +16,21 @@ from zoneinfo import ZoneInfo
 from adapters.advoware_api import AdvowareAPI
 from adapters.errors import NotFoundError, ValidationError
 from config.advoware_profile import AdvowareProfile
-from installation.advoware_profile_check import Changes, field_lines, unprobed_lines
+from installation.advoware_profile_check import (
+    SINCE_SLACK,
+    Changes,
+    ListShape,
+    field_lines,
+    list_shape,
+    older_rows,
+    shape_lines,
+    unprobed_lines,
+)
 from installation.setup_report import Line, Status, fail, ok, skip, warn
+from sync.feed_since import rows_before, since_reason
 
 KNOWN_RESOURCES = ("api/v1/advonet/Beteiligte", "api/v1/Beteiligte")
-FAR_FUTURE = datetime(2999, 1, 1)  # nothing changed after it: a since parameter that works answers []
+SINCE_IGNORED = "list endpoint answered, but the change feed is off:"
 LIST, OBJECT = "list endpoint", "Beteiligter"
 
 
@@ -39,6 +49,7 @@ class Probe:
     zone: ZoneInfo
     changes: Changes
     resource: str = ""  # the resource path that answers (the profile's, or the one doctor found)
+    shape: ListShape = field(default_factory=lambda: ListShape(True))  # how the list answers (as found)
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """The wire's answer, or None for a 404 (or a 400: parameters this Advoware does not know)."""
@@ -46,6 +57,10 @@ class Probe:
             return await self.advo.get_raw(path, params)
         except (NotFoundError, ValidationError):
             return None
+
+    async def rows(self, path: str, params: dict[str, Any]) -> list[Any] | None:
+        """A list request's rows, read in the shape the list was found to answer in (None: no such list)."""
+        return self.shape.rows(await self.get(path, params))
 
     def param(self, key: str) -> str | None:
         """A list parameter's name as found to work: the profile's, or the one doctor suggests (None: unknown)."""
@@ -84,41 +99,60 @@ async def probe_advoware(advo: AdvowareAPI, profile: AdvowareProfile, zone: Zone
     return lines
 
 
+async def list_read(advo: AdvowareAPI, zone: ZoneInfo) -> str:
+    """``doctor``'s read of the list (``NotFoundError`` without one): whether the change feed can use it,
+    asking for the changes since now as the feed asks (sync/feed_since.py)."""
+    now = datetime.now(zone).replace(tzinfo=None)
+    if rows_before(await advo.list_beteiligte(geaendert_seit=now, take=1), now - SINCE_SLACK):
+        return f"{SINCE_IGNORED} {since_reason(advo.profile.list_since_param)}"
+    return "list endpoint answered (the change feed reads Advoware's changes through it)"
+
+
 async def _find_list(probe: Probe) -> tuple[str, Any]:
-    """The list path that answers a JSON array (the profile's first, then the known ones) and its page."""
+    """The list path that answers a list (the profile's first, then the known ones) and its answer; the
+    answer's shape (a bare array, or an object holding the rows) goes to ``probe.shape``."""
     p = probe.profile
     params = {p.list_take_param: 1, p.list_skip_param: 0}
     path = p.list_path or p.resource_path
-    page = await probe.get(path, params)
-    if isinstance(page, list):
-        return path, page
+    answer = await probe.get(path, params)
+    probe.shape = list_shape(answer, p.list_items)
+    if probe.shape.is_list:
+        return path, answer
     for other in KNOWN_RESOURCES:
-        if other != path and isinstance(found := await probe.get(other, params), list):
-            probe.resource = other
+        if other != path and (shape := list_shape(found := await probe.get(other, params), p.list_items)).is_list:
+            probe.resource, probe.shape = other, shape
             probe.changes.add("resource_path", _quoted(other))
             return other, found
-    return path, page
+    return path, answer
 
 
 async def _list(probe: Probe) -> tuple[list[Line], Any]:
     """The list endpoint's lines and its first item (None without one)."""
     p = probe.profile
-    path, page = await _find_list(probe)
+    path, answer = await _find_list(probe)
+    shape = probe.shape
+    page = shape.rows(answer)
     if not p.has_list:
-        if isinstance(page, list):
+        if shape.is_list:
             key = probe.changes.add("list_endpoint", "true")
-            return [warn(LIST, f"GET {path} answers a list, the profile says there is none → {key}",
-                         "with it the change feed brings Advoware's changes within seconds")], page[0] if page else None
+            lines = [warn(LIST, f"GET {path} answers a list, the profile says there is none → {key}",
+                          "with it the change feed brings Advoware's changes within seconds")]
+            if shape.key is not None or shape.choices:
+                lines += shape_lines(p, path, shape, probe.changes)
+            return lines, page[0] if page else None
         return [ok(LIST, f"none (GET {path} answers no list), as the profile says: the sync check reads "
                          "each linked Beteiligter with a GET")], None
-    if page is None:
+    if answer is None:
         return [fail(LIST, f"GET {path} answered 404 → {probe.changes.add('list_endpoint', 'false')}",
                      "if your Advoware lists Beteiligte at another path, set list_endpoint to it instead")], None
-    if not isinstance(page, list):
-        return [fail(LIST, f"GET {path} answered no JSON array",
+    if not shape.is_list:
+        return [fail(LIST, f"GET {path} answered neither a JSON array nor an object holding one",
                      "set list_endpoint to the list's path, or false")], None
     moved = f" (not {p.list_path} → resource_path = {_quoted(path)})" if path != p.list_path else ""
-    lines = [(fail if moved else ok)(LIST, f"GET {path} answers a list{moved}")]
+    lines = [(fail if moved else ok)(LIST, f"GET {path} answers a list{moved}"),
+             *shape_lines(p, path, shape, probe.changes)]
+    if page is None:  # several lists: which one holds the rows is not known, nor can paging be probed
+        return lines, None
     lines += await _paging(probe, path, page)
     return lines, page[0] if page else None
 
@@ -127,20 +161,25 @@ async def _paging(probe: Probe, path: str, page: list[Any]) -> list[Line]:
     """Whether the list honours the profile's take, skip and since parameter names."""
     p = probe.profile
     take, skip_, since = p.list_take_param, p.list_skip_param, p.list_since_param
-    lines = [await _param(probe, "list_take_param", take, len(page) <= 1, lambda name: probe.get(
+    lines = [await _param(probe, "list_take_param", take, len(page) <= 1, lambda name: probe.rows(
         path, {name: 1}), lambda answer: isinstance(answer, list) and len(answer) <= 1)]
     if not page:
         return lines + [skip(f"list parameters {skip_}, {since}", "the list is empty")]
     first = probe.betnr_of(page[0])
-    second = await probe.get(path, {take: 1, skip_: 1})
+    second = await probe.rows(path, {take: 1, skip_: 1})
     skip_works = not (isinstance(second, list) and second and probe.betnr_of(second[0]) == first)
-    lines.append(await _param(probe, "list_skip_param", skip_, skip_works, lambda name: probe.get(
+    lines.append(await _param(probe, "list_skip_param", skip_, skip_works, lambda name: probe.rows(
         path, {take: 1, name: 1}), lambda answer: isinstance(answer, list) and not (
             answer and probe.betnr_of(answer[0]) == first)))
-    stamp = p.geaendert_am_format.format(FAR_FUTURE, probe.zone)
-    later = await probe.get(path, {take: 1, since: stamp})
-    lines.append(await _param(probe, "list_since_param", since, later == [], lambda name: probe.get(
-        path, {take: 1, name: stamp}), lambda answer: answer == []))
+    now = datetime.now(probe.zone).replace(tzinfo=None)  # the changes since now: none, or only the newest
+
+    def honoured(answer: Any) -> bool:
+        return isinstance(answer, list) and not older_rows(p, answer, now, probe.zone)
+
+    stamp = p.geaendert_am_format.format(now, probe.zone)
+    lines.append(await _param(probe, "list_since_param", since, honoured(await probe.rows(
+        path, {take: 1, since: stamp})), lambda name: probe.rows(path, {take: 1, name: stamp}), honoured,
+        "seems ignored (asked for the changes since now, it answered rows changed before)"))
     return lines + await _page_size(probe, path)
 
 
@@ -152,30 +191,30 @@ async def _page_size(probe: Probe, path: str) -> list[Line]:
     check = f"list page of {most}"
     if take is None or skip_ is None:
         return [skip(check, "the list's take and skip parameters are not known yet")]
-    page = await probe.get(path, {take: most, skip_: 0})
+    page = await probe.rows(path, {take: most, skip_: 0})
     if not isinstance(page, list):
         smaller = most // 2
-        while smaller >= 1 and not isinstance(await probe.get(path, {take: smaller, skip_: 0}), list):
+        while smaller >= 1 and not isinstance(await probe.rows(path, {take: smaller, skip_: 0}), list):
             smaller //= 2
         key = probe.changes.add("list_max_take", str(smaller) if smaller else '"<the most your Advoware accepts>"')
         return [fail(check, f"GET {path} refuses {take}={most} → {key}")]
-    if 0 < len(page) < most and await probe.get(path, {take: 1, skip_: len(page)}):
+    if 0 < len(page) < most and await probe.rows(path, {take: 1, skip_: len(page)}):
         key = probe.changes.add("list_max_take", str(len(page)))
         return [fail(check, f"GET {path} answers at most {len(page)} rows a page, not {most} (the sync would take "
                             f"a short page for the end of the list) → {key}")]
     return [ok(check, "accepted and answered in full")]
 
 
-async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good: Any) -> Line:
+async def _param(probe: Probe, key: str, name: str, works: bool, ask: Any, good: Any, why: str = "ignored") -> Line:
     """A paging parameter's line; when ignored, its other spellings are tried and the one that works named."""
     check = f"list parameter {name}"
     if works:
         return ok(check, "honoured")
     for other in _spellings(name)[1:]:
         if good(await ask(other)):
-            return fail(check, f"ignored; {other} works → {probe.changes.add(key, _quoted(other))}")
-    return fail(check, f"ignored → {probe.changes.add(key, _quoted('<its name in your Advoware>'))}",
-                "ask the Advoware administrator for the list's parameters")
+            return fail(check, f"{why}; {other} works → {probe.changes.add(key, _quoted(other))}")
+    return fail(check, f"{why} → {probe.changes.add(key, _quoted('<its name in your Advoware>'))}",
+                f"check {key}: ask the Advoware administrator for the list's parameters")
 
 
 async def _object(probe: Probe, betnr: int) -> list[Line]:

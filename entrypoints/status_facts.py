@@ -159,6 +159,8 @@ async def feed_line(services: Services) -> str:
     if feed.status.state == FeedState.NO_LIST:
         return "off: this Advoware has no list endpoint; its changes arrive at the sync check only"
     try:
+        if ignored := await feed.since_ignored():  # found by this process or another one
+            return f"off: {ignored}"
         water = as_text(await services.redis.hget(f"{services.store.prefix}:feed", "water"))
         changes = await feed.changes_last_hour()
     except Exception as exc:  # Redis away: its own row says so

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,8 @@ from config.advoware_profile import DATE_FIELD, FIELDS, TIMESTAMP_FIELDS, Advowa
 from installation.setup_report import Line, Status, fail, ok, warn
 
 PROFILE_KEYS = "profile keys to change"
+LIST_ANSWER = "list answer"
+SINCE_SLACK = timedelta(minutes=1)  # rows this much older than the since asked for: the parameter is ignored
 
 
 @dataclass
@@ -116,9 +119,73 @@ def unprobed_lines(p: AdvowareProfile) -> list[Line]:
     return [
         Line(Status.SKIP, "PUT answer", f"put_answer = \"{p.put_answer}\": {how} 'PUT Beteiligte/{{betNr}}: "
                                         "expected ... (put_answer of ADVOWARE_PROFILE)'"),
-        Line(Status.SKIP, "POST answer", f"post_returns_row_id = {str(p.post_returns_row_id).lower()}: not probed "
-                                         "(it would write); true is safe either way (an answer without rowId costs one "
-                                         "GET per create), false always reads the new Beteiligter once"),
+        Line(Status.SKIP, "POST answer", f"post_answer = \"{p.post_answer}\", post_returns_row_id = "
+                                         f"{str(p.post_returns_row_id).lower()}: not probed (it would write); "
+                                         "post_returns_row_id = true is safe either way (an answer without rowId costs "
+                                         "one GET per create), false always reads the new Beteiligter once; a wrong "
+                                         f"post_answer fails the first create with a syncErrorMessage naming it"),
         Line(Status.SKIP, "time zone", f"{zone} is not probed: it must be the zone Advoware writes geaendertAm in "
                                        "(ask the administrator; with %z in geaendert_am_format the stamps carry it)"),
     ]
+
+
+@dataclass(frozen=True)
+class ListShape:
+    """What a list request answered: a bare array (``key`` None), an object holding the rows under ``key``,
+    an object with several lists (``choices``), or no list at all (``is_list`` False)."""
+
+    is_list: bool
+    key: str | None = None
+    choices: tuple[str, ...] = ()
+
+    def rows(self, answer: Any) -> list[Any] | None:
+        """``answer``'s rows read in this shape; None when it has another one."""
+        if self.key is None:
+            return answer if isinstance(answer, list) and not self.choices else None
+        rows = answer.get(self.key) if isinstance(answer, dict) else None
+        return rows if isinstance(rows, list) else None
+
+    def words(self) -> str:
+        return "a bare JSON array" if self.key is None else f'an object with the rows under "{self.key}"'
+
+
+def list_shape(answer: Any, declared: str | None) -> ListShape:
+    """The shape of a list answer; the profile's ``list_items`` wins among several list-valued keys."""
+    if isinstance(answer, list):
+        return ListShape(True)
+    keys = [k for k, v in answer.items() if isinstance(v, list)] if isinstance(answer, dict) else []
+    if declared in keys or len(keys) == 1:
+        return ListShape(True, declared if declared in keys else keys[0])
+    return ListShape(bool(keys), choices=tuple(keys))
+
+
+def shape_lines(p: AdvowareProfile, path: str, shape: ListShape, changes: Changes) -> list[Line]:
+    """Whether the list answers in the shape ``list_items`` declares, and the value to set when not."""
+    if shape.choices:
+        key = changes.add("list_items", f'"<one of {", ".join(shape.choices)}>"')
+        return [fail(LIST_ANSWER, f"GET {path} answers an object with several lists ({', '.join(shape.choices)}) "
+                                  f"→ {key}", "set list_items to the key holding the Beteiligte")]
+    if shape.key == p.list_items:
+        return [ok(LIST_ANSWER, f"{shape.words()}, as list_items says")]
+    expected = ListShape(True, p.list_items).words()
+    key = changes.add("list_items", f'"{shape.key or ""}"')
+    return [fail(LIST_ANSWER, f"GET {path} answers {shape.words()}, the profile expects {expected} → {key}")]
+
+
+def older_rows(p: AdvowareProfile, rows: list[Any], since: datetime, zone: ZoneInfo) -> int:
+    """How many rows (of a list asked for the changes since ``since``, a wall time of ``zone``) changed more
+    than :data:`SINCE_SLACK` before it: an Advoware that honours its since parameter answers none."""
+    patterns = [p.geaendert_am_format, *(DatePattern(k) for k in KNOWN_TIMESTAMPS)]
+    older = 0
+    for row in rows:
+        by_lower = {str(k).lower(): v for k, v in row.items()} if isinstance(row, dict) else {}
+        stamp = by_lower.get(p.wire_name("geaendertAm").lower(), by_lower.get("geaendertam"))
+        if not isinstance(stamp, str):
+            continue  # no stamp to tell by
+        for pattern in patterns:
+            try:
+                older += pattern.parse(stamp, zone) < since - SINCE_SLACK
+                break
+            except ValueError:
+                continue
+    return older

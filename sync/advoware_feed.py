@@ -33,6 +33,7 @@ from adapters.match_index import MatchKeyIndex
 from adapters.redis_ops import as_text
 from adapters.sync_state_store import SyncStateStore
 from sync.feed_cursor import CursorMemory
+from sync.feed_since import SinceFlag, SinceIgnored, rows_before, since_reason
 from sync.index_rebuild import index_entries
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ HOUR_KEEP_S = 2 * 86400
 class FeedState(StrEnum):
     OFF = "off"  # ADVOWARE_POLL_SECONDS=0
     NO_LIST = "no_list_endpoint"  # this Advoware does not offer the list endpoint: the full check only
+    SINCE_IGNORED = "since_ignored"  # its list ignores the since parameter (sync/feed_since.py): the full check only
     RUNNING = "running"
     FAILING = "failing"
 
@@ -111,6 +113,8 @@ class AdvowareFeed:
         self.queue_depth: Callable[[], int] = lambda: 0
         self._key = f"{store.prefix}:feed"
         self._cursor = CursorMemory()
+        param = getattr(getattr(advo, "profile", None), "list_since_param", "geaendertSeit")
+        self._since = SinceFlag(store.redis, store.prefix, param)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -127,11 +131,16 @@ class AdvowareFeed:
                             "resource_path)" if declared else "this Advoware has no list endpoint")
             self.status.state = FeedState.NO_LIST
             return PollResult(FeedState.NO_LIST)
+        if await self._since.is_set():
+            return self._since_off()
         now = self._now()
         water = await self._watermark(now)
         result = PollResult(FeedState.RUNNING, watermark=water)
         try:
             await self._read(water, now, emit, result)
+        except SinceIgnored:
+            await self._since.set()
+            return self._since_off()
         except Exception as exc:  # Advoware or Redis away: the next poll tries again from the same watermark
             self._cursor.forget()
             result.state, result.error = FeedState.FAILING, f"{type(exc).__name__}: {exc}"[:300]
@@ -166,6 +175,8 @@ class AdvowareFeed:
                 break
             page = await self.advo.list_beteiligte(geaendert_seit=cursor.since_dt, skip=cursor.skip, take=PAGE)
             result.requests += 1
+            if rows_before(page, cursor.since_dt - back):
+                raise SinceIgnored
             fresh = cursor.accept(page)
             if fresh is None:  # the window changed underneath: ask again (see WindowCursor.accept)
                 continue
@@ -217,12 +228,25 @@ class AdvowareFeed:
         if len(memo) > QUEUED_MEMORY:
             del memo[next(iter(memo))]
 
+    def _since_off(self) -> PollResult:
+        reason = since_reason(self._since.param)
+        if self.status.state != FeedState.SINCE_IGNORED:
+            log.warning("advoware feed off: %s", reason)
+        self._cursor.forget()
+        self.status.state, self.status.error = FeedState.SINCE_IGNORED, reason
+        return PollResult(FeedState.SINCE_IGNORED, error=reason)
+
+    async def since_ignored(self) -> str | None:
+        """Why the feed is off when some process found the list ignoring its since parameter (else None)."""
+        return since_reason(self._since.param) if await self._since.is_set() else None
+
     def _remember(self, result: PollResult, now: datetime) -> None:
         s = self.status
         if result.state == FeedState.FAILING and s.state != FeedState.FAILING:
             log.warning("advoware feed failing: %s (polled again every %d s; the sync check stays the safety net)",
                         result.error, self.poll_seconds)
-        elif result.state == FeedState.RUNNING and s.state in (FeedState.FAILING, FeedState.NO_LIST):
+        elif result.state == FeedState.RUNNING and s.state in (FeedState.FAILING, FeedState.NO_LIST,
+                                                               FeedState.SINCE_IGNORED):
             log.warning("advoware feed running again")
         s.state, s.last_poll, s.error = result.state, now, result.error
         s.watermark = result.watermark or s.watermark

@@ -68,7 +68,7 @@ class SyncMetrics:
 
         self.feed_polls = Counter(
             "advoware_feed_polls", "Polls of Advoware's change feed, by outcome (running, failing, "
-            "no_list_endpoint, off)", ["outcome"], registry=r)
+            "no_list_endpoint, since_ignored, off)", ["outcome"], registry=r)
         self.feed_lag = Gauge(
             "advoware_feed_lag_seconds", "Now minus the newest Advoware change the feed has read", registry=r)
 

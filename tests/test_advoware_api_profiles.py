@@ -22,7 +22,8 @@ from simulators.common import ServerHandle, serve_in_thread
 from tests.fakes.backends import CurrentApp
 from tests.test_advoware_api import make_api
 
-PROFILES = ("default", "pascal-object", "no-list")
+PROFILES = ("default", "pascal-object", "no-list", str(Path(__file__).resolve().parent / "advoware_profiles" /
+                                                      "wrapped-location.toml"))
 BORN = "1980-04-12T00:00:00"
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from config.advoware_dates import DatePattern
-from config.advoware_profile import SHIPPED, Casing, ProfileError, PutAnswer, load_profile
+from config.advoware_profile import SHIPPED, Casing, PostAnswer, ProfileError, PutAnswer, load_profile
 from config.settings import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,14 +57,18 @@ def write(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize("change, line, words", [
     (('casing = "camel"', 'casing = "camel"\nlist_page_size = 50'), 9, "list_page_size: unknown key"),
     (('casing = "camel"', 'casing = "kebab"'), 8, "'kebab' is not one of camel, pascal"),
-    (('list_take_param = "take"', 'list_take_param = ""'), 21, "needs a take parameter"),
-    (('list_skip_param = "skip"', 'list_skip_param = "take"'), 21, "two list parameters have the same name"),
-    (('geburtsdatum_format = "%Y-%m-%dT00:00:00"', 'geburtsdatum_format = "%Y-%m"'), 26, "has no %d"),
-    (('geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%3f"', 'geaendert_am_format = "%Y-%m-%dT%H:%M:%S"'), 25,
+    (('list_take_param = "take"', 'list_take_param = ""'), 26, "needs a take parameter"),
+    (('list_skip_param = "skip"', 'list_skip_param = "take"'), 26, "two list parameters have the same name"),
+    (('geburtsdatum_format = "%Y-%m-%dT00:00:00"', 'geburtsdatum_format = "%Y-%m"'), 34, "has no %d"),
+    (('geaendert_am_format = "%Y-%m-%dT%H:%M:%S.%3f"', 'geaendert_am_format = "%Y-%m-%dT%H:%M:%S"'), 33,
      "no fraction of a second"),
-    (('[fields]', '[fields]\nvorname = "name"'), 32, "vorname and name would both be 'name'"),
-    (('[fields]', '[fields]\nnachname = "Name"'), 32, "nachname: is not a field"),
-    (('# timezone = "Europe/Berlin"', 'timezone = "Berlin"'), 28, "'Berlin' is not a time zone"),
+    (('[fields]', '[fields]\nvorname = "name"'), 40, "vorname and name would both be 'name'"),
+    (('[fields]', '[fields]\nnachname = "Name"'), 40, "nachname: is not a field"),
+    (('# timezone = "Europe/Berlin"', 'timezone = "Berlin"'), 36, "'Berlin' is not a time zone"),
+    (('post_answer = "body"', 'post_answer = "header"'), 16, "'header' is not one of body, location"),
+    (('post_answer = "body"', 'post_answer = "location"'), 19,
+     'post_returns_row_id: post_answer = "location" answers no rowId: set post_returns_row_id = false'),
+    (('list_items = ""', 'list_items = 1'), 30, "list_items: has the wrong type (int)"),
 ])
 def test_wrong_profiles_are_refused_with_file_and_line(tmp_path: Path, change: tuple[str, str], line: int,
                                                        words: str) -> None:
@@ -73,6 +77,22 @@ def test_wrong_profiles_are_refused_with_file_and_line(tmp_path: Path, change: t
     with pytest.raises(ProfileError) as caught:
         load_profile(path)
     assert str(caught.value).startswith(f"{path}:{line}: ") and words in str(caught.value)
+
+
+def test_the_new_answer_shapes_load_and_their_impossible_combinations_are_refused(tmp_path: Path) -> None:
+    """list_items and post_answer (the shapes a .NET Web API commonly has): "" is a bare array, as absent;
+    post_answer = "location" without post_returns_row_id means false; a list key without a list is refused."""
+    assert load_profile("default").list_items is None and load_profile("default").post_answer == PostAnswer.BODY
+    wrapped = load_profile(write(tmp_path, 'list_items = " value "\npost_answer = "location"\n'))
+    assert (wrapped.list_items, wrapped.post_answer, wrapped.post_returns_row_id) == ("value", PostAnswer.LOCATION,
+                                                                                      False)
+    path = str(tmp_path / "no-list-wrapped.toml")  # another file: profiles are cached by path
+    Path(path).write_text((SHIPPED / "no-list.toml").read_text().replace("list_endpoint = false",
+                                                                         'list_endpoint = false\nlist_items = "value"'))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(path)
+    assert str(caught.value) == (f"{path}:8: list_items: names the rows' key in the list's answer, but list_endpoint = "
+                                 "false: leave list_items out, or name the list endpoint")
 
 
 def test_pascal_casing_and_a_field_table_that_collide_are_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from simulators.advoware.simulator import AdvowareSimulator
 from simulators.common import ServerHandle, serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
+WRAPPED = str(ROOT / "tests" / "advoware_profiles" / "wrapped-location.toml")
 PERSON = {"name": "Zwiebelmeier", "vorname": "Hortensia", "anrede": "Frau", "titel": "Dr.",
           "rechtsform": "natürliche Person", "geburtsdatum": "1971-03-09T00:00:00", "email": "h.z@example.org",
           "telefon": "0221 123456", "strasse": "Weg 1", "plz": "50667", "ort": "Köln", "land": "DE",
@@ -31,8 +32,10 @@ PERSONAL = ("Zwiebelmeier", "Hortensia", "1971", "09.03", "h.z@example.org", "02
 @pytest.fixture
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[AdvowareSimulator, ServerHandle]]:
     sim = AdvowareSimulator(profile=load_profile(request.param))
+    sim.store.clock_offset_s = -3600  # changed an hour ago: the changes since now are none
     for i in range(3):
         sim.seed(**{**PERSON, "kurzname": f"Z{i}"})
+    sim.store.clock_offset_s = 0
     handle = serve_in_thread(sim.app)
     try:
         yield sim, handle
@@ -58,8 +61,9 @@ def assert_read_only_and_private(sim: AdvowareSimulator, out: str) -> None:
     assert not [word for word in PERSONAL if word in out], out
 
 
-@pytest.mark.parametrize("served, extra", [("default", ()), ("pascal-object", ()), ("no-list", ("--betnr", "10002"))],
-                         indirect=["served"], ids=["default", "pascal-object", "no-list"])
+@pytest.mark.parametrize("served, extra", [("default", ()), ("pascal-object", ()), ("no-list", ("--betnr", "10002")),
+                                           (WRAPPED, ())],
+                         indirect=["served"], ids=["default", "pascal-object", "no-list", "wrapped-location"])
 def test_the_matching_profile_passes_every_line(served: tuple[AdvowareSimulator, ServerHandle], extra: tuple[str, ...],
                                                 tmp_path: Path) -> None:
     sim, handle = served
@@ -139,3 +143,44 @@ def test_with_discovery_the_probe_uses_the_discovered_address_and_names_it(
     assert "✓ profile keys to change: none" in run.stdout
     assert any(key.startswith("GET") and "AdvonetConfigurator" in key for key in sim.calls.snapshot())
     assert_read_only_and_private(sim, run.stdout)
+
+
+@pytest.mark.parametrize("served", [WRAPPED], indirect=True)
+def test_today_s_profile_against_a_wrapped_list_names_list_items_and_post_answer(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    sim, handle = served
+    run = doctor(sim, handle.url, "default", tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert ('✗ list answer: GET api/v1/advonet/Beteiligte answers an object with the rows under "items", the '
+            'profile expects a bare JSON array → list_items = "items"') in run.stdout
+    keys = next(line for line in run.stdout.splitlines() if line.startswith("✗ profile keys to change: "))
+    assert keys == '✗ profile keys to change: list_items = "items"'  # paging probed through the wrapper: honoured
+    assert '– POST answer: post_answer = "body", post_returns_row_id = true: not probed (it would write)' in run.stdout
+    assert_read_only_and_private(sim, run.stdout)
+
+
+@pytest.mark.parametrize("served", ["default"], indirect=True)
+def test_a_profile_expecting_a_wrapped_list_against_a_bare_array_names_list_items(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    sim, handle = served
+    run = doctor(sim, handle.url, WRAPPED, tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert ('✗ list answer: GET api/v1/advonet/Beteiligte answers a bare JSON array, the profile expects an object '
+            'with the rows under "items" → list_items = ""') in run.stdout
+    assert '✗ profile keys to change: list_items = ""' in run.stdout
+    assert '– POST answer: post_answer = "location", post_returns_row_id = false: not probed' in run.stdout
+
+
+@pytest.mark.parametrize("served", ["default"], indirect=True)
+def test_a_list_that_ignores_the_since_parameter_names_list_since_param(
+        served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
+    """Advoware answers every row whatever the since parameter says (a wrong name, or none at all): doctor
+    asks for the changes since now and gets rows an hour old."""
+    sim, handle = served
+    sim.ignore_since = True
+    run = doctor(sim, handle.url, "default", tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert ("✗ list parameter geaendertSeit: seems ignored (asked for the changes since now, it answered rows "
+            'changed before) → list_since_param = "<its name in your Advoware>"') in run.stdout
+    assert "check list_since_param" in run.stdout
+    assert '✗ profile keys to change: list_since_param = "<its name in your Advoware>"' in run.stdout

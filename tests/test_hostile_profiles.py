@@ -203,14 +203,24 @@ def test_doctor_on_a_list_whose_betnr_is_text_checks_that_item_and_never_says_th
 def test_doctor_on_a_list_wrapped_in_an_object_does_not_say_the_profile_fits(
         served: tuple[AdvowareSimulator, ServerHandle], tmp_path: Path) -> None:
     """A list answered as {"value": [...]} (as OData APIs do): '✗ list endpoint: … answered no JSON array'
-    and then '✓ profile keys to change: none: the profile … fits what Advoware answered'."""
+    and then '✓ profile keys to change: none: the profile … fits what Advoware answered'. Now the shape has
+    a key of its own (list_items), which doctor names; an object without a list is no list."""
     sim, handle = served
     sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", times=None, status=200,
                              body=json.dumps({"value": [dict(PERSON, betNr=10001, rowId="r")]})))
     run = doctor(sim, handle.url, "default", tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "✗ list endpoint: GET api/v1/advonet/Beteiligte answered no JSON array" in run.stdout
+    assert ('✗ list answer: GET api/v1/advonet/Beteiligte answers an object with the rows under "value", the '
+            'profile expects a bare JSON array → list_items = "value"') in run.stdout
     assert "✓ profile keys to change" not in run.stdout
+    assert 'list_items = "value"' in next(line for line in run.stdout.splitlines()
+                                         if line.startswith("✗ profile keys to change: "))
+    sim.faults.clear()
+    sim.faults.add(FaultRule(method="GET", path=r"Beteiligte$", times=None, status=200,
+                             body=json.dumps({"count": 1, "next": None})))
+    run = doctor(sim, handle.url, "default", tmp_path, "--betnr", "10001")
+    assert ("✗ list endpoint: GET api/v1/advonet/Beteiligte answered neither a JSON array nor an object holding "
+            "one") in run.stdout
     assert "✗ profile keys to change: none found, but checks above failed: their fixes say what to do" in run.stdout
 
 

@@ -110,6 +110,7 @@ class AdvowareSimulator:
         self.store = BeteiligteStore(timezone=timezone, clock=self.clock)
         self.post_returns_rowid = self.profile.post_returns_row_id if post_returns_rowid is None else post_returns_rowid
         self.list_endpoint = self.profile.has_list if list_endpoint is None else list_endpoint
+        self.ignore_since = False  # a fault: the list answers every row whatever its since parameter says
         self.timezone = timezone
         self.wire = SimWire(self.profile, self.store.zone)
         self.faults = FaultInjector(seed)
@@ -172,6 +173,10 @@ class AdvowareSimulator:
 
     def set_post_returns_rowid(self, value: bool) -> None:
         self.post_returns_rowid = value
+
+    def set_answers(self, profile: AdvowareProfile) -> None:
+        """Answer in another profile's names, formats and shapes from now on (its paths stay)."""
+        self.profile, self.wire = profile, SimWire(profile, self.store.zone)
 
     def set_list_endpoint(self, value: bool) -> None:
         self.list_endpoint = value
@@ -249,10 +254,10 @@ class AdvowareSimulator:
                 row = self.store.create(self.wire.body_in(await self._json_object(request)))
                 if not self.post_returns_rowid:
                     row.pop("rowId", None)
-                return JSONResponse(self.wire.row_out(row), status_code=201)
+                return self.wire.created(row, str(request.url))
             if not self.list_endpoint:
                 return problem(404, "no such endpoint")
-            return JSONResponse([self.wire.row_out(r) for r in self._list(request)])
+            return JSONResponse(self.wire.list_answer(self._list(request), lambda: len(self.store.all())))
         except StoreError as exc:
             return problem(exc.status, exc.detail, exc.title)
         except FieldError as exc:
@@ -271,7 +276,7 @@ class AdvowareSimulator:
             raise StoreError(400, "Bad Request", f"{p.list_take_param} must be between 1 and {top}, "
                                                  f"{p.list_skip_param} >= 0")
         since = None
-        if q.get(p.list_since_param):
+        if q.get(p.list_since_param) and not self.ignore_since:
             try:
                 since = self.wire.since_in(q[p.list_since_param])
             except ValueError as exc:

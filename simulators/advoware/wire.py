@@ -7,12 +7,15 @@ one shows in the tests instead of cancelling out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.responses import JSONResponse, Response
+
 from config.advoware_dates import DatePattern
-from config.advoware_profile import AdvowareProfile
+from config.advoware_profile import AdvowareProfile, PostAnswer
 from simulators.advoware.fields import FieldError
 
 STORE_STAMP = DatePattern("%Y-%m-%dT%H:%M:%S.%3f")
@@ -63,6 +66,20 @@ class SimWire:
             return STORE_DATE.format(pattern.parse(value, self.zone), self.zone)
         except ValueError:
             raise FieldError(f"{wire} must have the form {pattern.human()}") from None
+
+    def list_answer(self, rows: list[dict[str, Any]], total: Callable[[], int]) -> Any:
+        """A list page as the profile's ``list_items`` says: a bare array, or an object holding the rows
+        under that key beside a ``totalCount`` (as .NET's paged answers do)."""
+        out = [self.row_out(r) for r in rows]
+        key = self.profile.list_items
+        return out if key is None else {key: out, "totalCount": total()}
+
+    def created(self, row: dict[str, Any], url: str) -> Response:
+        """The answer to a create: the object, or (``post_answer = "location"``) 201 with a Location
+        header naming the new Beteiligter and no body."""
+        if self.profile.post_answer == PostAnswer.LOCATION:
+            return Response(status_code=201, headers={"Location": f"{url.split('?')[0].rstrip('/')}/{row['betNr']}"})
+        return JSONResponse(self.row_out(row), status_code=201)
 
     def since_in(self, raw: str) -> datetime:
         try:
