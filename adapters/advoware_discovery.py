@@ -1,4 +1,4 @@
-"""Advoware's URL configurator: which addresses a Kanzlei's Advoware has (spec §2.0, public facts).
+"""Advoware's URL configurator: which addresses a Kanzlei's Advoware has (public facts, docs/advoware.md).
 
 ``GET <ADVOWARE_CONFIGURATOR_URL>?Kanzlei=<Kanzlei>`` answers ``{"connectorUrl", "relayUrl",
 "securityGateway"}``. The API base is ``connectorUrl``, or ``relayUrl`` when ``connectorUrl`` is empty

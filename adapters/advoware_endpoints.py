@@ -1,4 +1,4 @@
-"""Where the Advoware client sends its calls when they are discovered by Kanzlei (spec §2.0).
+"""Where the Advoware client sends its calls when they are discovered by Kanzlei (docs/advoware.md).
 
 :class:`DiscoveredEndpoints` asks Advoware's configurator (:mod:`adapters.advoware_discovery`) once
 and keeps the answer in the store (``bsync:advoware_discovery:<digest of configurator URL and

@@ -16,7 +16,7 @@ SECRET_MIN = {"status_token": STATUS_TOKEN_MIN, "fingerprint_key": FINGERPRINT_K
 HTTP_SCHEMES = ("http://", "https://")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 API_SUFFIX = re.compile(r"/api/v1/*$")
-# Advoware's URL configurator (public client code; spec §2.0): asked with ADVOWARE_KANZLEI when
+# Advoware's URL configurator (public client code, docs/advoware.md): asked with ADVOWARE_KANZLEI when
 # ADVOWARE_URL or ADVOWARE_TOKEN_URL is not set.
 DEFAULT_ADVOWARE_CONFIGURATOR_URL = "https://www2.advo-net.net/AdvonetConfigurator/api/Url"
 
