@@ -37,11 +37,11 @@ from adapters.facts_cache import FactsCache
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
+from sync.conflict_note import conflict_note
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import Stall, SyncMetrics
 from sync.sync_failure_writer import FailureWriter
@@ -294,22 +294,18 @@ class BeteiligteSync:
             return parse_espo(modified_at)
         return parse_espo(await self.store.espo_edited_at(espo_id))
 
-    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None:
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision,
+                               record: dict[str, Any] | None = None, advo_obj: dict[str, Any] | None = None) -> None:
+        """Count and log each conflict (field names, ids and the decision only: the values are client
+        data) and post the Note listing them; ``record``/``advo_obj``: the EspoCRM record and the
+        Beteiligter the decision was taken on, so each value reads as its system holds it."""
         if not decision.conflicts:
             return
-        lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
-            # Field names, ids and the decision only: the values are client data (birth dates,
-            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
                        group=c.group, field=c.field, winner=c.winner)
-            lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
-                         f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
-        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
-                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
-                + "Überschrieben wurde:\n" + "\n".join(lines))
+        text = conflict_note(decision, betnr, record, advo_obj)
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:

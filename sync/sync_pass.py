@@ -62,7 +62,9 @@ class PassOwner(Protocol):
 
     async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None: ...
 
-    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None: ...
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision,
+                               record: dict[str, Any] | None = None,
+                               advo_obj: dict[str, Any] | None = None) -> None: ...
 
 
 class BetnrTaken(FatalError):
@@ -138,7 +140,7 @@ class SyncPass:
         betnr, final_advo = await self._write_advoware(st, decision, betnr, advo_obj, link)
         if decision.to_espo and not st.occ:
             await self._ensure_unmoved(st)
-        return await self._release(st, decision, betnr, final_advo, trigger)
+        return await self._release(st, decision, betnr, final_advo, trigger, decided_advo=advo_obj)
 
     # -- reading ------------------------------------------------------------------------------
     async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None, bool]:
@@ -237,7 +239,9 @@ class SyncPass:
         return betnr, final
 
     async def _release(self, st: PassState, decision: Decision, betnr: int, final_advo: dict[str, Any],
-                       trigger: str) -> SyncResult:
+                       trigger: str, *, decided_advo: dict[str, Any] | None) -> SyncResult:
+        """``decided_advo``: the Beteiligter as the decision read it (before our write), whose values the
+        conflict Note shows as Advoware held them."""
         s = self.s
         decided = espo_to_canonical(st.record)
         sent = canonical_to_espo(decision.to_espo, final_advo, s.espo_facts.phone_international)
@@ -252,7 +256,7 @@ class SyncPass:
         await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
             advo=fingerprint(advoware_to_canonical(final_advo)) | owed(lost), synced_at=s.clock()))
-        await s.report_conflicts(st.espo_id, betnr, decision)
+        await s.report_conflicts(st.espo_id, betnr, decision, st.record, decided_advo)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
@@ -307,7 +311,7 @@ class SyncPass:
         """Nothing to sync: write the status only when the record shows something else."""
         s = self.s
         if _needs_status_write(st.record, betnr):
-            return await self._release(st, decision, betnr, advo_obj, trigger)
+            return await self._release(st, decision, betnr, advo_obj, trigger, decided_advo=advo_obj)
         fresh = Link(betnr=betnr, row_id=advo_obj.get("rowId"), espo=fingerprint(espo_to_canonical(st.record)),
                      advo=fingerprint(advoware_to_canonical(advo_obj)), synced_at=s.clock())
         moved = link is None or (link.espo, link.advo, link.row_id) != (fresh.espo, fresh.advo, fresh.row_id)
