@@ -8,10 +8,13 @@ import logging
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from domain.beteiligte_mapper import FIELDS
 from simulators.espocrm.fields import STOCK_SALUTATIONS
+from simulators.faults import FaultRule
 from tests.conftest import SAMPLE
-from tests.testbed import Testbed
+from tests.testbed import Testbed, start_testbed
 
 pytestmark = [pytest.mark.redis]
 
@@ -72,3 +75,52 @@ async def test_a_typed_betnr_note_shows_both_spellings(firm_both: Testbed) -> No
     notes = _notes(tb, rec["id"])
     assert f"Mit dem Advoware-Beteiligten {anna['betNr']} verknüpft" in notes, notes
     assert f"**phoneNumber** (kontakt): EspoCRM `{ESPO_TYPED}` / Advoware `{ADVO_TYPED}`" in notes, notes
+
+
+def _person_saves_in_the_release(tb: Testbed, espo_id: str, occ: bool, **edit: Any) -> FaultRule:
+    """A person saves ``edit`` in the instant the release writes (test_release_window_races' gaps)."""
+    def person_saves() -> None:
+        tb.espo.user_edit(espo_id, **edit)
+
+    before = (lambda: tb.espo.between_check_and_write(person_saves)) if occ else person_saves
+    return tb.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, before=before))
+
+
+async def test_a_save_put_back_after_the_release_meets_advoware_in_a_note_as_typed(firm_both: Testbed) -> None:
+    """The release wrote Advoware's number over a person's save (audited: put back); the next pass
+    decides the conflict, and its Note shows the person's spelling and Advoware's."""
+    tb = firm_both
+    occ = tb.espo_record(tb.espo.seed(lastName="Probe")["id"]).get("versionNumber") is not None
+    tb.espo.set_phone_settings(international=False)
+    tb.espo.set_audited([f.espo for f in FIELDS])
+    rec = await _synced(tb, phoneNumber="+49 40 555555")
+    tb.advo.edit(rec["betnr"], telefon=ADVO_TYPED)
+    rule = _person_saves_in_the_release(tb, rec["id"], occ, phoneNumber=ESPO_TYPED)
+    await tb.services.sync.sync(rec["id"], "webhook_update")
+    assert rule.times == 0, "the person's save was never made"
+    tb.espo.faults.clear()
+    await tb.flush()
+    await tb.sync_check()
+    espo, advo = tb.espo_record(rec["id"]), tb.advo_record(rec["betnr"])
+    assert (espo["phoneNumber"], advo["telefon"], espo["syncStatus"]) == (ESPO_TYPED, ESPO_TYPED, "clean"), espo
+    notes = _notes(tb, rec["id"])
+    assert f"**phoneNumber** (kontakt): EspoCRM `{ESPO_TYPED}` / Advoware `{ADVO_TYPED}`" in notes, notes
+
+
+@pytest.mark.parametrize("profile", ["8", "9"])
+async def test_an_unseen_save_note_shows_the_number_as_espocrm_stored_it(real_redis_url: str, profile: str) -> None:
+    """Optimistic concurrency on, fields not audited: a save in the version gap is reported with the
+    values now in EspoCRM, as EspoCRM stored them (E.164 with the setting on), not as they were sent."""
+    await Redis.from_url(real_redis_url).flushdb()
+    tb = await start_testbed(redis_url=real_redis_url, espo_profile=profile, occ=True)
+    try:
+        tb.espo.set_phone_settings(international=True)
+        rec = await _synced(tb)
+        tb.advo.edit(rec["betnr"], telefon="+49 30 7654321")
+        _person_saves_in_the_release(tb, rec["id"], True, addressCity="Staffstadt")
+        await tb.services.sync.sync(rec["id"], "webhook_update")
+        assert tb.espo_record(rec["id"])["phoneNumber"] == "+49307654321"
+        notes = _notes(tb, rec["id"])
+        assert "**phoneNumber**: jetzt `+49307654321` (aus Advoware)" in notes, notes
+    finally:
+        await tb.close()
