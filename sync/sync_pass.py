@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.advoware_api import AdvowareAPI
-from adapters.errors import FatalError, NotFoundError, RetryableError, ValidationError
+from adapters.errors import FatalError, NotFoundError, ValidationError
 from adapters.espocrm_api import EspoCRMAPI
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
@@ -295,14 +295,11 @@ class SyncPass:
         try:
             updated = await self.s.espo.update(ENTITY, st.espo_id, body,
                                                version_number=st.record.get("versionNumber"))
-        except ValidationError as exc:
-            if self.s.espo_facts.option_refused(exc):  # an admin changed the options: read them again
-                raise RetryableError(f"EspoCRM refused an option ({exc}); its options are read again",
-                                     system="espocrm") from exc
-            if await self.s.espo_facts.phone_setting_changed(exc):  # "International phone numbers" switched
-                raise RetryableError(f"EspoCRM refused a phone number ({exc}); its setting changed",
-                                     system="espocrm") from exc
-            raise
+        except ValidationError as exc:  # an option or the phone setting changed, or a number refused for good
+            refusal = await self.s.espo_facts.refusal(exc)
+            if refusal is exc:
+                raise
+            raise refusal from exc
         self.s.metrics.writes.labels("espocrm").inc()
         return updated
 
