@@ -144,7 +144,7 @@ class EspoFacts:
             return RetryableError(f"EspoCRM refused an option ({exc}); its options are read again", system="espocrm")
         if await self.phone_setting_changed(exc):
             return RetryableError(f"EspoCRM refused a phone number ({exc}); its setting changed", system="espocrm")
-        refused = _refused_phone(exc)
+        refused = refused_phone(exc)
         if refused is None:
             return exc
         field, kind = refused
@@ -206,7 +206,7 @@ def phone_refused_message(field: str, kind: str, international: bool | None, the
     return f"EspoCRM refuses the phone number of Advoware's {advo} in {field} {why}: correct it in Advoware{then}"
 
 
-def _refused_phone(exc: ValidationError) -> tuple[str, str] | None:
+def refused_phone(exc: ValidationError) -> tuple[str, str] | None:
     """The phone field and the validation type (``valid``, ``maxLength``) EspoCRM refused, if it was one."""
     data = _dig(exc.details, "messageTranslation", "data")
     if not isinstance(data, dict) or data.get("type") not in ("valid", "maxLength"):

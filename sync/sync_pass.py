@@ -82,6 +82,7 @@ class PassState:
     record: dict[str, Any]  # the EspoCRM record the decision is based on
     espo_edited_at: datetime | None  # a person's last EspoCRM edit
     advo_row_id: str | None = None  # the Advoware rowId last read or written (a failure keeps it)
+    betnr: int | None = None  # the pass's Beteiligter: the record's betnr, or its link's (a failure logs it)
     marked: bool = False  # syncStatus=syncing written in this pass
     # The link as read with the lease (one round trip less): good for the first decision only, since
     # a pass that is decided again may have saved a link meanwhile.
@@ -122,6 +123,7 @@ class SyncPass:
         s = self.s
         await s.espo_facts.load()
         link, betnr, relinked = await self._link_and_betnr(st)
+        st.betnr = betnr
         advo_obj = await self._read_advoware(betnr, st)
         decision = decide_pass(
             st.record, betnr, advo_obj, link, relinked=relinked, policy=s.policy, timezone=s.timezone,

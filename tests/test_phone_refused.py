@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+from onboarding.match import scan
 from tests.conftest import SAMPLE
 from tests.test_conflict_note_values import _synced
 from tests.testbed import Testbed
@@ -59,3 +60,35 @@ async def test_a_number_espocrm_refuses_fails_readably_and_the_corrected_one_syn
     assert (espo["syncStatus"], espo["syncErrorMessage"], espo["addressCity"]) == ("clean", None, "Potsdam"), espo
     assert espo["phoneNumber"] == ("+491719876543" if international else "0171 9876543"), espo
     assert tb.advo_record(rec["betnr"])["telefon"] == "0171 9876543"
+
+
+async def test_a_create_that_finds_its_party_links_it_and_fails_only_on_the_refused_number(
+        firm_both: Testbed, caplog: pytest.LogCaptureFixture) -> None:
+    """The create path: staff enter a party Advoware has, with a number there EspoCRM refuses. The pair is
+    linked (no duplicate), the other values only Advoware has are filled in, the number fails the record
+    readably, and once corrected in Advoware the sync check brings it over."""
+    tb = firm_both
+    tb.espo.set_phone_settings(international=True)
+    await scan(tb.services.espo, tb.services.advo, tb.services.store)  # the match index (beteiligte-sync match)
+    anna = tb.advo.seed(name="Müller", vorname="Anna", anrede="Frau", rechtsform="natürliche Person",
+                        geburtsdatum="1980-04-12T00:00:00", telefon="0171 9876543 mobil", strasse="Lindenallee 7",
+                        plz="10117", ort="Berlin")
+    caplog.set_level(logging.INFO)
+    rec = tb.espo.seed(**{**SAMPLE, "phoneNumber": None, "addressStreet": None, "addressPostalCode": None})
+    await tb.flush()
+    await tb.flush()
+    espo = tb.espo_record(rec["id"])
+    failed = [r.getMessage() for r in caplog.records if "decision=failed:fatal" in r.getMessage()]
+    assert len(failed) == 1 and f"espo_id={rec['id']}" in failed[0] and f"betnr={anna['betNr']}" in failed[0], failed
+    assert "9876543" not in "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert len(tb.advo.all()) == 1, "a duplicate was created"
+    assert (espo["syncStatus"], espo["syncErrorMessage"]) == ("failed", ON), espo
+    assert (espo["phoneNumber"], espo["addressStreet"], espo["addressPostalCode"]) == (None, "Lindenallee 7", "10117")
+    assert tb.advo_record(anna["betNr"])["telefon"] == "0171 9876543 mobil"
+
+    tb.advo.edit(anna["betNr"], telefon="0171 9876543")  # corrected in Advoware
+    await tb.sync_check()
+    await tb.flush()
+    espo = tb.espo_record(rec["id"])
+    assert (espo["syncStatus"], espo["betnr"], espo["phoneNumber"]) == ("clean", anna["betNr"], "+491719876543"), espo
+    assert len(tb.advo.all()) == 1
