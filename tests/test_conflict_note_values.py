@@ -124,3 +124,23 @@ async def test_an_unseen_save_note_shows_the_number_as_espocrm_stored_it(real_re
         assert "**phoneNumber**: jetzt `+49307654321` (aus Advoware)" in notes, notes
     finally:
         await tb.close()
+
+
+async def test_a_failed_put_back_names_our_value_as_espocrm_stored_it(firm_both: Testbed) -> None:
+    """Putting the person's save back fails: the Note names their value and ours as EspoCRM holds them
+    (``+49307654321`` for the ``+49 30 7654321`` sent with "International phone numbers" on)."""
+    tb = firm_both
+    occ = tb.espo_record(tb.espo.seed(lastName="Probe")["id"]).get("versionNumber") is not None
+    tb.espo.set_phone_settings(international=True)
+    tb.espo.set_audited([f.espo for f in FIELDS])
+    rec = await _synced(tb, phoneNumber="+49 40 555555")
+    tb.advo.edit(rec["betnr"], telefon="+49 30 7654321")
+    rule = _person_saves_in_the_release(tb, rec["id"], occ, phoneNumber="+49 89 111222")
+    # the put back: the first rule that matches a request takes it, so this one counts the mark and then
+    # meets the put back (the release is the person's rule's)
+    tb.espo.faults.add(FaultRule(method="PUT", path=r"/CBeteiligte/", skip=1, times=1, status=400))
+    await tb.services.sync.sync(rec["id"], "webhook_update")
+    assert rule.times == 0, "the person's save was never made"
+    tb.espo.faults.clear()
+    notes = _notes(tb, rec["id"])
+    assert "**phoneNumber**: gespeichert `+4989111222`, vom Abgleich überschrieben mit `+49307654321`" in notes, notes
