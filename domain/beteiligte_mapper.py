@@ -148,6 +148,25 @@ def source_spelling(f: FieldMap, value: str | None, source: dict[str, Any] | Non
     return raw if isinstance(raw, str) and canonical_value(f, raw, side) == value else value
 
 
+def held_value(field: str, value: str | None, source: dict[str, Any] | None, side: str) -> str | None:
+    """``field``'s value for people to read (a Note): as the record of ``side`` ("espo" or "advo")
+    holds it, when that is the canonical ``value`` a decision compared; otherwise ``value``. So a
+    phone number reads as it was typed (not its compare key ``+49…``), an enum as that system's
+    option (``Mrs.``, not the Advoware value it maps to). A date stays ``YYYY-MM-DD`` (Advoware's
+    ``T00:00:00`` is nobody's typing)."""
+    f = _BY_ESPO.get(field)
+    if f is None or f.kind == "date" or not source:
+        return value
+    raw = source.get(f.espo if side == "espo" else f.advo)
+    if not isinstance(raw, str) or not raw.strip():
+        return value
+    try:
+        same = canonical_value(f, raw, side) == value
+    except MappingError:
+        return value
+    return raw if same else value
+
+
 def spelled(values: Canonical, source: dict[str, Any] | None, side: str) -> Canonical:
     """``values`` with each phone number as the source record holds it (what a write sends)."""
     return {k: source_spelling(_BY_ESPO[k], v, source, side) if k in _BY_ESPO else v for k, v in values.items()}

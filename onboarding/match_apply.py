@@ -31,12 +31,14 @@ from domain.beteiligte_mapper import (
     advoware_to_canonical,
     canonical_to_espo,
     espo_to_canonical,
+    held_value,
 )
 from domain.first_link import differences, fill_from_advoware, first_base
 from domain.match_party import party_from_advoware, party_from_espo
 from domain.matching import plausible
 from domain.sync_status import ENTITY, SyncStatus
 from onboarding.match_file import Pair
+from sync.conflict_note import shown
 from sync.espocrm_facts import EspoFacts
 from sync.sync_log import log_record
 
@@ -74,9 +76,12 @@ class ApplyResult:
     message: str = ""
 
 
-def note_text(betnr: int, diffs: list[tuple[str, str | None, str | None]]) -> str:
-    lines = [f"- **{f}**: EspoCRM `{e}` / Advoware `{a}`"
-             + (" → aus Advoware übernommen" if e is None else "") for f, e, a in diffs]
+def note_text(betnr: int, diffs: list[tuple[str, str | None, str | None]], record: dict[str, Any],
+              obj: dict[str, Any]) -> str:
+    """The Note listing the differences of a linked pair, each value as its system holds it."""
+    lines = [f"- **{f}**: EspoCRM {shown(held_value(f, e, record, 'espo'))} / Advoware "
+             f"{shown(held_value(f, a, obj, 'advo'))}" + (" → aus Advoware übernommen" if e is None else "")
+             for f, e, a in diffs]
     return (f"Mit dem bestehenden Advoware-Beteiligten {betnr} verknüpft (beteiligte-sync match). "
             "Abweichende Werte: nur in Advoware vorhandene wurden übernommen; über zwei verschiedene Werte "
             "entscheidet der nächste Abgleich nach der Konfliktregel der Gruppe:\n" + "\n".join(lines))
@@ -163,18 +168,18 @@ class PairLinker:
         if taken is not None:
             return ApplyResult(pair, Outcome.BETNR_TAKEN, message=f"linked to EspoCRM record {taken}")
         try:
-            return await self._write(pair, obj, espo_vals, advo_vals, diffs)
+            return await self._write(pair, record, obj, espo_vals, advo_vals, diffs)
         except BaseException:
             if await self.store.get_link(pair.espo_id) is None:  # a lost write stays linked, and claimed
                 await self.store.release_betnr(pair.betnr, pair.espo_id)
             raise
 
-    async def _write(self, pair: Pair, obj: dict[str, Any], espo_vals: Canonical, advo_vals: Canonical,
-                     diffs: list[tuple[str, str | None, str | None]]) -> ApplyResult:
+    async def _write(self, pair: Pair, record: dict[str, Any], obj: dict[str, Any], espo_vals: Canonical,
+                     advo_vals: Canonical, diffs: list[tuple[str, str | None, str | None]]) -> ApplyResult:
         fill = fill_from_advoware(espo_vals, advo_vals)
         await self._save_base(pair, obj, {**espo_vals, **fill}, advo_vals)  # before: a lost write stays linked
         if diffs:  # owed until posted: a run interrupted before the Note posts it when run again
-            await self.store.redis.set(self._note_key(pair), note_text(pair.betnr, diffs))
+            await self.store.redis.set(self._note_key(pair), note_text(pair.betnr, diffs, record, obj))
         try:
             updated = await self.espo.update(ENTITY, pair.espo_id, {
                 **canonical_to_espo(fill, obj), "betnr": pair.betnr, "advowareRowId": obj.get("rowId"),

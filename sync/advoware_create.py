@@ -37,6 +37,7 @@ from sync.sync_log import log_record
 if TYPE_CHECKING:
     from adapters.advoware_api import AdvowareAPI
     from adapters.espocrm_api import EspoCRMAPI
+    from sync.espocrm_facts import EspoFacts
 
 ADOPT_WINDOW = timedelta(hours=24)
 # How far Advoware's clock (``angelegtAm``) may be off ours: a party created this long before the first
@@ -58,13 +59,14 @@ def _differing(obj_fp: dict[str, str], sent: dict[str, str]) -> int:
 class AdvowareCreator:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
                  clock: Callable[[], float], on_match: OnCreateMatch = OnCreateMatch.LINK,
-                 espo: EspoCRMAPI | None = None, timezone: str = "Europe/Berlin") -> None:
+                 espo: EspoCRMAPI | None = None, timezone: str = "Europe/Berlin",
+                 facts: EspoFacts | None = None) -> None:
         self.advo = advo
         self.timezone = timezone
         self.store = store
         self.metrics = metrics
         self.clock = clock
-        self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match, espo=espo)
+        self.matcher = CreateMatcher(advo, store, clock=clock, mode=on_match, espo=espo, facts=facts)
         self.claims = CreateClaims(store.redis, store.prefix)
 
     @property

@@ -37,11 +37,11 @@ from adapters.facts_cache import FactsCache
 from adapters.sync_state_store import LEASE_MS, Lease, Link, Settled, SyncStateStore
 from domain.conflict_policy import ConflictPolicy
 from domain.decision import Decision
-from domain.first_link import FIRST_LINK_REASON
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from domain.timestamps import parse_espo
 from sync.advoware_create import AdvowareCreator
 from sync.beteiligte_delete import BeteiligteDeleter
+from sync.conflict_note import conflict_note
 from sync.espocrm_facts import EspoFacts
 from sync.metrics import Stall, SyncMetrics
 from sync.sync_failure_writer import FailureWriter
@@ -100,8 +100,9 @@ class BeteiligteSync:
         self.max_lease_hold_s = max_lease_hold_s
         self.overdue_leases: dict[str, float] = {}  # espo id -> when the watchdog let its lease go
         self.failures = FailureWriter(espo, store, metrics, clock=clock, rng=rng or random.Random())
-        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone)
         self.espo_facts = EspoFacts(espo, FactsCache.for_system(store.redis, getattr(espo, "base_url", "")))
+        self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone,
+                                       facts=self.espo_facts)
         self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
         self._pass = SyncPass(self)
         self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
@@ -260,19 +261,19 @@ class BeteiligteSync:
             except (StaleWriteError, RecordMoved) as exc:
                 redecide_left -= 1
                 if redecide_left <= 0:
-                    return await self.failures.record(st.record, _as_error(exc), trigger, advo_row_id=st.advo_row_id)
+                    return await self._failed(st, _as_error(exc), trigger)
                 log_record(logging.INFO, f"record moved, deciding again: {_as_error(exc)}", espo_id=st.espo_id,
                            betnr=st.record.get("betnr"), decision="redecide", trigger=trigger)
                 if isinstance(exc, StaleWriteError):
                     try:
                         st.record = await self.espo.get(ENTITY, st.espo_id)
                     except ApiError as exc2:
-                        return await self.failures.record(st.record, exc2, trigger, advo_row_id=st.advo_row_id)
+                        return await self._failed(st, exc2, trigger)
                     st.espo_edited_at = await self.edit_time(st.record, fallback=True)
             except (DeferredError, RetryableError) as exc:
                 wait = exc.retry_after if isinstance(exc, DeferredError) else QUICK_RETRY_S
                 if transient_left <= 0 or wait > MAX_INLINE_WAIT_S or isinstance(exc, OutcomeUnknownError):
-                    return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
+                    return await self._failed(st, exc, trigger)
                 transient_left -= 1
                 log_record(logging.INFO, f"transient error, retrying in {wait:.1f} s: {exc}", espo_id=st.espo_id,
                            betnr=st.record.get("betnr"), decision="retry_inline", trigger=trigger)
@@ -280,7 +281,10 @@ class BeteiligteSync:
             except RedisError:
                 raise  # our own store is away, not the record's fault: the bus runs the event again
             except Exception as exc:  # every failure ends on the record, readable
-                return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id)
+                return await self._failed(st, exc, trigger)
+
+    async def _failed(self, st: PassState, exc: BaseException, trigger: str) -> SyncResult:
+        return await self.failures.record(st.record, exc, trigger, advo_row_id=st.advo_row_id, betnr=st.betnr)
 
     async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None:
         """When a person last changed the record. Our own writes move ``modifiedAt`` too: then the
@@ -294,22 +298,18 @@ class BeteiligteSync:
             return parse_espo(modified_at)
         return parse_espo(await self.store.espo_edited_at(espo_id))
 
-    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None:
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision,
+                               record: dict[str, Any] | None = None, advo_obj: dict[str, Any] | None = None) -> None:
+        """Count and log each conflict (field names, ids and the decision only: the values are client
+        data) and post the Note listing them; ``record``/``advo_obj``: the EspoCRM record and the
+        Beteiligter the decision was taken on, so each value reads as its system holds it."""
         if not decision.conflicts:
             return
-        lines = []
         for c in decision.conflicts:
             self.metrics.conflicts.labels(c.group, c.winner).inc()
-            # Field names, ids and the decision only: the values are client data (birth dates,
-            # e-mails, phone numbers) and belong only in the EspoCRM Note below.
             log_record(logging.WARNING, "conflict", espo_id=espo_id, betnr=betnr, decision=c.strategy,
                        group=c.group, field=c.field, winner=c.winner)
-            lines.append(f"- **{c.field}** ({c.group}): EspoCRM `{c.espo_value}` / Advoware "
-                         f"`{c.advo_value}` → {c.winner} gewinnt ({c.strategy})")
-        first = decision.reason == FIRST_LINK_REASON  # a betnr typed by hand: no "last sync" to speak of
-        text = ((f"Mit dem Advoware-Beteiligten {betnr} verknüpft: beide Systeme hatten verschiedene Werte. "
-                 if first else "Sync-Konflikt: beide Systeme wurden seit dem letzten Abgleich geändert. ")
-                + "Überschrieben wurde:\n" + "\n".join(lines))
+        text = conflict_note(decision, betnr, record, advo_obj)
         try:
             await self.espo.post_note(ENTITY, espo_id, text)
         except ApiError as exc:

@@ -156,13 +156,15 @@ class Scan:
                 work("stuck in syncing without a lock")
             return
         if retry is not None:
+            # a create linked to an existing Beteiligter whose release failed: the record has no betnr yet
+            twin = betnr if betnr is not None else (link.betnr if link is not None else None)
             if retry.fatal or status == "permanently_failed":
                 if espo_fingerprint(rec) != retry.espo_fp:
                     work("changed since it failed")
-                elif retry.held and betnr is None:
+                elif retry.held and twin is None:
                     self.held.append(Pending(WorkItem(espo_id, betnr, "held: nothing holds it any more"), rec))
-                elif betnr is not None:
-                    self.notes.append(Note(espo_id, betnr, _hash(retry.advo_row_id), retry))
+                elif twin is not None:
+                    self.notes.append(Note(espo_id, twin, _hash(retry.advo_row_id), retry))
                 elif not retry.fatal and retry.next_at <= self.now:
                     work("slow retry after giving up")
             elif retry.next_at <= self.now:

@@ -50,12 +50,13 @@ from adapters.errors import FatalError, NotFoundError, StaleWriteError
 from adapters.match_declines import MatchDeclines
 from adapters.match_index import IndexState, MatchKeyIndex
 from adapters.sync_state_store import Link, SyncStateStore
-from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_espo, espo_to_canonical
+from domain.beteiligte_mapper import Canonical, advoware_to_canonical
 from domain.first_link import fill_from_advoware, first_base
 from domain.match_keys import strong_keys, weak_lookup_keys
 from domain.match_party import Party, party_from_advoware, party_from_espo
 from domain.matching import STRONG, Rule, possible_duplicate, rule_for
-from domain.sync_status import ENTITY
+from sync.espocrm_facts import EspoFacts
+from sync.espocrm_fill import fill_espocrm
 from sync.index_rebuild import IndexLost, IndexRebuild, index_entries
 from sync.match_messages import MAX_NAMED, MAX_READS, numbers, possible_message
 from sync.sync_log import log_record
@@ -148,9 +149,11 @@ async def refresh_index(index: MatchKeyIndex, advo: AdvowareAPI) -> list[dict[st
 
 class CreateMatcher:
     def __init__(self, advo: AdvowareAPI, store: SyncStateStore, *, clock: Callable[[], float],
-                 mode: OnCreateMatch = OnCreateMatch.LINK, espo: EspoCRMAPI | None = None) -> None:
+                 mode: OnCreateMatch = OnCreateMatch.LINK, espo: EspoCRMAPI | None = None,
+                 facts: EspoFacts | None = None) -> None:
         self.advo = advo
         self.espo = espo
+        self.facts = facts  # EspoCRM's phone setting: a value filled in is spelt as it accepts
         self.store = store
         self.clock = clock
         self.mode = mode
@@ -239,8 +242,7 @@ class CreateMatcher:
         advo_vals = advoware_to_canonical(obj)
         fill = fill_from_advoware(espo_vals, advo_vals)
         if fill and self.espo is not None:  # values only Advoware has: never emptied by EspoCRM winning
-            written = espo_to_canonical(await self.espo.update(ENTITY, espo_id, canonical_to_espo(fill, obj)))
-            espo_vals = {**espo_vals, **{f: written[f] for f in fill}}
+            espo_vals = {**espo_vals, **await fill_espocrm(self.espo, self.facts, espo_id, fill, obj)}
         espo_fp, advo_fp = first_base(espo_vals, advo_vals)
         await self.store.save_link(espo_id, Link(betnr=int(obj["betNr"]), row_id=obj.get("rowId"), espo=espo_fp,
                                                  advo=advo_fp, synced_at=self.clock()))

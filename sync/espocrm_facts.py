@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import time
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from adapters.errors import ApiError, FatalError, NotFoundError, ValidationError
+from adapters.errors import ApiError, FatalError, NotFoundError, RetryableError, ValidationError
 from domain.beteiligte_mapper import FIELDS, value_maps
 from domain.sync_status import ENTITY
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("beteiligte_sync")
 MAX_AGE_S = 600.0  # an admin may change enum options while the service runs
+PHONE_MAX_LENGTH = 36  # EspoCRM: entityDefs.PhoneNumber.fields.name.maxLength
 
 
 class EspoFacts:
@@ -134,6 +136,21 @@ class EspoFacts:
             self._stale = True
         return refused
 
+    async def refusal(self, exc: ValidationError) -> ApiError:
+        """What EspoCRM's ``400`` to a write of ours means for the record: an enum option or "International
+        phone numbers" changed since we read them (:class:`~adapters.errors.RetryableError`: the next attempt
+        reads them again), a phone number it refuses for good (:class:`PhoneRefused`), or ``exc`` itself."""
+        if self.option_refused(exc):
+            return RetryableError(f"EspoCRM refused an option ({exc}); its options are read again", system="espocrm")
+        if await self.phone_setting_changed(exc):
+            return RetryableError(f"EspoCRM refused a phone number ({exc}); its setting changed", system="espocrm")
+        refused = refused_phone(exc)
+        if refused is None:
+            return exc
+        field, kind = refused
+        return PhoneRefused(phone_refused_message(field, kind, self.phone_international), system="espocrm",
+                            status=exc.status, details=exc.details)
+
     async def phone_setting_changed(self, exc: ValidationError) -> bool:
         """EspoCRM refused a phone number (``type: valid``): read "International phone numbers" again
         (one ``GET Settings``). True when an admin switched it since it was read: the shared copy is
@@ -165,6 +182,44 @@ class EspoFacts:
             options = _dig(fields, f.espo, "options")
             if table is not None and isinstance(options, list):
                 table.espo_options = [str(o) for o in options]
+
+
+class Invalid(StrEnum):
+    """EspoCRM's validation types (``messageTranslation.data.type`` of its ``400``) a phone number meets."""
+
+    VALID = "valid"  # Classes/FieldValidators/PhoneType.php: pattern, and with the setting on E.164
+    MAX_LENGTH = "maxLength"  # longer than PHONE_MAX_LENGTH
+
+
+class PhoneRefused(FatalError):
+    """EspoCRM refuses a phone number from Advoware for good: its validator, with its setting as read.
+    Retried when the record or its Beteiligter changes. Its text is the whole message: it names EspoCRM
+    and the field itself, without the status line of a raw answer."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def phone_refused_message(field: str, kind: Invalid, international: bool | None) -> str:
+    """One line for ``syncErrorMessage``: the field and what to do, never the number (the message is
+    logged too; staff see the number in Advoware)."""
+    advo = next((f.advo for f in FIELDS if f.espo == field), field)
+    if kind == Invalid.MAX_LENGTH:
+        why = f"as too long (at most {PHONE_MAX_LENGTH} characters)"
+    elif international:
+        why = "as invalid ('International phone numbers' is on: digits with the area code, no words)"
+    else:
+        why = "as invalid" + (" ('International phone numbers' is off)" if international is False else "")
+    return f"EspoCRM refuses the phone number of Advoware's {advo} in {field} {why}: correct it in Advoware"
+
+
+def refused_phone(exc: ValidationError) -> tuple[str, Invalid] | None:
+    """The phone field EspoCRM refused and why, if it was one."""
+    data = _dig(exc.details, "messageTranslation", "data")
+    if not isinstance(data, dict) or data.get("type") not in tuple(Invalid):
+        return None
+    field = data.get("field")
+    return (str(field), Invalid(data["type"])) if any(f.kind == "phone" and f.espo == field for f in FIELDS) else None
 
 
 def _enum_options(meta: Any) -> dict[str, list[str]]:

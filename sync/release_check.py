@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from adapters.errors import ApiError, StaleWriteError
 from domain.beteiligte_mapper import Canonical, MappingError, espo_to_canonical
 from domain.sync_status import ENTITY
+from sync.conflict_note import shown
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
 
@@ -99,7 +100,8 @@ async def restore_saves(espo: EspoCRMAPI, store: SyncStateStore, espo_id: str, f
     """Put the persons' values back where they saved them (the next pass decides the conflict with
     Advoware's values by the group's strategy); the record after it. A save meanwhile (``409``) is
     newer still: the next pass reads it. Any other failure posts a Note naming both values, then
-    raises (the record fails, visibly)."""
+    raises (the record fails, visibly); each value as EspoCRM holds it (ours: as EspoCRM stored what we
+    sent, ``answer``)."""
     if found.at:
         await store.save_espo_edited_at(espo_id, found.at)  # the person's edit time, for newest_wins
     try:
@@ -107,8 +109,8 @@ async def restore_saves(espo: EspoCRMAPI, store: SyncStateStore, espo_id: str, f
     except StaleWriteError:
         return answer
     except ApiError:
-        lines = [f"- **{f}**: gespeichert `{v}`, vom Abgleich überschrieben mit `{ours.get(f)}`"
-                 for f, v in found.values.items()]
+        lines = [f"- **{f}**: gespeichert {shown(v)}, vom Abgleich überschrieben mit "
+                 f"{shown(answer.get(f, ours.get(f)))}" for f, v in found.values.items()]
         text = ("Eine Änderung wurde im selben Moment gespeichert, in dem der Abgleich Werte aus Advoware "
                 "schrieb, und überschrieben. Bitte prüfen:\n" + "\n".join(lines))
         await espo.post_note(ENTITY, espo_id, text)
@@ -126,9 +128,10 @@ def unseen_save(facts: EspoFacts, sent_version: Any, answer: dict[str, Any], wri
 
 
 async def report_unseen_save(espo: EspoCRMAPI, espo_id: str, fields: list[str], written: dict[str, Any]) -> None:
-    """A Note naming the fields and the values the release wrote: staff check whether a save of theirs
-    was overwritten (issue 17 item 6, where the fields are not audited)."""
-    lines = [f"- **{f}**: jetzt `{written.get(f)}` (aus Advoware)" for f in fields]
+    """A Note naming the fields and the values the release wrote, as EspoCRM holds them (``written``: the
+    answer to the release): staff check whether a save of theirs was overwritten (issue 17 item 6, where
+    the fields are not audited)."""
+    lines = [f"- **{f}**: jetzt {shown(written.get(f))} (aus Advoware)" for f in fields]
     text = ("Während der Abgleich Werte aus Advoware schrieb, wurde dieser Datensatz auch anderweitig gespeichert. "
             "Falls dabei eines dieser Felder geändert wurde, ist diese Änderung überschrieben worden; bitte "
             "prüfen (mit \"Audited\" für diese Felder erkennt der Abgleich das selbst):\n" + "\n".join(lines))
@@ -152,7 +155,7 @@ async def after_release(owner: ReleaseOwner, espo_id: str, sent_version: Any, de
                        espo_id=espo_id, betnr=answer.get("betnr"), decision="release_unseen_save",
                        fields=",".join(unseen))
             owner.metrics.syncs.labels("release_unseen_save", "reported").inc()
-            await report_unseen_save(owner.espo, espo_id, unseen, sent)
+            await report_unseen_save(owner.espo, espo_id, unseen, {f: answer.get(f, v) for f, v in sent.items()})
         return answer, set()
     log_record(logging.WARNING, "a person's save was overwritten by our release; put back, decided again",
                espo_id=espo_id, betnr=answer.get("betnr"), decision="release_overwrote_save",

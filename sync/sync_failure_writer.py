@@ -58,9 +58,12 @@ class FailureWriter:
         *,
         note: str | None = None,
         advo_row_id: str | None = None,
+        betnr: int | None = None,
     ) -> SyncResult:
+        """``betnr``: the pass's Beteiligter when the record does not carry it yet (a create linked to an
+        existing one whose release failed), for the log line."""
         espo_id = str(record.get("id"))
-        betnr = record.get("betnr")
+        betnr = record.get("betnr") or betnr
         count_before = _retry_count(record)
         plan = plan_failure(exc, count_before, self.rng)
         count = count_before + 1 if plan.counts else count_before

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.advoware_api import AdvowareAPI
-from adapters.errors import FatalError, NotFoundError, RetryableError, ValidationError
+from adapters.errors import FatalError, NotFoundError, ValidationError
 from adapters.espocrm_api import EspoCRMAPI
 from adapters.sync_state_store import Link, SyncStateStore
 from domain.beteiligte_mapper import (
@@ -62,7 +62,9 @@ class PassOwner(Protocol):
 
     async def edit_time(self, record: dict[str, Any], *, fallback: bool = False) -> datetime | None: ...
 
-    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision) -> None: ...
+    async def report_conflicts(self, espo_id: str, betnr: int, decision: Decision,
+                               record: dict[str, Any] | None = None,
+                               advo_obj: dict[str, Any] | None = None) -> None: ...
 
 
 class BetnrTaken(FatalError):
@@ -80,6 +82,7 @@ class PassState:
     record: dict[str, Any]  # the EspoCRM record the decision is based on
     espo_edited_at: datetime | None  # a person's last EspoCRM edit
     advo_row_id: str | None = None  # the Advoware rowId last read or written (a failure keeps it)
+    betnr: int | None = None  # the pass's Beteiligter: the record's betnr, or its link's (a failure logs it)
     marked: bool = False  # syncStatus=syncing written in this pass
     # The link as read with the lease (one round trip less): good for the first decision only, since
     # a pass that is decided again may have saved a link meanwhile.
@@ -120,6 +123,7 @@ class SyncPass:
         s = self.s
         await s.espo_facts.load()
         link, betnr, relinked = await self._link_and_betnr(st)
+        st.betnr = betnr
         advo_obj = await self._read_advoware(betnr, st)
         decision = decide_pass(
             st.record, betnr, advo_obj, link, relinked=relinked, policy=s.policy, timezone=s.timezone,
@@ -138,7 +142,7 @@ class SyncPass:
         betnr, final_advo = await self._write_advoware(st, decision, betnr, advo_obj, link)
         if decision.to_espo and not st.occ:
             await self._ensure_unmoved(st)
-        return await self._release(st, decision, betnr, final_advo, trigger)
+        return await self._release(st, decision, betnr, final_advo, trigger, decided_advo=advo_obj)
 
     # -- reading ------------------------------------------------------------------------------
     async def _link_and_betnr(self, st: PassState) -> tuple[Link | None, int | None, bool]:
@@ -237,7 +241,9 @@ class SyncPass:
         return betnr, final
 
     async def _release(self, st: PassState, decision: Decision, betnr: int, final_advo: dict[str, Any],
-                       trigger: str) -> SyncResult:
+                       trigger: str, *, decided_advo: dict[str, Any] | None) -> SyncResult:
+        """``decided_advo``: the Beteiligter as the decision read it (before our write), whose values the
+        conflict Note shows as Advoware held them."""
         s = self.s
         decided = espo_to_canonical(st.record)
         sent = canonical_to_espo(decision.to_espo, final_advo, s.espo_facts.phone_international)
@@ -252,7 +258,7 @@ class SyncPass:
         await self._finish(st, Link(
             betnr=betnr, row_id=final_advo.get("rowId"), espo=fingerprint(base_espo),
             advo=fingerprint(advoware_to_canonical(final_advo)) | owed(lost), synced_at=s.clock()))
-        await s.report_conflicts(st.espo_id, betnr, decision)
+        await s.report_conflicts(st.espo_id, betnr, decision, st.record, decided_advo)
         s.metrics.syncs.labels(decision.action, "ok").inc()
         log_record(logging.INFO, "synced", espo_id=st.espo_id, betnr=betnr, decision=decision.summary(),
                    trigger=trigger)
@@ -291,14 +297,11 @@ class SyncPass:
         try:
             updated = await self.s.espo.update(ENTITY, st.espo_id, body,
                                                version_number=st.record.get("versionNumber"))
-        except ValidationError as exc:
-            if self.s.espo_facts.option_refused(exc):  # an admin changed the options: read them again
-                raise RetryableError(f"EspoCRM refused an option ({exc}); its options are read again",
-                                     system="espocrm") from exc
-            if await self.s.espo_facts.phone_setting_changed(exc):  # "International phone numbers" switched
-                raise RetryableError(f"EspoCRM refused a phone number ({exc}); its setting changed",
-                                     system="espocrm") from exc
-            raise
+        except ValidationError as exc:  # an option or the phone setting changed, or a number refused for good
+            refusal = await self.s.espo_facts.refusal(exc)
+            if refusal is exc:
+                raise
+            raise refusal from exc
         self.s.metrics.writes.labels("espocrm").inc()
         return updated
 
@@ -307,7 +310,7 @@ class SyncPass:
         """Nothing to sync: write the status only when the record shows something else."""
         s = self.s
         if _needs_status_write(st.record, betnr):
-            return await self._release(st, decision, betnr, advo_obj, trigger)
+            return await self._release(st, decision, betnr, advo_obj, trigger, decided_advo=advo_obj)
         fresh = Link(betnr=betnr, row_id=advo_obj.get("rowId"), espo=fingerprint(espo_to_canonical(st.record)),
                      advo=fingerprint(advoware_to_canonical(advo_obj)), synced_at=s.clock())
         moved = link is None or (link.espo, link.advo, link.row_id) != (fresh.espo, fresh.advo, fresh.row_id)

@@ -37,7 +37,7 @@ async def test_a_number_espocrm_refuses_fails_the_record_readably_and_writes_no_
     await settled(tb)
     rec = tb.espo_record(espo_id)
     assert rec["syncStatus"] == "failed", rec
-    assert "field: phoneNumber" in rec["syncErrorMessage"] and "0171" not in rec["syncErrorMessage"], rec
+    assert "in phoneNumber as invalid" in rec["syncErrorMessage"] and "0171" not in rec["syncErrorMessage"], rec
     tb.reset_calls()
     for _ in range(2):
         await tb.sync_check()

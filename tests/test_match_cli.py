@@ -118,7 +118,8 @@ async def test_match_review_apply_and_the_first_sync_check(firm: Testbed, tmp_pa
     assert "3 linked" in done.stdout
     for key in ("anna", "bau", "erika"):
         assert tb.espo_record(espo[key])["betnr"] == betnr[key]
-    assert "phoneNumber" in tb.espo.notes_for(espo["anna"])[0]["post"]
+    note = tb.espo.notes_for(espo["anna"])[0]["post"]  # each value as its system holds it; none: (leer)
+    assert f"**phoneNumber**: EspoCRM `{tb.espo_record(espo['anna'])['phoneNumber']}` / Advoware (leer)" in note, note
     assert tb.espo_record(espo["erika"])["dateOfBirth"] == "1960-06-06"  # only Advoware had it: filled in
 
     again = _match(env, tmp_path, "--apply", str(review), "--yes")  # idempotent: resumes after a crash too
