@@ -160,9 +160,10 @@ class SyncStateStore(RecordLeases):
             yield str(as_text(key))[len(prefix):]
 
     async def forget(self, espo_id: str) -> None:
-        """A record deleted in EspoCRM: its link, retry schedule and failed delete go."""
+        """A record deleted in EspoCRM: its link, retry schedule, create attempt and failed delete go."""
         await self.drop_link(espo_id)
         await self.clear_retry(espo_id)
+        await self.redis.delete(self._k("create", espo_id))
         await self.redis.hdel(self._failed_deletes, espo_id)
 
     async def record_failed_delete(self, espo_id: str, betnr: int, message: str, at: float) -> None:

@@ -40,6 +40,8 @@ class Action(StrEnum):
     DELETED_IN_ADVOWARE = "deleted_in_advoware"
     DELETE_FAILED = "delete_failed"
     DELETE_NO_LINK = "delete_no_link"
+    DELETE_FOUND_LOST_CREATE = "delete_found_lost_create"  # a create whose answer was lost made its twin
+    DELETE_LOST_CREATE_UNKNOWN = "delete_lost_create_unknown"  # it may have: no list endpoint to look with
     DELETE_IGNORED_RECORD_EXISTS = "delete_ignored_record_exists"
 
 

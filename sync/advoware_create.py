@@ -151,10 +151,28 @@ class AdvowareCreator:
     async def _adopt_lost_create(self, espo_id: str, want: dict[str, str],
                                  attempt: CreateAttempt | None) -> tuple[dict[str, Any], dict[str, str]] | None:
         """The Beteiligter an earlier attempt created and the values that attempt sent; ``None`` when
-        there is none (or no list endpoint to look with)."""
-        if attempt is None or not await self.advo.supports_list():
-            return None  # without the list endpoint it cannot be found: the create is repeated
-        sent = [want, *attempt.sent]
+        there is none (or no list endpoint to look with: the create is repeated)."""
+        found = None if attempt is None else await self.find_lost_create(espo_id, [want, *attempt.sent], attempt)
+        if found is not None:
+            obj, base = found
+            log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost", espo_id=espo_id,
+                       betnr=int(obj["betNr"]), decision="adopt_lost_create",
+                       edited_fields=_differing(fingerprint(advoware_to_canonical(obj)), base))
+        return found
+
+    async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> int | None:
+        """The ``betNr`` of the Beteiligter one of the record's create attempts made although its answer
+        was lost (the record is being deleted: found as a retry would adopt it); ``None`` when none is
+        found or there is no list endpoint to look with."""
+        found = await self.find_lost_create(espo_id, attempt.sent, attempt)
+        return None if found is None else int(found[0]["betNr"])
+
+    async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]],
+                               attempt: CreateAttempt) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The Beteiligter an attempt that sent one of ``sent`` created, linked to no other record, and
+        the values it was created with (:meth:`_ours`); the one edited least since wins."""
+        if not sent or not await self.advo.supports_list():
+            return None
         best: tuple[int, int, dict[str, Any], dict[str, str]] | None = None
         # A wide window for the list read; the creation time then narrows it (``CLOCK_SKEW``).
         async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
@@ -167,12 +185,7 @@ class AdvowareCreator:
             owner = await self.store.betnr_owner(int(obj["betNr"]))
             if owner is None or owner == espo_id:  # never another record's twin
                 best = (differing, int(obj["betNr"]), obj, base)
-        if best is None:
-            return None
-        differing, betnr, obj, base = best
-        log_record(logging.WARNING, "adopting the Beteiligter of a create whose answer was lost", espo_id=espo_id,
-                   betnr=betnr, decision="adopt_lost_create", edited_fields=differing)
-        return obj, base
+        return None if best is None else (best[2], best[3])
 
     def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]],
               attempt: CreateAttempt) -> tuple[dict[str, str], int] | None:

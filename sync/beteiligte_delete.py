@@ -3,6 +3,8 @@
 ``unlink`` (default): Advoware is left untouched, the link is forgotten, the decision logged.
 ``delete``: the Advoware Beteiligter is deleted; one still referenced by a matter (409) is kept, and
 the failure is stored under ``bsync:failed_deletes`` (and logged, and counted) for operators.
+A record deleted while a create of it had no answer yet (its ``POST`` may have landed): the Beteiligter
+that create made is looked for as a retry would adopt it and, when found, treated as the linked one.
 A delete event is acted on only when EspoCRM answers 404 for the record: the webhook secret names no
 event, so a correctly signed batch replayed at the delete URL must not delete anything.
 """
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from adapters.errors import ApiError, DeferredError, NotFoundError, RetryableError
-from adapters.sync_state_store import SyncStateStore
+from adapters.sync_state_store import CreateAttempt, SyncStateStore
 from domain.sync_status import ENTITY, Action, DeletePolicy, SyncStatus
 from sync.metrics import SyncMetrics
 from sync.sync_log import log_record
@@ -26,12 +28,15 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 LOCK_WAIT_S = 30.0
+LostCreateFinder = Callable[[str, CreateAttempt], Awaitable[int | None]]
 
 
 class BeteiligteDeleter:
     def __init__(self, espo: EspoCRMAPI, advo: AdvowareAPI, store: SyncStateStore, metrics: SyncMetrics, *,
-                 policy: DeletePolicy | str, clock: Callable[[], float]) -> None:
+                 policy: DeletePolicy | str, clock: Callable[[], float],
+                 lost_create: LostCreateFinder | None = None) -> None:
         self.espo = espo
+        self.lost_create = lost_create
         self.advo = advo
         self.store = store
         self.metrics = metrics
@@ -63,7 +68,9 @@ class BeteiligteDeleter:
             self.metrics.syncs.labels("delete_ignored", "record_exists").inc()
             return SyncResult(espo_id, betnr, Action.DELETE_IGNORED_RECORD_EXISTS, SyncStatus.CLEAN)
         if betnr is None:
-            await self.store.forget_espo_edited_at(espo_id)
+            betnr = await self._lost_create_betnr(espo_id)
+        if betnr is None:
+            await self.store.forget(espo_id)
             log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
                        espo_id=espo_id, betnr=None, decision=Action.DELETE_NO_LINK)
             self.metrics.syncs.labels("delete_unlinked", "no_link").inc()
@@ -78,6 +85,25 @@ class BeteiligteDeleter:
         log_record(logging.INFO, f"EspoCRM record deleted, policy {self.policy}", espo_id=espo_id,
                    betnr=betnr, decision=action)
         return SyncResult(espo_id, betnr, action, SyncStatus.DELETED)
+
+    async def _lost_create_betnr(self, espo_id: str) -> int | None:
+        """The Beteiligter a create of this record made although its answer was lost, if one did."""
+        attempt = await self.store.create_attempt(espo_id)
+        if attempt is None or self.lost_create is None:
+            return None
+        betnr = await self.lost_create(espo_id, attempt)
+        if betnr is not None:
+            log_record(logging.WARNING, "delete: a create whose answer was lost did reach Advoware; "
+                       f"its Beteiligter follows DELETE_POLICY={self.policy}", espo_id=espo_id, betnr=betnr,
+                       decision=Action.DELETE_FOUND_LOST_CREATE)
+            self.metrics.syncs.labels(Action.DELETE_FOUND_LOST_CREATE, "found").inc()
+        elif not await self.advo.supports_list():
+            log_record(logging.WARNING, "delete: a create of this record may have reached Advoware (its answer was "
+                       f"lost at {attempt.at:%Y-%m-%d %H:%M} UTC); without Advoware's list it cannot be found: "
+                       "look for a Beteiligter created then", espo_id=espo_id, betnr=None,
+                       decision=Action.DELETE_LOST_CREATE_UNKNOWN)
+            self.metrics.syncs.labels(Action.DELETE_LOST_CREATE_UNKNOWN, "not_found").inc()
+        return betnr
 
     async def _still_exists(self, espo_id: str) -> bool:
         try:

@@ -103,7 +103,8 @@ class BeteiligteSync:
         self.espo_facts = EspoFacts(espo, FactsCache.for_system(store.redis, getattr(espo, "base_url", "")))
         self.creates = AdvowareCreator(advo, store, metrics, clock=clock, espo=espo, timezone=timezone,
                                        facts=self.espo_facts)
-        self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock)
+        self.deleter = BeteiligteDeleter(espo, advo, store, metrics, policy=delete_policy, clock=clock,
+                                         lost_create=self.creates.lost_create_betnr)
         self._pass = SyncPass(self)
         self.journal = SyncJournal(store.redis, clock=clock, prefix=store.prefix)
 

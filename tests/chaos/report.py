@@ -95,10 +95,26 @@ def verify(models: dict[str, RecordModel], espo_all: list[dict[str, Any]], advo_
         betnr = _verify_record(m, rec, advo, policy, report)
         if betnr is not None:
             linked.add(betnr)
+    linked |= _twins_of_lost_creates(models, advo, linked, delete_policy, report)
     report.orphans_in_advoware = len(set(advo) - linked)
     tags = Counter(_tag(o.get("name")) for o in advo.values())
     report.duplicates_in_advoware = sum(n - 1 for t, n in tags.items() if t is not None and n > 1)
     return report
+
+
+def _twins_of_lost_creates(models: dict[str, RecordModel], advo: dict[int, dict[str, Any]], linked: set[int],
+                           delete_policy: str, report: ChaosReport) -> set[int]:
+    """Beteiligte created for a record deleted before its create's answer came (never linked): kept under
+    ``unlink`` like any twin, gone under ``delete``."""
+    deleted = {m.tag: m for m in models.values() if m.deleted and not m.betnr}
+    twins = {b for b, o in advo.items() if b not in linked and _tag(o.get("name")) in deleted}
+    for betnr in sorted(twins):
+        report.deletes_checked += 1
+        if delete_policy == "delete":
+            m = deleted[str(_tag(advo[betnr].get("name")))]
+            report.violations.append(f"{m.espo_id}: deleted in EspoCRM, DELETE_POLICY=delete, but Advoware "
+                                     f"{betnr} its lost create made still exists")
+    return twins
 
 
 def _verify_deleted(m: RecordModel, espo: dict[str, dict[str, Any]], advo: dict[int, dict[str, Any]],

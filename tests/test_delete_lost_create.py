@@ -1,0 +1,82 @@
+"""A record deleted in EspoCRM while its create had no answer yet (the ``POST`` landed, its answer was
+lost): the Beteiligter that create made follows DELETE_POLICY like a linked twin. It was left behind
+unlinked ("no link known"), under ``delete`` an orphan for good (the chaos run found one)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from redis import Redis
+
+from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
+
+PROFILES = [("8", False), ("9", True)]
+
+
+async def _bed(real_redis_url: str, espo: str, occ: bool, delete_policy: str, advo: str = "default") -> Testbed:
+    Redis.from_url(real_redis_url).flushdb()
+    return await start_testbed(redis_url=real_redis_url, espo_profile=espo, occ=occ, delete_policy=delete_policy,
+                               http_timeout=1.0, advo_profile=advo)
+
+
+async def _deleted_after_a_lost_create(tb: Testbed) -> tuple[str, int]:
+    """The create's POST lands, its answer is lost, the record is deleted before the next attempt."""
+    tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$|/Beteiligte$", delay=1.5, lose_answer=True,
+                       times=1)
+    rec = tb.espo.seed(**SAMPLE)
+    await tb.flush()
+    assert tb.espo_record(rec["id"])["syncStatus"] == "failed"
+    [made] = tb.advo.all()  # the POST landed
+    assert not tb.espo_record(rec["id"]).get("betnr")
+    tb.espo.user_delete(rec["id"])
+    await tb.flush()
+    return rec["id"], int(made["betNr"])
+
+
+@pytest.mark.parametrize(("espo", "occ"), PROFILES, ids=["espo8", "espo9"])
+async def test_under_delete_the_lost_creates_beteiligter_is_deleted(real_redis_url: str, espo: str, occ: bool,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    tb = await _bed(real_redis_url, espo, occ, "delete")
+    try:
+        with caplog.at_level(logging.INFO):
+            espo_id, betnr = await _deleted_after_a_lost_create(tb)
+        assert tb.advo.get(betnr) is None, "the Beteiligter the lost create made is an orphan in Advoware"
+        line = next(r.getMessage() for r in caplog.records if "did reach Advoware" in r.getMessage())
+        assert espo_id in line and f"betnr={betnr}" in line
+        assert await tb.services.store.create_attempt(espo_id) is None
+        tb.clock.advance(3600)
+        await tb.sync_check()
+        assert tb.advo.all() == []  # nothing created again
+    finally:
+        await tb.close()
+
+
+@pytest.mark.parametrize(("espo", "occ"), PROFILES, ids=["espo8", "espo9"])
+async def test_under_unlink_it_is_kept_and_named(real_redis_url: str, espo: str, occ: bool,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    tb = await _bed(real_redis_url, espo, occ, "unlink")
+    try:
+        with caplog.at_level(logging.INFO):
+            espo_id, betnr = await _deleted_after_a_lost_create(tb)
+        assert tb.advo.get(betnr) is not None  # kept, as a linked twin would be
+        assert any("did reach Advoware" in r.getMessage() and f"betnr={betnr}" in r.getMessage()
+                   for r in caplog.records)
+        assert await tb.services.store.create_attempt(espo_id) is None
+        assert await tb.services.store.betnr_owner(betnr) is None
+    finally:
+        await tb.close()
+
+
+async def test_without_the_list_endpoint_the_delete_says_where_to_look(real_redis_url: str,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    tb = await _bed(real_redis_url, "8", False, "delete", advo="no-list")
+    try:
+        with caplog.at_level(logging.INFO):
+            espo_id, betnr = await _deleted_after_a_lost_create(tb)
+        line = next(r.getMessage() for r in caplog.records if "look for a Beteiligter created then" in r.getMessage())
+        assert espo_id in line and "without Advoware's list" in line
+        assert tb.advo.get(betnr) is not None  # nothing deleted blindly
+    finally:
+        await tb.close()
