@@ -46,7 +46,7 @@ class BeteiligteDeleter:
     async def delete(self, espo_id: str) -> SyncResult:
         token = await self._lock(espo_id)
         try:
-            return await self._delete_locked(espo_id)
+            return await self.delete_locked(espo_id)
         finally:
             await self.store.release(espo_id, token)
 
@@ -59,7 +59,8 @@ class BeteiligteDeleter:
             waited += 0.2
         return token
 
-    async def _delete_locked(self, espo_id: str) -> SyncResult:
+    async def delete_locked(self, espo_id: str) -> SyncResult:
+        """:meth:`delete` for a caller that holds the record's lease."""
         link = await self.store.get_link(espo_id)
         betnr = link.betnr if link else None
         if await self._still_exists(espo_id):

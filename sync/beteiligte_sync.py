@@ -238,6 +238,8 @@ class BeteiligteSync:
         try:
             return await self.espo.get(ENTITY, espo_id)
         except NotFoundError:
+            if await self.store.create_attempt(espo_id) is not None:  # deleted before its create's answer came:
+                return await self.deleter.delete_locked(espo_id)  # maybe its delete webhook was lost too
             await self.store.forget_espo_edited_at(espo_id)
             log_record(logging.INFO, "record gone in EspoCRM, nothing to sync", espo_id=espo_id,
                        betnr=None, decision=Action.SKIP_DELETED, trigger=trigger)

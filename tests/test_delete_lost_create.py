@@ -80,3 +80,23 @@ async def test_without_the_list_endpoint_the_delete_says_where_to_look(real_redi
         assert tb.advo.get(betnr) is not None  # nothing deleted blindly
     finally:
         await tb.close()
+
+
+@pytest.mark.parametrize(("espo", "occ"), PROFILES, ids=["espo8", "espo9"])
+async def test_its_delete_webhook_lost_too_the_retry_applies_the_policy(real_redis_url: str, espo: str,
+                                                                       occ: bool) -> None:
+    tb = await _bed(real_redis_url, espo, occ, "delete")
+    try:
+        tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", delay=1.5, lose_answer=True, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        [made] = tb.advo.all()
+        tb.espo.user_delete(rec["id"])
+        assert tb.espo.take_webhook_events(), "the delete webhook is lost"
+        tb.clock.advance(3600)  # the create's retry is due: it finds the record gone
+        await tb.host.run_cron("beteiligte_retry_cron")
+        await tb.host.drain(30)
+        assert tb.advo.get(int(made["betNr"])) is None
+        assert await tb.services.store.create_attempt(rec["id"]) is None
+    finally:
+        await tb.close()
