@@ -164,19 +164,21 @@ class AdvowareCreator:
         """The ``betNr`` of the Beteiligter one of the record's create attempts made although its answer
         was lost (the record is being deleted: found as a retry would adopt it); ``None`` when none is
         found or there is no list endpoint to look with."""
-        found = await self.find_lost_create(espo_id, attempt.sent, attempt)
+        found = await self.find_lost_create(espo_id, attempt.sent, attempt, created_in_window=True)
         return None if found is None else int(found[0]["betNr"])
 
-    async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]],
-                               attempt: CreateAttempt) -> tuple[dict[str, Any], dict[str, str]] | None:
+    async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]], attempt: CreateAttempt, *,
+                               created_in_window: bool = False) -> tuple[dict[str, Any], dict[str, str]] | None:
         """The Beteiligter an attempt that sent one of ``sent`` created, linked to no other record, and
-        the values it was created with (:meth:`_ours`); the one edited least since wins."""
+        the values it was created with (:meth:`_ours`); the one edited least since wins.
+        ``created_in_window``: only one created within the attempt's window, also with exactly the values
+        sent (to delete it: an older party a person made with the same values is not ours)."""
         if not sent or not await self.advo.supports_list():
             return None
         best: tuple[int, int, dict[str, Any], dict[str, str]] | None = None
         # A wide window for the list read; the creation time then narrows it (``CLOCK_SKEW``).
         async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
-            found = self._ours(obj, sent, attempt)
+            found = self._ours(obj, sent, attempt, created_in_window)
             if found is None:
                 continue
             base, differing = found
@@ -187,15 +189,16 @@ class AdvowareCreator:
                 best = (differing, int(obj["betNr"]), obj, base)
         return None if best is None else (best[2], best[3])
 
-    def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]],
-              attempt: CreateAttempt) -> tuple[dict[str, str], int] | None:
+    def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]], attempt: CreateAttempt,
+              created_in_window: bool = False) -> tuple[dict[str, str], int] | None:
         """What an attempt sent that ``obj`` is the result of, and how many fields were edited since:
         exactly the values sent, or, created within the attempt's window, the identity sent."""
         obj_fp = fingerprint(advoware_to_canonical(obj))
-        if obj_fp in sent:
-            return obj_fp, 0
         created = parse_advoware(obj.get("angelegtAm"), self.timezone)
-        if created is None or not attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW:
+        in_window = created is not None and attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW
+        if obj_fp in sent and (in_window or not created_in_window):
+            return obj_fp, 0
+        if not in_window:
             return None
         same_identity = [s for s in sent if all(obj_fp.get(f) == s.get(f) for f in IDENTITY)]
         if not same_identity:

@@ -9,6 +9,7 @@ import logging
 import pytest
 from redis import Redis
 
+from sync.create_match import OnCreateMatch
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
 
@@ -98,5 +99,30 @@ async def test_its_delete_webhook_lost_too_the_retry_applies_the_policy(real_red
         await tb.host.drain(30)
         assert tb.advo.get(int(made["betNr"])) is None
         assert await tb.services.store.create_attempt(rec["id"]) is None
+    finally:
+        await tb.close()
+
+
+async def test_an_older_party_with_the_same_values_is_never_taken_for_the_lost_creates(real_redis_url: str) -> None:
+    """Under ``delete``: a Beteiligter a person made two years ago with exactly the values the lost create
+    sent (edited lately, so the list shows it) is not the lost create's and is never deleted."""
+    tb = await _bed(real_redis_url, "8", False, "delete")
+    try:
+        tb.services.sync.creates.on_match = OnCreateMatch.CREATE  # no lookup before the POST
+        first = tb.espo.seed(**SAMPLE)  # its twin shows the exact values a create of SAMPLE sends
+        await tb.flush()
+        twin = tb.advo_record(tb.espo_record(first["id"])["betnr"])
+        tb.advo.store.clock_offset_s = -2 * 365 * 86400
+        old = tb.advo.seed(**{k: v for k, v in twin.items()
+                              if k not in ("betNr", "rowId", "angelegtAm", "geaendertAm")})
+        tb.advo.store.clock_offset_s = 0.0
+        tb.advo.edit(old["betNr"], kurzname="Müller A.")  # not synced: its values stay those sent
+        tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", status=500, times=1)  # not applied
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        assert await tb.services.store.create_attempt(rec["id"]) is not None
+        tb.espo.user_delete(rec["id"])
+        await tb.flush()
+        assert tb.advo.get(old["betNr"]) is not None, "a person's older Beteiligter was deleted"
     finally:
         await tb.close()
