@@ -162,10 +162,19 @@ class AdvowareCreator:
 
     async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> int | None:
         """The ``betNr`` of the Beteiligter one of the record's create attempts made although its answer
-        was lost (the record is being deleted: found as a retry would adopt it); ``None`` when none is
-        found or there is no list endpoint to look with."""
+        was lost (the record is being deleted): created within the attempt's window with exactly the
+        values an attempt sent. ``None`` when none is found, when the one found was edited since (it
+        may be a namesake a person made: named in a WARNING, never deleted), or there is no list."""
         found = await self.find_lost_create(espo_id, attempt.sent, attempt, created_in_window=True)
-        return None if found is None else int(found[0]["betNr"])
+        if found is None:
+            return None
+        obj, base = found
+        if fingerprint(advoware_to_canonical(obj)) != base:  # edited since: maybe a namesake a person made
+            log_record(logging.WARNING, "delete: a Beteiligter with the identity of a lost create was made then "
+                       "and edited since; kept, as it may be another party: delete it by hand if it is the "
+                       "record's", espo_id=espo_id, betnr=int(obj["betNr"]), decision="delete_lost_create_unsure")
+            return None
+        return int(obj["betNr"])
 
     async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]], attempt: CreateAttempt, *,
                                created_in_window: bool = False) -> tuple[dict[str, Any], dict[str, str]] | None:

@@ -126,3 +126,24 @@ async def test_an_older_party_with_the_same_values_is_never_taken_for_the_lost_c
         assert tb.advo.get(old["betNr"]) is not None, "a person's older Beteiligter was deleted"
     finally:
         await tb.close()
+
+
+async def test_one_edited_since_is_kept_and_named_not_deleted(real_redis_url: str,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Under ``delete``: the party found by identity only (edited in Advoware since) may be a namesake a
+    person made in the same minutes; deleting the wrong party is worse than one left to a person."""
+    tb = await _bed(real_redis_url, "9", True, "delete")
+    try:
+        tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", delay=1.5, lose_answer=True, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        [made] = tb.advo.all()
+        tb.advo.edit(made["betNr"], ort="Potsdam")
+        tb.espo.user_delete(rec["id"])
+        with caplog.at_level(logging.INFO):
+            await tb.flush()
+        assert tb.advo.get(made["betNr"]) is not None
+        line = next(r.getMessage() for r in caplog.records if "delete it by hand" in r.getMessage())
+        assert rec["id"] in line and f"betnr={made['betNr']}" in line
+    finally:
+        await tb.close()
