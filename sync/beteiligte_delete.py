@@ -3,8 +3,8 @@
 ``unlink`` (default): Advoware is left untouched, the link is forgotten, the decision logged.
 ``delete``: the Advoware Beteiligter is deleted; one still referenced by a matter (409) is kept, and
 the failure is stored under ``bsync:failed_deletes`` (and logged, and counted) for operators.
-A record deleted while a create of it had no answer yet (its ``POST`` may have landed): the Beteiligter
-that create made is looked for as a retry would adopt it and, when found, treated as the linked one.
+A record deleted while a create of it had no answer yet (its ``POST`` may have landed), under ``delete``:
+the Beteiligter that create made is looked for as a retry would adopt it and, when found, deleted.
 A delete event is acted on only when EspoCRM answers 404 for the record: the webhook secret names no
 event, so a correctly signed batch replayed at the delete URL must not delete anything.
 """
@@ -89,8 +89,10 @@ class BeteiligteDeleter:
 
     async def _lost_create_betnr(self, espo_id: str) -> int | None:
         """The Beteiligter a create of this record made although its answer was lost, if one did."""
+        if self.policy != DeletePolicy.DELETE or self.lost_create is None:
+            return None  # unlink keeps a twin anyway: nothing to look for
         attempt = await self.store.create_attempt(espo_id)
-        if attempt is None or self.lost_create is None:
+        if attempt is None:
             return None
         betnr = await self.lost_create(espo_id, attempt)
         if betnr is not None:
