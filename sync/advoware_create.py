@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.create_claims import CreateClaims
-from adapters.errors import OutcomeUnknownError, RetryableError, StaleWriteError
+from adapters.errors import ForbiddenError, OutcomeUnknownError, RetryableError, StaleWriteError, ValidationError
 from adapters.match_index import IndexState
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
@@ -117,7 +117,11 @@ class AdvowareCreator:
         try:
             await self.matcher.check(espo_id, espo_vals, state)  # links an existing Beteiligter instead (issue 11)
             await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
-            obj = await self._post(body)
+            try:
+                obj = await self._post(body)
+            except (ValidationError, ForbiddenError):  # refused before it was written: not one that may have landed
+                await self.store.refused_create_attempt(espo_id, attempt)
+                raise
             await self.matcher.created(obj, state)
             return obj
         except OutcomeUnknownError:

@@ -1,0 +1,55 @@
+"""Hostile: the delete of a record whose create had no answer must never delete a Beteiligter that
+create did not make (under ``DELETE_POLICY=delete`` that is a party of the firm gone for good)."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from tests.conftest import SAMPLE
+from tests.testbed import Testbed, start_testbed
+
+ADVO_COLLECTION = "/advonet/Beteiligte$"
+# Who SAMPLE is, as an Advoware user types it in by hand (other fields of their own).
+BY_HAND = {"name": "Müller", "vorname": "Anna", "rechtsform": "natürliche Person",
+           "geburtsdatum": "1980-04-12T00:00:00", "ort": "Köln"}
+
+
+async def _bed(real_redis_url: str) -> Testbed:
+    Redis.from_url(real_redis_url).flushdb()
+    return await start_testbed(redis_url=real_redis_url, espo_profile="9", delete_policy="delete",
+                               http_timeout=1.0)
+
+
+async def test_a_refused_create_never_makes_a_hand_made_namesake_its_own(real_redis_url: str) -> None:
+    """Advoware refuses the POST (400: nothing was created); a person then types the party into
+    Advoware by hand and deletes the failing EspoCRM record. The hand-made party is not ours."""
+    tb = await _bed(real_redis_url)
+    try:
+        tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, status=400, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        assert tb.espo_record(rec["id"])["syncStatus"] == "failed"
+        assert tb.advo.all() == []
+        hand = tb.advo.seed(**BY_HAND)
+        tb.espo.user_delete(rec["id"])
+        await tb.flush()
+        assert tb.advo.get(int(hand["betNr"])) is not None, "a hand-made Beteiligter was deleted"
+    finally:
+        await tb.close()
+
+
+async def test_a_refused_get_after_a_landed_create_is_not_a_refused_create(real_redis_url: str) -> None:
+    """The POST lands; the GET for its rowId answers 403: the create is done and linked, never repeated."""
+    Redis.from_url(real_redis_url).flushdb()
+    tb = await start_testbed(redis_url=real_redis_url, espo_profile="9", delete_policy="delete",
+                             http_timeout=1.0, post_returns_rowid=False)
+    try:
+        tb.advo.faults.add(method="GET", path=r"/advonet/Beteiligte/\d+$", status=403, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        tb.clock.advance(3600)
+        await tb.sync_check()
+        [made] = tb.advo.all()
+        assert tb.espo_record(rec["id"]).get("betnr") == made["betNr"]
+    finally:
+        await tb.close()
