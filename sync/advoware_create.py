@@ -194,12 +194,14 @@ class AdvowareCreator:
     def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]],
               attempt: CreateAttempt) -> tuple[dict[str, str], int] | None:
         """What an attempt sent that ``obj`` is the result of, and how many fields were edited since:
-        exactly the values sent, or, created within the attempt's window, the identity sent."""
+        created within the attempt's window, exactly the values sent (also when Advoware names no creation
+        time) or the identity sent."""
         obj_fp = fingerprint(advoware_to_canonical(obj))
-        if obj_fp in sent:
-            return obj_fp, 0
         created = parse_advoware(obj.get("angelegtAm"), self.timezone)
-        if created is None or not attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW:
+        in_window = created is not None and attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW
+        if obj_fp in sent and (in_window or created is None):  # one created before the attempt is not ours,
+            return obj_fp, 0  # however alike (it was deleted with the record under DELETE_POLICY=delete)
+        if not in_window:
             return None
         same_identity = [s for s in sent if all(obj_fp.get(f) == s.get(f) for f in IDENTITY)]
         if not same_identity:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from redis import Redis
 
+from domain.beteiligte_mapper import canonical_to_advoware, espo_to_canonical
+from sync.create_match import OnCreateMatch
 from tests.conftest import SAMPLE
 from tests.testbed import Testbed, start_testbed
 
@@ -51,5 +53,27 @@ async def test_a_refused_get_after_a_landed_create_is_not_a_refused_create(real_
         await tb.sync_check()
         [made] = tb.advo.all()
         assert tb.espo_record(rec["id"]).get("betnr") == made["betNr"]
+    finally:
+        await tb.close()
+
+
+async def test_a_lost_create_that_never_landed_does_not_own_an_older_identical_party(real_redis_url: str) -> None:
+    """ON_CREATE_MATCH=create: the POST answers 500 without creating anything; an identical party typed
+    into Advoware days before (edited today) is not the one the create made, and outlives the delete."""
+    tb = await _bed(real_redis_url)
+    try:
+        tb.services.sync.creates.on_match = OnCreateMatch.CREATE
+        tb.advo.store.clock_offset_s = -3 * 86400  # typed in three days ago
+        old = tb.advo.seed(**canonical_to_advoware(espo_to_canonical(SAMPLE), source=SAMPLE))
+        tb.advo.store.clock_offset_s = 0
+        tb.advo.edit(int(old["betNr"]), ort="Bonn")
+        tb.advo.edit(int(old["betNr"]), ort=SAMPLE["addressCity"])  # and back: changed today, the same values
+        tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, status=500, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        assert [o["betNr"] for o in tb.advo.all()] == [old["betNr"]]  # nothing created
+        tb.espo.user_delete(rec["id"])
+        await tb.flush()
+        assert tb.advo.get(int(old["betNr"])) is not None, "a party typed in by hand days ago was deleted"
     finally:
         await tb.close()
