@@ -164,12 +164,16 @@ class AdvowareCreator:
                        edited_fields=_differing(fingerprint(advoware_to_canonical(obj)), base))
         return found
 
-    async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> int | None:
+    async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> tuple[int, int] | None:
         """The ``betNr`` of the Beteiligter one of the record's create attempts made although its answer
-        was lost (the record is being deleted: found as a retry would adopt it); ``None`` when none is
-        found or there is no list endpoint to look with."""
+        was lost (the record is being deleted: found as a retry would adopt it) and in how many fields it
+        differs from what that attempt sent (not 0: edited since, or a namesake typed in by hand);
+        ``None`` when none is found or there is no list endpoint to look with."""
         found = await self.find_lost_create(espo_id, attempt.sent, attempt)
-        return None if found is None else int(found[0]["betNr"])
+        if found is None:
+            return None
+        obj, base = found
+        return int(obj["betNr"]), _differing(fingerprint(advoware_to_canonical(obj)), base)
 
     async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]],
                                attempt: CreateAttempt) -> tuple[dict[str, Any], dict[str, str]] | None:

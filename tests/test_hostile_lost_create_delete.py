@@ -3,8 +3,11 @@ create did not make (under ``DELETE_POLICY=delete`` that is a party of the firm 
 
 from __future__ import annotations
 
+import json
+
 from redis import Redis
 
+from adapters.redis_ops import as_text
 from domain.beteiligte_mapper import canonical_to_advoware, espo_to_canonical
 from sync.create_match import OnCreateMatch
 from tests.conftest import SAMPLE
@@ -75,5 +78,26 @@ async def test_a_lost_create_that_never_landed_does_not_own_an_older_identical_p
         tb.espo.user_delete(rec["id"])
         await tb.flush()
         assert tb.advo.get(int(old["betNr"])) is not None, "a party typed in by hand days ago was deleted"
+    finally:
+        await tb.close()
+
+
+async def test_a_namesake_typed_in_after_a_create_that_never_landed_outlives_the_delete(real_redis_url: str) -> None:
+    """The POST answers 500 without creating anything; the person, seeing the record failed, types the
+    party into Advoware by hand (same identity, fields of their own) and deletes the EspoCRM record.
+    Nothing proves that party is the create's: it stays, named for operators."""
+    tb = await _bed(real_redis_url)
+    try:
+        tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, status=500, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        assert tb.advo.all() == []
+        hand = tb.advo.seed(**BY_HAND)
+        tb.espo.user_delete(rec["id"])
+        await tb.flush()
+        assert tb.advo.get(int(hand["betNr"])) is not None, "a hand-made Beteiligter was deleted"
+        store = tb.services.store
+        kept = json.loads(str(as_text(await store.redis.hget(f"{store.prefix}:failed_deletes", rec["id"]))))
+        assert kept["betnr"] == hand["betNr"] and "von Hand" in kept["message"]
     finally:
         await tb.close()
