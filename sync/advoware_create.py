@@ -25,6 +25,7 @@ from adapters.create_claims import CreateClaims
 from adapters.errors import ForbiddenError, OutcomeUnknownError, RetryableError, StaleWriteError, ValidationError
 from adapters.match_index import IndexState
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
+from config.advoware_profile import PostAnswer
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
 from domain.match_keys import strong_keys, weak_keys
@@ -138,6 +139,13 @@ class AdvowareCreator:
             raise OutcomeUnknownError(f"create in Advoware without an answer ({exc}); looked for before "
                                       "the next attempt", system="advoware", status=exc.status) from exc
         self.metrics.writes.labels("advoware").inc()
+        if getattr(getattr(self.advo, "profile", None), "post_answer", None) == PostAnswer.LOCATION:
+            sent, got = (fingerprint(advoware_to_canonical(o)) for o in (body, obj))
+            if any(sent.get(f) != got.get(f) for f in IDENTITY):  # the Location named another party (or a
+                # sub-resource's id): linked, our values would be written over it
+                raise OutcomeUnknownError(f"POST Beteiligte answered a Location naming Beteiligter {obj['betNr']}, "
+                                          "which is not the one sent (another identity); the one created is looked "
+                                          "for before the next attempt", system="advoware")
         return obj
 
     def _now(self) -> datetime:
