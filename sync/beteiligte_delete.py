@@ -112,6 +112,8 @@ class BeteiligteDeleter:
         if attempt is None or self.lost_create is None:
             return None
         found = await self.lost_create(espo_id, attempt)
+        if found is not None and await self._named_elsewhere(espo_id, found[0]):
+            return None
         if found is not None:
             if not found[1] or self.policy != DeletePolicy.DELETE:  # else kept: :meth:`_keep_unproven`
                 log_record(logging.WARNING, "delete: a create whose answer was lost did reach Advoware; "
@@ -125,6 +127,18 @@ class BeteiligteDeleter:
                        decision=Action.DELETE_LOST_CREATE_UNKNOWN)
             self.metrics.syncs.labels(Action.DELETE_LOST_CREATE_UNKNOWN, "not_found").inc()
         return found
+
+    async def _named_elsewhere(self, espo_id: str, betnr: int) -> bool:
+        """Whether another EspoCRM record names ``betnr`` (typed in, its sync not run yet): that record's
+        party, never this one's to delete or count as its twin."""
+        where = [{"type": "equals", "attribute": "betnr", "value": betnr}]
+        others = [str(r.get("id")) for r in (await self.espo.list(ENTITY, where=where, select=["id"]))["list"]
+                  if r.get("id") != espo_id]
+        if others:
+            log_record(logging.WARNING, f"delete: the Beteiligter a lost create of this record made is named by "
+                       f"EspoCRM record {others[0]}: left to that record", espo_id=espo_id, betnr=betnr,
+                       decision=Action.DELETE_NO_LINK)
+        return bool(others)
 
     async def _still_exists(self, espo_id: str) -> bool:
         try:

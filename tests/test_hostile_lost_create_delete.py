@@ -101,3 +101,27 @@ async def test_a_namesake_typed_in_after_a_create_that_never_landed_outlives_the
         assert kept["betnr"] == hand["betNr"] and "von Hand" in kept["message"]
     finally:
         await tb.close()
+
+
+async def test_a_lost_creates_beteiligter_another_record_names_is_not_deleted(real_redis_url: str) -> None:
+    """The create's POST lands, its answer is lost; a person types that betNr into another record (the
+    same party entered twice) and deletes the first. That record's sync has not run yet (its webhook comes
+    later): the Beteiligter it names is not the deleted record's to delete."""
+    tb = await _bed(real_redis_url)
+    try:
+        tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, delay=1.5, lose_answer=True, times=1)
+        first = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        [made] = tb.advo.all()
+        second = tb.espo.seed(**{**SAMPLE, "betnr": made["betNr"]})
+        assert tb.espo.take_webhook_events(), "its webhook comes later"
+        tb.espo.user_delete(first["id"])
+        await tb.flush()
+        assert tb.advo.get(int(made["betNr"])) is not None, "the Beteiligter another record names was deleted"
+        tb.espo.user_edit(second["id"], addressCity="Potsdam")
+        await tb.flush()
+        await tb.flush()
+        after = tb.espo_record(second["id"])
+        assert after["syncStatus"] == "clean" and after["betnr"] == made["betNr"], after["syncErrorMessage"]
+    finally:
+        await tb.close()
