@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,15 @@ class AdoptedLostCreate(StaleWriteError):
 
 def _differing(obj_fp: dict[str, str], sent: dict[str, str]) -> int:
     return sum(obj_fp.get(f) != fp for f, fp in sent.items())
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, ...]:
+    """Who ``obj`` is, in a form Advoware's own spelling of what was sent (case, spaces, Unicode
+    normalisation) does not change: a spelling must not read as another party (the create then looked
+    for, found by exact values only, would be repeated)."""
+    values = advoware_to_canonical(obj)
+    return tuple(" ".join(unicodedata.normalize("NFC", str(values.get(f) or "")).split()).casefold()
+                 for f in IDENTITY)
 
 
 class AdvowareCreator:
@@ -140,9 +150,8 @@ class AdvowareCreator:
                                       "the next attempt", system="advoware", status=exc.status) from exc
         self.metrics.writes.labels("advoware").inc()
         if getattr(getattr(self.advo, "profile", None), "post_answer", None) == PostAnswer.LOCATION:
-            sent, got = (fingerprint(advoware_to_canonical(o)) for o in (body, obj))
-            if any(sent.get(f) != got.get(f) for f in IDENTITY):  # the Location named another party (or a
-                # sub-resource's id): linked, our values would be written over it
+            if _identity(body) != _identity(obj):  # the Location named another party (or a sub-resource's
+                # id): linked, our values would be written over it
                 raise OutcomeUnknownError(f"POST Beteiligte answered a Location naming Beteiligter {obj['betNr']}, "
                                           "which is not the one sent (another identity); the one created is looked "
                                           "for before the next attempt", system="advoware")

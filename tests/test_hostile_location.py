@@ -42,3 +42,25 @@ async def test_a_location_naming_a_sub_resource_never_links_another_party(real_r
         assert after["syncStatus"] == "clean" and after["betnr"] == made["betNr"]
     finally:
         await tb.close()
+
+
+async def test_advowares_own_spelling_of_the_name_is_still_the_party_created(real_redis_url: str) -> None:
+    """Advoware stores the name in its own spelling (case, spaces): the Location's party is still the one
+    sent, linked at once (taken for another, the create would be looked for by exact values and repeated)."""
+    Redis.from_url(real_redis_url).flushdb()
+    tb = await start_testbed(redis_url=real_redis_url, advo_profile=WRAPPED)
+    try:
+        plain = tb.advo.wire.created
+
+        def created(row: dict[str, Any], url: str) -> Response:
+            tb.advo.edit(int(row["betNr"]), name=f"  {str(row['name']).upper()} ")
+            return plain(row, url)
+
+        tb.advo.wire.created = created  # type: ignore[method-assign]
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        [made] = tb.advo.all()
+        after = tb.espo_record(rec["id"])
+        assert after["syncStatus"] == "clean" and after["betnr"] == made["betNr"], after["syncErrorMessage"]
+    finally:
+        await tb.close()
