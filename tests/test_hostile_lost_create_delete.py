@@ -125,3 +125,27 @@ async def test_a_lost_creates_beteiligter_another_record_names_is_not_deleted(re
         assert after["syncStatus"] == "clean" and after["betnr"] == made["betNr"], after["syncErrorMessage"]
     finally:
         await tb.close()
+
+
+async def test_two_namesakes_both_creates_lost_one_deleted_leaves_one_party_for_the_other(
+        real_redis_url: str) -> None:
+    """Both creates land, both answers are lost (ON_CREATE_MATCH=create: no claims between them); one record
+    is deleted. One Beteiligter goes, the other record's retry adopts the other: no orphan, no duplicate."""
+    tb = await _bed(real_redis_url)
+    try:
+        tb.services.sync.creates.on_match = OnCreateMatch.CREATE
+        tb.advo.faults.add(method="POST", path=ADVO_COLLECTION, delay=1.5, lose_answer=True, times=2)
+        a, b = tb.espo.seed(**SAMPLE), tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        assert len(tb.advo.all()) == 2
+        tb.espo.user_delete(a["id"])
+        await tb.flush()
+        tb.clock.advance(3600)
+        await tb.host.run_cron("beteiligte_retry_cron")
+        await tb.host.drain(30)
+        await tb.flush()
+        [kept] = tb.advo.all()
+        after = tb.espo_record(b["id"])
+        assert after["syncStatus"] == "clean" and after["betnr"] == kept["betNr"], after["syncErrorMessage"]
+    finally:
+        await tb.close()
