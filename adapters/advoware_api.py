@@ -33,8 +33,10 @@ from adapters.errors import (
     ApiError,
     AuthenticationError,
     BadResponseError,
+    ForbiddenError,
     NotFoundError,
     RetryableError,
+    ValidationError,
     error_for_status,
     without_personal_data,
 )
@@ -140,7 +142,8 @@ class AdvowareAPI(AdvowareListing):
             return created
         try:
             fetched = await self.get_beteiligter(created["betNr"])
-        except RetryableError as exc:
+        except (RetryableError, ValidationError, ForbiddenError) as exc:  # the create is done: a 400/403 of
+            # its GET must not read as the POST refused (the create path forgets a refused attempt)
             log.warning("advoware: created %s, its rowId unread (%s)", created["betNr"], exc)
             return {k: v for k, v in created.items() if k != "rowId"}
         if not (isinstance(fetched.get("rowId"), str) and fetched["rowId"]):

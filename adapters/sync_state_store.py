@@ -190,6 +190,17 @@ class SyncStateStore(RecordLeases):
         raw = json.dumps({"at": attempt.at.isoformat(), "sent": attempt.sent, "k": scheme()})
         await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
 
+    async def refused_create_attempt(self, espo_id: str, previous: CreateAttempt | None) -> None:
+        """Advoware refused the ``POST`` just noted (400/403: nothing was created): only the earlier
+        attempts stay noted (any of them may have landed), none when there were none. A refused attempt
+        kept would make a party typed in by hand later "the one our create made" (adopted, and deleted
+        with the record under ``DELETE_POLICY=delete``)."""
+        if previous is None:
+            await self.redis.delete(self._k("create", espo_id))
+            return
+        raw = json.dumps({"at": previous.at.isoformat(), "sent": previous.sent, "k": scheme()})
+        await self.redis.set(self._k("create", espo_id), raw, ex=CREATE_ATTEMPT_TTL_S)
+
     async def create_attempt(self, espo_id: str) -> CreateAttempt | None:
         raw = as_text(await self.redis.get(self._k("create", espo_id)))
         if not raw:

@@ -42,6 +42,7 @@ class Action(StrEnum):
     DELETE_NO_LINK = "delete_no_link"
     DELETE_FOUND_LOST_CREATE = "delete_found_lost_create"  # a create whose answer was lost made its twin
     DELETE_LOST_CREATE_UNKNOWN = "delete_lost_create_unknown"  # it may have: no list endpoint to look with
+    DELETE_LOST_CREATE_KEPT = "delete_lost_create_kept"  # one with its identity, edited: maybe typed in by hand
     DELETE_IGNORED_RECORD_EXISTS = "delete_ignored_record_exists"
 
 

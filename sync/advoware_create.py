@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from adapters.create_claims import CreateClaims
-from adapters.errors import OutcomeUnknownError, RetryableError, StaleWriteError
+from adapters.errors import ForbiddenError, OutcomeUnknownError, RetryableError, StaleWriteError, ValidationError
 from adapters.match_index import IndexState
 from adapters.sync_state_store import CreateAttempt, Link, SyncStateStore
+from config.advoware_profile import PostAnswer
 from domain.beteiligte_mapper import Canonical, advoware_to_canonical, canonical_to_advoware
 from domain.decision import fingerprint
 from domain.match_keys import strong_keys, weak_keys
@@ -54,6 +56,15 @@ class AdoptedLostCreate(StaleWriteError):
 
 def _differing(obj_fp: dict[str, str], sent: dict[str, str]) -> int:
     return sum(obj_fp.get(f) != fp for f, fp in sent.items())
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, ...]:
+    """Who ``obj`` is, in a form Advoware's own spelling of what was sent (case, spaces, Unicode
+    normalisation) does not change: a spelling must not read as another party (the create then looked
+    for, found by exact values only, would be repeated)."""
+    values = advoware_to_canonical(obj)
+    return tuple(" ".join(unicodedata.normalize("NFC", str(values.get(f) or "")).split()).casefold()
+                 for f in IDENTITY)
 
 
 class AdvowareCreator:
@@ -117,7 +128,11 @@ class AdvowareCreator:
         try:
             await self.matcher.check(espo_id, espo_vals, state)  # links an existing Beteiligter instead (issue 11)
             await self.store.mark_create_attempt(espo_id, self._now(), want, attempt)
-            obj = await self._post(body)
+            try:
+                obj = await self._post(body)
+            except (ValidationError, ForbiddenError):  # refused before it was written: not one that may have landed
+                await self.store.refused_create_attempt(espo_id, attempt)
+                raise
             await self.matcher.created(obj, state)
             return obj
         except OutcomeUnknownError:
@@ -134,6 +149,12 @@ class AdvowareCreator:
             raise OutcomeUnknownError(f"create in Advoware without an answer ({exc}); looked for before "
                                       "the next attempt", system="advoware", status=exc.status) from exc
         self.metrics.writes.labels("advoware").inc()
+        if getattr(getattr(self.advo, "profile", None), "post_answer", None) == PostAnswer.LOCATION:
+            if _identity(body) != _identity(obj):  # the Location named another party (or a sub-resource's
+                # id): linked, our values would be written over it
+                raise OutcomeUnknownError(f"POST Beteiligte answered a Location naming Beteiligter {obj['betNr']}, "
+                                          "which is not the one sent (another identity); the one created is looked "
+                                          "for before the next attempt", system="advoware")
         return obj
 
     def _now(self) -> datetime:
@@ -160,34 +181,27 @@ class AdvowareCreator:
                        edited_fields=_differing(fingerprint(advoware_to_canonical(obj)), base))
         return found
 
-    async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> int | None:
+    async def lost_create_betnr(self, espo_id: str, attempt: CreateAttempt) -> tuple[int, int] | None:
         """The ``betNr`` of the Beteiligter one of the record's create attempts made although its answer
-        was lost (the record is being deleted): created within the attempt's window with exactly the
-        values an attempt sent. ``None`` when none is found, when the one found was edited since (it
-        may be a namesake a person made: named in a WARNING, never deleted), or there is no list."""
-        found = await self.find_lost_create(espo_id, attempt.sent, attempt, created_in_window=True)
+        was lost (the record is being deleted: found as a retry would adopt it) and in how many fields it
+        differs from what that attempt sent (not 0: edited since, or a namesake typed in by hand);
+        ``None`` when none is found or there is no list endpoint to look with."""
+        found = await self.find_lost_create(espo_id, attempt.sent, attempt)
         if found is None:
             return None
         obj, base = found
-        if fingerprint(advoware_to_canonical(obj)) != base:  # edited since: maybe a namesake a person made
-            log_record(logging.WARNING, "delete: a Beteiligter with the identity of a lost create was made then "
-                       "and edited since; kept, as it may be another party: delete it by hand if it is the "
-                       "record's", espo_id=espo_id, betnr=int(obj["betNr"]), decision="delete_lost_create_unsure")
-            return None
-        return int(obj["betNr"])
+        return int(obj["betNr"]), _differing(fingerprint(advoware_to_canonical(obj)), base)
 
-    async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]], attempt: CreateAttempt, *,
-                               created_in_window: bool = False) -> tuple[dict[str, Any], dict[str, str]] | None:
+    async def find_lost_create(self, espo_id: str, sent: list[dict[str, str]],
+                               attempt: CreateAttempt) -> tuple[dict[str, Any], dict[str, str]] | None:
         """The Beteiligter an attempt that sent one of ``sent`` created, linked to no other record, and
-        the values it was created with (:meth:`_ours`); the one edited least since wins.
-        ``created_in_window``: only one created within the attempt's window, also with exactly the values
-        sent (to delete it: an older party a person made with the same values is not ours)."""
+        the values it was created with (:meth:`_ours`); the one edited least since wins."""
         if not sent or not await self.advo.supports_list():
             return None
         best: tuple[int, int, dict[str, Any], dict[str, str]] | None = None
         # A wide window for the list read; the creation time then narrows it (``CLOCK_SKEW``).
         async for obj in self.advo.iter_beteiligte(geaendert_seit=attempt.at - ADOPT_WINDOW):
-            found = self._ours(obj, sent, attempt, created_in_window)
+            found = self._ours(obj, sent, attempt)
             if found is None:
                 continue
             base, differing = found
@@ -198,15 +212,16 @@ class AdvowareCreator:
                 best = (differing, int(obj["betNr"]), obj, base)
         return None if best is None else (best[2], best[3])
 
-    def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]], attempt: CreateAttempt,
-              created_in_window: bool = False) -> tuple[dict[str, str], int] | None:
+    def _ours(self, obj: dict[str, Any], sent: list[dict[str, str]],
+              attempt: CreateAttempt) -> tuple[dict[str, str], int] | None:
         """What an attempt sent that ``obj`` is the result of, and how many fields were edited since:
-        exactly the values sent, or, created within the attempt's window, the identity sent."""
+        created within the attempt's window, exactly the values sent (also when Advoware names no creation
+        time) or the identity sent."""
         obj_fp = fingerprint(advoware_to_canonical(obj))
         created = parse_advoware(obj.get("angelegtAm"), self.timezone)
         in_window = created is not None and attempt.at - CLOCK_SKEW <= created <= self._now() + CLOCK_SKEW
-        if obj_fp in sent and (in_window or not created_in_window):
-            return obj_fp, 0
+        if obj_fp in sent and (in_window or created is None):  # one created before the attempt is not ours,
+            return obj_fp, 0  # however alike (it was deleted with the record under DELETE_POLICY=delete)
         if not in_window:
             return None
         same_identity = [s for s in sent if all(obj_fp.get(f) == s.get(f) for f in IDENTITY)]

@@ -3,8 +3,8 @@
 ``unlink`` (default): Advoware is left untouched, the link is forgotten, the decision logged.
 ``delete``: the Advoware Beteiligter is deleted; one still referenced by a matter (409) is kept, and
 the failure is stored under ``bsync:failed_deletes`` (and logged, and counted) for operators.
-A record deleted while a create of it had no answer yet (its ``POST`` may have landed), under ``delete``:
-the Beteiligter that create made is looked for as a retry would adopt it and, when found, deleted.
+A record deleted while a create of it had no answer yet (its ``POST`` may have landed): the Beteiligter
+that create made is looked for as a retry would adopt it and, when found, treated as the linked one.
 A delete event is acted on only when EspoCRM answers 404 for the record: the webhook secret names no
 event, so a correctly signed batch replayed at the delete URL must not delete anything.
 """
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from adapters.espocrm_api import EspoCRMAPI
 
 LOCK_WAIT_S = 30.0
-LostCreateFinder = Callable[[str, CreateAttempt], Awaitable[int | None]]
+LostCreateFinder = Callable[[str, CreateAttempt], Awaitable[tuple[int, int] | None]]
 
 
 class BeteiligteDeleter:
@@ -69,7 +69,10 @@ class BeteiligteDeleter:
             self.metrics.syncs.labels("delete_ignored", "record_exists").inc()
             return SyncResult(espo_id, betnr, Action.DELETE_IGNORED_RECORD_EXISTS, SyncStatus.CLEAN)
         if betnr is None:
-            betnr = await self._lost_create_betnr(espo_id)
+            found = await self._lost_create_betnr(espo_id)
+            if found is not None and found[1] and self.policy == DeletePolicy.DELETE:
+                return await self._keep_unproven(espo_id, *found)
+            betnr = None if found is None else found[0]
         if betnr is None:
             await self.store.forget(espo_id)
             log_record(logging.WARNING, "delete: no link known, nothing to do in Advoware",
@@ -87,26 +90,57 @@ class BeteiligteDeleter:
                    betnr=betnr, decision=action)
         return SyncResult(espo_id, betnr, action, SyncStatus.DELETED)
 
-    async def _lost_create_betnr(self, espo_id: str) -> int | None:
-        """The Beteiligter a create of this record made although its answer was lost, if one did."""
+    async def _keep_unproven(self, espo_id: str, betnr: int, edited: int) -> SyncResult:
+        """A Beteiligter with the identity a lost create sent, but other values: that create's, edited
+        since, or a namesake a person typed in by hand (the create never landed). Nothing proves it ours:
+        kept, and named for operators under ``bsync:failed_deletes``."""
+        await self.store.forget(espo_id)
+        msg = (f"Advoware-Beteiligter {betnr} nicht gelöscht: angelegt, während die Anlage dieses Datensatzes "
+               f"ohne Antwort blieb, aber mit {edited} anderen Feldwerten (seitdem geändert oder von Hand "
+               "angelegt); bitte prüfen und gegebenenfalls in Advoware löschen")
+        await self.store.record_failed_delete(espo_id, betnr, msg, self.clock())
+        log_record(logging.WARNING, f"delete: Advoware {betnr} has the identity a lost create sent but "
+                   f"{edited} other values (edited since, or typed in by hand): kept, check it (bsync:failed_deletes)",
+                   espo_id=espo_id, betnr=betnr, decision=Action.DELETE_LOST_CREATE_KEPT)
+        self.metrics.syncs.labels(Action.DELETE_LOST_CREATE_KEPT, "kept").inc()
+        return SyncResult(espo_id, betnr, Action.DELETE_LOST_CREATE_KEPT, SyncStatus.DELETED, message=msg)
+
+    async def _lost_create_betnr(self, espo_id: str) -> tuple[int, int] | None:
+        """The Beteiligter a create of this record made although its answer was lost, if one did, and
+        how many of its values differ from those the create sent."""
         if self.policy != DeletePolicy.DELETE or self.lost_create is None:
             return None  # unlink keeps a twin anyway: nothing to look for
         attempt = await self.store.create_attempt(espo_id)
         if attempt is None:
             return None
-        betnr = await self.lost_create(espo_id, attempt)
-        if betnr is not None:
-            log_record(logging.WARNING, "delete: a create whose answer was lost did reach Advoware; "
-                       f"its Beteiligter follows DELETE_POLICY={self.policy}", espo_id=espo_id, betnr=betnr,
-                       decision=Action.DELETE_FOUND_LOST_CREATE)
-            self.metrics.syncs.labels(Action.DELETE_FOUND_LOST_CREATE, "found").inc()
+        found = await self.lost_create(espo_id, attempt)
+        if found is not None and await self._named_elsewhere(espo_id, found[0]):
+            return None
+        if found is not None:
+            if not found[1] or self.policy != DeletePolicy.DELETE:  # else kept: :meth:`_keep_unproven`
+                log_record(logging.WARNING, "delete: a create whose answer was lost did reach Advoware; "
+                           f"its Beteiligter follows DELETE_POLICY={self.policy}", espo_id=espo_id, betnr=found[0],
+                           decision=Action.DELETE_FOUND_LOST_CREATE)
+                self.metrics.syncs.labels(Action.DELETE_FOUND_LOST_CREATE, "found").inc()
         elif not await self.advo.supports_list():
             log_record(logging.WARNING, "delete: a create of this record may have reached Advoware (its answer was "
                        f"lost at {attempt.at:%Y-%m-%d %H:%M} UTC); without Advoware's list it cannot be found: "
                        "look for a Beteiligter created then", espo_id=espo_id, betnr=None,
                        decision=Action.DELETE_LOST_CREATE_UNKNOWN)
             self.metrics.syncs.labels(Action.DELETE_LOST_CREATE_UNKNOWN, "not_found").inc()
-        return betnr
+        return found
+
+    async def _named_elsewhere(self, espo_id: str, betnr: int) -> bool:
+        """Whether another EspoCRM record names ``betnr`` (typed in, its sync not run yet): that record's
+        party, never this one's to delete or count as its twin."""
+        where = [{"type": "equals", "attribute": "betnr", "value": betnr}]
+        others = [str(r.get("id")) for r in (await self.espo.list(ENTITY, where=where, select=["id"]))["list"]
+                  if r.get("id") != espo_id]
+        if others:
+            log_record(logging.WARNING, f"delete: the Beteiligter a lost create of this record made is named by "
+                       f"EspoCRM record {others[0]}: left to that record", espo_id=espo_id, betnr=betnr,
+                       decision=Action.DELETE_NO_LINK)
+        return bool(others)
 
     async def _still_exists(self, espo_id: str) -> bool:
         try:

@@ -8,6 +8,7 @@ are the ones the pass decided on, so a value that a write replaced afterwards is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from domain.beteiligte_mapper import held_value
@@ -18,11 +19,14 @@ EMPTY = "(leer)"
 
 
 def shown(value: Any) -> str:
-    """A value as a Markdown code span (a backtick inside it does not end the span); ``(leer)`` for none."""
+    """A value as a Markdown code span, ``(leer)`` for none. Its fence is longer than any run of backticks
+    in it and a line break shows as ``⏎``: a value typed to end the span, or to start a line of its own
+    (a forged "→ Advoware gewinnt", a link), stays text inside its span."""
     if value is None or not str(value).strip():
         return EMPTY
-    text = str(value)
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+    text = re.sub(r"\r\n|\r|\n", " ⏎ ", str(value))
+    run = max((len(r) for r in re.findall(r"`+", text)), default=0)
+    return f"{'`' * (run + 1)} {text} {'`' * (run + 1)}" if run else f"`{text}`"
 
 
 def conflict_note(decision: Decision, betnr: int, record: dict[str, Any] | None,

@@ -139,7 +139,7 @@ async def test_one_edited_since_is_kept_and_named_not_deleted(real_redis_url: st
         with caplog.at_level(logging.INFO):
             await tb.flush()
         assert tb.advo.get(made["betNr"]) is not None
-        line = next(r.getMessage() for r in caplog.records if "delete it by hand" in r.getMessage())
+        line = next(r.getMessage() for r in caplog.records if "kept, check it" in r.getMessage())
         assert rec["id"] in line and f"betnr={made['betNr']}" in line
     finally:
         await tb.close()
