@@ -132,11 +132,12 @@ SAMPLE = {
 }
 
 
-async def synced_record(tb: Testbed) -> dict[str, Any]:
-    """SAMPLE created by staff and synced; a second flush delivers EspoCRM 8.x's echoes of our writes."""
-    rec = tb.espo.seed(**SAMPLE)
+async def synced_record(tb: Testbed, **overrides: Any) -> dict[str, Any]:
+    """SAMPLE (with ``overrides``) created by staff and synced; a second flush delivers EspoCRM 8.x's
+    echoes of our writes."""
+    rec = tb.espo.seed(**{**SAMPLE, **overrides})
     await tb.flush()
     await tb.flush()
     rec = tb.espo_record(rec["id"])
-    assert rec["syncStatus"] == "clean"
+    assert rec["syncStatus"] == "clean" and rec["betnr"], rec["syncErrorMessage"]
     return rec

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from domain.beteiligte_mapper import FIELDS
 from simulators.espocrm.fields import STOCK_SALUTATIONS
 from simulators.faults import FaultRule
-from tests.conftest import SAMPLE
+from tests.conftest import synced_record
 from tests.testbed import Testbed, start_testbed
 
 pytestmark = [pytest.mark.redis]
@@ -26,21 +26,12 @@ def _notes(tb: Testbed, espo_id: str) -> str:
     return "\n".join(n.get("post") or "" for n in tb.espo.notes_for(espo_id))
 
 
-async def _synced(tb: Testbed, **overrides: Any) -> dict[str, Any]:
-    rec = tb.espo.seed(**{**SAMPLE, **overrides})
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
-    assert rec["syncStatus"] == "clean" and rec["betnr"], rec["syncErrorMessage"]
-    return rec
-
-
 async def test_a_conflict_note_shows_what_people_typed_on_each_side(
         firm_both: Testbed, caplog: pytest.LogCaptureFixture) -> None:
     tb = firm_both
     tb.espo.set_phone_settings(international=False)  # EspoCRM keeps a national number as typed
     tb.espo.set_salutation_options(STOCK_SALUTATIONS)  # Mr./Mrs.: mapped to Advoware's Herr/Frau
-    rec = await _synced(tb, salutationName="Mrs.", phoneNumber="+49 40 555555")
+    rec = await synced_record(tb, salutationName="Mrs.", phoneNumber="+49 40 555555")
     caplog.set_level(logging.INFO)
     tb.espo.user_edit(rec["id"], phoneNumber=ESPO_TYPED, salutationName="Mr.")
     tb.advo.edit(rec["betnr"], telefon=ADVO_TYPED, anrede="Divers")
@@ -93,7 +84,7 @@ async def test_a_save_put_back_after_the_release_meets_advoware_in_a_note_as_typ
     occ = tb.espo_record(tb.espo.seed(lastName="Probe")["id"]).get("versionNumber") is not None
     tb.espo.set_phone_settings(international=False)
     tb.espo.set_audited([f.espo for f in FIELDS])
-    rec = await _synced(tb, phoneNumber="+49 40 555555")
+    rec = await synced_record(tb, phoneNumber="+49 40 555555")
     tb.advo.edit(rec["betnr"], telefon=ADVO_TYPED)
     rule = _person_saves_in_the_release(tb, rec["id"], occ, phoneNumber=ESPO_TYPED)
     await tb.services.sync.sync(rec["id"], "webhook_update")
@@ -115,7 +106,7 @@ async def test_an_unseen_save_note_shows_the_number_as_espocrm_stored_it(real_re
     tb = await start_testbed(redis_url=real_redis_url, espo_profile=profile, occ=True)
     try:
         tb.espo.set_phone_settings(international=True)
-        rec = await _synced(tb)
+        rec = await synced_record(tb)
         tb.advo.edit(rec["betnr"], telefon="+49 30 7654321")
         _person_saves_in_the_release(tb, rec["id"], True, addressCity="Staffstadt")
         await tb.services.sync.sync(rec["id"], "webhook_update")
@@ -133,7 +124,7 @@ async def test_a_failed_put_back_names_our_value_as_espocrm_stored_it(firm_both:
     occ = tb.espo_record(tb.espo.seed(lastName="Probe")["id"]).get("versionNumber") is not None
     tb.espo.set_phone_settings(international=True)
     tb.espo.set_audited([f.espo for f in FIELDS])
-    rec = await _synced(tb, phoneNumber="+49 40 555555")
+    rec = await synced_record(tb, phoneNumber="+49 40 555555")
     tb.advo.edit(rec["betnr"], telefon="+49 30 7654321")
     rule = _person_saves_in_the_release(tb, rec["id"], occ, phoneNumber="+49 89 111222")
     # the put back: the first rule that matches a request takes it, so this one counts the mark and then

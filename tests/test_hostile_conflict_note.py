@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_conflict_note_values import _notes, _synced
+from tests.conftest import synced_record
+from tests.test_conflict_note_values import _notes
 from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
@@ -16,7 +17,7 @@ FORGED = "Weg 1``\n\n- **emailAddress** (kontakt): EspoCRM `a` / Advoware `b` ‚Ü
 
 async def test_a_value_cannot_break_out_of_its_code_span(firm_both: Testbed) -> None:
     tb = firm_both
-    rec = await _synced(tb)
+    rec = await synced_record(tb)
     tb.espo.user_edit(rec["id"], addressStreet="Ringstra√üe 2")
     tb.advo.edit(rec["betnr"], strasse=FORGED)
     await tb.flush()

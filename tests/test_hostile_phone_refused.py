@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_conflict_note_values import _synced
+from tests.conftest import synced_record
 from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.redis]
 async def test_an_espocrm_edit_reaches_advoware_while_a_refused_number_fails_the_record(firm_both: Testbed) -> None:
     tb = firm_both
     tb.espo.set_phone_settings(international=True)
-    rec = await _synced(tb)
+    rec = await synced_record(tb)
     tb.advo.edit(rec["betnr"], telefon="0171 9876543 mobil")
     await tb.sync_check()
     await tb.flush()

@@ -6,23 +6,12 @@ both is a conflict, decided by the group's strategy. Both EspoCRM profiles, thro
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, synced_record
 from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
-
-
-async def _synced(tb: Testbed, **overrides: Any) -> dict[str, Any]:
-    rec = tb.espo.seed(**{**SAMPLE, **overrides})
-    await tb.flush()
-    await tb.flush()
-    rec = tb.espo_record(rec["id"])
-    assert rec["syncStatus"] == "clean" and rec["betnr"], rec["syncErrorMessage"]
-    return rec
 
 
 async def _redis_comes_back_empty(tb: Testbed) -> None:
@@ -34,7 +23,7 @@ def _notes(tb: Testbed, espo_id: str) -> str:
 
 
 async def test_pending_advoware_edits_reach_espocrm_after_redis_came_back_empty(firm_both: Testbed) -> None:
-    recs = [await _synced(firm_both, firstName=name, emailAddress=f"{name.lower()}@example.org")
+    recs = [await synced_record(firm_both, firstName=name, emailAddress=f"{name.lower()}@example.org")
             for name in ("Anna", "Berta", "Clara")]
     for rec in recs:  # staff edit all three in Advoware: stammdaten, kontakt and adresse
         firm_both.advo.edit(rec["betnr"], titel="Prof.", telefon="+49 30 7654321", strasse="Neue Straße 5")
@@ -52,7 +41,7 @@ async def test_pending_advoware_edits_reach_espocrm_after_redis_came_back_empty(
 
 
 async def test_a_staff_edit_reaches_advoware_after_redis_came_back_empty(firm_both: Testbed) -> None:
-    rec = await _synced(firm_both)
+    rec = await synced_record(firm_both)
     firm_both.espo.user_edit(rec["id"], titel="Prof.", addressCity="Potsdam")
     firm_both.espo.take_webhook_events()  # the webhook is lost too: the sync check is the safety net
     await _redis_comes_back_empty(firm_both)
@@ -65,7 +54,7 @@ async def test_a_staff_edit_reaches_advoware_after_redis_came_back_empty(firm_bo
 
 
 async def test_edits_on_both_sides_after_redis_came_back_empty_go_through_the_strategy(firm_both: Testbed) -> None:
-    rec = await _synced(firm_both)
+    rec = await synced_record(firm_both)
     firm_both.advo.edit(rec["betnr"], titel="Prof.", strasse="Neue Straße 5", kurzname="MUELLER")
     firm_both.espo.user_edit(rec["id"], titel="Dr. med.", addressCity="Potsdam")
     firm_both.espo.take_webhook_events()
@@ -85,7 +74,7 @@ async def test_edits_on_both_sides_after_redis_came_back_empty_go_through_the_st
 
 
 async def test_a_betnr_changed_by_a_person_is_checked_after_redis_came_back_empty(firm_both: Testbed) -> None:
-    rec = await _synced(firm_both)
+    rec = await synced_record(firm_both)
     other = firm_both.advo.seed(name="Zufall", vorname="Zora", anrede="Frau", rechtsform="natürliche Person",
                                 geburtsdatum="1990-09-09T00:00:00", ort="Hamburg", telefon="+49 40 555555")
     before = firm_both.advo_record(other["betNr"])

@@ -10,8 +10,7 @@ import logging
 import pytest
 
 from onboarding.match import scan
-from tests.conftest import SAMPLE
-from tests.test_conflict_note_values import _synced
+from tests.conftest import SAMPLE, synced_record
 from tests.testbed import Testbed
 
 pytestmark = [pytest.mark.redis]
@@ -34,7 +33,7 @@ async def test_a_number_espocrm_refuses_fails_readably_and_the_corrected_one_syn
         firm_both: Testbed, caplog: pytest.LogCaptureFixture, international: bool, refused: str, message: str) -> None:
     tb = firm_both
     tb.espo.set_phone_settings(international=international)
-    rec = await _synced(tb)
+    rec = await synced_record(tb)
     failures = tb.services.sync.metrics.registry.get_sample_value("beteiligte_sync_failures_total",
                                                                    {"kind": "fatal"}) or 0.0
     caplog.set_level(logging.INFO)
