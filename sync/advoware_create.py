@@ -149,7 +149,7 @@ class AdvowareCreator:
             raise OutcomeUnknownError(f"create in Advoware without an answer ({exc}); looked for before "
                                       "the next attempt", system="advoware", status=exc.status) from exc
         self.metrics.writes.labels("advoware").inc()
-        if getattr(getattr(self.advo, "profile", None), "post_answer", None) == PostAnswer.LOCATION:
+        if self.advo.profile.post_answer == PostAnswer.LOCATION:
             if _identity(body) != _identity(obj):  # the Location named another party (or a sub-resource's
                 # id): linked, our values would be written over it
                 raise OutcomeUnknownError(f"POST Beteiligte answered a Location naming Beteiligter {obj['betNr']}, "

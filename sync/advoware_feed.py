@@ -113,7 +113,7 @@ class AdvowareFeed:
         self.queue_depth: Callable[[], int] = lambda: 0
         self._key = f"{store.prefix}:feed"
         self._cursor = CursorMemory()
-        param = getattr(getattr(advo, "profile", None), "list_since_param", "geaendertSeit")
+        param = advo.profile.list_since_param
         self._since = SinceFlag(store.redis, store.prefix, param)
 
     def _now(self) -> datetime:
@@ -124,7 +124,7 @@ class AdvowareFeed:
             return PollResult(FeedState.OFF)
         if not await self.advo.supports_list():
             if self.status.state != FeedState.NO_LIST:
-                declared = getattr(getattr(self.advo, "profile", None), "has_list", False)
+                declared = self.advo.profile.has_list
                 log.warning("advoware feed off: %s; its changes reach EspoCRM at the sync check only "
                             "(SYNC_CHECK_CRON)", f"the list endpoint ADVOWARE_PROFILE names answered 404 (asked "
                             f"again after {LIST_RECHECK_S:.0f} s; doctor --advoware checks list_endpoint and "

@@ -49,6 +49,7 @@ class FakeAdvoware(AdvowareListing):
 
     def __init__(self, sim: AdvowareSimulator, *, timeout: float = 10.0, timezone: str = "Europe/Berlin") -> None:
         self.sim = sim
+        self.profile = sim.profile  # the wire the real client would speak: the simulator's
         self._zone = ZoneInfo(timezone)
         self._boundary = Boundary(sim.calls, sim.faults, timeout)
         self._supports_list: bool | None = None
