@@ -10,8 +10,10 @@ import redis.asyncio as aioredis
 from redis import Redis
 
 from domain.decision import configure_fingerprint_key
+from simulators.common import ServerHandle, serve_in_thread
 from stephost.host import StepHost
 from tests.embedded_support import state_root
+from tests.fakes.backends import CurrentApp
 from tests.fakes.fast_bed import FastBed, start_fast_testbed
 from tests.redis_server import redis_server
 from tests.stephost_fixtures.support import fast_config
@@ -141,3 +143,13 @@ async def synced_record(tb: Testbed, **overrides: Any) -> dict[str, Any]:
     rec = tb.espo_record(rec["id"])
     assert rec["syncStatus"] == "clean" and rec["betnr"], rec["syncErrorMessage"]
     return rec
+
+
+@pytest.fixture(scope="module")
+def app_server() -> Iterator[tuple[ServerHandle, CurrentApp]]:
+    """One HTTP server per test module whose app a test swaps (``CurrentApp.target``): a simulator per
+    test without a server start each."""
+    current = CurrentApp()
+    handle = serve_in_thread(current)
+    yield handle, current
+    handle.stop()

@@ -7,7 +7,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ from adapters.errors import (
     ValidationError,
 )
 from simulators.advoware.simulator import AdvowareSimulator
-from simulators.common import ServerHandle, free_port, serve_in_thread
+from simulators.common import ServerHandle, free_port
 from tests.fakes.backends import CurrentApp
 from tests.redis_server import redis_server
 
@@ -51,17 +51,10 @@ def sim() -> AdvowareSimulator:
     return AdvowareSimulator(password=PASSWORD, api_key_b64=API_KEY, seed=3, clock=clock)
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[tuple[ServerHandle, CurrentApp]]:
-    current = CurrentApp()
-    handle = serve_in_thread(current)
-    yield handle, current
-    handle.stop()
-
 
 @pytest.fixture
-def server(sim: AdvowareSimulator, _shared_server: tuple[ServerHandle, CurrentApp]) -> ServerHandle:
-    handle, current = _shared_server
+def server(sim: AdvowareSimulator, app_server: tuple[ServerHandle, CurrentApp]) -> ServerHandle:
+    handle, current = app_server
     current.target = sim.app
     return handle
 

@@ -5,7 +5,7 @@ same internal records whatever the profile."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from adapters.advoware_api import AdvowareAPI
 from adapters.errors import BadResponseError
 from config.advoware_profile import SHIPPED, AdvowareProfile, PutAnswer, load_profile
 from simulators.advoware.simulator import AdvowareSimulator
-from simulators.common import ServerHandle, serve_in_thread
+from simulators.common import ServerHandle
 from tests.fakes.backends import CurrentApp
 from tests.test_advoware_api import make_api
 
@@ -27,16 +27,9 @@ PROFILES = ("default", "pascal-object", "no-list", str(Path(__file__).resolve().
 BORN = "1980-04-12T00:00:00"
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[tuple[ServerHandle, CurrentApp]]:
-    current = CurrentApp()
-    handle = serve_in_thread(current)
-    yield handle, current
-    handle.stop()
-
 
 @pytest.fixture(params=PROFILES)
-def sim(request: pytest.FixtureRequest, _server: tuple[ServerHandle, CurrentApp]) -> AdvowareSimulator:
+def sim(request: pytest.FixtureRequest, app_server: tuple[ServerHandle, CurrentApp]) -> AdvowareSimulator:
     ticks = itertools.count()
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 
@@ -44,13 +37,13 @@ def sim(request: pytest.FixtureRequest, _server: tuple[ServerHandle, CurrentApp]
         return start + timedelta(milliseconds=next(ticks))
 
     simulator = AdvowareSimulator(seed=3, clock=clock, profile=load_profile(request.param))
-    _server[1].target = simulator.app
+    app_server[1].target = simulator.app
     return simulator
 
 
 @pytest.fixture
-async def api(sim: AdvowareSimulator, _server: tuple[ServerHandle, CurrentApp]) -> AsyncIterator[AdvowareAPI]:
-    client = make_api(sim, _server[0].url, timeout=2.0, profile=sim.profile)
+async def api(sim: AdvowareSimulator, app_server: tuple[ServerHandle, CurrentApp]) -> AsyncIterator[AdvowareAPI]:
+    client = make_api(sim, app_server[0].url, timeout=2.0, profile=sim.profile)
     yield client
     await client.aclose()
 
@@ -65,13 +58,13 @@ def wire_counts(sim: AdvowareSimulator) -> dict[str, int]:
 
 
 async def test_the_wire_is_the_profiles_and_the_service_sees_internal_records(
-        sim: AdvowareSimulator, api: AdvowareAPI, _server: tuple[ServerHandle, CurrentApp]) -> None:
+        sim: AdvowareSimulator, api: AdvowareAPI, app_server: tuple[ServerHandle, CurrentApp]) -> None:
     p: AdvowareProfile = sim.profile
     created = await api.create_beteiligter({"name": "Muster", "geburtsdatum": BORN,
                                             "handelsRegisterNummer": "HRB 1"})
     stored = sim.get(created["betNr"])
     assert created == stored and stored is not None and stored["geburtsdatum"] == BORN
-    on_wire = raw_get(sim, _server[0].url, f"{p.resource_path}/{created['betNr']}").json()
+    on_wire = raw_get(sim, app_server[0].url, f"{p.resource_path}/{created['betNr']}").json()
     assert set(on_wire) == {p.wire_name(k) for k in stored}  # every field in the profile's names
     assert p.geburtsdatum_format.matches(on_wire[p.wire_name("geburtsdatum")], api._zone)
     assert p.geaendert_am_format.matches(on_wire[p.wire_name("geaendertAm")], api._zone)
@@ -100,14 +93,14 @@ async def test_list_pages_use_the_profiles_parameters_and_split_above_its_max_ta
 
 
 async def test_a_put_answer_of_another_shape_is_a_bad_response_naming_the_profile_key(
-        tmp_path: Path, _server: tuple[ServerHandle, CurrentApp]) -> None:
+        tmp_path: Path, app_server: tuple[ServerHandle, CurrentApp]) -> None:
     """The write landed; the sync is told which key is wrong (doctor cannot probe a PUT without writing)."""
     other = tmp_path / "object-put.toml"
     other.write_text((SHIPPED / "default.toml").read_text().replace('put_answer = "array"', 'put_answer = "object"'))
     sim = AdvowareSimulator(seed=3, profile=load_profile(str(other)))
-    _server[1].target = sim.app
+    app_server[1].target = sim.app
     row = sim.seed(name="Muster")
-    api = make_api(sim, _server[0].url, timeout=2.0, profile=load_profile("default"))
+    api = make_api(sim, app_server[0].url, timeout=2.0, profile=load_profile("default"))
     try:
         with pytest.raises(BadResponseError) as caught:
             await api.update_beteiligter(row["betNr"], {"name": "Neu", "rowId": row["rowId"]})
@@ -120,11 +113,11 @@ async def test_a_put_answer_of_another_shape_is_a_bad_response_naming_the_profil
 
 @pytest.mark.parametrize("tail", ["", "/api/v1", "/api/v1/advonet", "/api/v1/advonet/"])
 async def test_advoware_url_with_or_without_an_api_tail_reaches_the_profile_s_resource(
-        sim: AdvowareSimulator, _server: tuple[ServerHandle, CurrentApp], tail: str) -> None:
+        sim: AdvowareSimulator, app_server: tuple[ServerHandle, CurrentApp], tail: str) -> None:
     """ADVOWARE_URL may be given with or without /api/v1 (docs): also with today's /api/v1/advonet tail under
     a profile whose resource is directly under api/v1 (the path was doubled before: 404)."""
     betnr = sim.seed(name="Muster")["betNr"]
-    url = _server[0].url
+    url = app_server[0].url
     settings: dict[str, Any] = {**sim.client_settings(), "timeout": 2.0, "profile": sim.profile}
     client = AdvowareAPI(url + tail, url, redis=fakeredis.FakeAsyncRedis(), **settings)
     try:
