@@ -4,6 +4,7 @@ unlinked ("no link known"), under ``delete`` an orphan for good (the chaos run f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -141,5 +142,30 @@ async def test_one_edited_since_is_kept_and_named_not_deleted(real_redis_url: st
         assert tb.advo.get(made["betNr"]) is not None
         line = next(r.getMessage() for r in caplog.records if "kept, check it" in r.getMessage())
         assert rec["id"] in line and f"betnr={made['betNr']}" in line
+    finally:
+        await tb.close()
+
+
+@pytest.mark.parametrize(("espo", "occ"), PROFILES, ids=["espo8", "espo9"])
+async def test_the_delete_webhook_and_the_due_retry_at_once_delete_it_once(real_redis_url: str, espo: str,
+                                                                          occ: bool) -> None:
+    """Both find the record gone under the same lease: one deletes the Beteiligter, the other finds
+    nothing left to do; nothing is created again, no error."""
+    tb = await _bed(real_redis_url, espo, occ, "delete")
+    try:
+        tb.advo.faults.add(method="POST", path="/advonet/Beteiligte$", delay=1.5, lose_answer=True, times=1)
+        rec = tb.espo.seed(**SAMPLE)
+        await tb.flush()
+        [made] = tb.advo.all()
+        tb.espo.user_delete(rec["id"])
+        tb.clock.advance(3600)  # the create's retry is due as the delete webhook arrives
+        tb.reset_calls()
+        await asyncio.gather(tb.flush(), tb.host.run_cron("beteiligte_retry_cron"))
+        await tb.host.drain(30)
+        assert tb.advo.get(int(made["betNr"])) is None
+        assert tb.advo.all() == []
+        assert tb.advo.calls.snapshot().get("DELETE /api/v1/advonet/Beteiligte/{id}") == 1
+        assert tb.advo.calls.snapshot().get("POST /api/v1/advonet/Beteiligte") is None
+        assert await tb.services.store.create_attempt(rec["id"]) is None
     finally:
         await tb.close()
