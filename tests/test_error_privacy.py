@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import fakeredis
 import httpx
@@ -25,7 +26,8 @@ PROBLEM = {"type": "https://advo.test/validation", "title": "One or more validat
 
 
 def free_of_personal_data(text: str) -> bool:
-    return not any(value in text for value in PERSONAL)
+    shown = re.sub(r"https?://[^/\s]+", "", text)  # the simulators' random ports are not data (paths and queries are)
+    return not any(value in shown for value in PERSONAL)
 
 
 @pytest.mark.parametrize(("text", "kept"), [
